@@ -1,0 +1,62 @@
+"""Retrieved documents: the `docs` value of the language, shared by every layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One retrieved passage."""
+
+    id: str
+    title: str
+    text: str
+    score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "text": self.text, "score": self.score}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "Doc":
+        return cls(
+            id=str(obj["id"]),
+            title=str(obj.get("title", "")),
+            text=str(obj.get("text", "")),
+            score=None if obj.get("score") is None else float(obj["score"]),
+        )
+
+
+def split_contents(contents: str) -> tuple[str, str]:
+    """Split Search-R1 `contents` ('"Title"\\ntext') into (title, text)."""
+    head, sep, rest = contents.partition("\n")
+    if not sep:
+        return "", contents
+    title = head.strip()
+    if len(title) >= 2 and title[0] == title[-1] == '"':
+        title = title[1:-1]
+    return title, rest
+
+
+@dataclass(frozen=True, slots=True)
+class Docs:
+    """An immutable ranked list of documents (the result of `retrieve`)."""
+
+    items: tuple[Doc, ...] = ()
+
+    def __iter__(self) -> Iterator[Doc]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Doc:
+        return self.items[i]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [d.to_json() for d in self.items]
+
+    @classmethod
+    def from_json(cls, rows: list[Mapping[str, Any]]) -> "Docs":
+        return cls(tuple(Doc.from_json(r) for r in rows))

@@ -1,0 +1,25 @@
+"""Resource limits of one program run; every one has a safe default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_source_bytes: int = 64_000
+    max_statements: int = 200
+    max_tool_calls: int = 100
+    max_string_length: int = 200_000
+    max_depth: int = 12
+    max_int: int = 1_000_000
+    max_docs: int = 1_000
+    max_trace_bytes: int = 20_000_000
+    tool_timeout_s: float | None = 600.0
+    run_timeout_s: float | None = 3_600.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0:
+                raise ValueError(f"limit {f.name} must be positive, got {value!r}")

@@ -1,0 +1,399 @@
+"""Static validation: one pass over the whole tree that reports every error with its exact span."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from .errors import (
+    ArityError,
+    AssignToTool,
+    DisallowedCharacter,
+    DisallowedConstruct,
+    DslError,
+    LimitExceeded,
+    MissingFinalAnswer,
+    TypeMismatch,
+    UndefinedName,
+    UnknownKeyword,
+    UnknownTool,
+    UseBeforeAssignment,
+    Span,
+    ValidationFailed,
+)
+from .language import DEFAULT_LANGUAGE, FINAL_ANSWER, ExprInfo, Language
+from .limits import Limits
+from .nodes import describe
+from .source import SourceMap, parse_source
+from .tools import ToolSpec, ValueType
+
+IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+UNKNOWN = ExprInfo(None, 0)
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One `name = expr` statement of a validated program, with its place in the dataflow graph."""
+
+    index: int
+    node: ast.Assign
+    target: str
+    type: ValueType
+    span: Span
+    source: str
+    reads: tuple[str, ...]
+    deps: tuple[int, ...]
+    calls: int
+
+
+@dataclass(frozen=True)
+class Program:
+    """A validated program: the very tree that was checked, ready for the interpreter."""
+
+    source: str
+    tree: ast.Module
+    statements: tuple[Statement, ...]
+    language: Language
+    limits: Limits
+    smap: SourceMap = field(repr=False, compare=False)
+
+    @property
+    def call_count(self) -> int:
+        return sum(s.calls for s in self.statements)
+
+    def dependents(self, index: int) -> list[int]:
+        """Indexes of the statements that depend, directly or not, on statement `index`."""
+        out: set[int] = {index}
+        for s in self.statements[index + 1 :]:
+            if out.intersection(s.deps):
+                out.add(s.index)
+        out.discard(index)
+        return sorted(out)
+
+
+@dataclass
+class ValidationResult:
+    program: Program | None
+    errors: list[DslError]
+
+    @property
+    def ok(self) -> bool:
+        return self.program is not None
+
+
+def _did_you_mean(name: str, candidates: list[str]) -> str | None:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"Did you mean '{match[0]}'?" if match else None
+
+
+class Checker:
+    """Walks a module once; collects errors; never raises for a bad program."""
+
+    def __init__(self, language: Language, limits: Limits, smap: SourceMap) -> None:
+        self.language = language
+        self.limits = limits
+        self.smap = smap
+        self.errors: list[DslError] = []
+        self.types: dict[str, ExprInfo] = {}
+        self.defined_at: dict[str, int] = {}  # name -> index of the latest statement assigning it
+        self.assigned_later: dict[str, int] = {}  # name -> first line that assigns it
+        self._reads: list[str] = []
+        self._calls = 0
+        self._depth = 0
+
+    # -- helpers usable by extension node kinds --------------------------------------------
+    def error(self, cls: type[DslError], message: str, node: ast.AST, **kw) -> ExprInfo:
+        self.errors.append(self.smap.error(cls, message, node, **kw))
+        return UNKNOWN
+
+    def disallowed(self, node: ast.AST, what: str | None = None, hint: str | None = None) -> ExprInfo:
+        what = what or describe(node)
+        return self.error(DisallowedConstruct, f"{what} is not allowed", node, construct=what, hint=hint)
+
+    def check_length(self, n: int, node: ast.AST) -> bool:
+        if n > self.limits.max_string_length:
+            self.error(LimitExceeded, f"this text is at least {n} characters long; the limit is "
+                       f"{self.limits.max_string_length}", node, limit="max_string_length", value=n)
+            return False
+        return True
+
+    def expr(self, node: ast.AST, depth: int = 0) -> ExprInfo:
+        if depth > self.limits.max_depth:
+            return self.error(LimitExceeded, f"expression nested deeper than {self.limits.max_depth} levels",
+                              node, limit="max_depth")
+        handler = _EXPR_HANDLERS.get(type(node))
+        if handler is not None:
+            return handler(self, node, depth)
+        kind = self.language.nodes.get(type(node))
+        if kind is not None:
+            outer, self._depth = self._depth, depth
+            try:
+                info = kind.check(node, self)
+            finally:
+                self._depth = outer
+            if info is not None:
+                return info
+        return self.disallowed(node)
+
+    def sub(self, node: ast.AST) -> ExprInfo:
+        """Check a child expression (for extension node kinds)."""
+        return self.expr(node, self._depth + 1)
+
+    # -- identifiers -------------------------------------------------------------------------
+    def _identifier_ok(self, name: str, node: ast.AST, raw: str | None = None) -> bool:
+        raw = self.smap.raw_text(node) if raw is None else raw
+        if not raw.startswith(name) or not raw.isascii():
+            self.error(DisallowedCharacter, f"identifier {raw or name!r} must be plain ASCII "
+                       f"(it reads as {name!r} after Unicode normalisation)", node)
+            return False
+        if not IDENTIFIER.match(name):
+            self.error(DisallowedConstruct, f"identifier {name!r} must start with an ASCII letter "
+                       "and hold only letters, digits and '_'", node, construct="identifier")
+            return False
+        return True
+
+    # -- expressions ---------------------------------------------------------------------------
+    def _constant(self, node: ast.Constant, depth: int) -> ExprInfo:
+        v = node.value
+        if isinstance(v, bool) or v is None or v is Ellipsis:
+            return self.disallowed(node, f"constant {v!r}")
+        if isinstance(v, str):
+            return ExprInfo(ValueType.TEXT, len(v)) if self.check_length(len(v), node) else UNKNOWN
+        if isinstance(v, int):
+            if v > self.limits.max_int:
+                return self.error(LimitExceeded, f"integer {v if v < 10**30 else 'literal'} is over the limit "
+                                  f"{self.limits.max_int}", node, limit="max_int")
+            return ExprInfo(ValueType.INT, len(str(v)))
+        return self.disallowed(node, f"{type(v).__name__} constant")
+
+    def _name(self, node: ast.Name, depth: int) -> ExprInfo:
+        name = node.id
+        if not self._identifier_ok(name, node):
+            return UNKNOWN
+        if name in self.types:
+            self._reads.append(name)
+            return self.types[name]
+        if name in self.language.tools:
+            return self.disallowed(node, f"using tool '{name}' as a value",
+                                   hint=f"Call it: {self.language.tools[name].signature()}")
+        if name in self.assigned_later:
+            return self.error(UseBeforeAssignment, f"'{name}' is used before it is assigned "
+                              f"(on line {self.assigned_later[name]})", node, name=name,
+                              hint="Move that assignment above this line.")
+        return self.error(UndefinedName, f"name '{name}' is not defined", node, name=name,
+                          hint=_did_you_mean(name, list(self.types)))
+
+    def _fstring(self, node: ast.JoinedStr, depth: int) -> ExprInfo:
+        total, ok = 0, True
+        for part in node.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                total += len(part.value)
+                continue
+            if not isinstance(part, ast.FormattedValue):
+                self.disallowed(part)
+                ok = False
+                continue
+            if part.conversion != -1:
+                self.disallowed(part, f"conversion '!{chr(part.conversion)}' in an f-string",
+                                hint="Write {name} with no conversion.")
+                ok = False
+                continue
+            if part.format_spec is not None:
+                self.disallowed(part.format_spec, "format spec in an f-string", hint="Write {name} with no ':spec'.")
+                ok = False
+                continue
+            value = part.value
+            if not isinstance(value, (ast.Name, ast.Constant)):
+                self.disallowed(value, f"{describe(value)} inside an f-string field",
+                                hint="Only a variable name or a constant may stand between braces.")
+                ok = False
+                continue
+            info = self.expr(value, depth + 1)
+            if info.type is None:
+                ok = False
+            elif info.type is ValueType.DOCS:
+                self.error(TypeMismatch, "docs cannot be put into text; pass them to answer(...) instead",
+                           value, expected="text", got="docs")
+                ok = False
+            else:
+                total += info.min_len
+        if not ok:
+            return UNKNOWN
+        return ExprInfo(ValueType.TEXT, total) if self.check_length(total, node) else UNKNOWN
+
+    def _call(self, node: ast.Call, depth: int) -> ExprInfo:
+        func = node.func
+        if not isinstance(func, ast.Name):
+            return self.disallowed(func, f"calling {describe(func)}", hint="Only tools may be called: "
+                                   + ", ".join(self.language.tools))
+        if not self._identifier_ok(func.id, func):
+            return UNKNOWN
+        spec = self.language.tools.get(func.id)
+        if spec is None:
+            if func.id in self.types or func.id in self.assigned_later:
+                return self.error(UnknownTool, f"'{func.id}' is a variable, not a tool", func, name=func.id,
+                                  hint=f"Tools: {', '.join(self.language.tools)}.")
+            return self.error(UnknownTool, f"'{func.id}' is not a tool", func, name=func.id,
+                              hint=_did_you_mean(func.id, list(self.language.tools))
+                              or f"Tools: {', '.join(self.language.tools)}.")
+        self._calls += 1
+        bad = False
+        bound: dict[str, ast.AST] = {}
+        for i, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                self.disallowed(arg)
+                bad = True
+                continue
+            if i >= len(spec.params):
+                self.error(ArityError, f"{spec.name}() takes at most {len(spec.params)} argument"
+                           f"{'s' if len(spec.params) != 1 else ''}, got {len(node.args)}", arg,
+                           hint=f"Signature: {spec.signature()}")
+                bad = True
+                continue
+            bound[spec.params[i].name] = arg
+        for kw in node.keywords:
+            if kw.arg is None:
+                self.disallowed(kw, "keyword unpacking (**x)")
+                bad = True
+                continue
+            if not self._identifier_ok(kw.arg, kw, raw=self.smap.raw_text(kw)):
+                bad = True
+                continue
+            if spec.param(kw.arg) is None:
+                self.error(UnknownKeyword, f"{spec.name}() has no parameter '{kw.arg}'", kw, name=kw.arg,
+                           hint=_did_you_mean(kw.arg, [p.name for p in spec.params])
+                           or f"Signature: {spec.signature()}")
+                bad = True
+                continue
+            if kw.arg in bound:
+                self.error(ArityError, f"{spec.name}() got two values for '{kw.arg}'", kw)
+                bad = True
+                continue
+            bound[kw.arg] = kw.value
+        for p in spec.params:
+            if p.required and p.name not in bound and not bad:
+                self.error(ArityError, f"{spec.name}() is missing its argument '{p.name}'", node,
+                           hint=f"Signature: {spec.signature()}")
+                bad = True
+        for pname, arg in bound.items():
+            param = spec.param(pname)
+            info = self.expr(arg, depth + 1)
+            if info.type is not None and info.type is not param.type:
+                self.error(TypeMismatch, f"{spec.name}() expects {param.type.value} for '{pname}', "
+                           f"got {info.type.value}", arg, expected=param.type.value, got=info.type.value,
+                           hint=_type_hint(spec, param.type, info.type))
+        return ExprInfo(spec.returns, 0)
+
+    # -- statements ------------------------------------------------------------------------------
+    def module(self, tree: ast.Module) -> list[Statement]:
+        body = tree.body
+        if len(body) > self.limits.max_statements:
+            self.errors.append(LimitExceeded(f"program has {len(body)} statements; the limit is "
+                                             f"{self.limits.max_statements}", limit="max_statements"))
+            return []
+        for stmt in body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                self.assigned_later.setdefault(stmt.targets[0].id, stmt.lineno)
+        statements: list[Statement] = []
+        for stmt in body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+                continue  # a bare string is a comment
+            if isinstance(stmt, ast.Expr):
+                self.disallowed(stmt, "expression statement", hint="Assign the value: name = ...")
+                continue
+            if not isinstance(stmt, ast.Assign):
+                self.disallowed(stmt)
+                continue
+            made = self._assign(stmt, len(statements))
+            if made is not None:
+                statements.append(made)
+        if not any(
+            isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == FINAL_ANSWER for t in s.targets)
+            for s in body
+        ):
+            self.errors.append(MissingFinalAnswer(
+                f"the program never assigns '{FINAL_ANSWER}'",
+                hint=f'End with: {FINAL_ANSWER} = answer("Given: ... Answer the question: ...")'))
+        if self._calls > self.limits.max_tool_calls:
+            self.errors.append(LimitExceeded(f"program makes {self._calls} tool calls; the limit is "
+                                             f"{self.limits.max_tool_calls}", limit="max_tool_calls",
+                                             value=self._calls))
+        return statements
+
+    def _assign(self, stmt: ast.Assign, index: int) -> Statement | None:
+        self._reads, calls_before = [], self._calls
+        info = self.expr(stmt.value, 0)  # checked whatever the target, so that every error is reported
+        reads = tuple(dict.fromkeys(self._reads))
+        if len(stmt.targets) != 1:
+            self.disallowed(stmt.targets[1], "chained assignment (a = b = ...)")
+            return None
+        target = stmt.targets[0]
+        if not isinstance(target, ast.Name):
+            self.disallowed(target, f"assignment to {describe(target)}")
+            return None
+        name = target.id
+        if not self._identifier_ok(name, target):
+            return None
+        if name in self.language.tools:
+            self.error(AssignToTool, f"'{name}' is a tool and cannot be assigned", target, name=name,
+                       hint="Pick another variable name.")
+            return None
+        if name == FINAL_ANSWER and info.type is ValueType.DOCS:
+            self.error(TypeMismatch, f"'{FINAL_ANSWER}' must be text, got docs", stmt.value,
+                       expected="text", got="docs", hint="Pass the docs to answer(...).")
+            info = UNKNOWN
+        deps = tuple(sorted({self.defined_at[r] for r in reads if r in self.defined_at}))
+        self.types[name] = info
+        if info.type is None:
+            self.defined_at.pop(name, None)
+            return None
+        self.defined_at[name] = index
+        return Statement(
+            index=index, node=stmt, target=name, type=info.type, span=self.smap.ast_span(stmt),
+            source=ast.get_source_segment(self.smap.source, stmt) or "",
+            reads=reads, deps=deps, calls=self._calls - calls_before,
+        )
+
+
+def _type_hint(spec: ToolSpec, expected: ValueType, got: ValueType) -> str | None:
+    if expected is ValueType.DOCS:
+        return "docs must be a value that came from retrieve(...)."
+    if got is ValueType.DOCS:
+        return "docs can only be passed to a docs parameter, such as answer(query, docs)."
+    return f"Signature: {spec.signature()}"
+
+
+_EXPR_HANDLERS = {
+    ast.Constant: Checker._constant,
+    ast.Name: Checker._name,
+    ast.JoinedStr: Checker._fstring,
+    ast.Call: Checker._call,
+}
+
+
+def validate(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> ValidationResult:
+    """Validate program text; never raises for a bad program: every error is in the result."""
+    limits = limits or Limits()
+    tree, smap, errors = parse_source(source, limits)
+    if tree is None:
+        return ValidationResult(None, errors)
+    checker = Checker(language, limits, smap)
+    try:
+        statements = checker.module(tree)
+    except RecursionError:
+        checker.errors.append(LimitExceeded("program is nested too deeply", limit="max_depth"))
+        statements = []
+    errors = sorted(checker.errors, key=lambda e: (e.span.line, e.span.col) if e.span else (10**9, 0))
+    if errors:
+        return ValidationResult(None, errors)
+    return ValidationResult(Program(source, tree, tuple(statements), language, limits, smap), [])
+
+
+def parse_program(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> Program:
+    """Validate and return the Program, or raise ValidationFailed with every error."""
+    result = validate(source, language, limits)
+    if result.program is None:
+        raise ValidationFailed(result.errors)
+    return result.program

@@ -1,0 +1,140 @@
+"""Typed trace events and their JSON Lines form (with a schema version)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..documents import Docs
+
+SCHEMA_VERSION = 1
+
+JsonValue = Any  # text -> str, int -> int, docs -> list of {id, title, text, score}
+
+
+def value_to_json(value: Any) -> JsonValue:
+    if isinstance(value, Docs):
+        return value.to_json()
+    return value
+
+
+def value_from_json(obj: JsonValue) -> Any:
+    if isinstance(obj, list):
+        return Docs.from_json(obj)
+    return obj
+
+
+class TraceEvent(BaseModel):
+    """One step of a run. Subclasses set `kind`; `registry` maps kinds to classes for loading."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    registry: ClassVar[dict[str, type["TraceEvent"]]] = {}
+
+    kind: str
+    step: int
+    start: float
+    end: float
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kw: Any) -> None:
+        default = cls.model_fields["kind"].default
+        if isinstance(default, str):
+            TraceEvent.registry[default] = cls
+
+
+class StatementEvent(TraceEvent):
+    """An event tied to a program statement."""
+
+    statement: int
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    source: str
+    target: str | None = None
+
+
+class CallEvent(StatementEvent):
+    kind: Literal["call"] = "call"
+    tool: str
+    inputs: dict[str, JsonValue]
+    output: JsonValue = None
+    cached: bool = False
+
+    def output_value(self) -> Any:
+        return value_from_json(self.output)
+
+
+class RetrieveEvent(CallEvent):
+    kind: Literal["retrieve"] = "retrieve"  # type: ignore[assignment]
+
+
+class AnswerEvent(CallEvent):
+    kind: Literal["answer"] = "answer"  # type: ignore[assignment]
+
+
+class AssignEvent(StatementEvent):
+    kind: Literal["assign"] = "assign"
+    output: JsonValue = None
+
+
+class ErrorEvent(TraceEvent):
+    kind: Literal["error"] = "error"
+    statement: int | None = None
+    error: dict[str, Any]
+
+
+CALL_EVENT_KINDS: dict[str, type[CallEvent]] = {"call": CallEvent, "retrieve": RetrieveEvent, "answer": AnswerEvent}
+
+
+def event_from_dict(obj: dict[str, Any]) -> TraceEvent:
+    kind = obj.get("kind")
+    cls = TraceEvent.registry.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown trace event kind {kind!r}")
+    return cls.model_validate(obj)
+
+
+def dumps_jsonl(events: Iterable[TraceEvent], meta: dict[str, Any] | None = None) -> str:
+    """The trace as JSON Lines: a header line with the schema version, then one event per line."""
+    header = {"schema": "pyrag-dsl-trace", "version": SCHEMA_VERSION, **(meta or {})}
+    lines = [json.dumps(header, ensure_ascii=False)]
+    lines += [e.model_dump_json() for e in events]
+    return "\n".join(lines) + "\n"
+
+
+def loads_jsonl(text: str) -> tuple[dict[str, Any], list[TraceEvent]]:
+    """Parse a JSON Lines trace; returns (header, events). Raises ValueError on a bad file."""
+    rows = [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise ValueError("empty trace file")
+    try:
+        header = json.loads(rows[0])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"line 1: not JSON ({e.msg})") from None
+    if not isinstance(header, dict) or header.get("schema") != "pyrag-dsl-trace":
+        raise ValueError("line 1: not a pyrag-dsl trace header")
+    if header.get("version") != SCHEMA_VERSION:
+        raise ValueError(f"trace schema version {header.get('version')!r} is not supported (want {SCHEMA_VERSION})")
+    events = []
+    for n, row in enumerate(rows[1:], start=2):
+        try:
+            events.append(event_from_dict(json.loads(row)))
+        except (json.JSONDecodeError, ValueError) as e:
+            raise ValueError(f"line {n}: {e}") from None
+    return header, events
+
+
+def write_jsonl(path: str | Path, events: Iterable[TraceEvent], meta: dict[str, Any] | None = None) -> None:
+    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps_jsonl(events, meta), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_jsonl(path: str | Path) -> tuple[dict[str, Any], list[TraceEvent]]:
+    return loads_jsonl(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,36 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyrag_dsl import Doc, Docs
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+class RecordingTools:
+    """Fake retrieve/answer that record every call (a unit-test fake, never a product default)."""
+
+    def __init__(self, answers: dict[str, str] | None = None) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.answers = answers or {}
+
+    def retrieve(self, query: str, topk: int) -> Docs:
+        self.calls.append(("retrieve", {"query": query, "topk": topk}))
+        return Docs(tuple(Doc(id=f"{query}#{i}", title=f"T{i}", text=f"passage {i} for {query}", score=1.0 / (i + 1))
+                          for i in range(topk)))
+
+    def answer(self, query: str, docs: Docs | None) -> str:
+        self.calls.append(("answer", {"query": query, "docs": None if docs is None else len(docs)}))
+        for key, value in self.answers.items():
+            if key in query:
+                return value
+        return f"A({query[:20]})"
+
+    def as_dict(self) -> dict:
+        return {"retrieve": self.retrieve, "answer": self.answer}
+
+
+@pytest.fixture
+def tools() -> RecordingTools:
+    return RecordingTools()
