@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from functools import cached_property
 
@@ -27,6 +28,9 @@ FORBIDDEN_CHARS: dict[str, str] = {
     "\u2068": "FIRST STRONG ISOLATE",
     "\u2069": "POP DIRECTIONAL ISOLATE",
 }
+
+
+_FORBIDDEN_RE = re.compile("[" + "".join(FORBIDDEN_CHARS) + "\ud800-\udfff]")
 
 
 class SourceMap:
@@ -78,6 +82,17 @@ class SourceMap:
         c2 = self._char_col(l2, node.end_col_offset if node.end_col_offset is not None else node.col_offset)
         return Span(l1, c1 + 1, l2, c2 + 1)
 
+    def segment(self, node: ast.AST) -> str:
+        """The exact source text of a (possibly multi-line) node."""
+        l1, l2 = node.lineno, node.end_lineno or node.lineno
+        if self.line(l1) is None or self.line(l2) is None:
+            return ""
+        if l1 == l2:
+            return self.raw_text(node)
+        first = self.line(l1).encode("utf-8")[node.col_offset:].decode("utf-8", errors="replace")
+        last = self.line(l2).encode("utf-8")[: node.end_col_offset].decode("utf-8", errors="replace")
+        return "\n".join([first, *self.lines[l1 : l2 - 1], last])
+
     def raw_text(self, node: ast.AST) -> str:
         """The exact source text of a node, from the AST's own offsets (used to spot normalised identifiers)."""
         l1, l2 = node.lineno, node.end_lineno or node.lineno
@@ -112,19 +127,14 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
             )
         ]
     errors: list[DslError] = []
-    for i, ch in enumerate(source):
-        if ch in FORBIDDEN_CHARS or "\ud800" <= ch <= "\udfff":
-            line, col = _position(source, i)
-            what = FORBIDDEN_CHARS.get(ch, "lone surrogate")
-            errors.append(
-                DisallowedCharacter(
-                    f"character U+{ord(ch):04X} ({what}) is not allowed in a program",
-                    Span(line, col, line, col + 1),
-                    source_line=smap.line(line),
-                )
-            )
-            if len(errors) >= 20:
-                break
+    for match in _FORBIDDEN_RE.finditer(source):
+        ch = match.group()
+        line, col = _position(source, match.start())
+        what = FORBIDDEN_CHARS.get(ch, "lone surrogate")
+        errors.append(DisallowedCharacter(f"character U+{ord(ch):04X} ({what}) is not allowed in a program",
+                                          Span(line, col, line, col + 1), source_line=smap.line(line)))
+        if len(errors) >= 20:
+            break
     if errors:
         return None, smap, errors
     try:

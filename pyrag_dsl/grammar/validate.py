@@ -58,6 +58,7 @@ class Program:
     language: Language
     limits: Limits
     smap: SourceMap = field(repr=False, compare=False)
+    tools_used: frozenset[str] = frozenset()
 
     @property
     def call_count(self) -> int:
@@ -102,6 +103,7 @@ class Checker:
         self._reads: list[str] = []
         self._calls = 0
         self._depth = 0
+        self.tools_used: set[str] = set()
 
     # -- helpers usable by extension node kinds --------------------------------------------
     def error(self, cls: type[DslError], message: str, node: ast.AST, **kw) -> ExprInfo:
@@ -239,6 +241,7 @@ class Checker:
                               hint=_did_you_mean(func.id, list(self.language.tools))
                               or f"Tools: {', '.join(self.language.tools)}.")
         self._calls += 1
+        self.tools_used.add(spec.name)
         bad = False
         bound: dict[str, ast.AST] = {}
         for i, arg in enumerate(node.args):
@@ -352,7 +355,7 @@ class Checker:
         self.defined_at[name] = index
         return Statement(
             index=index, node=stmt, target=name, type=info.type, span=self.smap.ast_span(stmt),
-            source=ast.get_source_segment(self.smap.source, stmt) or "",
+            source=self.smap.segment(stmt),
             reads=reads, deps=deps, calls=self._calls - calls_before,
         )
 
@@ -388,7 +391,8 @@ def validate(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits 
     errors = sorted(checker.errors, key=lambda e: (e.span.line, e.span.col) if e.span else (10**9, 0))
     if errors:
         return ValidationResult(None, errors)
-    return ValidationResult(Program(source, tree, tuple(statements), language, limits, smap), [])
+    return ValidationResult(Program(source, tree, tuple(statements), language, limits, smap,
+                                    frozenset(checker.tools_used)), [])
 
 
 def parse_program(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> Program:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import contextvars
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -117,10 +118,7 @@ class Run:
             ast.JoinedStr: self._fstring,
             ast.Call: self._call,
         }
-        missing = sorted(
-            {n.func.id for n in ast.walk(program.tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-            - self.tools.keys()
-        )
+        missing = sorted(program.tools_used - self.tools.keys())
         if missing:
             raise ValueError(f"no implementation given for tool(s): {', '.join(missing)}")
 
@@ -286,6 +284,35 @@ class Run:
             self.abandoned = True
 
 
+class _Workers:
+    """Reusable daemon threads for supervised runs: starting a thread per run costs more than a run."""
+
+    max_idle = 8
+
+    def __init__(self) -> None:
+        self._idle: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._loop, args=(inbox,), name="pyrag-dsl-run", daemon=True).start()
+        inbox.put(fn)
+
+    def _loop(self, inbox: queue.SimpleQueue) -> None:
+        while True:
+            inbox.get()()  # the callable catches everything itself
+            with self._lock:
+                if len(self._idle) >= self.max_idle:
+                    return
+                self._idle.append(inbox)
+
+
+_WORKERS = _Workers()
+
+
 def supervise(run: Run, work: Callable[[], None]) -> None:
     """Run `work` in a worker thread and enforce the per-call and per-run wall-clock limits.
 
@@ -299,15 +326,18 @@ def supervise(run: Run, work: Callable[[], None]) -> None:
     done = threading.Event()
     ctx = contextvars.copy_context()
 
+    crash: list[BaseException] = []
+
     def target() -> None:
         try:
             ctx.run(work)
+        except BaseException as e:  # an engine bug: re-raised in the caller's thread below
+            crash.append(e)
         finally:
             done.set()
 
-    worker = threading.Thread(target=target, name="pyrag-dsl-run", daemon=True)
     run_deadline = time.monotonic() + limits.run_timeout_s if limits.run_timeout_s else None
-    worker.start()
+    _WORKERS.submit(target)
     try:
         while not done.wait(timeout=0.05):
             now = time.monotonic()
@@ -322,6 +352,8 @@ def supervise(run: Run, work: Callable[[], None]) -> None:
                                           source_line=run.program.smap.line(span.line) if span else None,
                                           limit="tool_timeout_s"))
                 return
+        if crash:
+            raise crash[0]
     except BaseException:  # Ctrl-C while waiting: keep what was computed, stop the walker
         run.abandon(LimitExceeded("run interrupted", limit="interrupted"))
         raise

@@ -1,0 +1,16 @@
+"""The benchmark scripts run and print their tables (numbers are not asserted: they live in the scripts)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_engine_overhead_script_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine_overhead.py"), "--repeat", "1",
+                          "--skip-hostile"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Validation time per program" in out.stdout
+    assert "Engine overhead per tool call" in out.stdout
+    assert len([line for line in out.stdout.splitlines() if line.strip().startswith(("5 ", "20 ", "100 "))]) == 6
