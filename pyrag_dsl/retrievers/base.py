@@ -1,0 +1,35 @@
+"""The retriever protocol: batch search from queries to ranked documents; every backend implements it."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from ..documents import Doc, Docs
+
+
+class RetrievalError(Exception):
+    """A retrieval backend or server failed. `source` names the index or URL, `cause` says why."""
+
+    def __init__(self, source: str, cause: str) -> None:
+        super().__init__(f"{source}: {cause}")
+        self.source = source
+        self.cause = cause
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """`search(queries, topk)` returns one ranked list of documents per query, best first."""
+
+    def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]: ...
+
+    def close(self) -> None: ...
+
+
+class RetrieveTool:
+    """The engine's `retrieve(query, topk)` tool over any Retriever."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+
+    def __call__(self, query: str, topk: int) -> Docs:
+        return Docs(tuple(self.retriever.search([query], topk)[0]))

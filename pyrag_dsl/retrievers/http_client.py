@@ -1,0 +1,112 @@
+"""Client for any server speaking the Search-R1 `/retrieve` protocol (ours or Search-R1's own)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import httpx
+
+from ..documents import Doc, split_contents
+from .base import RetrievalError
+
+
+class HttpRetriever:
+    """One pooled connection; retries with exponential backoff on connection errors and 5xx; many
+    queries go out in one request (split into chunks of `max_batch`)."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8008",
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_batch: int = 256,
+    ) -> None:
+        base = url.rstrip("/")
+        self.endpoint = base if base.endswith("/retrieve") else base + "/retrieve"
+        self.retries = retries
+        self.backoff = backoff
+        self.max_batch = max_batch
+        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        self.requests = 0  # HTTP requests sent, retries included
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "HttpRetriever":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]:
+        out: list[list[Doc]] = []
+        queries = list(queries)
+        for i in range(0, len(queries), self.max_batch):
+            out.extend(self._post(queries[i : i + self.max_batch], topk))
+        return out
+
+    def _post(self, queries: list[str], topk: int) -> list[list[Doc]]:
+        payload = {"queries": queries, "topk": topk, "return_scores": True}
+        last = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                response = self._client.post(self.endpoint, json=payload)
+            except httpx.TimeoutException as e:
+                last = f"timed out ({type(e).__name__})"
+                continue
+            except httpx.TransportError as e:
+                last = f"cannot connect ({type(e).__name__}: {e})"
+                continue
+            if response.status_code >= 500:
+                last = f"server error {response.status_code}: {response.text[:200]}"
+                continue
+            if response.status_code >= 400:
+                raise RetrievalError(self.endpoint, f"request refused ({response.status_code}): {response.text[:300]}")
+            return _parse_response(self.endpoint, response, len(queries))
+        raise RetrievalError(self.endpoint, f"{last} (after {self.retries + 1} attempts)")
+
+
+def _parse_response(url: str, response: httpx.Response, n_queries: int) -> list[list[Doc]]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise RetrievalError(url, f"answer is not JSON: {response.text[:120]!r}") from None
+    result = body.get("result") if isinstance(body, dict) else None
+    if not isinstance(result, list) or len(result) != n_queries:
+        raise RetrievalError(url, f"answer has no 'result' list with {n_queries} entries")
+    parsed: list[list[Doc]] = []
+    for hits in result:
+        if not isinstance(hits, list):
+            raise RetrievalError(url, "a 'result' entry is not a list of hits")
+        docs = []
+        for hit in hits:
+            doc = _parse_hit(hit)
+            if doc is None:
+                raise RetrievalError(url, f"malformed hit: {str(hit)[:120]}")
+            docs.append(doc)
+        parsed.append(docs)
+    return parsed
+
+
+def _parse_hit(hit: Any) -> Doc | None:
+    if not isinstance(hit, dict):
+        return None
+    score = hit.get("score")
+    document = hit.get("document", hit)  # {document, score} or, with return_scores false, the bare document
+    if not isinstance(document, dict) or "id" not in document:
+        return None
+    if isinstance(document.get("contents"), str):
+        title, text = split_contents(document["contents"])
+    elif isinstance(document.get("text"), str):
+        title, text = str(document.get("title", "")), document["text"]
+    else:
+        return None
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        return None
+    return Doc(id=str(document["id"]), title=title, text=text, score=None if score is None else float(score))
