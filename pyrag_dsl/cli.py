@@ -12,6 +12,7 @@ from rich.text import Text
 
 from . import __version__
 from .grammar import DEFAULT_LANGUAGE, DslError, Language, Limits, validate
+from .retrievers.base import RetrievalError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -95,6 +96,97 @@ def cmd_tools(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _progress_bar(console: Console):
+    """A rich progress bar fed by (stage, done, total) callbacks; returns (callback, context manager)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=False)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return update, bar
+
+
+def _open_retriever(args: argparse.Namespace, console: Console):
+    from .retrievers import HttpRetriever, open_index
+
+    if getattr(args, "url", None):
+        return HttpRetriever(args.url)
+    if getattr(args, "index", None):
+        return open_index(args.index)
+    from .retrievers.embedded import embedded_index
+
+    update, bar = _progress_bar(console)
+    with bar:
+        path = embedded_index("bm25", progress=update)
+    return open_index(path)
+
+
+def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
+    from .retrievers.corpus import CorpusError
+
+    if not Path(args.corpus).is_file():
+        raise UsageError(f"no such corpus file: {args.corpus}")
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        raise UsageError(f"{out} exists and is not empty (use --force to overwrite)")
+    update, bar = _progress_bar(console)
+    try:
+        with bar:
+            if args.kind == "bm25":
+                from .retrievers.bm25 import build_bm25_index
+
+                meta = build_bm25_index(args.corpus, out, threads=args.threads, skip_bad=args.skip_bad,
+                                        progress=update)
+            else:
+                from .retrievers.dense import build_dense_index
+
+                meta = build_dense_index(args.corpus, out, model=args.model, batch_size=args.batch_size,
+                                         skip_bad=args.skip_bad, progress=update)
+    except CorpusError as e:
+        console.print(Text(f"{e.path}: {len(e.problems)} bad line(s)", style="red"))
+        for n, why in e.problems[:50]:
+            console.print(f"  line {n}: {why}", highlight=False, markup=False)
+        if len(e.problems) > 50:
+            console.print(f"  ... and {len(e.problems) - 50} more")
+        console.print("Fix them, or pass --skip-bad to index the good lines only.")
+        return EXIT_INVALID
+    console.print(f"[green]built[/green] {meta['kind']} index of {meta['documents']} passages in "
+                  f"{meta['seconds']} s: {out}")
+    return EXIT_OK
+
+
+def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
+    import uvicorn
+
+    from .retrievers.server import ServerLimits, create_app
+
+    retriever = _open_retriever(args, console)
+    name = args.index or "embedded hotpotqa-dev300 (bm25)"
+    app = create_app(retriever, ServerLimits(default_topk=args.default_topk), name=name)
+    console.print(f"serving {name} on http://{args.host}:{args.port}/retrieve (Ctrl-C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    retriever = _open_retriever(args, console)
+    hits = retriever.search([args.query], args.topk)[0]
+    table = Table("#", "score", "id", "title", "text")
+    for i, d in enumerate(hits, 1):
+        table.add_row(str(i), f"{d.score:.3f}" if d.score is not None else "", d.id, d.title,
+                      d.text[:100] + ("..." if len(d.text) > 100 else ""))
+    console.print(table)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyrag-dsl",
@@ -128,6 +220,42 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tools", help="list the tools and their signatures")
     add_enable(p)
     p.set_defaults(func=cmd_tools)
+
+    p = sub.add_parser("index", help="build retrieval indexes", description="Build retrieval indexes.")
+    isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    b = isub.add_parser("build", help="index a Search-R1/FlashRAG JSONL corpus ({id, contents} per line)",
+                        description="Index a JSONL corpus ({\"id\", \"contents\": \"\\\"Title\\\"\\ntext\"} or "
+                        "{\"id\", \"title\", \"text\"} per line). Bad lines are reported with their line number.")
+    b.add_argument("corpus", help="corpus JSONL file")
+    b.add_argument("--kind", choices=("bm25", "dense"), default="bm25",
+                   help="bm25: Lucene via pyserini (default); dense: faiss over a sentence-transformers model")
+    b.add_argument("--out", required=True, help="index directory to create")
+    b.add_argument("--threads", type=int, default=2, help="Lucene indexing threads (bm25)")
+    b.add_argument("--model", default=None,
+                   help="dense model: a local sentence-transformers directory (default: bundled all-MiniLM-L6-v2; "
+                   "E5 models get query:/passage: prefixes)")
+    b.add_argument("--batch-size", type=int, default=32, help="encoding batch size (dense)")
+    b.add_argument("--skip-bad", action="store_true", help="index the good lines and drop bad ones")
+    b.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
+    b.set_defaults(func=cmd_index_build)
+
+    p = sub.add_parser("serve-retriever", help="serve an index over the Search-R1 /retrieve protocol",
+                       description="Serve an index over HTTP: POST /retrieve {queries, topk, return_scores}, "
+                       "GET /health. Without --index, serves the embedded corpus (indexed on first use).")
+    p.add_argument("--index", help="index directory built by 'pyrag-dsl index build' (default: embedded corpus)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
+    p.add_argument("--default-topk", type=int, default=5, help="topk when a request gives none (default: 5)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve_retriever)
+
+    p = sub.add_parser("search", help="search an index or a retrieval server from the command line")
+    p.add_argument("query")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--index", help="index directory (default: embedded corpus)")
+    src.add_argument("--url", help="retrieval server URL, e.g. http://127.0.0.1:8008")
+    p.add_argument("--topk", type=int, default=5)
+    p.set_defaults(func=cmd_search)
     return parser
 
 
@@ -147,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         return 130
+    except RetrievalError as e:
+        if args.debug:
+            raise
+        err_console.print(Text("error: ", style="red") + Text(str(e)))
+        return EXIT_INVALID
     except Exception as e:  # a one-line error for people; the traceback with --debug
         if args.debug:
             raise

@@ -34,3 +34,35 @@ class RecordingTools:
 @pytest.fixture
 def tools() -> RecordingTools:
     return RecordingTools()
+
+
+DATA = Path(__file__).parent / "data"
+SMALL_CORPUS = DATA / "small-corpus.jsonl"
+
+
+@pytest.fixture(scope="session")
+def bm25_index(tmp_path_factory):
+    """A real Lucene index of the 20-passage test corpus."""
+    from pyrag_dsl.retrievers.bm25 import build_bm25_index
+
+    out = tmp_path_factory.mktemp("bm25")
+    build_bm25_index(SMALL_CORPUS, out, threads=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bm25(bm25_index):
+    from pyrag_dsl.retrievers import open_index
+
+    retriever = open_index(bm25_index)
+    yield retriever
+    retriever.close()
+
+
+@pytest.fixture(scope="session")
+def retrieval_server(bm25):
+    """Our retrieval server over the real Lucene index, on a free loopback port."""
+    from pyrag_dsl.retrievers.server import BackgroundServer, create_app
+
+    with BackgroundServer(create_app(bm25, name="small")) as server:
+        yield server

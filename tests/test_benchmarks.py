@@ -14,3 +14,14 @@ def test_engine_overhead_script_runs():
     assert "Validation time per program" in out.stdout
     assert "Engine overhead per tool call" in out.stdout
     assert len([line for line in out.stdout.splitlines() if line.strip().startswith(("5 ", "20 ", "100 "))]) == 6
+
+
+def test_retrieval_benchmark_script_runs(tmp_path):
+    import os
+
+    env = {**os.environ, "PYRAG_DSL_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "retrieval.py"), "--skip-dense", "--requests",
+                          "64"], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "Recall of supporting titles" in out.stdout
+    assert "Batched throughput / one-query throughput" in out.stdout

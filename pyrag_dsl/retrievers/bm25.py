@@ -28,10 +28,21 @@ def build_bm25_index(
 ) -> dict:
     """Index a JSONL corpus with Lucene. Raises CorpusError on bad lines (unless skip_bad)."""
     out = Path(out_dir)
+    created = not out.exists()
     staging = out / ".staging"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    try:
+        return _build(corpus, out, staging, threads, skip_bad, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _build(corpus, out: Path, staging: Path, threads: int, skip_bad: bool, progress: Progress | None) -> dict:
     t0 = time.monotonic()
     # Lucene indexes files in parallel, not lines: split the corpus into one file per thread.
     shards = [open(staging / f"part{i:02d}.jsonl", "w", encoding="utf-8") for i in range(max(threads, 1))]
