@@ -25,15 +25,15 @@ def test_batch_equals_single(bm25):
 
 
 def test_topk_larger_than_corpus_and_odd_queries(bm25):
-    assert len(bm25.search(["baseball"], 100)[0]) <= 20
+    assert len(bm25.search(["baseball"], 100)[0]) <= 26
     assert bm25.search(["a:b (c AND"], 3)  # Lucene query syntax is not interpreted
     assert bm25.search(["zzzzqqq"], 3) == [[]]
 
 
 def test_metadata(bm25_index, bm25):
     meta = read_meta(bm25_index)
-    assert meta["kind"] == "bm25" and meta["documents"] == 20 and len(meta["corpus_sha256"]) == 64
-    assert len(bm25) == 20
+    assert meta["kind"] == "bm25" and meta["documents"] == 26 and len(meta["corpus_sha256"]) == 64
+    assert len(bm25) == 26
 
 
 def test_bad_index_dirs(tmp_path):

@@ -20,8 +20,8 @@ def test_index_build_bm25_and_search(tmp_path):
     out = tmp_path / "idx"
     r = cli("index", "build", str(SMALL_CORPUS), "--kind", "bm25", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "built bm25 index of 20 passages" in r.stdout
-    assert json.loads((out / "pyrag-index.json").read_text())["documents"] == 20
+    assert "built bm25 index of 26 passages" in r.stdout
+    assert json.loads((out / "pyrag-index.json").read_text())["documents"] == 26
     r = cli("search", "Mount Everest", "--index", str(out), "--topk", "2")
     assert r.returncode == 0 and "Mount Everest" in r.stdout
     r = cli("index", "build", str(SMALL_CORPUS), "--out", str(out))
@@ -59,7 +59,7 @@ def test_serve_retriever_command(bm25_index):
                 assert proc.poll() is None, proc.stderr.read()
                 assert time.monotonic() < deadline
                 time.sleep(0.3)
-        assert health["documents"] == 20
+        assert health["documents"] == 26
         r = httpx.post(f"http://127.0.0.1:{port}/retrieve", json={"queries": ["Tokyo capital"], "topk": 1,
                                                                   "return_scores": True})
         assert r.json()["result"][0][0]["document"]["contents"].startswith('"Tokyo"')

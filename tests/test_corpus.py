@@ -6,7 +6,7 @@ from pyrag_dsl.retrievers.corpus import CorpusError, iter_corpus, load_corpus, p
 
 def test_small_corpus_loads():
     passages = load_corpus(SMALL_CORPUS)
-    assert len(passages) == 20
+    assert len(passages) == 26
     doc = passages[0].to_doc(1.5)
     assert (doc.id, doc.title, doc.score) == ("doc0", "Jed Hoyer", 1.5)
     assert doc.text.startswith("Jed Hoyer (born December 7, 1973)")

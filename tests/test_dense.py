@@ -27,7 +27,7 @@ def test_dense_known_top_hits(dense_index, query, top_title):
 
 def test_dense_metadata_and_batch(dense_index):
     meta = read_meta(dense_index)
-    assert meta["kind"] == "dense" and meta["documents"] == 20 and meta["dim"] == 384 and meta["e5"] is False
+    assert meta["kind"] == "dense" and meta["documents"] == 26 and meta["dim"] == 384 and meta["e5"] is False
     retriever = open_index(dense_index)
     queries = ["volcano near Tokyo", "river in Africa"]
     assert [h[0].title for h in retriever.search(queries, 2)] == ["Mount Fuji", "Nile"]
@@ -59,7 +59,7 @@ def test_e5_models_get_query_and_passage_prefixes(tmp_path, monkeypatch):
     fake = FakeEncoder()
     monkeypatch.setattr(dense, "load_encoder", lambda model: fake)
     dense.build_dense_index(SMALL_CORPUS, tmp_path / "idx", model=str(model_dir))
-    assert all(t.startswith("passage: ") for t in fake.seen) and len(fake.seen) == 20
+    assert all(t.startswith("passage: ") for t in fake.seen) and len(fake.seen) == 26
     fake.seen.clear()
     dense.DenseRetriever(tmp_path / "idx").search(["who?"], 2)
     assert fake.seen == ["query: who?"]

@@ -81,7 +81,7 @@ def test_bad_requests_get_4xx_with_a_message(retrieval_server, payload, content,
 
 def test_health(retrieval_server):
     body = httpx.get(retrieval_server.url + "/health").json()
-    assert body["status"] == "ok" and body["documents"] == 20
+    assert body["status"] == "ok" and body["documents"] == 26
 
 
 def _flaky_app(fail_first: int, inner):

@@ -108,6 +108,7 @@ class Run:
         self.cache_hits = 0
         self.trace_bytes = 0
         self.call_started: float | None = None  # monotonic start of the call in flight, for the supervisor
+        self.overrides: dict[int, dict[str, Any]] = {}  # id(call node) -> arguments to force (adaptive top-k)
         self.abandoned = False
         self._lock = threading.Lock()
         self._stmt: Statement | None = None
@@ -202,6 +203,8 @@ class Run:
                     self.fail(ToolError, f"{spec.name}() is missing '{p.name}'", node)
                 kwargs[p.name] = d
         kwargs = {p.name: kwargs[p.name] for p in spec.params}
+        if self.overrides:
+            kwargs.update(self.overrides.get(id(node), ()))
         return self._invoke(spec, kwargs, node)
 
     def _invoke(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
@@ -214,18 +217,19 @@ class Run:
                           limit="max_tool_calls")
             self.tool_calls += 1
             failure: str | None = None
+            cause = ""
             self.call_started = time.monotonic()
             try:
                 raw = self.tools[spec.name](**kwargs)
             except BaseException as e:  # noqa: BLE001 - any tool failure becomes a ToolError
-                failure = _describe_exception(e)
+                failure, cause = _describe_exception(e), type(e).__name__
                 raw = None
             finally:
                 self.call_started = None
             if self.abandoned:
                 raise _Stop
             if failure is not None:
-                self.fail(ToolError, f"{spec.name}() failed: {failure}", node, tool=spec.name)
+                self.fail(ToolError, f"{spec.name}() failed: {failure}", node, tool=spec.name, cause=cause)
             try:
                 value = to_value(spec.returns, raw, self.limits)
             except BadToolResult as e:

@@ -1,0 +1,166 @@
+"""One client for any OpenAI-compatible server (vLLM, llama.cpp's server, ...), over the `openai` package."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+_THINK = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
+
+
+class LLMError(Exception):
+    """The LLM server failed, timed out or answered garbage. Says which server and why."""
+
+    def __init__(self, where: str, cause: str) -> None:
+        super().__init__(f"{where}: {cause}")
+        self.where = where
+        self.cause = cause
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Where and how to call one model. `grammar`: auto (ask the server), gbnf (llama.cpp), lark (vLLM), off."""
+
+    model: str = "local"
+    base_url: str = "http://127.0.0.1:8337/v1"
+    api_key: str = "EMPTY"
+    timeout_s: float = 120.0
+    retries: int = 2
+    backoff_s: float = 1.0
+    temperature: float = 0.0
+    max_tokens: int = 512
+    enable_thinking: bool = False
+    grammar: str = "auto"
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **kw: Any) -> "LLMConfig":
+        return replace(self, **kw)
+
+    @staticmethod
+    def from_env(prefix: str = "", default: "LLMConfig | None" = None) -> "LLMConfig | None":
+        """From the reference's variables: LLM_MODEL / LLM_BASE_URL (prefix ''), PLAN_LLM_* (prefix 'PLAN_')."""
+        model = os.environ.get(f"{prefix}LLM_MODEL")
+        url = os.environ.get(f"{prefix}LLM_BASE_URL")
+        if not model and not url:
+            return None
+        base = default or LLMConfig()
+        thinking = _env_flag("ENABLE_THINKING")
+        return base.with_(model=model or base.model, base_url=url or base.base_url,
+                          api_key=os.environ.get(f"{prefix}LLM_API_KEY", base.api_key),
+                          enable_thinking=base.enable_thinking if thinking is None else thinking)
+
+
+def strip_thinking(text: str) -> str:
+    return _THINK.sub("", text).strip()
+
+
+class LLMClient:
+    """Chat completions with timeouts, retries with backoff, <think> stripping and optional grammar."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        from openai import OpenAI
+
+        self.config = config
+        self._client = OpenAI(base_url=config.base_url, api_key=config.api_key or "EMPTY",
+                              timeout=config.timeout_s, max_retries=0)
+        self.calls = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._server_kind: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.base_url} ({self.config.model})"
+
+    def server_kind(self) -> str:
+        """'vllm', 'llama.cpp' or 'other', from the server's /models answer (asked once)."""
+        if self._server_kind is None:
+            kind = "other"
+            try:
+                models = self._client.models.list()
+                owners = {getattr(m, "owned_by", "") or "" for m in models.data}
+                if "vllm" in owners:
+                    kind = "vllm"
+                elif owners & {"me", "llamacpp", "llama.cpp"}:
+                    kind = "llama.cpp"
+            except Exception:  # noqa: BLE001 - the kind is a hint; a dead server fails on the real call
+                pass
+            self._server_kind = kind
+        return self._server_kind
+
+    def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]:
+        """The request fields that constrain decoding to a grammar, for this server (empty if unsupported)."""
+        mode = self.config.grammar
+        if mode == "auto":
+            mode = {"vllm": "lark", "llama.cpp": "gbnf"}.get(self.server_kind(), "off")
+        if mode == "gbnf":
+            return {"grammar": gbnf}
+        if mode == "lark":
+            return {"guided_grammar": lark, "structured_outputs": {"grammar": lark}}
+        return {}
+
+    def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
+             extra_body: dict[str, Any] | None = None, stop: list[str] | None = None) -> str:
+        body = {**self.config.extra_body, **(extra_body or {})}
+        if self.config.enable_thinking is False:
+            body.setdefault("chat_template_kwargs", {"enable_thinking": False})
+        last = ""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
+            with self._lock:
+                self.calls += 1
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.config.model, messages=messages, temperature=self.config.temperature,
+                    max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None)
+            except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError below
+                last = _describe(e)
+                with self._lock:
+                    self.failures += 1
+                if not _retryable(e):
+                    break
+                continue
+            try:
+                content = response.choices[0].message.content
+            except (AttributeError, IndexError, TypeError):
+                content = None
+            if not isinstance(content, str):
+                last = "the answer has no message content"
+                with self._lock:
+                    self.failures += 1
+                continue
+            return strip_thinking(content)
+        raise LLMError(self.where, last)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _describe(e: Exception) -> str:
+    name = type(e).__name__
+    if "Timeout" in name:
+        return f"timed out ({name})"
+    if "Connection" in name:
+        return f"cannot connect ({name})"
+    status = getattr(e, "status_code", None)
+    text = str(e).replace("\n", " ")[:300]
+    return f"{name} {status}: {text}" if status else f"{name}: {text}"
+
+
+def _retryable(e: Exception) -> bool:
+    status = getattr(e, "status_code", None)
+    if status is not None:
+        return status >= 500 or status == 429
+    return True  # connection errors and timeouts

@@ -1,0 +1,135 @@
+"""Replay a recorded run: re-execute its final program with the recorded tool outputs (no LLM, no
+retriever) and compare every step with the recording."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..agents.answer import Sentinels
+from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
+from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
+from . import events as pev
+from ..interpreter.walker import CallCache
+from .runner import Executor, PipelineConfig
+
+# Kinds compared step by step, and the fields that must match.
+_COMPARED = {
+    "retrieve": ("statement", "tool", "target", "inputs", "output"),
+    "answer": ("statement", "tool", "target", "inputs", "output"),
+    "call": ("statement", "tool", "target", "inputs", "output"),
+    "assign": ("statement", "target", "output"),
+    "adaptive_retry": ("statement", "retrieve_statements", "topk", "rerun"),
+    "error": ("error",),
+}
+
+
+class ReplayError(Exception):
+    """The trace cannot be replayed (not a pipeline trace, no program...)."""
+
+
+def _key(tool: str, inputs: dict[str, Any]) -> str:
+    return tool + json.dumps(inputs, sort_keys=True, ensure_ascii=False)
+
+
+class RecordedTools:
+    """Tools that answer from a recording, keyed by (tool, inputs)."""
+
+    def __init__(self, events: list[TraceEvent]) -> None:
+        self.table: dict[str, Any] = {}
+        for e in events:
+            if isinstance(e, CallEvent):
+                self.table.setdefault(_key(e.tool, e.inputs), e.output)
+        self.missing: list[str] = []
+
+    def tool(self, name: str) -> Callable[..., Any]:
+        def call(**kwargs: Any) -> Any:
+            key = _key(name, {k: value_to_json(v) for k, v in kwargs.items()})
+            if key not in self.table:
+                self.missing.append(key)
+                raise LookupError(f"no recorded output for {name}({', '.join(f'{k}=...' for k in kwargs)})")
+            return value_from_json(self.table[key])
+
+        return call
+
+
+@dataclass
+class StepDiff:
+    step: int
+    field: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass
+class ReplayReport:
+    final_answer_recorded: str | None
+    final_answer_replayed: str | None
+    steps_compared: int
+    diffs: list[StepDiff] = field(default_factory=list)
+    replayed: list[TraceEvent] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diffs and self.final_answer_recorded == self.final_answer_replayed
+
+
+def final_execution(events: list[TraceEvent]) -> tuple[pev.ExecuteEvent | None, list[TraceEvent]]:
+    """The first execution of the final program (after the last plan) and the compared events from there."""
+    last_plan = max((i for i, e in enumerate(events) if isinstance(e, pev.PlanEvent)), default=None)
+    if last_plan is None:
+        return None, []
+    start = next((i for i in range(last_plan + 1, len(events)) if isinstance(events[i], pev.ExecuteEvent)), None)
+    if start is None:
+        return None, []
+    body = [e for e in events[start:] if e.kind in _COMPARED or isinstance(e, pev.ExecuteEvent)]
+    return events[start], body  # type: ignore[return-value]
+
+
+def _find_final(events: list[TraceEvent]) -> pev.FinalEvent | None:
+    return next((e for e in reversed(events) if isinstance(e, pev.FinalEvent)), None)
+
+
+def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str, Callable[..., Any]] | None = None,
+           language: Language = DEFAULT_LANGUAGE) -> ReplayReport:
+    """Re-execute the recorded final program. Without `tools`, with the recorded outputs (exact replay);
+    with `tools` (for --live), against those and report the differences."""
+    final = _find_final(events)
+    start, recorded = final_execution(events)
+    if final is None or start is None or not final.program:
+        raise ReplayError("the trace has no executed program to replay")
+    settings = header.get("settings") or {}
+    cfg = PipelineConfig(topk=int(settings.get("topk", 5)), boosted_topk=int(settings.get("boosted_topk", 10)),
+                         policy=settings.get("policy", "incremental"),
+                         sentinels=tuple(settings["sentinels"]) if "sentinels" in settings else None,
+                         limits=Limits(), language=language)
+    checked = validate(final.program, cfg.language, cfg.limits)
+    if not checked.ok:
+        raise ReplayError("the recorded program does not validate: " + checked.errors[0].render())
+    recorded_tools = RecordedTools(events)
+    impls = tools or {name: recorded_tools.tool(name) for name in cfg.language.tools}
+    trace: list[TraceEvent] = []
+    executor = Executor(cfg, impls, Sentinels(cfg.sentinels), trace)
+    executor.execute(checked.program, CallCache(), 1)
+    executor.adaptive(1)
+    run = executor.run
+    replayed_final = None if run.env.get("final_answer") is None else str(run.env["final_answer"])
+    replayed = [e for e in trace if e.kind in _COMPARED or isinstance(e, pev.ExecuteEvent)]
+    report = ReplayReport(final.final_answer, replayed_final, len(recorded), replayed=trace)
+    for i in range(max(len(recorded), len(replayed))):
+        a = recorded[i] if i < len(recorded) else None
+        b = replayed[i] if i < len(replayed) else None
+        if a is None or b is None or a.kind != b.kind:
+            report.diffs.append(StepDiff(i + 1, "kind", a.kind if a else None, b.kind if b else None))
+            break
+        for name in _COMPARED.get(a.kind, ()):
+            va, vb = getattr(a, name, None), getattr(b, name, None)
+            if name == "error":
+                va, vb = (va or {}).get("message"), (vb or {}).get("message")
+            if va != vb:
+                report.diffs.append(StepDiff(i + 1, name, va, vb))
+    return report
+
+
+__all__ = ["ReplayError", "ReplayReport", "StepDiff", "replay"]

@@ -1,0 +1,375 @@
+"""The pipeline: decompose -> plan -> validate -> execute -> repair -> adaptive retrieval."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..agents.answer import AnswerAgent, Sentinels
+from ..agents.decompose import DecomposeAgent
+from ..agents.llm import LLMClient, LLMError
+from ..agents.plan import PlanAgent, render_errors
+from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
+from ..grammar.errors import DslError
+from ..interpreter.trace import CallEvent, TraceEvent, value_to_json
+from ..interpreter.walker import CallCache, Run, supervise
+from ..retrievers.base import RetrieveTool, Retriever
+from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
+from .steps import execution_log
+
+POLICIES = ("incremental", "reference")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    topk: int = 5
+    boosted_topk: int = 10
+    max_repairs: int = 3
+    policy: str = "incremental"  # "reference": re-run the whole program on repair and on adaptive retry
+    use_grammar: bool = True
+    sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
+    limits: Limits = field(default_factory=Limits)
+    language: Language = DEFAULT_LANGUAGE
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
+
+    def settings(self) -> dict[str, Any]:
+        return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
+                "max_repairs": self.max_repairs, "sentinels": list(Sentinels(self.sentinels).phrases)}
+
+
+@dataclass
+class PipelineResult:
+    original_query: str
+    sub_queries: list[str] = field(default_factory=list)
+    generated_code: str | None = None
+    execution_log: list[str] = field(default_factory=list)
+    variables: dict[str, Any] = field(default_factory=dict)
+    final_answer: str | None = None
+    retried_with_topk10: bool = False
+    trace: list[TraceEvent] = field(default_factory=list)
+    repair_rounds: int = 0
+    programs: list[str] = field(default_factory=list)
+    llm_calls: dict[str, int] = field(default_factory=dict)
+    retrieval_calls: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The reference's keys plus ours; the typed trace goes to trace.jsonl, not here."""
+        return {
+            "original_query": self.original_query, "sub_queries": self.sub_queries,
+            "generated_code": self.generated_code, "execution_log": self.execution_log,
+            "variables": self.variables, "final_answer": self.final_answer,
+            "retried_with_topk10": self.retried_with_topk10, "repair_rounds": self.repair_rounds,
+            "programs": self.programs, "llm_calls": self.llm_calls, "retrieval_calls": self.retrieval_calls,
+            "timings": self.timings, "error": self.error, "settings": self.settings,
+        }
+
+
+class _Counting:
+    """Counts calls of a tool callable."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.calls = 0
+
+    def __call__(self, **kw: Any) -> Any:
+        self.calls += 1
+        return self.fn(**kw)
+
+
+def _error_dict(err: BaseException) -> dict[str, Any]:
+    if isinstance(err, DslError):
+        return err.to_dict()
+    return {"type": type(err).__name__, "message": str(err)}
+
+
+class Pipeline:
+    """Answers questions with the three agents, the engine and a retriever. `llm` serves Decompose and
+    Answer; `plan_llm` (default: `llm`) writes the programs."""
+
+    def __init__(self, llm: LLMClient, retriever: Retriever, *, plan_llm: LLMClient | None = None,
+                 config: PipelineConfig | None = None, extra_tools: dict[str, Callable[..., Any]] | None = None) -> None:
+        self.config = config or PipelineConfig()
+        self.llm = llm
+        self.plan_llm = plan_llm or llm
+        self.decomposer = DecomposeAgent(llm)
+        self.planner = PlanAgent(self.plan_llm, self.config.language, use_grammar=self.config.use_grammar)
+        self.answerer = AnswerAgent(llm)
+        self.retriever = retriever
+        self.is_sentinel = Sentinels(self.config.sentinels)
+        self.extra_tools = dict(extra_tools or {})
+
+    # -- public ---------------------------------------------------------------------------------
+    def run(self, question: str, topk: int | None = None) -> PipelineResult:
+        cfg = self.config if topk is None else dataclasses.replace(self.config, topk=topk)
+        result = PipelineResult(original_query=question, settings=cfg.settings())
+        state = _RunState(self, cfg, result)
+        try:
+            state.go()
+        except LLMError as e:  # decompose or plan failed: keep what was computed
+            result.error = {"type": "LLMError", "message": str(e)}
+        finally:
+            state.finish()
+        return result
+
+
+class _RunState:
+    def __init__(self, pipeline: Pipeline, cfg: PipelineConfig, result: PipelineResult) -> None:
+        self.p = pipeline
+        self.cfg = cfg
+        self.result = result
+        self.t0 = time.monotonic()
+        self.llm_before = (pipeline.llm.calls, pipeline.plan_llm.calls)
+        self.retrieve = _Counting(RetrieveTool(pipeline.retriever))
+        self.answer = _Counting(pipeline.answerer)
+        tools = {**pipeline.extra_tools, "retrieve": self.retrieve, "answer": self.answer}
+        self.executor = Executor(cfg, tools, pipeline.is_sentinel, self.result.trace, self.result)
+        self.decompose_calls = 0
+        self.plan_calls = 0
+        self.plan_s = 0.0
+
+    def emit(self, event_cls: type[TraceEvent], **kw: Any) -> None:
+        _emit(self.result.trace, event_cls, **kw)
+
+    def go(self) -> None:
+        q, cfg, res = self.result.original_query, self.cfg, self.result
+        start = time.time()
+        d = self.p.decomposer.run(q)
+        self.decompose_calls = d.attempts
+        res.sub_queries = d.sub_queries
+        self.emit(DecomposeEvent, start=start, question=q, sub_queries=d.sub_queries, fallback=d.fallback,
+                  attempts=d.attempts, raw=d.raw)
+        res.timings["decompose_s"] = round(time.monotonic() - self.t0, 3)
+
+        t_plan = time.monotonic()
+        start = time.time()
+        source = self.p.planner.write(q, d.sub_queries)
+        self.plan_s = time.monotonic() - t_plan
+        self.plan_calls += 1
+        cache = CallCache()
+        attempt = 0
+        for round_ in range(cfg.max_repairs + 1):
+            res.programs.append(source)
+            checked = validate(source, cfg.language, cfg.limits)
+            self.emit(PlanEvent, start=start, round=round_, program=source,
+                      errors=[e.to_dict() for e in checked.errors])
+            if checked.ok:
+                res.generated_code = source
+                attempt += 1
+                if cfg.policy == "reference":
+                    cache = CallCache()  # the reference re-runs everything, re-sampling every call
+                run = self.executor.execute(checked.program, cache, attempt)
+                if run.error is None:
+                    break
+                errors: list[DslError] = [run.error]
+                if not _repairable(run.error):
+                    res.error = run.error.to_dict()
+                    return
+            else:
+                errors = checked.errors
+            if round_ == cfg.max_repairs:
+                res.error = {"type": "NoValidProgram", "message": f"no valid program after {cfg.max_repairs} repairs",
+                             "errors": [e.to_dict() for e in errors]}
+                return
+            start, t_repair = time.time(), time.monotonic()
+            feedback = render_errors(errors)
+            source = self.p.planner.repair(q, source, errors)
+            self.plan_s += time.monotonic() - t_repair
+            self.plan_calls += 1
+            res.repair_rounds = round_ + 1
+            self.emit(RepairEvent, start=start, round=round_ + 1, errors=[e.to_dict() for e in errors],
+                      feedback=feedback, program=source)
+        self.executor.adaptive(attempt)
+
+    @property
+    def run(self) -> Run | None:
+        return self.executor.run
+
+    # -- result -------------------------------------------------------------------------------------
+    def finish(self) -> None:
+        res, run = self.result, self.run
+        if run is not None:
+            res.variables = {k: value_to_json(v) for k, v in run.env.items()}
+            value = run.env.get(FINAL_ANSWER)
+            res.final_answer = None if value is None else str(value)
+            if res.error is None and run.error is not None:
+                res.error = run.error.to_dict()
+        res.execution_log = execution_log(res.trace)
+        res.retrieval_calls = self.retrieve.calls
+        answer_calls = self.answer.calls
+        total = (self.p.llm.calls - self.llm_before[0]) + (
+            self.p.plan_llm.calls - self.llm_before[1] if self.p.plan_llm is not self.p.llm else 0)
+        res.llm_calls = {"decompose": self.decompose_calls, "plan": self.plan_calls, "answer": answer_calls,
+                         "total_requests": total}
+        res.timings["plan_s"] = round(self.plan_s, 3)
+        res.timings["total_s"] = round(time.monotonic() - self.t0, 3)
+        self.emit(FinalEvent, final_answer=res.final_answer, program=res.generated_code, error=res.error)
+
+
+def _emit(trace: list[TraceEvent], event_cls: type[TraceEvent], **kw: Any) -> None:
+    now = time.time()
+    trace.append(event_cls(step=len(trace) + 1, start=kw.pop("start", now), end=now, **kw))
+
+
+class Executor:
+    """Runs a validated program and applies the adaptive-retrieval policy; appends to `trace`.
+    Shared by the pipeline and by replay."""
+
+    def __init__(self, cfg: PipelineConfig, tools: dict[str, Callable[..., Any]], is_sentinel: Callable[[str], bool],
+                 trace: list[TraceEvent], flags: Any = None) -> None:
+        self.cfg = cfg
+        self.tools = tools
+        self.is_sentinel = is_sentinel
+        self.trace = trace
+        self.flags = flags  # gets .retried_with_topk10 = True when a retry happens
+        self.run: Run | None = None
+        self.program: Program | None = None
+
+    def _on_event(self, event: TraceEvent) -> None:
+        # interpreter events are renumbered into the pipeline's trace
+        self.trace.append(event.model_copy(update={"step": len(self.trace) + 1}))
+
+    def execute(self, program: Program, cache: CallCache, attempt: int, topk: int | None = None) -> Run:
+        settings = {"topk": topk or self.cfg.topk}
+        _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
+        run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event)
+        supervise(run, run.run_all)
+        self.run, self.program, self.cache = run, program, cache
+        return run
+
+    def _retried(self) -> None:
+        if self.flags is not None:
+            self.flags.retried_with_topk10 = True
+
+    def _sentinel(self, s) -> bool:
+        value = self.run.env.get(s.target)
+        return isinstance(value, str) and self.is_sentinel(value)
+
+    def adaptive(self, attempt: int) -> None:
+        """Re-retrieve with the boosted top-k for every answer that came back as a sentinel."""
+        run, program, cfg = self.run, self.program, self.cfg
+        if run is None or program is None or run.error is not None:
+            return
+        if cfg.policy == "reference":
+            flagged = [s for s in program.statements if _answer_call(s, program) and self._sentinel(s)]
+            if flagged:
+                s = flagged[0]
+                _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
+                      answer=str(run.env.get(s.target)),
+                      retrieve_statements=[x.index for x in program.statements if _retrieve_calls(x, program)],
+                      topk=cfg.boosted_topk, rerun=list(range(len(program.statements))), policy="reference")
+                self._retried()
+                self.execute(program, CallCache(), attempt + 1, cfg.boosted_topk)
+            return
+        boosted: set[int] = set()  # id() of the retrieve call nodes already boosted
+        for s in program.statements:
+            if run.error is not None:
+                return
+            if not _answer_call(s, program) or not self._sentinel(s):
+                continue
+            changed = []
+            for i, node in _feeding_retrieves(s, program):
+                if id(node) in boosted:
+                    continue
+                boosted.add(id(node))
+                if _current_topk(node, run, cfg.topk) < cfg.boosted_topk:
+                    run.overrides[id(node)] = {"topk": cfg.boosted_topk}
+                    changed.append(i)
+            if not changed:
+                continue
+            rerun = sorted(set(changed) | {x for i in changed for x in program.dependents(i)})
+            _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
+                  answer=str(run.env.get(s.target)), retrieve_statements=sorted(set(changed)),
+                  topk=cfg.boosted_topk, rerun=rerun)
+            self._retried()
+            supervise(run, lambda: run.run_statements(rerun))
+
+
+def _repairable(err: DslError) -> bool:
+    """Runtime errors a new program can fix. Not: retriever or LLM failures, timeouts, interrupts."""
+    if err.kind == "ToolError":
+        return err.details.get("cause") not in ("RetrievalError", "LLMError")
+    return err.kind == "LimitExceeded" and err.details.get("limit") not in ("tool_timeout_s", "run_timeout_s",
+                                                                             "interrupted", "max_trace_bytes")
+
+
+def _tool_kind(node: ast.AST, program: Program) -> str | None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        spec = program.language.tools.get(node.func.id)
+        return spec.event_kind if spec else None
+    return None
+
+
+def _answer_call(s, program: Program) -> ast.Call | None:
+    return s.node.value if _tool_kind(s.node.value, program) == "answer" else None
+
+
+def _retrieve_calls(s, program: Program) -> list[ast.Call]:
+    return [n for n in ast.walk(s.node.value) if _tool_kind(n, program) == "retrieve"]
+
+
+def _arg(call: ast.Call, program: Program, name: str) -> ast.AST | None:
+    spec = program.language.tools[call.func.id]
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    for param, arg in zip(spec.params, call.args):
+        if param.name == name:
+            return arg
+    return None
+
+
+def _defining(program: Program, before: int, name: str):
+    for s in reversed(program.statements[:before]):
+        if s.target == name:
+            return s
+    return None
+
+
+def _feeding_retrieves(s, program: Program) -> list[tuple[int, ast.Call]]:
+    """The retrieve calls whose docs reach this answer; for a synthesis answer, every retrieve upstream."""
+    call = _answer_call(s, program)
+    docs = _arg(call, program, "docs") if call is not None else None
+    node, where = docs, s.index
+    while isinstance(node, ast.Name):  # follow aliases such as d2 = d1
+        d = _defining(program, where, node.id)
+        if d is None:
+            return []
+        node, where = d.node.value, d.index
+    if node is not None:
+        return [(where, node)] if _tool_kind(node, program) == "retrieve" else []
+    ancestors: set[int] = set()
+    todo = list(s.deps)
+    while todo:
+        i = todo.pop()
+        if i not in ancestors:
+            ancestors.add(i)
+            todo.extend(program.statements[i].deps)
+    return [(i, n) for i in sorted(ancestors) for n in _retrieve_calls(program.statements[i], program)]
+
+
+def _current_topk(node: ast.Call, run: Run, default: int) -> int:
+    forced = run.overrides.get(id(node), {}).get("topk")
+    if forced is not None:
+        return forced
+    arg = _arg(node, run.program, "topk")
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
+        return arg.value
+    if isinstance(arg, ast.Name) and isinstance(run.env.get(arg.id), int):
+        return run.env[arg.id]
+    return default
+
+
+__all__ = ["Pipeline", "PipelineConfig", "PipelineResult", "CallEvent"]
