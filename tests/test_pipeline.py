@@ -240,9 +240,17 @@ def test_grammar_constrained_decoding_by_server_kind(bm25, owned_by, field):
         decompose_body = [r for r in llm.requests if r["role"] == "decompose"][0]
     if field is None:
         assert "grammar" not in plan_body and "guided_grammar" not in plan_body
+        assert "grammar" not in decompose_body
     else:
         assert "call_retrieve" in plan_body[field] or "call-retrieve" in plan_body[field]
-    assert "grammar" not in decompose_body
+        assert "item" in decompose_body[field]  # the JSON-list grammar
+
+
+def test_skeleton_plan_grammar(bm25):
+    with ScriptedLLM(default_handler([JED_HOYER.replace("docs", "d")]), owned_by="me") as llm:
+        make_pipeline(llm.url, bm25, plan_grammar="skeleton").run(QUESTION)
+        grammar = [r for r in llm.requests if r["role"] == "plan"][0]["grammar"]
+    assert "step3 ::=" in grammar and "step4" not in grammar  # two sub-queries: up to three steps
 
 
 def test_grammar_can_be_switched_off(bm25):

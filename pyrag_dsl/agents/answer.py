@@ -6,6 +6,7 @@ import re
 import string
 
 from ..documents import Docs
+from .formats import answer_rules, grammars
 from .llm import LLMClient
 from .prompts import default_sentinels, load_prompt, render
 
@@ -55,14 +56,16 @@ class Sentinels:
 
 
 class AnswerAgent:
-    def __init__(self, llm: LLMClient, max_tokens: int = 64) -> None:
+    def __init__(self, llm: LLMClient, max_tokens: int = 64, use_grammar: bool = True) -> None:
         self.llm = llm
         self.max_tokens = max_tokens
+        self.use_grammar = use_grammar
 
     def __call__(self, query: str, docs: Docs | None = None) -> str:
         if docs is not None:
             prompt = render(load_prompt("answer_docs"), documents=format_docs(docs) or "(no documents)", query=query)
         else:
             prompt = render(load_prompt("answer_synth"), query=query)
-        reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens)
+        extra = self.llm.grammar_body(*grammars(answer_rules(), "reply")) if self.use_grammar else {}
+        reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens, extra_body=extra)
         return extract_answer(reply) or "unknown"

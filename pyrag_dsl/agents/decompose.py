@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from .formats import decompose_rules, grammars
 from .llm import LLMClient
 from .prompts import load_prompt, render
 
@@ -37,15 +38,17 @@ class Decomposition:
 
 
 class DecomposeAgent:
-    def __init__(self, llm: LLMClient, attempts: int = 2) -> None:
+    def __init__(self, llm: LLMClient, attempts: int = 2, use_grammar: bool = True) -> None:
         self.llm = llm
         self.attempts = attempts
+        self.use_grammar = use_grammar
 
     def run(self, question: str) -> Decomposition:
         prompt = render(load_prompt("decompose"), question=question)
+        extra = self.llm.grammar_body(*grammars(decompose_rules(), "list")) if self.use_grammar else {}
         raw: list[str] = []
         for attempt in range(1, self.attempts + 1):
-            reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=256)
+            reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=256, extra_body=extra)
             raw.append(reply)
             parsed = parse_sub_queries(reply)
             if parsed:

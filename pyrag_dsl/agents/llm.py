@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Mapping
 
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
 
@@ -21,8 +21,8 @@ class LLMError(Exception):
         self.cause = cause
 
 
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name)
+def _env_flag(name: str, environ: Mapping[str, str]) -> bool | None:
+    value = environ.get(name)
     if value is None or value == "":
         return None
     return value.strip().lower() in ("1", "true", "yes", "on")
@@ -48,16 +48,19 @@ class LLMConfig:
         return replace(self, **kw)
 
     @staticmethod
-    def from_env(prefix: str = "", default: "LLMConfig | None" = None) -> "LLMConfig | None":
-        """From the reference's variables: LLM_MODEL / LLM_BASE_URL (prefix ''), PLAN_LLM_* (prefix 'PLAN_')."""
-        model = os.environ.get(f"{prefix}LLM_MODEL")
-        url = os.environ.get(f"{prefix}LLM_BASE_URL")
+    def from_env(prefix: str = "", default: "LLMConfig | None" = None,
+                 environ: Mapping[str, str] | None = None) -> "LLMConfig | None":
+        """From the reference's variables: LLM_MODEL / LLM_BASE_URL (prefix ''), PLAN_LLM_* (prefix 'PLAN_'),
+        ENABLE_THINKING. None when neither model nor URL is set (and no default)."""
+        env = os.environ if environ is None else environ
+        model = env.get(f"{prefix}LLM_MODEL")
+        url = env.get(f"{prefix}LLM_BASE_URL")
         if not model and not url:
-            return None
+            return default
         base = default or LLMConfig()
-        thinking = _env_flag("ENABLE_THINKING")
+        thinking = _env_flag("ENABLE_THINKING", env)
         return base.with_(model=model or base.model, base_url=url or base.base_url,
-                          api_key=os.environ.get(f"{prefix}LLM_API_KEY", base.api_key),
+                          api_key=env.get(f"{prefix}LLM_API_KEY", base.api_key),
                           enable_thinking=base.enable_thinking if thinking is None else thinking)
 
 
@@ -98,6 +101,13 @@ class LLMClient:
                 pass
             self._server_kind = kind
         return self._server_kind
+
+    def check(self) -> None:
+        """Fail fast with an LLMError when the server cannot be reached."""
+        try:
+            self._client.models.list()
+        except Exception as e:  # noqa: BLE001
+            raise LLMError(self.where, _describe(e)) from None
 
     def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]:
         """The request fields that constrain decoding to a grammar, for this server (empty if unsupported)."""

@@ -6,6 +6,7 @@ import json
 import re
 
 from ..grammar import DEFAULT_LANGUAGE, DslError, Language
+from ..grammar.skeleton import skeleton_gbnf, skeleton_lark
 from .llm import LLMClient
 from .prompts import load_prompt, render
 
@@ -29,27 +30,49 @@ def render_errors(errors: list[DslError]) -> str:
     return "\n".join(e.render() for e in errors)
 
 
+PLAN_GRAMMARS = ("language", "skeleton", "off")
+
+
 class PlanAgent:
-    def __init__(self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, use_grammar: bool = True) -> None:
+    """`grammar`: 'language' constrains decoding to the whole language; 'skeleton' to the canonical
+    retrieve/answer shape (every program valid by construction: for small models); 'off' to nothing."""
+
+    def __init__(self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, grammar: str = "language",
+                 max_tokens: int = 600) -> None:
+        if grammar not in PLAN_GRAMMARS:
+            raise ValueError(f"plan grammar must be one of {PLAN_GRAMMARS}, got {grammar!r}")
         self.llm = llm
         self.language = language
-        self.use_grammar = use_grammar
+        self.grammar = grammar
+        self.max_tokens = max_tokens
+        self.calls = 0
 
     def system_prompt(self) -> str:
         return render(load_prompt("plan_system"), tools=self.language.describe_tools())
 
-    def _extra(self) -> dict:
-        return self.llm.grammar_body(self.language.to_lark(), self.language.to_gbnf()) if self.use_grammar else {}
+    def _extra(self, sub_queries: list[str]) -> dict:
+        if self.grammar == "language":
+            return self.llm.grammar_body(self.language.to_lark(), self.language.to_gbnf())
+        if self.grammar == "skeleton":
+            steps = min(max(len(sub_queries) + 1, 2), 5)
+            return self.llm.grammar_body(skeleton_lark(steps), skeleton_gbnf(steps))
+        return {}
+
+    def _messages(self, user: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system_prompt()},
+                {"role": "user", "content": load_prompt("plan_example_user").strip()},
+                {"role": "assistant", "content": load_prompt("plan_example_program").strip()},
+                {"role": "user", "content": user}]
 
     def write(self, question: str, sub_queries: list[str]) -> str:
         user = render(load_prompt("plan"), question=question, sub_queries=json.dumps(sub_queries, ensure_ascii=False))
-        reply = self.llm.chat([{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": user}],
-                              extra_body=self._extra())
+        self.calls += 1
+        reply = self.llm.chat(self._messages(user), extra_body=self._extra(sub_queries), max_tokens=self.max_tokens)
         return extract_program(reply)
 
-    def repair(self, question: str, program: str, errors: list[DslError]) -> str:
+    def repair(self, question: str, sub_queries: list[str], program: str, errors: list[DslError]) -> str:
         user = render(load_prompt("repair"), question=question, program=program.rstrip("\n"),
                       errors=render_errors(errors))
-        reply = self.llm.chat([{"role": "system", "content": self.system_prompt()}, {"role": "user", "content": user}],
-                              extra_body=self._extra())
+        self.calls += 1
+        reply = self.llm.chat(self._messages(user), extra_body=self._extra(sub_queries), max_tokens=self.max_tokens)
         return extract_program(reply)

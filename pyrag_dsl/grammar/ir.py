@@ -65,6 +65,10 @@ def plus(item: Node) -> Rep:
     return Rep(item, 1, None)
 
 
+def between(item: Node, low: int, high: int) -> Rep:
+    return Rep(item, low, high)
+
+
 def _class_char(ch: str) -> str:
     if ch.isascii() and (ch.isalnum() or ch in " _"):
         return ch
@@ -116,6 +120,8 @@ def _render(node: Node, flavor: str, top: bool = True) -> str:
             return f"{inner}*"
         if (node.min, node.max) == (1, None):
             return f"{inner}+"
+        if node.max is not None and 0 <= node.min <= node.max:
+            return f"{inner}{{{node.min},{node.max}}}" if flavor == "gbnf" else f"{inner}~{node.min}..{node.max}"
         raise ValueError(f"unsupported repetition {node.min}..{node.max}")
     raise TypeError(f"not a grammar node: {node!r}")
 

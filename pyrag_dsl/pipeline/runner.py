@@ -29,7 +29,8 @@ class PipelineConfig:
     boosted_topk: int = 10
     max_repairs: int = 3
     policy: str = "incremental"  # "reference": re-run the whole program on repair and on adaptive retry
-    use_grammar: bool = True
+    use_grammar: bool = True  # constrained decoding wherever the server supports it
+    plan_grammar: str = "language"  # language | skeleton (small models) | off
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     limits: Limits = field(default_factory=Limits)
     language: Language = DEFAULT_LANGUAGE
@@ -40,6 +41,7 @@ class PipelineConfig:
 
     def settings(self) -> dict[str, Any]:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
+                "plan_grammar": self.plan_grammar if self.use_grammar else "off",
                 "max_repairs": self.max_repairs, "sentinels": list(Sentinels(self.sentinels).phrases)}
 
 
@@ -104,9 +106,10 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.llm = llm
         self.plan_llm = plan_llm or llm
-        self.decomposer = DecomposeAgent(llm)
-        self.planner = PlanAgent(self.plan_llm, self.config.language, use_grammar=self.config.use_grammar)
-        self.answerer = AnswerAgent(llm)
+        g = self.config.use_grammar
+        self.decomposer = DecomposeAgent(llm, use_grammar=g)
+        self.planner = PlanAgent(self.plan_llm, self.config.language, grammar=self.config.plan_grammar if g else "off")
+        self.answerer = AnswerAgent(llm, use_grammar=g)
         self.retriever = retriever
         self.is_sentinel = Sentinels(self.config.sentinels)
         self.extra_tools = dict(extra_tools or {})
@@ -185,7 +188,7 @@ class _RunState:
                 return
             start, t_repair = time.time(), time.monotonic()
             feedback = render_errors(errors)
-            source = self.p.planner.repair(q, source, errors)
+            source = self.p.planner.repair(q, d.sub_queries, source, errors)
             self.plan_s += time.monotonic() - t_repair
             self.plan_calls += 1
             res.repair_rounds = round_ + 1

@@ -10,35 +10,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__
-from .grammar import DEFAULT_LANGUAGE, DslError, Language, Limits, validate
-from .retrievers.base import RetrievalError
+from .. import __version__
+from ..grammar import DEFAULT_LANGUAGE, DslError, Language, Limits, validate
+from ..agents.llm import LLMError
+from ..pipeline.session import ConfigError
+from ..retrievers.base import RetrievalError
+from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError, progress_bar, read_text, render_error
+from .pipeline_cmds import add_pipeline_commands
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A problem with how the command was called (missing file...): exit code 2."""
-
-
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"no such file: {path}")
-    if p.is_dir():
-        raise UsageError(f"{path} is a directory, not a program file")
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _language(args: argparse.Namespace) -> Language:
     lang = DEFAULT_LANGUAGE
     if getattr(args, "enable", None):
-        from .grammar import extensions
+        from ..grammar import extensions
 
         for name in args.enable:
             kind = {"text_concat": extensions.TEXT_CONCAT}.get(name)
@@ -48,23 +33,8 @@ def _language(args: argparse.Namespace) -> Language:
     return lang
 
 
-def render_error(console: Console, err: DslError, path: str) -> None:
-    where = f"{path}:{err.span.line}:{err.span.col}: " if err.span else f"{path}: "
-    head = Text(where, style="bold")
-    head.append(f"{err.kind}", style="bold red")
-    head.append(f": {err.message}")
-    console.print(head, highlight=False)
-    if err.source_line is not None and err.span is not None:
-        console.print(Text(f"  {err.span.line:>4} | ", style="dim") + Text(err.source_line), highlight=False)
-        caret = err.caret_line()
-        if caret:
-            console.print(Text("       | ", style="dim") + Text(caret, style="bold red"), highlight=False)
-    if err.hint:
-        console.print(Text(f"  hint: {err.hint}", style="cyan"), highlight=False)
-
-
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
-    source = _read_text(args.program)
+    source = read_text(args.program)
     result = validate(source, _language(args), Limits())
     if args.json:
         print(json.dumps([e.to_dict() for e in result.errors], ensure_ascii=False, indent=2))
@@ -96,55 +66,39 @@ def cmd_tools(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _progress_bar(console: Console):
-    """A rich progress bar fed by (stage, done, total) callbacks; returns (callback, context manager)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=False)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int | None) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    return update, bar
-
-
 def _open_retriever(args: argparse.Namespace, console: Console):
-    from .retrievers import HttpRetriever, open_index
+    from ..retrievers import HttpRetriever, open_index
 
     if getattr(args, "url", None):
         return HttpRetriever(args.url)
     if getattr(args, "index", None):
         return open_index(args.index)
-    from .retrievers.embedded import embedded_index
+    from ..retrievers.embedded import embedded_index
 
-    update, bar = _progress_bar(console)
+    update, bar = progress_bar(console)
     with bar:
         path = embedded_index("bm25", progress=update)
     return open_index(path)
 
 
 def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
-    from .retrievers.corpus import CorpusError
+    from ..retrievers.corpus import CorpusError
 
     if not Path(args.corpus).is_file():
         raise UsageError(f"no such corpus file: {args.corpus}")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UsageError(f"{out} exists and is not empty (use --force to overwrite)")
-    update, bar = _progress_bar(console)
+    update, bar = progress_bar(console)
     try:
         with bar:
             if args.kind == "bm25":
-                from .retrievers.bm25 import build_bm25_index
+                from ..retrievers.bm25 import build_bm25_index
 
                 meta = build_bm25_index(args.corpus, out, threads=args.threads, skip_bad=args.skip_bad,
                                         progress=update)
             else:
-                from .retrievers.dense import build_dense_index
+                from ..retrievers.dense import build_dense_index
 
                 meta = build_dense_index(args.corpus, out, model=args.model, batch_size=args.batch_size,
                                          skip_bad=args.skip_bad, progress=update)
@@ -164,7 +118,7 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
 def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
-    from .retrievers.server import ServerLimits, create_app
+    from ..retrievers.server import ServerLimits, create_app
 
     retriever = _open_retriever(args, console)
     name = args.index or "embedded hotpotqa-dev300 (bm25)"
@@ -256,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--url", help="retrieval server URL, e.g. http://127.0.0.1:8008")
     p.add_argument("--topk", type=int, default=5)
     p.set_defaults(func=cmd_search)
+    add_pipeline_commands(sub)
     return parser
 
 
@@ -266,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     console = Console(stderr=False, soft_wrap=True)
-    err_console = Console(stderr=True)
+    err_console = Console(stderr=True, soft_wrap=True)
     try:
         return args.func(args, console)
     except UsageError as e:
@@ -275,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("[red]interrupted[/red]")
         return 130
-    except RetrievalError as e:
+    except (RetrievalError, LLMError, ConfigError) as e:
         if args.debug:
             raise
-        err_console.print(Text("error: ", style="red") + Text(str(e)))
+        err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
         return EXIT_INVALID
     except Exception as e:  # a one-line error for people; the traceback with --debug
         if args.debug:
@@ -286,6 +241,3 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
         return EXIT_USAGE
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,301 @@
+"""`pyrag-dsl run | exec | replay | serve-llm`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .common import EXIT_OK, UsageError, progress_bar, read_text, render_error
+from .render import show_program, show_result, step_table
+
+EXIT_FAILED = 1
+VLLM_PORTS = {"plan": 8336, "answer": 8337}
+
+
+def read_questions(path: str) -> list[str]:
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise UsageError(f"no such file: {path}" if not p.exists() else f"{path} is not a file")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    questions = [line.strip() for line in text.splitlines() if line.strip()]
+    if not questions:
+        raise UsageError(f"no questions in {'standard input' if path == '-' else path} (one question per line)")
+    return questions
+
+
+def _settings(args: argparse.Namespace):
+    from ..pipeline.session import Settings
+
+    flags = {k: getattr(args, k, None) for k in ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model",
+                                                  "retriever_url", "index", "output_dir", "topk", "boosted_topk",
+                                                  "max_repairs", "policy", "plan_grammar", "timeout")}
+    flags["no_grammar"] = getattr(args, "no_grammar", False)
+    if getattr(args, "model", None) and not Path(args.model).is_file():
+        raise UsageError(f"model file not found: {args.model}")
+    return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from ..pipeline.outputs import new_run_dir, write_result
+    from ..pipeline.session import Session
+
+    questions = read_questions(args.questions)
+    settings = _settings(args)
+    quiet = args.json
+    status = Console(stderr=True) if quiet else console
+    if settings.embedded_llm and not quiet:
+        status.print("[dim]No LLM configured: starting the embedded llama.cpp server (SmolLM2-135M, a tiny model "
+                      "that shows the pipeline; see README for a 7B model behind vLLM).[/dim]")
+    update, bar = progress_bar(status)
+    with bar:
+        session = Session(settings, progress=update).__enter__()
+    failed = 0
+    run_dir = new_run_dir(settings.output_dir)
+    try:
+        from rich.progress import Progress
+
+        many = len(questions) > 1
+        progress = Progress(console=status, transient=True) if many else None
+        task = progress.add_task("questions", total=len(questions)) if progress else None
+        if progress:
+            progress.start()
+        try:
+            for n, question in enumerate(questions, 1):
+                result = session.pipeline.run(question)
+                out = write_result(run_dir, n, result)
+                failed += result.error is not None
+                if quiet:
+                    print(json.dumps({"n": n, "output": str(out), **result.to_dict()}, ensure_ascii=False), flush=True)
+                elif many:
+                    progress.console.print(f"[bold]{n}.[/bold] {question}\n   → {result.final_answer!s}"
+                                           + (f"  [red]{result.error['type']}[/red]" if result.error else ""),
+                                           highlight=False)
+                else:
+                    show_result(console, result)
+                if progress:
+                    progress.advance(task)
+        finally:
+            if progress:
+                progress.stop()
+    finally:
+        session.close()
+    status.print(f"[dim]outputs: {run_dir}[/dim]")
+    return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def cmd_exec(args: argparse.Namespace, console: Console) -> int:
+    from ..agents.answer import Sentinels
+    from ..grammar import validate
+    from ..interpreter.trace import write_jsonl
+    from ..interpreter.walker import CallCache
+    from ..pipeline.runner import Executor
+    from ..pipeline.session import Session
+
+    source = read_text(args.program)
+    settings = _settings(args)
+    cfg = settings.pipeline
+    checked = validate(source, cfg.language, cfg.limits)
+    if not checked.ok:
+        for err in checked.errors:
+            render_error(console, err, args.program)
+        return EXIT_FAILED
+    update, bar = progress_bar(console)
+    with bar:
+        session = Session(settings, progress=update).__enter__()
+    try:
+        pipeline = session.pipeline
+        from ..pipeline.runner import _Counting
+        from ..retrievers.base import RetrieveTool
+
+        tools = {"retrieve": _Counting(RetrieveTool(session.retriever)), "answer": pipeline.answerer}
+        trace: list = []
+        executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
+        run = executor.execute(checked.program, CallCache(), 1)
+        executor.adaptive(1)
+    finally:
+        session.close()
+    show_program(console, source)
+    console.print(step_table(trace))
+    if args.trace:
+        from ..pipeline.events import FinalEvent
+        from ..pipeline.runner import _emit
+
+        final = run.env.get("final_answer")
+        _emit(trace, FinalEvent, final_answer=None if final is None else str(final), program=source,
+              error=run.error.to_dict() if run.error else None)
+        write_jsonl(args.trace, trace, {"program": args.program, "settings": cfg.settings()})
+        console.print(f"[dim]trace: {args.trace}[/dim]")
+    if run.error is not None:
+        console.print(f"[red]Error:[/red] {run.error}", highlight=False)
+        return EXIT_FAILED
+    console.print(f"[bold green]final_answer[/bold green] = {run.env.get('final_answer')!r}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    from ..interpreter.trace import read_jsonl
+    from ..pipeline.replay import ReplayError, replay
+    from ..pipeline.steps import describe_event
+
+    path = Path(args.trace)
+    if not path.is_file():
+        raise UsageError(f"no such trace file: {args.trace}")
+    try:
+        header, events = read_jsonl(path)
+    except ValueError as e:
+        raise UsageError(f"{args.trace}: {e}") from None
+    if args.step is not None:
+        match = [e for e in events if e.step == args.step]
+        if not match:
+            raise UsageError(f"no step {args.step} in {args.trace} (steps 1..{len(events)})")
+        console.print(describe_event(match[0]), highlight=False, markup=False)
+        return EXIT_OK
+    tools = None
+    session = None
+    if args.live:
+        from ..pipeline.session import Session
+
+        update, bar = progress_bar(console)
+        with bar:
+            session = Session(_settings(args), progress=update).__enter__()
+        from ..retrievers.base import RetrieveTool
+
+        tools = {"retrieve": RetrieveTool(session.retriever), "answer": session.pipeline.answerer}
+    try:
+        report = replay(header, events, tools=tools)
+    except ReplayError as e:
+        raise UsageError(f"{args.trace}: {e}") from None
+    finally:
+        if session is not None:
+            session.close()
+    decompose = next((e for e in events if e.kind == "decompose"), None)
+    if decompose is not None:
+        console.print(f"[bold]Question:[/bold] {decompose.question}", highlight=False)
+    final = next((e for e in reversed(events) if e.kind == "final"), None)
+    if final is not None and final.program:
+        show_program(console, final.program)
+    console.print(step_table([e for e in events if e.kind not in ("plan", "decompose")], title="Recorded steps"))
+    if report.ok:
+        console.print(f"[green]replay OK[/green]: {report.steps_compared} steps reproduced, final answer "
+                      f"{report.final_answer_replayed!r}", highlight=False)
+        return EXIT_OK
+    table = Table("step", "field", "recorded", "replayed", title="Differences", title_justify="left")
+    for d in report.diffs[:50]:
+        table.add_row(str(d.step), d.field, str(d.recorded)[:80], str(d.replayed)[:80])
+    console.print(table)
+    console.print(f"final answer: recorded {report.final_answer_recorded!r}, replayed "
+                  f"{report.final_answer_replayed!r}", highlight=False)
+    if args.live:
+        return EXIT_OK
+    console.print("[red]replay does not reproduce the recorded run[/red]")
+    return EXIT_FAILED
+
+
+def vllm_command(args: argparse.Namespace) -> list[str]:
+    port = args.port or VLLM_PORTS[args.role]
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model, "--host", args.host,
+           "--port", str(port), "--served-model-name", args.model, "--tensor-parallel-size",
+           str(args.tensor_parallel_size), "--max-model-len", str(args.max_model_len),
+           "--generation-config", "vllm"]
+    return cmd + list(args.vllm_args or [])
+
+
+def cmd_serve_llm(args: argparse.Namespace, console: Console) -> int:
+    cmd = vllm_command(args)
+    env_hint = "PLAN_LLM" if args.role == "plan" else "LLM"
+    url = f"http://{args.host if args.host != '0.0.0.0' else '127.0.0.1'}:{cmd[cmd.index('--port') + 1]}/v1"
+    if args.dry_run:
+        print(" ".join(cmd))
+        print(f"# then: export {env_hint}_BASE_URL={url} {env_hint}_MODEL={args.model}")
+        return EXIT_OK
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UsageError("vLLM is not installed (it needs a GPU): pip install 'pyrag-dsl[vllm]'; "
+                         "--dry-run prints the command")
+    console.print(f"starting vLLM for the {args.role} role on {url}; then export {env_hint}_BASE_URL={url} "
+                  f"{env_hint}_MODEL={args.model}", highlight=False)
+    return subprocess.call(cmd)
+
+
+def add_llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM (default: the embedded llama.cpp server with SmolLM2; env: LLM_BASE_URL, "
+                             "LLM_MODEL, PLAN_LLM_BASE_URL, PLAN_LLM_MODEL, ENABLE_THINKING)")
+    g.add_argument("--llm-url", help="OpenAI-compatible base URL for Decompose/Answer, e.g. http://127.0.0.1:8337/v1")
+    g.add_argument("--llm-model", help="model name on that server")
+    g.add_argument("--plan-llm-url", help="base URL of the Plan LLM (default: the same as --llm-url)")
+    g.add_argument("--plan-llm-model", help="Plan model name")
+    g.add_argument("--model", metavar="PATH.gguf", help="a local GGUF for the embedded llama.cpp server")
+    g.add_argument("--timeout", type=float, help="seconds per LLM request (default 120)")
+    g.add_argument("--no-grammar", action="store_true", help="no grammar-constrained decoding")
+    g.add_argument("--plan-grammar", choices=("auto", "language", "skeleton", "off"),
+                   help="grammar for the Plan LLM: the whole language, or the canonical retrieve/answer skeleton "
+                   "(auto: skeleton for the embedded model, language for servers)")
+    r = p.add_argument_group("retrieval (default: the embedded corpus, Lucene BM25 in-process)")
+    src = r.add_mutually_exclusive_group()
+    src.add_argument("--retriever-url", help="a Search-R1 /retrieve server, e.g. http://127.0.0.1:8008")
+    src.add_argument("--index", help="an index directory built by 'pyrag-dsl index build'")
+    q = p.add_argument_group("pipeline")
+    q.add_argument("--topk", type=int, help="documents per retrieve (default 5)")
+    q.add_argument("--boosted-topk", type=int, help="top-k of an adaptive retry (default 10)")
+    q.add_argument("--max-repairs", type=int, help="repair rounds (default 3)")
+    q.add_argument("--policy", choices=("incremental", "reference"),
+                   help="incremental (default): re-run only what a repair or retry changes; reference: re-run "
+                   "the whole program, as the reference implementation does (for comparison)")
+    p.add_argument("--config", help="TOML or JSON config file (see docs/configuration.md)")
+
+
+def add_pipeline_commands(sub) -> None:
+    p = sub.add_parser("run", help="answer questions: decompose, plan, execute, repair, adaptive retrieval",
+                       description="Answer each question of a file (one per line; - for stdin). Writes "
+                       "OUTPUT_DIR/<timestamp>/<n>/ with generated_code.py, trace.jsonl and result.json.")
+    p.add_argument("questions", help="questions file, one per line, or - for standard input")
+    p.add_argument("--output-dir", help="where results go (default: $OUTPUT_DIR or ./outputs)")
+    p.add_argument("--json", action="store_true", help="print results as JSON Lines instead of tables")
+    add_llm_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("exec", help="run a given program with the configured tools and print its trace")
+    p.add_argument("program", help="program file (.py), or - for standard input")
+    p.add_argument("--trace", help="also write the trace (JSON Lines) to this file")
+    add_llm_flags(p)
+    p.set_defaults(func=cmd_exec)
+
+    p = sub.add_parser("replay", help="re-execute a recorded run with its recorded tool outputs",
+                       description="Render a recorded run (trace.jsonl) and re-execute its program with the "
+                       "recorded tool outputs: no LLM and no retriever. Exits 1 with a step-level diff when the "
+                       "replay does not reproduce the recording.")
+    p.add_argument("trace", help="trace.jsonl from an outputs directory")
+    p.add_argument("--live", action="store_true", help="re-run against the current tools and show the diff")
+    p.add_argument("--step", type=int, help="print one step in full")
+    add_llm_flags(p)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("serve-llm", help="start vLLM's OpenAI-compatible server for a role (GPU)",
+                       description="Start vLLM with the settings the pipeline expects: the Plan role on port "
+                       "8336, Decompose/Answer on 8337, as in the reference. Needs 'pip install pyrag-dsl[vllm]'.")
+    p.add_argument("--role", choices=("plan", "answer"), required=True)
+    p.add_argument("--model", required=True, help="e.g. Qwen/Qwen2.5-Coder-7B-Instruct (plan), "
+                   "Qwen/Qwen2.5-7B-Instruct (answer)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, help="default: 8336 for plan, 8337 for answer")
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--max-model-len", type=int, default=8192)
+    p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="extra arguments for vLLM after --")
+    p.set_defaults(func=cmd_serve_llm)
+
+
+__all__ = ["add_pipeline_commands", "read_questions", "vllm_command"]
