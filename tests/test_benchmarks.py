@@ -25,3 +25,10 @@ def test_retrieval_benchmark_script_runs(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Recall of supporting titles" in out.stdout
     assert "Batched throughput / one-query throughput" in out.stdout
+
+
+def test_pipeline_calls_benchmark_script_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pipeline_calls.py"), "--skip-embedded",
+                          "--latency", "0"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "1 repair + 1 adaptive retry" in out.stdout and out.stdout.count("saved") == 4

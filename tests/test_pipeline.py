@@ -293,3 +293,16 @@ def test_replay_reports_a_step_level_diff(bm25):
     diff = report.diffs[0]
     assert (diff.field, diff.recorded, diff.replayed) == ("kind", "answer", "error")
     assert report.final_answer_replayed is None
+
+
+def test_reference_style_library_api(retrieval_server):
+    from pyrag_dsl.compat import HttpRetrievalAgent, OpenAILLM, RAGProgramRunner, env_enable_thinking
+
+    with ScriptedLLM(default_handler()) as llm:
+        instruct = OpenAILLM(model="scripted", base_url=llm.url, enable_thinking=env_enable_thinking())
+        runner = RAGProgramRunner(llm=instruct, plan_llm=instruct,
+                                  retrieval_agent=HttpRetrievalAgent(port=retrieval_server.port))
+        result = runner.run(QUESTION, topk=5)
+    assert result["final_answer"] == "John William Henry II"
+    assert result["sub_queries"] and result["generated_code"] and result["execution_log"]
+    assert result["retried_with_topk10"] is False
