@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-JED_HOYER = '''docs1 = retrieve("When was Jed Hoyer born?")
-jed_birth = answer("When was Jed Hoyer born?", docs1)
-
-docs2 = retrieve("When was John William Henry II born?")
-john_birth = answer("When was John William Henry II born?", docs2)
-
-final_answer = answer(
-    f"Given: Jed Hoyer was born {jed_birth}, "
-    f"John William Henry II was born {john_birth}. "
-    f"Answer the question: Who is older, Jed Hoyer or John William Henry II?"
-)
-'''
+# The reference README's running example, as shipped in examples/ (without its comment line).
+JED_HOYER = (Path(__file__).parent.parent / "examples" / "jed_hoyer.py").read_text().split("\n", 1)[1]
 
 VIRGINIA_BRUCE = '''# How old was Virginia Bruce when she starred in Let Freedom Ring?
 docs_film = retrieve("When was Let Freedom Ring released?")

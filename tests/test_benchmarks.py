@@ -24,7 +24,7 @@ def test_retrieval_benchmark_script_runs(tmp_path):
                           "64"], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr
     assert "Recall of supporting titles" in out.stdout
-    assert "Batched throughput / one-query throughput" in out.stdout
+    assert "Batched (32) throughput, bm25" in out.stdout and "Batched (32) throughput, tantivy" in out.stdout
 
 
 def test_pipeline_calls_benchmark_script_runs():

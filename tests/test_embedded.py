@@ -5,14 +5,18 @@ import json
 from pyrag_dsl.retrievers import embedded, read_meta
 
 
-def test_embedded_index_builds_once_and_answers(tmp_path, monkeypatch):
+import pytest
+
+
+@pytest.mark.parametrize("kind", ["tantivy", "bm25"])
+def test_embedded_index_builds_once_and_answers(tmp_path, monkeypatch, kind):
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path))
-    path = embedded.embedded_index("bm25")
+    path = embedded.embedded_index(kind)
     meta = read_meta(path)
-    assert meta["documents"] == 2964 + 5
-    assert embedded.embedded_index("bm25") == path  # second call: no rebuild
+    assert meta["documents"] == 2964 + 5 and meta["kind"] == kind
+    assert embedded.embedded_index(kind) == path  # second call: no rebuild
     assert meta == read_meta(path)
-    retriever = embedded.embedded_retriever()
+    retriever = embedded.embedded_retriever(kind)
     assert retriever.search(["When was Jed Hoyer born?"], 1)[0][0].title == "Jed Hoyer"
     assert retriever.search(["When was John William Henry II born?"], 1)[0][0].title == "John W. Henry"
     # the first HotpotQA question: its supporting passages are in the embedded corpus

@@ -77,7 +77,7 @@ def _open_retriever(args: argparse.Namespace, console: Console):
 
     update, bar = progress_bar(console)
     with bar:
-        path = embedded_index("bm25", progress=update)
+        path = embedded_index(progress=update)
     return open_index(path)
 
 
@@ -97,6 +97,10 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
 
                 meta = build_bm25_index(args.corpus, out, threads=args.threads, skip_bad=args.skip_bad,
                                         progress=update)
+            elif args.kind == "tantivy":
+                from ..retrievers.tantivy_bm25 import build_tantivy_index
+
+                meta = build_tantivy_index(args.corpus, out, skip_bad=args.skip_bad, progress=update)
             else:
                 from ..retrievers.dense import build_dense_index
 
@@ -121,7 +125,7 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
     from ..retrievers.server import ServerLimits, create_app
 
     retriever = _open_retriever(args, console)
-    name = args.index or "embedded hotpotqa-dev300 (bm25)"
+    name = args.index or "embedded hotpotqa-dev300"
     app = create_app(retriever, ServerLimits(default_topk=args.default_topk), name=name)
     console.print(f"serving {name} on http://{args.host}:{args.port}/retrieve (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -181,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Index a JSONL corpus ({\"id\", \"contents\": \"\\\"Title\\\"\\ntext\"} or "
                         "{\"id\", \"title\", \"text\"} per line). Bad lines are reported with their line number.")
     b.add_argument("corpus", help="corpus JSONL file")
-    b.add_argument("--kind", choices=("bm25", "dense"), default="bm25",
-                   help="bm25: Lucene via pyserini (default); dense: faiss over a sentence-transformers model")
+    b.add_argument("--kind", choices=("bm25", "tantivy", "dense"), default="bm25",
+                   help="bm25: Lucene via pyserini (default); tantivy: BM25 in Rust, no JVM; dense: faiss over a "
+                   "sentence-transformers model")
     b.add_argument("--out", required=True, help="index directory to create")
     b.add_argument("--threads", type=int, default=2, help="Lucene indexing threads (bm25)")
     b.add_argument("--model", default=None,

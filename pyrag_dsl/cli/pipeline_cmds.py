@@ -243,7 +243,7 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--plan-grammar", choices=("auto", "language", "skeleton", "off"),
                    help="grammar for the Plan LLM: the whole language, or the canonical retrieve/answer skeleton "
                    "(auto: skeleton for the embedded model, language for servers)")
-    r = p.add_argument_group("retrieval (default: the embedded corpus, Lucene BM25 in-process)")
+    r = p.add_argument_group("retrieval (default: the embedded corpus, BM25 in-process)")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--retriever-url", help="a Search-R1 /retrieve server, e.g. http://127.0.0.1:8008")
     src.add_argument("--index", help="an index directory built by 'pyrag-dsl index build'")

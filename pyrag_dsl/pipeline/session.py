@@ -140,7 +140,7 @@ class Session:
             return open_index(s.index)
         from ..retrievers.embedded import embedded_index
 
-        return open_index(embedded_index("bm25", progress=self.progress))
+        return open_index(embedded_index(progress=self.progress))
 
     def open_llms(self) -> tuple[LLMClient, LLMClient]:
         s = self.settings

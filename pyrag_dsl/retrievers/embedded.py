@@ -47,7 +47,10 @@ def embedded_corpus_path() -> Path:
     return path
 
 
-def embedded_index(kind: str = "bm25", progress=None) -> Path:
+DEFAULT_KIND = "tantivy"  # in-process BM25 without a JVM: fastest first run; "bm25" gives Lucene via pyserini
+
+
+def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
     """The index directory of the embedded corpus; built under a file lock on first use."""
     corpus = embedded_corpus_path()
     final = cache_dir() / f"embedded-{kind}-{_digest()}"
@@ -63,6 +66,10 @@ def embedded_index(kind: str = "bm25", progress=None) -> Path:
             from .bm25 import build_bm25_index
 
             build_bm25_index(corpus, work, progress=progress)
+        elif kind == "tantivy":
+            from .tantivy_bm25 import build_tantivy_index
+
+            build_tantivy_index(corpus, work, progress=progress)
         elif kind == "dense":
             from .dense import build_dense_index
 
@@ -74,7 +81,7 @@ def embedded_index(kind: str = "bm25", progress=None) -> Path:
     return final
 
 
-def embedded_retriever(kind: str = "bm25", progress=None) -> Retriever:
+def embedded_retriever(kind: str = DEFAULT_KIND, progress=None) -> Retriever:
     from .index_meta import open_index
 
     return open_index(embedded_index(kind, progress))

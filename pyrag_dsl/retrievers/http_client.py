@@ -6,6 +6,7 @@ import time
 from typing import Any, Sequence
 
 import httpx
+import orjson
 
 from ..documents import Doc, split_contents
 from .base import RetrievalError
@@ -74,8 +75,8 @@ class HttpRetriever:
 
 def _parse_response(url: str, response: httpx.Response, n_queries: int) -> list[list[Doc]]:
     try:
-        body = response.json()
-    except ValueError:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
         raise RetrievalError(url, f"answer is not JSON: {response.text[:120]!r}") from None
     result = body.get("result") if isinstance(body, dict) else None
     if not isinstance(result, list) or len(result) != n_queries:

@@ -11,7 +11,7 @@ from typing import Any
 from .base import RetrievalError
 
 META_FILE = "pyrag-index.json"
-INDEX_KINDS = ("bm25", "dense")
+INDEX_KINDS = ("bm25", "tantivy", "dense")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -53,6 +53,10 @@ def open_index(index_dir: str | Path, **kw: Any):
         from .bm25 import LuceneBM25Retriever
 
         return LuceneBM25Retriever(index_dir, **kw)
+    if meta["kind"] == "tantivy":
+        from .tantivy_bm25 import TantivyRetriever
+
+        return TantivyRetriever(index_dir, **kw)
     from .dense import DenseRetriever
 
     return DenseRetriever(index_dir, **kw)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi.responses import JSONResponse, Response
 
 from .base import RetrievalError, Retriever
 
@@ -110,7 +111,7 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
                 document = {"id": d.id, "contents": f'"{d.title}"\n{d.text}' if d.title else d.text}
                 row.append({"document": document, "score": d.score} if return_scores else document)
             out.append(row)
-        return JSONResponse({"result": out})
+        return Response(orjson.dumps({"result": out}), media_type="application/json")
 
     return app
 
