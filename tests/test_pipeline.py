@@ -1,6 +1,7 @@
 """Deterministic pipeline behaviour against a scripted OpenAI-compatible server on loopback."""
 
 import json
+import time
 
 import pytest
 
@@ -188,19 +189,15 @@ def test_sentinel_matching_is_not_substring(bm25):
 
 
 def test_llm_timeout_is_typed_and_keeps_results(bm25):
-    slow_answers = ScriptedLLM(default_handler(), delay=0.0)
-    with slow_answers as llm:
-        pipeline = make_pipeline(llm.url, bm25, timeout_s=0.5)
-        llm.delay = 0.0
+    inner = default_handler()
 
-        def slow(role, prompt, body, inner=default_handler()):
-            if role == "answer_docs":
-                import time
-                time.sleep(2)
-            return inner(role, prompt, body)
+    def slow_answers(role, prompt, body):
+        if role == "answer_docs":
+            time.sleep(2)
+        return inner(role, prompt, body)
 
-        llm.handler = slow
-        result = pipeline.run(QUESTION)
+    with ScriptedLLM(slow_answers) as llm:
+        result = make_pipeline(llm.url, bm25, timeout_s=0.5).run(QUESTION)
     assert not result.ok
     assert result.error["type"] == "ToolError" and "LLMError" in result.error["message"]
     assert "timed out" in result.error["message"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..grammar.ir import Chars, Lit, Node, Ref, alt, between, opt, render, seq
+from ..grammar.ir import Chars, Lit, Node, Ref, between, opt, render, seq
 
 _CHAR = Chars('"\\\n', negate=True)
 

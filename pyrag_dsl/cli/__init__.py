@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
-from ..grammar import DEFAULT_LANGUAGE, DslError, Language, Limits, validate
+from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..agents.llm import LLMError
 from ..pipeline.session import ConfigError
 from ..retrievers.base import RetrievalError

@@ -14,7 +14,7 @@ from ..agents.llm import LLMClient, LLMError
 from ..agents.plan import PlanAgent, render_errors
 from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
 from ..grammar.errors import DslError
-from ..interpreter.trace import CallEvent, TraceEvent, value_to_json
+from ..interpreter.trace import TraceEvent, value_to_json
 from ..interpreter.walker import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
 from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
@@ -375,4 +375,4 @@ def _current_topk(node: ast.Call, run: Run, default: int) -> int:
     return default
 
 
-__all__ = ["Pipeline", "PipelineConfig", "PipelineResult", "CallEvent"]
+__all__ = ["Executor", "Pipeline", "PipelineConfig", "PipelineResult"]
