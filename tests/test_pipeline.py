@@ -303,3 +303,18 @@ def test_reference_style_library_api(retrieval_server):
     assert result["final_answer"] == "John William Henry II"
     assert result["sub_queries"] and result["generated_code"] and result["execution_log"]
     assert result["retried_with_topk10"] is False
+
+
+@pytest.mark.parametrize("maker", [default_handler, adaptive_handler])
+def test_parallel_pipeline_batches_retrievals_and_replays(bm25, maker):
+    with ScriptedLLM(maker()) as llm:
+        seq = make_pipeline(llm.url, bm25).run(QUESTION)
+    with ScriptedLLM(maker()) as llm:
+        par = make_pipeline(llm.url, bm25, parallel=True).run(QUESTION)
+    assert par.ok and par.final_answer == seq.final_answer and par.variables == seq.variables
+    assert par.settings["parallel"] is True
+    kinds = [(e.kind, getattr(e, "statement", None)) for e in par.trace if e.kind in ("retrieve", "answer")]
+    assert kinds[:2] == [("retrieve", 0), ("retrieve", 2)]  # one wave: both retrievals together
+    header, events = loads_jsonl(dumps_jsonl(par.trace, {"settings": par.settings}))
+    report = replay(header, events)
+    assert report.ok, report.diffs

@@ -41,6 +41,8 @@ def _settings(args: argparse.Namespace):
     flags = {k: getattr(args, k, None) for k in ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model",
                                                   "retriever_url", "index", "output_dir", "topk", "boosted_topk",
                                                   "max_repairs", "policy", "plan_grammar", "timeout")}
+    if getattr(args, "parallel", False):
+        flags["parallel"] = True
     flags["no_grammar"] = getattr(args, "no_grammar", False)
     if getattr(args, "model", None) and not Path(args.model).is_file():
         raise UsageError(f"model file not found: {args.model}")
@@ -254,6 +256,8 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
     q.add_argument("--policy", choices=("incremental", "reference"),
                    help="incremental (default): re-run only what a repair or retry changes; reference: re-run "
                    "the whole program, as the reference implementation does (for comparison)")
+    q.add_argument("--parallel", action="store_true",
+                   help="dataflow mode: run independent statements concurrently and batch their retrievals")
     p.add_argument("--config", help="TOML or JSON config file (see docs/configuration.md)")
 
 

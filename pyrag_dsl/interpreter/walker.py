@@ -72,6 +72,14 @@ class _Stop(Exception):
     """Ends the walk; the error is already recorded."""
 
 
+@dataclass
+class Buffer:
+    """Events and the error of one statement run in dataflow mode, held until its wave is emitted."""
+
+    events: list[TraceEvent] = field(default_factory=list)
+    error: DslError | None = None
+
+
 def _describe_exception(e: BaseException) -> str:
     try:
         text = str(e)
@@ -93,7 +101,11 @@ class Run:
         settings: Mapping[str, Any] | None = None,
         cache: CallCache | None = None,
         on_event: EventSink | None = None,
+        mode: str = "sequential",
+        max_workers: int = 4,
     ) -> None:
+        if mode not in ("sequential", "dataflow"):
+            raise ValueError(f"mode must be 'sequential' or 'dataflow', got {mode!r}")
         self.program = program
         self.limits: Limits = program.limits
         self.language = program.language
@@ -101,18 +113,19 @@ class Run:
         self.settings = dict(settings or {})
         self.cache = cache
         self.on_event = on_event
+        self.mode = mode
+        self.max_workers = max_workers
         self.env: dict[str, Any] = {}
         self.events: list[TraceEvent] = []
         self.error: DslError | None = None
         self.tool_calls = 0
         self.cache_hits = 0
         self.trace_bytes = 0
-        self.call_started: float | None = None  # monotonic start of the call in flight, for the supervisor
         self.overrides: dict[int, dict[str, Any]] = {}  # id(call node) -> arguments to force (adaptive top-k)
         self.abandoned = False
         self._lock = threading.Lock()
-        self._stmt: Statement | None = None
-        self._stmt_index = 0
+        self._local = threading.local()  # per thread: the statement being run and, in dataflow mode, its buffer
+        self._inflight: dict[int, tuple[float, Statement | None]] = {}  # thread id -> (monotonic start, statement)
         self._handlers: dict[type, Callable[[Any], Any]] = {
             ast.Constant: self._constant,
             ast.Name: self._name,
@@ -123,12 +136,36 @@ class Run:
         if missing:
             raise ValueError(f"no implementation given for tool(s): {', '.join(missing)}")
 
+    @property
+    def _stmt(self) -> Statement | None:
+        return getattr(self._local, "stmt", None)
+
+    def oldest_call(self) -> tuple[float, Statement | None] | None:
+        """(monotonic start, statement) of the oldest tool call in flight, for the supervisor."""
+        calls = list(self._inflight.values())
+        return min(calls, key=lambda c: c[0]) if calls else None
+
+    @contextlib.contextmanager
+    def scope(self, stmt: Statement, buffer: "Buffer | None" = None):
+        """Run code as part of `stmt`; with a buffer, its events and error are held for ordered emission."""
+        outer = (self._stmt, getattr(self._local, "buffer", None))
+        self._local.stmt, self._local.buffer = stmt, buffer
+        try:
+            yield
+        finally:
+            self._local.stmt, self._local.buffer = outer
+
     # -- public -------------------------------------------------------------------------------
     def run_all(self) -> None:
         self.run_statements(range(len(self.program.statements)))
 
     def run_statements(self, indexes) -> None:
-        """Run the given statements in order; stops at the first error (recorded in `self.error`)."""
+        """Run the given statements (in order, or by dataflow waves); stops at the first error."""
+        if self.mode == "dataflow":
+            from .dataflow import run_dataflow
+
+            run_dataflow(self, list(indexes))
+            return
         try:
             for i in indexes:
                 self.run_statement(self.program.statements[i])
@@ -136,15 +173,17 @@ class Run:
             pass
 
     def run_statement(self, stmt: Statement) -> None:
-        self._stmt, self._step_start = stmt, time.time()
-        value_node = stmt.node.value
-        value = self.eval(value_node)
+        with self.scope(stmt, getattr(self._local, "buffer", None)):
+            start = time.time()
+            self.assign(stmt, self.eval(stmt.node.value), start)
+
+    def assign(self, stmt: Statement, value: Any, start: float) -> None:
         with self._lock:
             if self.abandoned:
                 raise _Stop
             self.env[stmt.target] = value
-            if not isinstance(value_node, ast.Call):
-                self._emit(AssignEvent(step=len(self.events) + 1, start=self._step_start, end=time.time(),
+            if not isinstance(stmt.node.value, ast.Call):
+                self._emit(AssignEvent(step=len(self.events) + 1, start=start, end=time.time(),
                                        output=value_to_json(value), **self._where(stmt)))
 
     # -- helpers for extension node kinds ---------------------------------------------------------
@@ -189,6 +228,10 @@ class Run:
 
     def _call(self, node: ast.Call) -> Any:
         spec: ToolSpec = self.language.tools[node.func.id]
+        return self._invoke(spec, self.bind(spec, node), node)
+
+    def bind(self, spec: ToolSpec, node: ast.Call) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults and overrides applied."""
         kwargs: dict[str, Any] = {}
         for param, arg in zip(spec.params, node.args):
             kwargs[param.name] = self.eval(arg)
@@ -205,54 +248,76 @@ class Run:
         kwargs = {p.name: kwargs[p.name] for p in spec.params}
         if self.overrides:
             kwargs.update(self.overrides.get(id(node), ()))
-        return self._invoke(spec, kwargs, node)
+        return kwargs
 
-    def _invoke(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
-        key = (spec.name, tuple(kwargs.items())) if (self.cache is not None and spec.memoize) else None
-        start = time.time()
-        hit, value = self.cache.get(key) if key is not None else (False, None)
-        if not hit:
-            if self.tool_calls >= self.limits.max_tool_calls:
-                self.fail(LimitExceeded, f"tool call budget of {self.limits.max_tool_calls} is spent", node,
-                          limit="max_tool_calls")
-            self.tool_calls += 1
-            failure: str | None = None
-            cause = ""
-            self.call_started = time.monotonic()
-            try:
-                raw = self.tools[spec.name](**kwargs)
-            except BaseException as e:  # noqa: BLE001 - any tool failure becomes a ToolError
-                failure, cause = _describe_exception(e), type(e).__name__
-                raw = None
-            finally:
-                self.call_started = None
+    def cache_key(self, spec: ToolSpec, kwargs: dict[str, Any]) -> tuple | None:
+        return (spec.name, tuple(kwargs.items())) if (self.cache is not None and spec.memoize) else None
+
+    def lookup(self, key: tuple | None) -> tuple[bool, Any]:
+        return self.cache.get(key) if key is not None else (False, None)
+
+    def spend(self, n: int, node: ast.AST) -> None:
+        with self._lock:
+            if self.tool_calls + n > self.limits.max_tool_calls:
+                over = True
+            else:
+                self.tool_calls += n
+                over = False
+        if over:
+            self.fail(LimitExceeded, f"tool call budget of {self.limits.max_tool_calls} is spent", node,
+                      limit="max_tool_calls")
+
+    def call_tool(self, fn: Callable[[], Any]) -> tuple[Any, str | None, str]:
+        """Call a tool; any exception becomes (None, message, exception type name)."""
+        me = threading.get_ident()
+        self._inflight[me] = (time.monotonic(), self._stmt)
+        try:
+            return fn(), None, ""
+        except BaseException as e:  # noqa: BLE001 - any tool failure becomes a ToolError
+            return None, _describe_exception(e), type(e).__name__
+        finally:
+            self._inflight.pop(me, None)
             if self.abandoned:
                 raise _Stop
-            if failure is not None:
-                self.fail(ToolError, f"{spec.name}() failed: {failure}", node, tool=spec.name, cause=cause)
-            try:
-                value = to_value(spec.returns, raw, self.limits)
-            except BadToolResult as e:
-                self.fail(ToolError, f"{spec.name}() returned a bad result: {e}", node, tool=spec.name)
-            except TooLarge as e:
-                self.fail(LimitExceeded, f"{spec.name}(): {e}", node, limit=e.limit, tool=spec.name)
+
+    def convert(self, spec: ToolSpec, raw: Any, failure: str | None, cause: str, node: ast.Call) -> Any:
+        if failure is not None:
+            self.fail(ToolError, f"{spec.name}() failed: {failure}", node, tool=spec.name, cause=cause)
+        try:
+            return to_value(spec.returns, raw, self.limits)
+        except BadToolResult as e:
+            self.fail(ToolError, f"{spec.name}() returned a bad result: {e}", node, tool=spec.name)
+        except TooLarge as e:
+            self.fail(LimitExceeded, f"{spec.name}(): {e}", node, limit=e.limit, tool=spec.name)
+
+    def _invoke(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
+        key = self.cache_key(spec, kwargs)
+        start = time.time()
+        hit, value = self.lookup(key)
+        if not hit:
+            self.spend(1, node)
+            raw, failure, cause = self.call_tool(lambda: self.tools[spec.name](**kwargs))
+            value = self.convert(spec, raw, failure, cause, node)
             if key is not None:
                 self.cache.put(key, value)
-        else:
-            self.cache_hits += 1
+        self.record_call(spec, kwargs, node, value, hit, start)
+        return value
+
+    def record_call(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call, value: Any, hit: bool,
+                    start: float) -> None:
         stmt = self._stmt
         event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
         size = sum(value_size(v) for v in kwargs.values()) + value_size(value)
         with self._lock:
             if self.abandoned:
                 raise _Stop
+            self.cache_hits += hit
             self._charge(size, node)
             self._emit(event_cls(
                 step=len(self.events) + 1, start=start, end=time.time(), tool=spec.name,
                 inputs={k: value_to_json(v) for k, v in kwargs.items()}, output=value_to_json(value),
                 cached=hit, **self._where(stmt, target=stmt.target if node is stmt.node.value else None),
             ))
-        return value
 
     # -- trace ------------------------------------------------------------------------------------
     def _where(self, stmt: Statement, target: str | None = "") -> dict[str, Any]:
@@ -269,21 +334,37 @@ class Run:
             raise _Stop
 
     def _emit(self, event: TraceEvent) -> None:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is not None:
+            buffer.events.append(event)
+            return
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
 
+    def flush(self, events: list[TraceEvent]) -> None:
+        """Emit buffered events (dataflow mode), numbered in emission order."""
+        with self._lock:
+            for event in events:
+                self._emit(event.model_copy(update={"step": len(self.events) + 1}))
+
     def _record_error(self, err: DslError, locked: bool = False) -> None:
         with contextlib.nullcontext() if locked else self._lock:
-            if self.error is None and not self.abandoned:
+            buffer = getattr(self._local, "buffer", None)
+            stmt = self._stmt.index if self._stmt else None
+            now = time.time()
+            if buffer is not None:
+                if buffer.error is None and not self.abandoned:
+                    buffer.error = err
+                    buffer.events.append(ErrorEvent(step=0, start=now, end=now, statement=stmt, error=err.to_dict()))
+            elif self.error is None and not self.abandoned:
                 self.error = err
-                now = time.time()
-                self._emit(ErrorEvent(step=len(self.events) + 1, start=now, end=now,
-                                      statement=self._stmt.index if self._stmt else None, error=err.to_dict()))
+                self._emit(ErrorEvent(step=len(self.events) + 1, start=now, end=now, statement=stmt,
+                                      error=err.to_dict()))
 
-    def abandon(self, err: DslError) -> None:
+    def abandon(self, err: DslError, stmt: Statement | None = None) -> None:
         """Called by the supervisor on a timeout: record the error, then ignore whatever the walker does next."""
-        with self._lock:
+        with self.scope(stmt) if stmt is not None else contextlib.nullcontext(), self._lock:
             self._record_error(err, locked=True)
             self.abandoned = True
 
@@ -348,13 +429,13 @@ def supervise(run: Run, work: Callable[[], None]) -> None:
             if run_deadline is not None and now >= run_deadline:
                 run.abandon(LimitExceeded(f"run took longer than {limits.run_timeout_s} s", limit="run_timeout_s"))
                 return
-            started = run.call_started
-            if started is not None and limits.tool_timeout_s is not None and now - started >= limits.tool_timeout_s:
-                stmt = run._stmt
+            oldest = run.oldest_call()
+            if oldest is not None and limits.tool_timeout_s is not None and now - oldest[0] >= limits.tool_timeout_s:
+                stmt = oldest[1]
                 span = stmt.span if stmt else None
                 run.abandon(LimitExceeded(f"a tool call took longer than {limits.tool_timeout_s} s", span,
                                           source_line=run.program.smap.line(span.line) if span else None,
-                                          limit="tool_timeout_s"))
+                                          limit="tool_timeout_s"), stmt)
                 return
         if crash:
             raise crash[0]
@@ -370,17 +451,21 @@ def execute(
     settings: Mapping[str, Any] | None = None,
     cache: CallCache | None = None,
     on_event: EventSink | None = None,
+    mode: str = "sequential",
+    max_workers: int = 4,
 ) -> ExecutionResult:
     """Execute a validated program with the given tool implementations.
 
     `settings` feeds run defaults such as `topk`; `cache` memoizes calls by their arguments (pass
     one CallCache to several runs to reuse results). Errors end the run and are returned, not
-    raised: the variables and trace computed so far are kept in the result.
+    raised: the variables and trace computed so far are kept in the result. `mode="dataflow"` runs
+    independent statements concurrently and batches retrieve calls (same results, see dataflow.py).
     """
     if not isinstance(program, Program):
         raise TypeError("execute() takes a validated Program; use parse_program(source) first")
     started = time.monotonic()
-    run = Run(program, tools, settings=settings, cache=cache if cache is not None else CallCache(), on_event=on_event)
+    run = Run(program, tools, settings=settings, cache=cache if cache is not None else CallCache(), on_event=on_event,
+              mode=mode, max_workers=max_workers)
     supervise(run, run.run_all)
     with run._lock:
         return ExecutionResult(

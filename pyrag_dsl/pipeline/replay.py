@@ -101,7 +101,7 @@ def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str,
         raise ReplayError("the trace has no executed program to replay")
     settings = header.get("settings") or {}
     cfg = PipelineConfig(topk=int(settings.get("topk", 5)), boosted_topk=int(settings.get("boosted_topk", 10)),
-                         policy=settings.get("policy", "incremental"),
+                         policy=settings.get("policy", "incremental"), parallel=bool(settings.get("parallel")),
                          sentinels=tuple(settings["sentinels"]) if "sentinels" in settings else None,
                          limits=Limits(), language=language)
     checked = validate(final.program, cfg.language, cfg.limits)

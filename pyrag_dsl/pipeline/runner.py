@@ -31,6 +31,7 @@ class PipelineConfig:
     policy: str = "incremental"  # "reference": re-run the whole program on repair and on adaptive retry
     use_grammar: bool = True  # constrained decoding wherever the server supports it
     plan_grammar: str = "language"  # language | skeleton (small models) | off
+    parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     limits: Limits = field(default_factory=Limits)
     language: Language = DEFAULT_LANGUAGE
@@ -42,7 +43,8 @@ class PipelineConfig:
     def settings(self) -> dict[str, Any]:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
                 "plan_grammar": self.plan_grammar if self.use_grammar else "off",
-                "max_repairs": self.max_repairs, "sentinels": list(Sentinels(self.sentinels).phrases)}
+                "max_repairs": self.max_repairs, "parallel": self.parallel,
+                "sentinels": list(Sentinels(self.sentinels).phrases)}
 
 
 @dataclass
@@ -80,15 +82,21 @@ class PipelineResult:
 
 
 class _Counting:
-    """Counts calls of a tool callable."""
+    """Counts calls of a tool callable (and forwards `batch` when the tool has one)."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.calls = 0
+        if callable(getattr(fn, "batch", None)):
+            self.batch = self._batch
 
     def __call__(self, **kw: Any) -> Any:
         self.calls += 1
         return self.fn(**kw)
+
+    def _batch(self, calls: list[dict[str, Any]]) -> list[Any]:
+        self.calls += len(calls)
+        return self.fn.batch(calls)
 
 
 def _error_dict(err: BaseException) -> dict[str, Any]:
@@ -247,7 +255,8 @@ class Executor:
     def execute(self, program: Program, cache: CallCache, attempt: int, topk: int | None = None) -> Run:
         settings = {"topk": topk or self.cfg.topk}
         _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
-        run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event)
+        run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event,
+                  mode="dataflow" if self.cfg.parallel else "sequential")
         supervise(run, run.run_all)
         self.run, self.program, self.cache = run, program, cache
         return run

@@ -104,7 +104,7 @@ class Settings:
         s.index = f.get("index", s.index)
         s.output_dir = f.get("output_dir", s.output_dir)
         s.plan_grammar = f.get("plan_grammar", s.plan_grammar)
-        pipe_flags = {k: f[k] for k in ("topk", "boosted_topk", "max_repairs", "policy") if k in f}
+        pipe_flags = {k: f[k] for k in ("topk", "boosted_topk", "max_repairs", "policy", "parallel") if k in f}
         if f.get("no_grammar"):
             pipe_flags["use_grammar"] = False
         s.pipeline = replace(s.pipeline, **pipe_flags)

@@ -33,3 +33,14 @@ class RetrieveTool:
 
     def __call__(self, query: str, topk: int) -> Docs:
         return Docs(tuple(self.retriever.search([query], topk)[0]))
+
+    def batch(self, calls: list[dict]) -> list[Docs]:
+        """Many calls at once: one search per distinct top-k (one HTTP request for an HTTP retriever)."""
+        out: list[Docs | None] = [None] * len(calls)
+        by_topk: dict[int, list[int]] = {}
+        for i, kw in enumerate(calls):
+            by_topk.setdefault(kw["topk"], []).append(i)
+        for topk, idxs in by_topk.items():
+            for i, docs in zip(idxs, self.retriever.search([calls[i]["query"] for i in idxs], topk)):
+                out[i] = Docs(tuple(docs))
+        return out  # type: ignore[return-value]
