@@ -172,3 +172,46 @@ def test_settings_precedence(tmp_path):
         Settings.resolve(config_file=str(bad), environ={})
     with pytest.raises(ConfigError, match="pick one"):
         Settings.resolve(environ={}, flags={"retriever_url": "http://x", "index": "/y"})
+
+
+def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
+    import signal
+    import time
+
+    base = default_handler()
+
+    def slow(role, prompt, body):
+        if role == "answer_synth":
+            time.sleep(8)
+        return base(role, prompt, body)
+
+    with ScriptedLLM(slow) as server:
+        proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--llm-url", server.url,
+                                 "--index", str(bm25_index), "--output-dir", str(tmp_path)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stdin.write(QUESTION + "\n")
+        proc.stdin.close()
+        proc.stdin = None
+        deadline = time.monotonic() + 60
+        while server.count("answer_synth") == 0:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run_dir,) = list(tmp_path.iterdir())
+    result = json.loads((run_dir / "1" / "result.json").read_text())
+    assert result["error"]["type"] == "Interrupted"
+    assert result["variables"]["jed_birth"] == "December 7, 1973"  # computed before Ctrl-C, kept
+
+
+def test_replay_live_against_current_tools(bm25_index, tmp_path):
+    with ScriptedLLM(default_handler()) as server:
+        r = cli("run", "-", "--llm-url", server.url, "--index", str(bm25_index), "--output-dir", str(tmp_path),
+                stdin=QUESTION + "\n")
+        assert r.returncode == 0
+        (run_dir,) = list(tmp_path.iterdir())
+        live = cli("replay", str(run_dir / "1" / "trace.jsonl"), "--live", "--llm-url", server.url,
+                   "--index", str(bm25_index))
+    assert live.returncode == 0, live.stderr
+    assert "replay OK" in live.stdout  # the same tools give the same steps

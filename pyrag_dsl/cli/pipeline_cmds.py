@@ -51,6 +51,7 @@ def _settings(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.outputs import new_run_dir, write_result
+    from ..pipeline.runner import Interrupted
     from ..pipeline.session import Session
 
     questions = read_questions(args.questions)
@@ -75,7 +76,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             progress.start()
         try:
             for n, question in enumerate(questions, 1):
-                result = session.pipeline.run(question)
+                try:
+                    result = session.pipeline.run(question)
+                except Interrupted as stop:  # keep what this question had computed, then stop
+                    write_result(run_dir, n, stop.result)
+                    status.print(f"[red]interrupted[/red] during question {n}; partial result in {run_dir / str(n)}")
+                    return 130
                 out = write_result(run_dir, n, result)
                 failed += result.error is not None
                 if quiet:
@@ -93,7 +99,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 progress.stop()
     finally:
         session.close()
-    status.print(f"[dim]outputs: {run_dir}[/dim]")
+        status.print(f"[dim]outputs: {run_dir}[/dim]")
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 

@@ -81,6 +81,14 @@ class PipelineResult:
         }
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a question; `.result` holds what was computed before it."""
+
+    def __init__(self, result: "PipelineResult") -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
 class _Counting:
     """Counts calls of a tool callable (and forwards `batch` when the tool has one)."""
 
@@ -124,15 +132,22 @@ class Pipeline:
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, question: str, topk: int | None = None) -> PipelineResult:
+        """Answer one question. Ctrl-C raises Interrupted, which carries the result computed so far."""
         cfg = self.config if topk is None else dataclasses.replace(self.config, topk=topk)
         result = PipelineResult(original_query=question, settings=cfg.settings())
         state = _RunState(self, cfg, result)
+        interrupted = False
         try:
             state.go()
         except LLMError as e:  # decompose or plan failed: keep what was computed
             result.error = {"type": "LLMError", "message": str(e)}
+        except KeyboardInterrupt:
+            result.error = {"type": "Interrupted", "message": "interrupted by the user"}
+            interrupted = True
         finally:
             state.finish()
+        if interrupted:
+            raise Interrupted(result)
         return result
 
 
@@ -257,8 +272,8 @@ class Executor:
         _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
         run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event,
                   mode="dataflow" if self.cfg.parallel else "sequential")
+        self.run, self.program, self.cache = run, program, cache  # before running: kept on Ctrl-C too
         supervise(run, run.run_all)
-        self.run, self.program, self.cache = run, program, cache
         return run
 
     def _retried(self) -> None:
@@ -384,4 +399,4 @@ def _current_topk(node: ast.Call, run: Run, default: int) -> int:
     return default
 
 
-__all__ = ["Executor", "Pipeline", "PipelineConfig", "PipelineResult"]
+__all__ = ["Executor", "Interrupted", "Pipeline", "PipelineConfig", "PipelineResult"]

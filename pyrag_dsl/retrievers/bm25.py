@@ -85,6 +85,10 @@ class LuceneBM25Retriever:
     def __init__(self, index_dir: str | Path, *, k1: float = 0.9, b: float = 0.4, threads: int = 2) -> None:
         self.index_dir = Path(index_dir)
         try:
+            import jnius_config
+
+            if not jnius_config.vm_running and "-Xrs" not in jnius_config.get_options():
+                jnius_config.add_options("-Xrs")  # leave Ctrl-C to Python: the JVM would exit(130) on SIGINT
             from pyserini.search.lucene import LuceneSearcher
         except ImportError as e:  # pragma: no cover - depends on the install
             raise RetrievalError(str(index_dir), f"pyserini is not installed ({e})") from None
