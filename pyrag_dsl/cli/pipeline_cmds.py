@@ -49,10 +49,18 @@ def _settings(args: argparse.Namespace):
     return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
 
 
+def open_session(settings, console: Console):
+    """An entered Session; a progress bar shows while the embedded index is built on first use."""
+    from ..pipeline.session import Session
+
+    update, bar = progress_bar(console)
+    with bar:
+        return Session(settings, progress=update).__enter__()
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.outputs import new_run_dir, write_result
     from ..pipeline.runner import Interrupted
-    from ..pipeline.session import Session
 
     questions = read_questions(args.questions)
     settings = _settings(args)
@@ -61,14 +69,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if settings.embedded_llm and not quiet:
         status.print("[dim]No LLM configured: starting the embedded llama.cpp server (SmolLM2-135M, a tiny model "
                       "that shows the pipeline; see README for a 7B model behind vLLM).[/dim]")
-    update, bar = progress_bar(status)
-    with bar:
-        session = Session(settings, progress=update).__enter__()
+    session = open_session(settings, status)
     failed = 0
-    run_dir = new_run_dir(settings.output_dir)
+    run_dir = None
     try:
         from rich.progress import Progress
 
+        run_dir = new_run_dir(settings.output_dir)
         many = len(questions) > 1
         progress = Progress(console=status, transient=True) if many else None
         task = progress.add_task("questions", total=len(questions)) if progress else None
@@ -99,7 +106,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 progress.stop()
     finally:
         session.close()
-        status.print(f"[dim]outputs: {run_dir}[/dim]")
+        if run_dir is not None:
+            status.print(f"[dim]outputs: {run_dir}[/dim]")
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
@@ -109,7 +117,6 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from ..interpreter.trace import write_jsonl
     from ..interpreter.walker import CallCache
     from ..pipeline.runner import Executor
-    from ..pipeline.session import Session
 
     source = read_text(args.program)
     settings = _settings(args)
@@ -119,15 +126,11 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
         for err in checked.errors:
             render_error(console, err, args.program)
         return EXIT_FAILED
-    update, bar = progress_bar(console)
-    with bar:
-        session = Session(settings, progress=update).__enter__()
+    session = open_session(settings, console)
     try:
-        pipeline = session.pipeline
-        from ..pipeline.runner import _Counting
         from ..retrievers.base import RetrieveTool
 
-        tools = {"retrieve": _Counting(RetrieveTool(session.retriever)), "answer": pipeline.answerer}
+        tools = {"retrieve": RetrieveTool(session.retriever), "answer": session.pipeline.answerer}
         trace: list = []
         executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
         run = executor.execute(checked.program, CallCache(), 1)
@@ -173,12 +176,9 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     tools = None
     session = None
     if args.live:
-        from ..pipeline.session import Session
-
-        update, bar = progress_bar(console)
-        with bar:
-            session = Session(_settings(args), progress=update).__enter__()
         from ..retrievers.base import RetrieveTool
+
+        session = open_session(_settings(args), console)
 
         tools = {"retrieve": RetrieveTool(session.retriever), "answer": session.pipeline.answerer}
     try:
