@@ -67,18 +67,11 @@ def cmd_tools(args: argparse.Namespace, console: Console) -> int:
 
 
 def _open_retriever(args: argparse.Namespace, console: Console):
-    from ..retrievers import HttpRetriever, open_index
-
-    if getattr(args, "url", None):
-        return HttpRetriever(args.url)
-    if getattr(args, "index", None):
-        return open_index(args.index)
-    from ..retrievers.embedded import embedded_index
+    from ..retrievers.embedded import open_retriever
 
     update, bar = progress_bar(console)
     with bar:
-        path = embedded_index(progress=update)
-    return open_index(path)
+        return open_retriever(getattr(args, "url", None), getattr(args, "index", None), progress=update)
 
 
 def cmd_index_build(args: argparse.Namespace, console: Console) -> int:

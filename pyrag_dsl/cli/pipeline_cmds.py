@@ -128,9 +128,7 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILED
     session = open_session(settings, console)
     try:
-        from ..retrievers.base import RetrieveTool
-
-        tools = {"retrieve": RetrieveTool(session.retriever), "answer": session.pipeline.answerer}
+        tools = session.pipeline.tools()
         trace: list = []
         executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
         run = executor.execute(checked.program, CallCache(), 1)
@@ -176,11 +174,8 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     tools = None
     session = None
     if args.live:
-        from ..retrievers.base import RetrieveTool
-
         session = open_session(_settings(args), console)
-
-        tools = {"retrieve": RetrieveTool(session.retriever), "answer": session.pipeline.answerer}
+        tools = session.pipeline.tools()
     try:
         report = replay(header, events, tools=tools)
     except ReplayError as e:

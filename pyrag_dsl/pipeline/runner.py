@@ -107,12 +107,6 @@ class _Counting:
         return self.fn.batch(calls)
 
 
-def _error_dict(err: BaseException) -> dict[str, Any]:
-    if isinstance(err, DslError):
-        return err.to_dict()
-    return {"type": type(err).__name__, "message": str(err)}
-
-
 class Pipeline:
     """Answers questions with the three agents, the engine and a retriever. `llm` serves Decompose and
     Answer; `plan_llm` (default: `llm`) writes the programs."""
@@ -131,6 +125,10 @@ class Pipeline:
         self.extra_tools = dict(extra_tools or {})
 
     # -- public ---------------------------------------------------------------------------------
+    def tools(self) -> dict[str, Callable[..., Any]]:
+        """The tools a program runs with: retrieve over the retriever, answer by the Answer agent, extras."""
+        return {**self.extra_tools, "retrieve": RetrieveTool(self.retriever), "answer": self.answerer}
+
     def run(self, question: str, topk: int | None = None) -> PipelineResult:
         """Answer one question. Ctrl-C raises Interrupted, which carries the result computed so far."""
         cfg = self.config if topk is None else dataclasses.replace(self.config, topk=topk)
@@ -158,9 +156,9 @@ class _RunState:
         self.result = result
         self.t0 = time.monotonic()
         self.llm_before = (pipeline.llm.calls, pipeline.plan_llm.calls)
-        self.retrieve = _Counting(RetrieveTool(pipeline.retriever))
-        self.answer = _Counting(pipeline.answerer)
-        tools = {**pipeline.extra_tools, "retrieve": self.retrieve, "answer": self.answer}
+        tools = pipeline.tools()
+        self.retrieve = tools["retrieve"] = _Counting(tools["retrieve"])
+        self.answer = tools["answer"] = _Counting(tools["answer"])
         self.executor = Executor(cfg, tools, pipeline.is_sentinel, self.result.trace, self.result)
         self.decompose_calls = 0
         self.plan_calls = 0

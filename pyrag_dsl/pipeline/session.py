@@ -131,16 +131,9 @@ class Session:
         self.pipeline: Pipeline | None = None
 
     def open_retriever(self):
-        s = self.settings
-        from ..retrievers import HttpRetriever, open_index
+        from ..retrievers.embedded import open_retriever
 
-        if s.retriever_url:
-            return HttpRetriever(s.retriever_url)
-        if s.index:
-            return open_index(s.index)
-        from ..retrievers.embedded import embedded_index
-
-        return open_index(embedded_index(progress=self.progress))
+        return open_retriever(self.settings.retriever_url, self.settings.index, progress=self.progress)
 
     def open_llms(self) -> tuple[LLMClient, LLMClient]:
         s = self.settings

@@ -81,6 +81,18 @@ def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
     return final
 
 
+def open_retriever(url: str | None = None, index: str | Path | None = None, progress=None) -> Retriever:
+    """A retrieval server by URL, an index directory, or else the embedded corpus (indexed on first use)."""
+    from .http_client import HttpRetriever
+    from .index_meta import open_index
+
+    if url:
+        return HttpRetriever(url)
+    if index:
+        return open_index(index)
+    return open_index(embedded_index(progress=progress))
+
+
 def embedded_retriever(kind: str = DEFAULT_KIND, progress=None) -> Retriever:
     from .index_meta import open_index
 
