@@ -8,6 +8,10 @@
 
 Every name is defined before use and the program ends with `final_answer`, so whatever a model
 writes under this grammar validates. It is a subset of the language: the validator stays the judge.
+
+`steps_rules(n)` is the small-model plan grammar: exactly n retrieve/answer steps, where a later step's
+strings may name earlier answers (bridges: `docs2 = retrieve(f"... {ans1}")`), and no final line: the
+caller builds `final_answer` from the steps, so that it carries every answer and no planner-written fact.
 """
 
 from __future__ import annotations
@@ -52,3 +56,27 @@ def skeleton_lark(max_steps: int) -> str:
 
 def skeleton_gbnf(max_steps: int) -> str:
     return render(skeleton_rules(max_steps), "gbnf", "program")
+
+
+def _step(k: int, max_chars: int) -> Node:
+    return seq(Lit(f"docs{k} = retrieve("), Ref(f"q{k}"), Lit(")\n"),
+               Lit(f"ans{k} = answer("), Ref(f"q{k}"), Lit(f", docs{k})\n"))
+
+
+def steps_rules(n: int, max_chars: int = 160) -> dict[str, Node]:
+    """Exactly n steps `docsk = retrieve(q)` / `ansk = answer(q, docsk)`; q may be an f-string over ans1..ans(k-1)."""
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    rules: dict[str, Node] = {}
+    for k in range(1, n + 1):
+        rules[f"q{k}"] = _string([f"ans{i}" for i in range(1, k)], max_chars)
+        rules[f"step{k}"] = _step(k, max_chars)
+    return {"program": seq(*(Ref(f"step{k}") for k in range(1, n + 1))), **rules}
+
+
+def steps_lark(n: int) -> str:
+    return render(steps_rules(n), "lark", "program")
+
+
+def steps_gbnf(n: int) -> str:
+    return render(steps_rules(n), "gbnf", "program")
