@@ -121,7 +121,9 @@ class LLMClient:
         return {}
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
-             extra_body: dict[str, Any] | None = None, stop: list[str] | None = None) -> str:
+             extra_body: dict[str, Any] | None = None, stop: list[str] | None = None,
+             on_usage: Any = None) -> str:
+        """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one."""
         body = {**self.config.extra_body, **(extra_body or {})}
         if self.config.enable_thinking is False:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
@@ -151,6 +153,8 @@ class LLMClient:
                 with self._lock:
                     self.failures += 1
                 continue
+            if on_usage is not None and getattr(response, "usage", None) is not None:
+                on_usage(response.usage)
             return strip_thinking(content)
         raise LLMError(self.where, last)
 

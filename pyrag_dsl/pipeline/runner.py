@@ -18,6 +18,7 @@ from ..interpreter.trace import TraceEvent, value_to_json
 from ..interpreter.walker import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
 from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
+from .retrieved import first_program_valid, retrieved_documents
 from .steps import execution_log
 
 POLICIES = ("incremental", "reference")
@@ -64,6 +65,9 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    retrieved_docs: list[dict[str, str]] = field(default_factory=list)  # union: {id, title}, first-seen order
+    retrievals: list[dict[str, Any]] = field(default_factory=list)  # per retrieve call: statement, query, docs
+    first_program_valid: bool | None = None  # None: no program was written
 
     @property
     def ok(self) -> bool:
@@ -78,6 +82,8 @@ class PipelineResult:
             "retried_with_topk10": self.retried_with_topk10, "repair_rounds": self.repair_rounds,
             "programs": self.programs, "llm_calls": self.llm_calls, "retrieval_calls": self.retrieval_calls,
             "timings": self.timings, "error": self.error, "settings": self.settings,
+            "first_program_valid": self.first_program_valid, "retrieved_docs": self.retrieved_docs,
+            "retrievals": self.retrievals,
         }
 
 
@@ -231,6 +237,8 @@ class _RunState:
             if res.error is None and run.error is not None:
                 res.error = run.error.to_dict()
         res.execution_log = execution_log(res.trace)
+        res.retrieved_docs, res.retrievals = retrieved_documents(res.trace)
+        res.first_program_valid = first_program_valid(res.trace)
         res.retrieval_calls = self.retrieve.calls
         answer_calls = self.answer.calls
         total = (self.p.llm.calls - self.llm_before[0]) + (
