@@ -1,0 +1,252 @@
+"""verl rewards on hand-made rollouts: every case gives a score and an error kind, never an exception.
+
+The plan and decompose rewards run against a scripted OpenAI-compatible server on loopback (the frozen
+agents; a fake of the LLM layer only) and our retrieval server over a real Lucene index."""
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from corpus import HOSTILE, JED_HOYER
+from pyrag_dsl.rl.cache import SharedCache
+from pyrag_dsl.rl.rewards import compute_score, golds_of, run_guarded
+from pyrag_dsl.rl.settings import RewardSettings
+from scripted_llm import ScriptedLLM, doc_titles
+
+QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
+GOLD = ["John William Henry II"]
+BIRTHS = {"Jed Hoyer": "December 7, 1973", "John W. Henry": "September 13, 1949"}
+KEYS = {"score", "f1", "em", "pred", "error_kind", "calls", "retried", "num_sub_queries"}
+
+
+def frozen_agents(program=JED_HOYER, plan_replies=None):
+    """The frozen Answer agent (and Plan agent for decompose): answers from the documents' titles."""
+    replies = list(plan_replies or [])
+
+    def handler(role, prompt, body):
+        if role == "answer_docs":
+            titles = doc_titles(prompt)
+            return f"<answer>{BIRTHS.get(titles[0], 'unknown')}</answer>" if titles else "<answer>unknown</answer>"
+        if role == "answer_synth":
+            older = "John William Henry II" if "1949" in prompt and "1973" in prompt else "unknown"
+            return f"<answer>{older}</answer>"
+        if role in ("plan", "repair"):
+            return replies.pop(0) if replies else "```python\n" + program + "```"
+        raise AssertionError(role)
+
+    return handler
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def kwargs(llm, retrieval_server, **extra):
+    out = {"answer_url": llm.url, "answer_model": "scripted", "plan_url": llm.url, "plan_model": "scripted",
+           "retriever_url": retrieval_server.url, "tool_timeout_s": 10, "run_timeout_s": 20, "use_grammar": False,
+           "llm_retries": 0, "retriever_retries": 0}
+    out.update(extra)
+    return out
+
+
+def plan(solution, **kw):
+    return compute_score("pyrag_plan", solution, GOLD, {"question": QUESTION, "topk": 5}, **kw)
+
+
+# -- answer -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["pyrag_answer_with_docs", "pyrag_answer_no_docs"])
+def test_answer_reward_correct_wrong_partial_missing_tag(source):
+    right = compute_score(source, "<answer>John William Henry II</answer>", GOLD)
+    assert set(right) == KEYS and right["score"] == pytest.approx(1.0) and right["em"] == 1.0
+    assert right["pred"] == "John William Henry II" and right["error_kind"] == ""
+    wrong = compute_score(source, "<answer>Jed Hoyer</answer>", GOLD)
+    assert wrong["score"] == 0.0 and wrong["error_kind"] == ""
+    partial = compute_score(source, "<answer>John Henry</answer>", GOLD)
+    f1 = 2 * 1.0 * 0.5 / 1.5  # 2 of 2 predicted tokens right, 2 of 4 gold tokens found
+    assert partial["f1"] == pytest.approx(f1) and partial["score"] == pytest.approx(0.7 * f1)
+    missing = compute_score(source, "John William Henry II", GOLD)
+    assert missing["score"] == 0.0 and missing["error_kind"] == "no_answer_tag"
+    unclosed = compute_score(source, "<answer>John William Henry II", GOLD)
+    assert unclosed["score"] == 0.0 and unclosed["error_kind"] == "no_answer_tag"
+
+
+def test_answer_reward_reads_golds_the_way_parquet_gives_them():
+    assert compute_score("pyrag_answer_no_docs", "<answer>Paris</answer>", np.array(["paris", "Paris, France"]))[
+        "score"] == pytest.approx(1.0)
+    assert compute_score("pyrag_answer_no_docs", "<answer>the Paris</answer>", {"target": ["Paris"]})[
+        "em"] == 1.0
+    assert golds_of("Paris") == ["Paris"] and golds_of([b"x", None, " "]) == ["x"]
+    assert compute_score("pyrag_answer_no_docs", "<answer>x</answer>", [])["error_kind"] == "no_gold"
+    assert compute_score("nq", "<answer>x</answer>", ["x"])["error_kind"] == "unknown_data_source"
+    # the first span, first line, as the Answer agent reads it at inference
+    assert compute_score("pyrag_answer_with_docs", "<answer>Paris\nbecause</answer><answer>Rome</answer>",
+                         ["Paris"])["em"] == 1.0
+
+
+# -- plan -------------------------------------------------------------------------------------------
+
+def test_plan_reward_correct_and_wrong_program(retrieval_server):
+    with ScriptedLLM(frozen_agents()) as llm:
+        ok = plan("```python\n" + JED_HOYER + "```", **kwargs(llm, retrieval_server))
+        wrong = plan('x = retrieve("When was Jed Hoyer born?")\nfinal_answer = answer("Who?", x)\n',
+                     **kwargs(llm, retrieval_server))
+    assert set(ok) == KEYS
+    assert ok["error_kind"] == "" and ok["pred"] == "John William Henry II" and ok["score"] == pytest.approx(1.0)
+    assert ok["calls"] == 5 and ok["retried"] == 0
+    assert wrong["error_kind"] == "" and wrong["score"] == 0.0 and wrong["pred"] == "December 7, 1973"
+
+
+@pytest.mark.parametrize("hostile", [h for h in HOSTILE if h.category in ("dunder", "frames")][:8],
+                         ids=lambda h: h.name)
+def test_plan_reward_hostile_program_scores_zero_with_its_kind(hostile, retrieval_server):
+    with ScriptedLLM(frozen_agents()) as llm:
+        # a first ordinary statement, so the Plan agent's extraction keeps every line (it drops leading prose)
+        out = plan('```python\nq = "a"\n' + hostile.source + "```", **kwargs(llm, retrieval_server))
+        assert llm.count("answer_docs") == 0  # nothing ran
+    assert out["score"] == 0.0 and out["error_kind"] in hostile.expect
+
+
+def test_plan_reward_over_the_call_budget(retrieval_server):
+    with ScriptedLLM(frozen_agents()) as llm:
+        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, max_tool_calls=3))
+    assert out["score"] == 0.0 and out["error_kind"] == "LimitExceeded:max_tool_calls"
+
+
+def test_plan_reward_program_that_times_out_returns_in_time(retrieval_server):
+    with ScriptedLLM(frozen_agents(), delay=3.0) as llm:
+        t0 = time.monotonic()
+        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5,
+                                       cache_size=11))
+        took = time.monotonic() - t0
+    assert out["score"] == 0.0 and out["error_kind"] == "LimitExceeded:tool_timeout_s"
+    assert took < 3.0
+
+
+def test_plan_reward_run_timeout(retrieval_server):
+    with ScriptedLLM(frozen_agents(), delay=0.4) as llm:
+        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, tool_timeout_s=5, run_timeout_s=0.6, cache_size=12))
+    assert out["score"] == 0.0 and out["error_kind"] == "LimitExceeded:run_timeout_s"
+
+
+def test_plan_reward_endpoints_down(retrieval_server):
+    with ScriptedLLM(frozen_agents()) as llm:
+        no_retriever = plan(JED_HOYER, **kwargs(llm, retrieval_server, retriever_url=closed_port_url(),
+                                                cache_size=13))
+    no_answer = compute_score("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION},
+                              answer_url=closed_port_url() + "/v1", retriever_url=retrieval_server.url,
+                              llm_retries=0, use_grammar=False, cache_size=14)
+    assert no_retriever["score"] == 0.0 and no_retriever["error_kind"] == "ToolError:RetrievalError"
+    assert no_answer["score"] == 0.0 and no_answer["error_kind"] == "ToolError:LLMError"
+
+
+def test_plan_reward_no_program_and_bad_settings(retrieval_server):
+    assert plan("   ")["error_kind"] == "no_program"
+    assert plan("I cannot write this.")["error_kind"] == "SyntaxError"
+    bad = plan(JED_HOYER, run_timeout_s="soon")
+    assert bad["score"] == 0.0 and bad["error_kind"].startswith("SettingsError")
+
+
+def test_plan_reward_caches_tool_calls_across_rollouts_and_threads(retrieval_server):
+    with ScriptedLLM(frozen_agents()) as llm:
+        kw = kwargs(llm, retrieval_server, cache_size=1000)
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(lambda _: plan(JED_HOYER, **kw), range(8)))
+        answers = llm.count("answer_docs") + llm.count("answer_synth")
+    assert all(o["score"] == pytest.approx(1.0) and o["error_kind"] == "" for o in outs)
+    assert answers == 3  # 8 rollouts of the same program: each distinct call once
+
+
+def test_plan_reward_adaptive_retrieval(retrieval_server):
+    def handler(role, prompt, body):
+        titles = doc_titles(prompt)
+        if role == "answer_docs":  # the birth date is found only with more than 5 documents
+            return "<answer>September 13, 1949</answer>" if len(titles) > 5 else "<answer>unknown</answer>"
+        return "<answer>John William Henry II</answer>" if "1949" in prompt else "<answer>unknown</answer>"
+
+    program = ('d = retrieve("When was John William Henry II born?")\n'
+               'b = answer("When was John William Henry II born?", d)\n'
+               'final_answer = answer(f"Given: he was born {b}. Answer the question: Who is older?")\n')
+    with ScriptedLLM(handler) as llm:
+        out = plan(program, **kwargs(llm, retrieval_server, cache_size=15))
+    assert out["retried"] == 1 and out["score"] == pytest.approx(1.0)
+
+
+# -- decompose --------------------------------------------------------------------------------------
+
+def test_decompose_reward_with_repair_rounds(retrieval_server):
+    broken = "```python\ndocs1 = retrieve(\"When was Jed Hoyer born?\"\n```"
+    with ScriptedLLM(frozen_agents(plan_replies=[broken])) as llm:
+        out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?", "When was John William Henry II born?"]',
+                            GOLD, {"question": QUESTION}, **kwargs(llm, retrieval_server, cache_size=16))
+        plans = [r for r in llm.requests if r["role"] in ("plan", "repair")]
+    assert out["score"] == pytest.approx(1.0) and out["error_kind"] == "" and out["num_sub_queries"] == 2
+    assert [r["role"] for r in plans] == ["plan", "repair"]
+    assert "When was John William Henry II born?" in plans[0]["messages"][-1]["content"]
+
+
+def test_decompose_reward_failures(retrieval_server):
+    assert compute_score("pyrag_decompose", "Jed, then John", GOLD, {"question": QUESTION})["error_kind"] == \
+        "no_sub_queries"
+    assert compute_score("pyrag_decompose", '["a?"]', GOLD, {})["error_kind"] == "no_question"
+    never_valid = "```python\nx = (\n```"
+    with ScriptedLLM(frozen_agents(plan_replies=[never_valid] * 5)) as llm:
+        out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION},
+                            **kwargs(llm, retrieval_server, max_repairs=1, cache_size=17))
+    assert out["score"] == 0.0 and out["error_kind"] == "SyntaxError" and out["num_sub_queries"] == 1
+    down = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION},
+                         plan_url=closed_port_url() + "/v1", llm_retries=0, use_grammar=False)
+    assert down["score"] == 0.0 and down["error_kind"] == "LLMError"
+
+
+# -- building blocks --------------------------------------------------------------------------------
+
+def test_rollout_guard_never_hangs_or_raises():
+    t0 = time.monotonic()
+    assert run_guarded(lambda: time.sleep(5) or {}, 0.2)["error_kind"] == "RolloutTimeout"
+    assert time.monotonic() - t0 < 1.0
+
+    def boom():
+        raise RuntimeError("bug")
+
+    assert run_guarded(boom, 1)["error_kind"] == "InternalError:RuntimeError"
+
+
+def test_shared_cache_single_flight_bounded_and_failures_not_cached():
+    cache = SharedCache(2)
+    calls = []
+    gate = threading.Event()
+
+    def slow():
+        calls.append(1)
+        gate.wait(2)
+        return "v"
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(cache.get_or_compute, "k", slow, 5) for _ in range(4)]
+        time.sleep(0.2)
+        gate.set()
+        assert [f.result() for f in futures] == ["v"] * 4
+    assert len(calls) == 1 and cache.misses == 1 and cache.hits == 3
+    cache.get_or_compute("a", lambda: 1)
+    cache.get_or_compute("b", lambda: 2)
+    assert len(cache) == 2 and cache.get_or_compute("k", lambda: "new") == "new"  # "k" was evicted
+    with pytest.raises(ZeroDivisionError):
+        cache.get_or_compute("z", lambda: 1 / 0)
+    assert cache.get_or_compute("z", lambda: 3) == 3
+
+
+def test_settings_sources_and_precedence():
+    env = {"LLM_BASE_URL": "http://a/v1", "PYRAG_RL_ANSWER_URL": "http://b/v1", "PYRAG_RL_RUN_TIMEOUT_S": "9"}
+    s = RewardSettings.resolve({"answer_model": "m", "topk": "3"}, {"topk": np.int64(7), "reward": {"max_repairs": 1}},
+                               environ=env)
+    assert (s.answer_url, s.answer_model, s.topk, s.run_timeout_s, s.max_repairs) == ("http://b/v1", "m", 7, 9.0, 1)
+    assert RewardSettings.resolve({"reward_router_address": "x"}, environ={}).answer_url == RewardSettings().answer_url
+    with pytest.raises(ValueError):
+        RewardSettings.resolve({}, {"reward": {"nope": 1}}, environ={})
