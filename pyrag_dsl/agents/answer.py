@@ -6,6 +6,7 @@ import re
 import string
 
 from ..documents import Docs
+from . import small_model
 from .formats import answer_rules, grammars
 from .llm import LLMClient
 from .prompts import default_sentinels, load_prompt, render
@@ -56,16 +57,51 @@ class Sentinels:
 
 
 class AnswerAgent:
-    def __init__(self, llm: LLMClient, max_tokens: int = 64, use_grammar: bool = True) -> None:
+    """`small`: the small-model prompts; a synthesis built by small_model.synthesis_line answers date and
+    number comparisons deterministically (counted in `.computed`) and yes/no questions under a yes/no grammar."""
+
+    def __init__(self, llm: LLMClient, max_tokens: int = 64, use_grammar: bool = True, small: bool = False) -> None:
         self.llm = llm
         self.max_tokens = max_tokens
         self.use_grammar = use_grammar
+        self.small = small
+        self.computed = 0
 
-    def __call__(self, query: str, docs: Docs | None = None) -> str:
+    @staticmethod
+    def messages(query: str, docs: Docs | None = None) -> list[dict[str, str]]:
+        """The chat messages sent for this call (with docs: the documents prompt; without: synthesis)."""
         if docs is not None:
             prompt = render(load_prompt("answer_docs"), documents=format_docs(docs) or "(no documents)", query=query)
         else:
             prompt = render(load_prompt("answer_synth"), query=query)
+        return [{"role": "user", "content": prompt}]
+
+    def __call__(self, query: str, docs: Docs | None = None) -> str:
+        if self.small:
+            return self._small(query, docs)
         extra = self.llm.grammar_body(*grammars(answer_rules(), "reply")) if self.use_grammar else {}
-        reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens, extra_body=extra)
+        reply = self.llm.chat(self.messages(query, docs), max_tokens=self.max_tokens, extra_body=extra)
         return extract_answer(reply) or "unknown"
+
+    def _small(self, query: str, docs: Docs | None) -> str:
+        rules, parsed = answer_rules(), None
+        if docs is not None:
+            prompt = render(load_prompt("answer_docs_small"), documents=format_docs(docs) or "(no documents)",
+                            query=query)
+        elif (parsed := small_model.parse_synthesis(query)) is not None:
+            facts, question = parsed
+            picked = small_model.compare_facts(question, facts)
+            if picked is not None:
+                self.computed += 1
+                return picked
+            prompt = render(load_prompt("answer_synth_small"), facts=small_model.facts_text(facts), question=question)
+            if small_model.is_yes_no(question):
+                rules = small_model.yes_no_rules()
+        else:
+            prompt = render(load_prompt("answer_synth"), query=query)
+        extra = self.llm.grammar_body(*grammars(rules, "reply")) if self.use_grammar else {}
+        reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens, extra_body=extra)
+        answer = extract_answer(reply) or "unknown"
+        if docs is None and parsed is not None and small_model.is_yes_no(parsed[1]):
+            answer = small_model.normalise_yes_no(answer) or answer
+        return answer

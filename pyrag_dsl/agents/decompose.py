@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from . import small_model
 from .formats import decompose_rules, grammars
 from .llm import LLMClient
 from .prompts import load_prompt, render
@@ -35,22 +36,47 @@ class Decomposition:
     fallback: bool
     attempts: int
     raw: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # small models: example leaks and repeats of the question
 
 
 class DecomposeAgent:
-    def __init__(self, llm: LLMClient, attempts: int = 2, use_grammar: bool = True) -> None:
+    def __init__(self, llm: LLMClient, attempts: int = 2, use_grammar: bool = True, small: bool = False) -> None:
+        """`small`: invented few-shot examples as chat turns, and leaks / repeats of the question dropped."""
         self.llm = llm
         self.attempts = attempts
         self.use_grammar = use_grammar
+        self.small = small
+
+    @staticmethod
+    def messages(question: str) -> list[dict[str, str]]:
+        """The chat messages sent for this question."""
+        return [{"role": "user", "content": render(load_prompt("decompose"), question=question)}]
+
+    @staticmethod
+    def small_messages(question: str) -> list[dict[str, str]]:
+        """The chat messages for small models: invented examples as turns (a stable prefix for the cache)."""
+        turns = [{"role": "system", "content": load_prompt("decompose_small_system").strip()}]
+        for ex in small_model.examples()["examples"]:
+            turns += [{"role": "user", "content": f"Question: {ex['question']}"},
+                      {"role": "assistant", "content": json.dumps(ex["sub_queries"])}]
+        return turns + [{"role": "user", "content": f"Question: {question}"}]
 
     def run(self, question: str) -> Decomposition:
-        prompt = render(load_prompt("decompose"), question=question)
         extra = self.llm.grammar_body(*grammars(decompose_rules(), "list")) if self.use_grammar else {}
         raw: list[str] = []
         for attempt in range(1, self.attempts + 1):
-            reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=256, extra_body=extra)
+            messages = self.small_messages(question) if self.small else self.messages(question)
+            if self.small and attempt > 1:  # the first reply repeated the question: ask for the parts
+                messages[-1] = {"role": "user", "content": messages[-1]["content"] + "\n"
+                                + load_prompt("decompose_small_retry").strip()}
+            reply = self.llm.chat(messages, max_tokens=256, extra_body=extra)
             raw.append(reply)
             parsed = parse_sub_queries(reply)
-            if parsed:
+            if parsed and self.small:
+                parsed, dropped = small_model.filter_sub_queries(parsed, question)
+                repeat = len(parsed) == 1 and small_model.repeats_question(parsed[0], question)
+                if parsed and (not repeat or attempt == self.attempts):
+                    return Decomposition(parsed, False, attempt, raw, dropped)
+            elif parsed:
                 return Decomposition(parsed, False, attempt, raw)
         return Decomposition([question], True, self.attempts, raw)

@@ -6,7 +6,8 @@ import json
 import re
 
 from ..grammar import DEFAULT_LANGUAGE, DslError, Language
-from ..grammar.skeleton import skeleton_gbnf, skeleton_lark
+from ..grammar.skeleton import steps_gbnf, steps_lark
+from . import small_model
 from .llm import LLMClient
 from .prompts import load_prompt, render
 
@@ -34,8 +35,9 @@ PLAN_GRAMMARS = ("language", "skeleton", "off")
 
 
 class PlanAgent:
-    """`grammar`: 'language' constrains decoding to the whole language; 'skeleton' to the canonical
-    retrieve/answer shape (every program valid by construction: for small models); 'off' to nothing."""
+    """`grammar`: 'language' constrains decoding to the whole language; 'skeleton' (small models) to one
+    retrieve/answer step per sub-query, with the final synthesis line built from the steps (see
+    small_model.py; every program valid by construction); 'off' to nothing."""
 
     def __init__(self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, grammar: str = "language",
                  max_tokens: int = 600) -> None:
@@ -46,6 +48,7 @@ class PlanAgent:
         self.grammar = grammar
         self.max_tokens = max_tokens
         self.calls = 0
+        self.copied_example = 0  # skeleton mode: programs replaced because they named an example's entity
 
     def system_prompt(self) -> str:
         return render(load_prompt("plan_system"), tools=self.language.describe_tools())
@@ -54,25 +57,52 @@ class PlanAgent:
         if self.grammar == "language":
             return self.llm.grammar_body(self.language.to_lark(), self.language.to_gbnf())
         if self.grammar == "skeleton":
-            steps = min(max(len(sub_queries) + 1, 2), 5)
-            return self.llm.grammar_body(skeleton_lark(steps), skeleton_gbnf(steps))
+            steps = min(max(len(sub_queries), 1), 4)
+            return self.llm.grammar_body(steps_lark(steps), steps_gbnf(steps))
         return {}
 
     def _messages(self, user: str) -> list[dict[str, str]]:
+        if self.grammar == "skeleton":  # invented examples, as turns: a stable prefix for the prompt cache
+            turns = [{"role": "system", "content": load_prompt("plan_small_system").strip()}]
+            for ex in small_model.examples()["examples"]:
+                turns += [{"role": "user", "content": render(load_prompt("plan"), question=ex["question"],
+                                                             sub_queries=json.dumps(ex["sub_queries"]))},
+                          {"role": "assistant", "content": ex["program"]}]
+            return turns + [{"role": "user", "content": user}]
         return [{"role": "system", "content": self.system_prompt()},
                 {"role": "user", "content": load_prompt("plan_example_user").strip()},
                 {"role": "assistant", "content": load_prompt("plan_example_program").strip()},
                 {"role": "user", "content": user}]
 
-    def write(self, question: str, sub_queries: list[str]) -> str:
+    def write_messages(self, question: str, sub_queries: list[str]) -> list[dict[str, str]]:
+        """The chat messages `write` sends."""
         user = render(load_prompt("plan"), question=question, sub_queries=json.dumps(sub_queries, ensure_ascii=False))
+        return self._messages(user)
+
+    def write(self, question: str, sub_queries: list[str]) -> str:
+        if self.grammar == "skeleton" and len(sub_queries) <= 1:  # one step: nothing to plan, no model call
+            return self._finish(question, sub_queries, small_model.plain_steps(sub_queries or [question]))
         self.calls += 1
-        reply = self.llm.chat(self._messages(user), extra_body=self._extra(sub_queries), max_tokens=self.max_tokens)
-        return extract_program(reply)
+        reply = self.llm.chat(self.write_messages(question, sub_queries), extra_body=self._extra(sub_queries),
+                              max_tokens=self.max_tokens)
+        return self._finish(question, sub_queries, extract_program(reply))
+
+    def _finish(self, question: str, sub_queries: list[str], program: str) -> str:
+        """Skeleton mode: append the synthesis line built from the steps; steps that name an example's
+        entity (a copy) are replaced by the sub-queries verbatim."""
+        if self.grammar != "skeleton":
+            return program
+        if small_model.leaked_entities(program, question + " " + " ".join(sub_queries)) or \
+                not small_model.step_questions(program):
+            self.copied_example += 1
+            program = small_model.plain_steps(sub_queries or [question])
+        return program.rstrip("\n") + "\n" + small_model.synthesis_line(question, program) + "\n"
 
     def repair(self, question: str, sub_queries: list[str], program: str, errors: list[DslError]) -> str:
         user = render(load_prompt("repair"), question=question, program=program.rstrip("\n"),
                       errors=render_errors(errors))
+        if self.grammar == "skeleton":  # steps are valid by construction: ask for them afresh
+            return self.write(question, sub_queries)
         self.calls += 1
         reply = self.llm.chat(self._messages(user), extra_body=self._extra(sub_queries), max_tokens=self.max_tokens)
         return extract_program(reply)
