@@ -129,7 +129,7 @@ def test_unreachable_llm_is_one_line(bm25_index):
 
     r = cli("run", "-", "--llm-url", f"http://127.0.0.1:{_free_port()}/v1", "--index", str(bm25_index),
             stdin="q?\n")
-    assert r.returncode == 1 and "LLMError" in r.stderr and "cannot connect" in r.stderr
+    assert r.returncode == 3 and "LLMError" in r.stderr and "cannot connect" in r.stderr  # 3: runtime failure
     assert "Traceback" not in r.stderr
 
 

@@ -69,4 +69,4 @@ def test_serve_retriever_command(bm25_index):
 
 def test_search_against_a_down_server_is_one_line():
     r = cli("search", "q", "--url", f"http://127.0.0.1:{_free_port()}")
-    assert r.returncode == 1 and "cannot connect" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "cannot connect" in r.stderr and "Traceback" not in r.stderr  # 3: runtime failure

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from .child_process import popen_kwargs
 from .llm import LLMError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,7 +74,9 @@ class LocalLLMServer:
         self.port = _free_port()
         fd, log = tempfile.mkstemp(prefix="pyrag-llama-", suffix=".log")
         self.log_path = Path(log)
-        self.proc = subprocess.Popen(self.command(), stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # own process group; killed by the kernel if this process dies (even by SIGKILL)
+        self.proc = subprocess.Popen(self.command(), stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     **popen_kwargs())
         os.close(fd)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.startup_timeout_s

@@ -15,7 +15,10 @@ from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..agents.llm import LLMError
 from ..pipeline.session import ConfigError
 from ..retrievers.base import RetrievalError
-from .common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError, progress_bar, read_text, render_error
+from . import signals
+from .debug import add_debug_everywhere
+from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
+                     read_text, render_error)
 from .pipeline_cmds import add_pipeline_commands
 
 
@@ -82,22 +85,24 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.force:
         raise UsageError(f"{out} exists and is not empty (use --force to overwrite)")
+    from ..retrievers.build_aside import build_aside
+
     update, bar = progress_bar(console)
-    try:
-        with bar:
+    try:  # built next to `out`, swapped in when complete: a failed or interrupted build keeps the old index
+        with bar, build_aside(out) as building:
             if args.kind == "bm25":
                 from ..retrievers.bm25 import build_bm25_index
 
-                meta = build_bm25_index(args.corpus, out, threads=args.threads, skip_bad=args.skip_bad,
+                meta = build_bm25_index(args.corpus, building, threads=args.threads, skip_bad=args.skip_bad,
                                         progress=update)
             elif args.kind == "tantivy":
                 from ..retrievers.tantivy_bm25 import build_tantivy_index
 
-                meta = build_tantivy_index(args.corpus, out, skip_bad=args.skip_bad, progress=update)
+                meta = build_tantivy_index(args.corpus, building, skip_bad=args.skip_bad, progress=update)
             else:
                 from ..retrievers.dense import build_dense_index
 
-                meta = build_dense_index(args.corpus, out, model=args.model, batch_size=args.batch_size,
+                meta = build_dense_index(args.corpus, building, model=args.model, batch_size=args.batch_size,
                                          skip_bad=args.skip_bad, progress=update)
     except CorpusError as e:
         console.print(Text(f"{e.path}: {len(e.problems)} bad line(s)", style="red"))
@@ -117,6 +122,8 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
 
     from ..retrievers.server import ServerLimits, create_app
 
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
     retriever = _open_retriever(args, console)
     name = args.index or "embedded hotpotqa-dev300"
     app = create_app(retriever, ServerLimits(default_topk=args.default_topk), name=name)
@@ -214,28 +221,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    add_debug_everywhere(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     console = Console(stderr=False, soft_wrap=True)
     err_console = Console(stderr=True, soft_wrap=True)
+    signals.install()
     try:
         return args.func(args, console)
     except UsageError as e:
         err_console.print(Text("error: ", style="red") + Text(str(e)))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/red]")
-        return 130
-    except (RetrievalError, LLMError, ConfigError) as e:
+        err_console.print(f"[red]{signals.interrupt_word()}[/red]")
+        return signals.interrupt_exit_code()
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        signals.silence_stdout()
+        return EXIT_PIPE
+    except ConfigError as e:
         if args.debug:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
-        return EXIT_INVALID
+        return EXIT_USAGE
+    except (RetrievalError, LLMError) as e:
+        if args.debug:
+            raise
+        err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
+        return EXIT_RUNTIME
     except Exception as e:  # a one-line error for people; the traceback with --debug
         if args.debug:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
-        return EXIT_USAGE
+        return EXIT_RUNTIME
 

@@ -10,7 +10,9 @@ from rich.text import Text
 
 from ..grammar import DslError
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+# 0 ok; 1 invalid program or some questions failed; 2 usage; 3 runtime failure (I/O, a server down);
+# 130 / 143 stopped by SIGINT / SIGTERM; 141 standard output closed by its reader.
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME, EXIT_PIPE = 0, 1, 2, 3, 141
 
 
 class UsageError(Exception):

@@ -10,25 +10,42 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from .common import EXIT_OK, UsageError, progress_bar, read_text, render_error
+from . import signals
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError, progress_bar, read_text, render_error
 from .render import show_program, show_result, step_table
 
 EXIT_FAILED = 1
 VLLM_PORTS = {"plan": 8336, "answer": 8337}
 
 
+MAX_QUESTION_CHARS = 4_000  # one question (a line)
+MAX_QUESTIONS_BYTES = 10_000_000  # the questions file as a whole
+
+
 def read_questions(path: str) -> list[str]:
+    """One question per non-empty line; a line over MAX_QUESTION_CHARS or a file over MAX_QUESTIONS_BYTES
+    is a usage error naming it."""
+    name = "standard input" if path == "-" else path
     if path == "-":
-        text = sys.stdin.read()
+        data = sys.stdin.buffer.read(MAX_QUESTIONS_BYTES + 1)
     else:
         p = Path(path)
         if not p.is_file():
             raise UsageError(f"no such file: {path}" if not p.exists() else f"{path} is not a file")
-        try:
-            text = p.read_text(encoding="utf-8")
-        except UnicodeDecodeError as e:
-            raise UsageError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        with p.open("rb") as f:
+            data = f.read(MAX_QUESTIONS_BYTES + 1)
+    if len(data) > MAX_QUESTIONS_BYTES:
+        raise UsageError(f"{name} is over {MAX_QUESTIONS_BYTES:,} bytes; split it into several files")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if len(line.strip()) > MAX_QUESTION_CHARS:
+            raise UsageError(f"{name} line {n}: the question has {len(line.strip()):,} characters, over the "
+                             f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)")
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if not questions:
         raise UsageError(f"no questions in {'standard input' if path == '-' else path} (one question per line)")
@@ -58,8 +75,21 @@ def open_session(settings, console: Console):
         return Session(settings, progress=update).__enter__()
 
 
+def save_result(run_dir: Path, n: int, result) -> Path | None:
+    """Write question n's files; when that fails (disk full...), say which file in one line on stderr
+    and return None: the caller still prints the answer."""
+    from ..pipeline.outputs import OutputError, write_result
+
+    try:
+        return write_result(run_dir, n, result)
+    except OutputError as e:
+        Console(stderr=True, soft_wrap=True).print(
+            Text("error: ", style="red") + Text(f"question {n}: {e}; its answer is printed, not saved"))
+        return None
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from ..pipeline.outputs import new_run_dir, write_result
+    from ..pipeline.outputs import new_run_dir
     from ..pipeline.runner import Interrupted
 
     questions = read_questions(args.questions)
@@ -70,7 +100,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         status.print("[dim]No LLM configured: starting the embedded llama.cpp server (SmolLM2-135M, a tiny model "
                       "that shows the pipeline; see README for a 7B model behind vLLM).[/dim]")
     session = open_session(settings, status)
-    failed = 0
+    failed = unsaved = 0
     run_dir = None
     try:
         from rich.progress import Progress
@@ -86,13 +116,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 try:
                     result = session.pipeline.run(question)
                 except Interrupted as stop:  # keep what this question had computed, then stop
-                    write_result(run_dir, n, stop.result)
-                    status.print(f"[red]interrupted[/red] during question {n}; partial result in {run_dir / str(n)}")
-                    return 130
-                out = write_result(run_dir, n, result)
+                    saved = save_result(run_dir, n, stop.result)
+                    status.print(f"[red]{signals.interrupt_word()}[/red] during question {n}"
+                                 + (f"; partial result in {saved}" if saved else ""), highlight=False)
+                    return signals.interrupt_exit_code()
+                out = save_result(run_dir, n, result)  # on a failed write: one line on stderr, answer still shown
+                unsaved += out is None
                 failed += result.error is not None
                 if quiet:
-                    print(json.dumps({"n": n, "output": str(out), **result.to_dict()}, ensure_ascii=False), flush=True)
+                    print(json.dumps({"n": n, "output": str(out) if out else None, **result.to_dict()},
+                                     ensure_ascii=False), flush=True)
                 elif many:
                     progress.console.print(f"[bold]{n}.[/bold] {question}\n   → {result.final_answer!s}"
                                            + (f"  [red]{result.error['type']}[/red]" if result.error else ""),
@@ -108,13 +141,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         session.close()
         if run_dir is not None:
             status.print(f"[dim]outputs: {run_dir}[/dim]")
+    if unsaved:
+        return EXIT_RUNTIME
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
 def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from ..agents.answer import Sentinels
     from ..grammar import validate
-    from ..interpreter.trace import write_jsonl
     from ..interpreter.walker import CallCache
     from ..pipeline.runner import Executor
 
@@ -127,30 +161,56 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
             render_error(console, err, args.program)
         return EXIT_FAILED
     session = open_session(settings, console)
+    trace: list = []
+    executor = None
     try:
         tools = session.pipeline.tools()
-        trace: list = []
         executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
         run = executor.execute(checked.program, CallCache(), 1)
         executor.adaptive(1)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the steps that finished
+        if args.trace and executor is not None and executor.run is not None:
+            from ..pipeline.outputs import OutputError
+
+            try:
+                _write_exec_trace(args, trace, source, cfg, executor.run,
+                                  {"type": "Interrupted", "message": "interrupted by a signal"})
+            except OutputError as e:
+                Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + Text(str(e)))
+        raise
     finally:
         session.close()
     show_program(console, source)
     console.print(step_table(trace))
+    unsaved = None
     if args.trace:
-        from ..pipeline.events import FinalEvent
-        from ..pipeline.runner import _emit
+        from ..pipeline.outputs import OutputError
 
-        final = run.env.get("final_answer")
-        _emit(trace, FinalEvent, final_answer=None if final is None else str(final), program=source,
-              error=run.error.to_dict() if run.error else None)
-        write_jsonl(args.trace, trace, {"program": args.program, "settings": cfg.settings()})
-        console.print(f"[dim]trace: {args.trace}[/dim]")
+        try:
+            _write_exec_trace(args, trace, source, cfg, run, run.error.to_dict() if run.error else None)
+            console.print(f"[dim]trace: {args.trace}[/dim]")
+        except OutputError as e:  # say so, and still show the answer
+            unsaved = e
     if run.error is not None:
         console.print(f"[red]Error:[/red] {run.error}", highlight=False)
-        return EXIT_FAILED
-    console.print(f"[bold green]final_answer[/bold green] = {run.env.get('final_answer')!r}", highlight=False)
-    return EXIT_OK
+    else:
+        console.print(f"[bold green]final_answer[/bold green] = {run.env.get('final_answer')!r}", highlight=False)
+    if unsaved is not None:
+        Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + Text(str(unsaved)))
+        return EXIT_RUNTIME
+    return EXIT_FAILED if run.error is not None else EXIT_OK
+
+
+def _write_exec_trace(args: argparse.Namespace, trace: list, source: str, cfg, run, error: dict | None) -> None:
+    """exec --trace: the events, a final event, and a header with the settings, limits and language.
+    Raises OutputError (naming the file) when it cannot be written."""
+    from ..pipeline.events import FinalEvent
+    from ..pipeline.outputs import write_trace
+    from ..pipeline.runner import _emit
+
+    final = run.env.get("final_answer")
+    _emit(trace, FinalEvent, final_answer=None if final is None else str(final), program=source, error=error)
+    write_trace(args.trace, trace, {"program": args.program, "settings": cfg.settings()})
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:

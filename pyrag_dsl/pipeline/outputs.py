@@ -25,15 +25,43 @@ def new_run_dir(output_dir: str | Path) -> Path:
     raise OSError(f"cannot create a run directory under {base}")
 
 
+class OutputError(OSError):
+    """A result file could not be written (disk full, read-only...): `.path` names it; no temp file is left."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot write {path}: {cause.strerror or cause}")
+        self.path = path
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise OutputError(path, e) from e
+
+
+def write_trace(path: str | Path, events: list, meta: dict) -> None:
+    """A trace file (exec --trace), atomically; raises OutputError naming it."""
+    _atomic_write(Path(path), dumps_jsonl(events, meta))
 
 
 def write_result(run_dir: Path, n: int, result: PipelineResult) -> Path:
+    """Write one question's files; raises OutputError naming the file that failed."""
     out = run_dir / str(n)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(out, e) from e
     if result.generated_code is not None:
         _atomic_write(out / "generated_code.py", result.generated_code)
     _atomic_write(out / "trace.jsonl", dumps_jsonl(result.trace, {"question": result.original_query,

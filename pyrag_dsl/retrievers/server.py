@@ -33,6 +33,25 @@ class BadRequest(Exception):
         self.status = status
 
 
+async def read_body(request: Request, limits: ServerLimits) -> bytes:
+    """The body, read in chunks and refused (413) as soon as it passes the cap, or at once when
+    Content-Length announces more: a huge body is never read whole."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("bad Content-Length header")
+        if int(declared) > limits.max_body_bytes:
+            raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def parse_request(body: bytes, limits: ServerLimits) -> tuple[list[str], int, bool]:
     if len(body) > limits.max_body_bytes:
         raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
@@ -40,6 +59,8 @@ def parse_request(body: bytes, limits: ServerLimits) -> tuple[list[str], int, bo
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadRequest(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
     unknown = set(data) - {"queries", "topk", "return_scores"}
@@ -59,6 +80,10 @@ def parse_request(body: bytes, limits: ServerLimits) -> tuple[list[str], int, bo
             raise BadRequest(f"query {i} is empty", 422)
         if len(q) > limits.max_query_chars:
             raise BadRequest(f"query {i} is over {limits.max_query_chars} characters", 422)
+        try:
+            q.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate escape such as "\ud800"
+            raise BadRequest(f"query {i} is not valid Unicode (lone surrogate at character {e.start})", 422) from None
     topk = data.get("topk", limits.default_topk)
     if topk is None:
         topk = limits.default_topk
@@ -82,6 +107,10 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
         pool.shutdown(wait=False)
 
     app = FastAPI(title="pyrag-dsl retriever", version="1", lifespan=lifespan)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # JSON, never plain text
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
     stats = {"requests": 0, "queries": 0}
     lock = threading.Lock()
 
@@ -93,7 +122,7 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
     @app.post("/retrieve")
     async def retrieve(request: Request) -> JSONResponse:
         try:
-            queries, topk, return_scores = parse_request(await request.body(), limits)
+            queries, topk, return_scores = parse_request(await read_body(request, limits), limits)
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
         loop = asyncio.get_running_loop()

@@ -1,0 +1,54 @@
+"""How the command ends on signals and closed pipes.
+
+SIGTERM (Slurm, Docker, `timeout`) is handled like Ctrl-C: it raises KeyboardInterrupt in the main
+thread, so a question in flight keeps its partial result and children are stopped by the same code
+paths. The exit code names the signal: 130 for SIGINT, 143 for SIGTERM. A reader that closes
+standard output early (`| head -1`) ends the command quietly, as other Unix tools do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+_received: int | None = None
+
+
+def _on_terminate(signum: int, frame: object) -> None:
+    global _received
+    if _received is not None:
+        return  # already stopping: let the cleanup that is running finish
+    _received = signum
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+def install() -> None:
+    """Handle SIGTERM like Ctrl-C (call once, from the main thread)."""
+    global _received
+    _received = None
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_terminate)
+
+
+def interrupt_exit_code() -> int:
+    """128 + the signal that stopped the command: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 128 + (_received or signal.SIGINT)
+
+
+def interrupt_word() -> str:
+    return "terminated (SIGTERM)" if _received == signal.SIGTERM else "interrupted"
+
+
+def silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+__all__ = ["install", "interrupt_exit_code", "interrupt_word", "silence_stdout"]
