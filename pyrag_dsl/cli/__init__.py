@@ -216,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.set_defaults(func=cmd_search)
     add_pipeline_commands(sub)
+    from .rl_cmds import add_rl_commands  # issue 9; rl_cmds imports pyrag_dsl.rl inside its commands
+
+    add_rl_commands(sub)
     return parser
 
 
@@ -255,4 +258,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
         return EXIT_RUNTIME
-

@@ -272,6 +272,8 @@ def vllm_command(args: argparse.Namespace) -> list[str]:
            "--port", str(port), "--served-model-name", args.model, "--tensor-parallel-size",
            str(args.tensor_parallel_size), "--max-model-len", str(args.max_model_len),
            "--generation-config", "vllm"]
+    if getattr(args, "adapter", None):  # LoRA adapters, requested by their NAME (pyrag-dsl rl train)
+        cmd += ["--enable-lora", "--lora-modules", *args.adapter, "--max-lora-rank", str(args.max_lora_rank)]
     return cmd + list(args.vllm_args or [])
 
 
@@ -279,9 +281,12 @@ def cmd_serve_llm(args: argparse.Namespace, console: Console) -> int:
     cmd = vllm_command(args)
     env_hint = "PLAN_LLM" if args.role == "plan" else "LLM"
     url = f"http://{args.host if args.host != '0.0.0.0' else '127.0.0.1'}:{cmd[cmd.index('--port') + 1]}/v1"
+    if args.adapter and any("=" not in a for a in args.adapter):
+        raise UsageError("--adapter wants NAME=PATH")
+    served = args.adapter[0].split("=", 1)[0] if args.adapter else args.model
     if args.dry_run:
         print(" ".join(cmd))
-        print(f"# then: export {env_hint}_BASE_URL={url} {env_hint}_MODEL={args.model}")
+        print(f"# then: export {env_hint}_BASE_URL={url} {env_hint}_MODEL={served}")
         return EXIT_OK
     import importlib.util
 
@@ -289,7 +294,7 @@ def cmd_serve_llm(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("vLLM is not installed (it needs a GPU): pip install 'pyrag-dsl[vllm]'; "
                          "--dry-run prints the command")
     console.print(f"starting vLLM for the {args.role} role on {url}; then export {env_hint}_BASE_URL={url} "
-                  f"{env_hint}_MODEL={args.model}", highlight=False)
+                  f"{env_hint}_MODEL={served}", highlight=False)
     return subprocess.call(cmd)
 
 
@@ -358,6 +363,9 @@ def add_pipeline_commands(sub) -> None:
     p.add_argument("--port", type=int, help="default: 8336 for plan, 8337 for answer")
     p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--max-model-len", type=int, default=8192)
+    p.add_argument("--adapter", action="append", metavar="NAME=PATH",
+                   help="serve a LoRA adapter under NAME (requests use model NAME); repeatable")
+    p.add_argument("--max-lora-rank", type=int, default=64, help="largest LoRA rank to serve (default 64)")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="extra arguments for vLLM after --")
     p.set_defaults(func=cmd_serve_llm)
