@@ -231,13 +231,14 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"no step {args.step} in {args.trace} (steps 1..{len(events)})")
         console.print(describe_event(match[0]), highlight=False, markup=False)
         return EXIT_OK
+    overrides = replay_overrides(args)
     tools = None
     session = None
     if args.live:
         session = open_session(_settings(args), console)
         tools = session.pipeline.tools()
     try:
-        report = replay(header, events, tools=tools)
+        report = replay(header, events, tools=tools, overrides=overrides)
     except ReplayError as e:
         raise UsageError(f"{args.trace}: {e}") from None
     finally:
@@ -260,10 +261,42 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     console.print(table)
     console.print(f"final answer: recorded {report.final_answer_recorded!r}, replayed "
                   f"{report.final_answer_replayed!r}", highlight=False)
+    if args.live and report.new_error:  # the current tools failed where the recording did not
+        Console(stderr=True, soft_wrap=True).print(
+            Text("error: ", style="red") + Text(f"the live replay failed: {report.error.get('type')}: "
+                                                f"{report.error.get('message')}"))
+        return EXIT_RUNTIME
     if args.live:
         return EXIT_OK
     console.print("[red]replay does not reproduce the recorded run[/red]")
     return EXIT_FAILED
+
+
+# replay flags: the what-if settings (honoured with --live), and those that only choose the live tools
+_WHAT_IF_FLAGS = {"topk": "--topk", "boosted_topk": "--boosted-topk", "policy": "--policy", "parallel": "--parallel"}
+_LIVE_ONLY_FLAGS = {"llm_url": "--llm-url", "llm_model": "--llm-model", "plan_llm_url": "--plan-llm-url",
+                    "plan_llm_model": "--plan-llm-model", "model": "--model", "timeout": "--timeout",
+                    "no_grammar": "--no-grammar", "plan_grammar": "--plan-grammar", "retriever_url": "--retriever-url",
+                    "index": "--index", "config": "--config", "threads": "--threads", "n_ctx": "--n-ctx",
+                    "omp_wait_policy": "--omp-wait-policy", "no_prompt_cache": "--no-prompt-cache",
+                    "deadline": "--deadline", "retriever_timeout": "--retriever-timeout",
+                    "retriever_retries": "--retriever-retries", "breaker_failures": "--fail-after"}
+
+
+def replay_overrides(args: argparse.Namespace) -> dict:
+    """The what-if settings given to `replay`. They need --live (recorded outputs exist only for the
+    recorded calls); --max-repairs never applies (replay re-executes the recorded program, no planning)."""
+    if getattr(args, "max_repairs", None) is not None:
+        raise UsageError("--max-repairs does not apply to replay: it re-executes the recorded program")
+    overrides = {k: getattr(args, k) for k in _WHAT_IF_FLAGS if getattr(args, k, None) not in (None, False)}
+    if args.live:
+        return overrides
+    flags = {**_WHAT_IF_FLAGS, **_LIVE_ONLY_FLAGS}
+    given = [flag for k, flag in flags.items() if getattr(args, k, None) not in (None, False)]
+    if given:
+        raise UsageError(f"{', '.join(given)} need --live: without it every call is answered from the recording "
+                         "with the recorded settings; with --live it is a what-if run against the current tools")
+    return overrides
 
 
 def vllm_command(args: argparse.Namespace) -> list[str]:

@@ -17,11 +17,11 @@ def _short(text: object, n: int = 90) -> str:
 
 
 def step_table(trace: list[TraceEvent], title: str = "Execution") -> Table:
+    """One row per event, numbered by the trace's step numbers (those of `replay --step N` and replay diffs)."""
     table = Table("step", "line", "call / event", "result", "ms", title=title, title_justify="left")
-    n = 0
     for e in trace:
+        n = e.step
         if isinstance(e, CallEvent):
-            n += 1
             if isinstance(e.output, list):
                 result = f"{len(e.output)} docs: " + "; ".join(d["title"] for d in e.output[:3])
             else:
@@ -29,15 +29,14 @@ def step_table(trace: list[TraceEvent], title: str = "Execution") -> Table:
             ms = "cached" if e.cached else f"{(e.end - e.start) * 1000:.0f}"
             table.add_row(str(n), str(e.line), _short(call_signature(e), 70), _short(result), ms)
         elif isinstance(e, AssignEvent):
-            n += 1
             table.add_row(str(n), str(e.line), f"{e.target} = ...", _short(e.output), "")
         elif isinstance(e, ErrorEvent):
-            table.add_row("", "", f"[red]{e.error.get('type')}[/red]", _short(e.error.get("message"), 120), "")
+            table.add_row(str(n), "", f"[red]{e.error.get('type')}[/red]", _short(e.error.get("message"), 120), "")
         elif e.kind == "adaptive_retry":
-            table.add_row("", "", f"[yellow]adaptive retry[/yellow] topk={e.topk}",
+            table.add_row(str(n), "", f"[yellow]adaptive retry[/yellow] topk={e.topk}",
                           f"{e.target} was {e.answer!r}; re-running statements {e.rerun}", "")
         elif e.kind == "repair":
-            table.add_row("", "", f"[yellow]repair {e.round}[/yellow]", f"{len(e.errors)} error(s) sent back", "")
+            table.add_row(str(n), "", f"[yellow]repair {e.round}[/yellow]", f"{len(e.errors)} error(s) sent back", "")
     return table
 
 

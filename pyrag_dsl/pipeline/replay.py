@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..agents.answer import Sentinels
-from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
+from ..grammar import FINAL_ANSWER, Language, validate
 from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
 from . import events as pev
 from ..interpreter.walker import CallCache
-from .runner import Executor, PipelineConfig
+from .recorded_config import RecordedConfigError, config_from_header
+from .runner import Executor
 
 # Kinds compared step by step, and the fields that must match.
 _COMPARED = {
@@ -26,7 +27,7 @@ _COMPARED = {
 
 
 class ReplayError(Exception):
-    """The trace cannot be replayed (not a pipeline trace, no program...)."""
+    """The trace cannot be replayed (no program, a configuration this version cannot rebuild...)."""
 
 
 def _key(tool: str, inputs: dict[str, Any]) -> str:
@@ -56,7 +57,7 @@ class RecordedTools:
 
 @dataclass
 class StepDiff:
-    step: int
+    step: int  # the recorded trace's step number (as `replay --step N` and the step table show it)
     field: str
     recorded: Any
     replayed: Any
@@ -69,17 +70,25 @@ class ReplayReport:
     steps_compared: int
     diffs: list[StepDiff] = field(default_factory=list)
     replayed: list[TraceEvent] = field(default_factory=list)
+    error: dict[str, Any] | None = None  # the error that ended the replayed run, if any
+    error_recorded: dict[str, Any] | None = None  # the recorded run's final error, if any
 
     @property
     def ok(self) -> bool:
         return not self.diffs and self.final_answer_recorded == self.final_answer_replayed
 
+    @property
+    def new_error(self) -> bool:
+        """The replayed run failed where the recording did not, or with another error."""
+        if self.error is None:
+            return False
+        return (self.error_recorded or {}).get("message") != self.error.get("message")
+
 
 def final_execution(events: list[TraceEvent]) -> tuple[pev.ExecuteEvent | None, list[TraceEvent]]:
-    """The first execution of the final program (after the last plan) and the compared events from there."""
-    last_plan = max((i for i, e in enumerate(events) if isinstance(e, pev.PlanEvent)), default=None)
-    if last_plan is None:
-        return None, []
+    """The first execution of the final program (after the last plan; in an `exec --trace` trace, which
+    has no plan, the first execution) and the compared events from there."""
+    last_plan = max((i for i, e in enumerate(events) if isinstance(e, pev.PlanEvent)), default=-1)
     start = next((i for i in range(last_plan + 1, len(events)) if isinstance(events[i], pev.ExecuteEvent)), None)
     if start is None:
         return None, []
@@ -91,19 +100,28 @@ def _find_final(events: list[TraceEvent]) -> pev.FinalEvent | None:
     return next((e for e in reversed(events) if isinstance(e, pev.FinalEvent)), None)
 
 
+def _final_answer(run: Any) -> str | None:
+    """The replayed run's final answer as text (the one place replay reads the run's variables)."""
+    value = run.env.get(FINAL_ANSWER)
+    return None if value is None else str(value)
+
+
 def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str, Callable[..., Any]] | None = None,
-           language: Language = DEFAULT_LANGUAGE) -> ReplayReport:
-    """Re-execute the recorded final program. Without `tools`, with the recorded outputs (exact replay);
-    with `tools` (for --live), against those and report the differences."""
+           language: Language | None = None, overrides: dict[str, Any] | None = None) -> ReplayReport:
+    """Re-execute the recorded final program with the recorded settings, limits and language. Without
+    `tools`, with the recorded outputs (exact replay); with `tools` (for --live), against those and report
+    the differences. `overrides` (topk, boosted_topk, policy, parallel) make it a what-if run."""
     final = _find_final(events)
     start, recorded = final_execution(events)
     if final is None or start is None or not final.program:
         raise ReplayError("the trace has no executed program to replay")
-    settings = header.get("settings") or {}
-    cfg = PipelineConfig(topk=int(settings.get("topk", 5)), boosted_topk=int(settings.get("boosted_topk", 10)),
-                         policy=settings.get("policy", "incremental"), parallel=bool(settings.get("parallel")),
-                         sentinels=tuple(settings["sentinels"]) if "sentinels" in settings else None,
-                         limits=Limits(), language=language)
+    extra = dict(overrides or {})
+    if language is not None:
+        extra["language"] = language
+    try:
+        cfg = config_from_header(header, **extra)
+    except RecordedConfigError as e:
+        raise ReplayError(str(e)) from None
     checked = validate(final.program, cfg.language, cfg.limits)
     if not checked.ok:
         raise ReplayError("the recorded program does not validate: " + checked.errors[0].render())
@@ -114,21 +132,23 @@ def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str,
     executor.execute(checked.program, CallCache(), 1)
     executor.adaptive(1)
     run = executor.run
-    replayed_final = None if run.env.get("final_answer") is None else str(run.env["final_answer"])
     replayed = [e for e in trace if e.kind in _COMPARED or isinstance(e, pev.ExecuteEvent)]
-    report = ReplayReport(final.final_answer, replayed_final, len(recorded), replayed=trace)
+    report = ReplayReport(final.final_answer, _final_answer(run), len(recorded), replayed=trace,
+                          error=run.error.to_dict() if run.error is not None else None, error_recorded=final.error)
+    offset = start.step - trace[0].step  # replayed events are numbered as the recording numbers them
     for i in range(max(len(recorded), len(replayed))):
         a = recorded[i] if i < len(recorded) else None
         b = replayed[i] if i < len(replayed) else None
+        step = a.step if a is not None else b.step + offset  # type: ignore[union-attr]
         if a is None or b is None or a.kind != b.kind:
-            report.diffs.append(StepDiff(i + 1, "kind", a.kind if a else None, b.kind if b else None))
+            report.diffs.append(StepDiff(step, "kind", a.kind if a else None, b.kind if b else None))
             break
         for name in _COMPARED.get(a.kind, ()):
             va, vb = getattr(a, name, None), getattr(b, name, None)
             if name == "error":
                 va, vb = (va or {}).get("message"), (vb or {}).get("message")
             if va != vb:
-                report.diffs.append(StepDiff(i + 1, name, va, vb))
+                report.diffs.append(StepDiff(step, name, va, vb))
     return report
 
 

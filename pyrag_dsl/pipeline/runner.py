@@ -19,6 +19,7 @@ from ..interpreter.walker import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
 from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
 from .retrieved import first_program_valid, retrieved_documents
+from . import recorded_config
 from .steps import execution_log
 
 POLICIES = ("incremental", "reference")
@@ -45,7 +46,8 @@ class PipelineConfig:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
                 "plan_grammar": self.plan_grammar if self.use_grammar else "off",
                 "max_repairs": self.max_repairs, "parallel": self.parallel,
-                "sentinels": list(Sentinels(self.sentinels).phrases)}
+                "sentinels": list(Sentinels(self.sentinels).phrases),
+                **recorded_config.to_json(self)}  # limits and language: replay rebuilds them
 
 
 @dataclass
