@@ -20,6 +20,7 @@ from .debug import add_debug_everywhere
 from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
                      read_text, render_error)
 from .pipeline_cmds import add_pipeline_commands
+from .eval_cmds import add_eval_commands
 
 
 
@@ -219,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .rl_cmds import add_rl_commands  # issue 9; rl_cmds imports pyrag_dsl.rl inside its commands
 
     add_rl_commands(sub)
+    add_eval_commands(sub)
     return parser
 
 

@@ -1,0 +1,209 @@
+"""`pyrag-dsl eval` (score a method on a QA data set) and `pyrag-dsl eval report DIR...` (compare runs)."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+
+from rich.console import Console
+
+from .common import EXIT_OK, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def _load_data(args: argparse.Namespace):
+    from ..eval.data import DataError, load_questions
+
+    try:
+        return load_questions(args.data, split=args.split, limit=args.limit, sample=args.sample, seed=args.seed)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+
+
+def _out_dir(args: argparse.Namespace, qaset) -> Path:
+    if args.out:
+        return Path(args.out)
+    import time
+
+    name = Path(qaset.source).stem.replace(".qa", "") if not qaset.source.startswith("hub:") else "hub"
+    return Path("eval-runs") / f"{name}-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _progress(console: Console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("EM {task.fields[em]}  errors {task.fields[errors]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    from ..eval.methods import method_class
+    from ..eval.records import EvalError, RecordWriter
+    from ..eval.runner import Progress, finish, pending, prepare_out_dir, run_config, run_rows
+    from ..eval.summary import rich_table
+    from ..pipeline.batch import EndpointLimits
+    from .pipeline_cmds import _settings, open_session
+
+    if not args.data:
+        raise UsageError("eval needs --data FILE|NAME (e.g. --data hotpotqa-dev300), or: eval report DIR...")
+    for flag in ("concurrency", "llm_inflight", "retrieval_inflight"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
+    qaset = _load_data(args)
+    out_dir = _out_dir(args, qaset)
+    settings = _settings(args)
+    if settings.embedded_llm:
+        console.print("[dim]No LLM configured: the embedded llama.cpp server with a tiny model; its scores show "
+                      "the machinery, not the method (see README for a 7B model behind vLLM).[/dim]")
+    config = run_config(args.method, settings, qaset, {"concurrency": args.concurrency,
+                                                        "llm_inflight": args.llm_inflight or args.concurrency,
+                                                        "retrieval_inflight": args.retrieval_inflight})
+    try:  # before any server starts: a bad --out or a changed configuration fails at once
+        done_records = prepare_out_dir(out_dir, config, args.resume)
+    except EvalError as e:
+        raise UsageError(str(e)) from None
+    if args.ray is not None:
+        from ..eval.ray_shards import run_on_ray
+
+        return run_on_ray(args, settings, qaset, out_dir, config, done_records, console)
+    limits = EndpointLimits(args.llm_inflight or args.concurrency)
+    session = open_session(settings, console)
+    interrupted = False
+    try:
+        method = method_class(args.method).from_session(session, limits=limits)
+        if args.retrieval_inflight:
+            limits.overrides[f"retriever:{method.retriever_endpoint}"] = args.retrieval_inflight
+        config["settings_resolved"] = method.settings()  # e.g. plan_grammar auto -> what this server got
+        if session.server is not None:
+            config["embedded_server"] = {"gguf": str(getattr(session.server, "model_path", "")),
+                                         "alias": getattr(session.server, "alias", None)}
+        todo = pending(qaset, done_records)
+        console.print(f"eval [bold]{method.name}[/bold] on {qaset.source}: {len(qaset.rows)} questions"
+                      + (f", {len(done_records)} already recorded" if done_records else "")
+                      + f"; writing {out_dir}", highlight=False)
+        state = Progress(total=len(qaset.rows), done=len(done_records),
+                         em_sum=sum(r["metrics"]["em"] for r in done_records),
+                         errors=sum(bool(r.get("error")) for r in done_records))
+        writer = RecordWriter(out_dir / "records.jsonl")
+        bar = _progress(console)
+        task = bar.add_task(method.name, total=len(qaset.rows), completed=state.done,
+                            em=_pct(state.em), errors=state.errors)
+
+        def on_record(record, p) -> None:
+            bar.update(task, completed=p.done, em=_pct(p.em), errors=p.errors)
+            if args.verbose:
+                mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
+                bar.console.print(f"{mark} {record['id']}: {record['prediction']!s} | gold {record['gold'][0]}"
+                                  + (f" [red]{record['error']['type']}[/red]" if record.get("error") else ""),
+                                  highlight=False)
+
+        stop = threading.Event()
+        try:
+            with bar:
+                run_rows(method, todo, out_dir, writer, concurrency=args.concurrency, on_record=on_record,
+                         progress=state, stop=stop)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            writer.close()
+    finally:
+        session.close()
+    summary = finish(out_dir, qaset, config)
+    _wide(console).print(rich_table(summary, title=f"{args.method} on {qaset.source}"
+                             + (" (partial)" if not summary["complete"] else "")))
+    console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
+                  highlight=False)
+    if interrupted:
+        console.print(f"[red]interrupted[/red]: {summary['overall']['n']} of {len(qaset.rows)} questions recorded; "
+                      "continue with the same command plus --resume", highlight=False)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _wide(console: Console) -> Console:
+    """Wide tables stay legible when the output is a file or a pipe (rich assumes 80 columns there)."""
+    if console.is_terminal or console.width >= 160:
+        return console
+    return Console(file=console.file, width=200, soft_wrap=False)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
+    from ..eval.report import ReportError, load_runs, plot, runs_table, to_markdown
+
+    try:
+        runs = load_runs(args.dirs)
+    except ReportError as e:
+        raise UsageError(str(e)) from None
+    if args.markdown:
+        print(to_markdown(runs), end="")
+    else:
+        _wide(console).print(runs_table(runs, args.metric))
+    if not args.no_plot:
+        png = Path(args.png) if args.png else Path(args.dirs[0]).parent / "eval-report.png"
+        try:
+            plot(runs, png, metric=args.metric)
+        except ImportError:
+            raise UsageError("the plot needs matplotlib: pip install 'pyrag-dsl[eval]' (or --no-plot)") from None
+        console.print(f"[dim]plot: {png}[/dim]", highlight=False)
+    return EXIT_OK
+
+
+def add_eval_commands(sub) -> None:
+    from .pipeline_cmds import add_llm_flags
+
+    p = sub.add_parser(
+        "eval", help="score a method (pyrag, vanilla, direct) on a QA data set: EM, F1, Acc, recall, costs",
+        description="Answer every question of a QA data set with one method and score it with FlashRAG's "
+        "metrics (EM, F1, Acc = sub-EM) and retrieval recall (all supporting titles retrieved). Rows are "
+        "{id, question, golden_answers, metadata...} in JSON Lines or parquet. Writes one JSON line per "
+        "finished question to OUT/records.jsonl as it finishes, then OUT/summary.md and OUT/summary.json. "
+        "'pyrag-dsl eval report DIR...' compares runs.",
+        epilog="Example: pyrag-dsl eval --data hotpotqa-dev300 --method vanilla --limit 100 --out runs/vanilla")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", help="a JSONL/parquet file, a directory with <split>.jsonl|.parquet, a built-in name "
+                   "(hotpotqa-dev300) or hub:NAME[:CONFIG] (needs network and the 'datasets' library)")
+    d.add_argument("--split", help="split: file name in a directory, or the hub split (default: dev)")
+    d.add_argument("--limit", type=int, help="the first N questions (FlashRAG's protocol: 1000)")
+    d.add_argument("--sample", type=int, help="N questions drawn at random (with --seed), in file order")
+    d.add_argument("--seed", type=int, default=0, help="seed for --sample (default 0)")
+    e = p.add_argument_group("run")
+    e.add_argument("--method", choices=("pyrag", "vanilla", "direct"), default="pyrag",
+                   help="pyrag: the pipeline; vanilla: retrieve top-k for the question and answer once; "
+                   "direct: closed book, no retrieval (default: pyrag)")
+    e.add_argument("--out", help="output directory (default: eval-runs/<data>-<method>-<time>)")
+    e.add_argument("--concurrency", type=int, default=1, help="questions in flight (default 1)")
+    e.add_argument("--llm-inflight", type=int,
+                   help="cap on requests in flight to each LLM server (default: --concurrency)")
+    e.add_argument("--retrieval-inflight", type=int, help="cap on requests in flight to the retriever (default: none)")
+    e.add_argument("--resume", action="store_true",
+                   help="continue a run in --out by question id: recorded questions are not redone")
+    e.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="shard the questions over Ray tasks (no ADDRESS: a local Ray); needs 'pyrag-dsl[ray]' and "
+                   "an --out directory every worker can write")
+    e.add_argument("--shards", type=int, help="Ray tasks (default: the cluster's CPUs, at most the questions)")
+    e.add_argument("-v", "--verbose", action="store_true", help="print each question's prediction as it finishes")
+    add_llm_flags(p)
+    p.set_defaults(func=cmd_eval)
+    rsub = p.add_subparsers(dest="eval_command", metavar="report")
+    r = rsub.add_parser("report", help="compare eval runs side by side (table and PNG)",
+                        description="Put eval runs side by side: a table of metrics and costs per method and data "
+                        "set, and a PNG with the metric per method per data set and cost (LLM calls, seconds) "
+                        "against EM.")
+    r.add_argument("dirs", nargs="+", help="eval output directories (each with summary.json)")
+    r.add_argument("--png", help="where the plot goes (default: eval-report.png next to the first DIR)")
+    r.add_argument("--metric", choices=("em", "f1", "acc", "recall"), default="em", help="metric to plot (default em)")
+    r.add_argument("--no-plot", action="store_true", help="the table only")
+    r.add_argument("--markdown", action="store_true", help="print the table as Markdown (for benchmarks/README.md)")
+    r.set_defaults(func=cmd_eval_report)
+
+
+__all__ = ["add_eval_commands"]

@@ -1,0 +1,145 @@
+"""Compare eval runs: a table side by side and a PNG (metric per method per data set; cost against EM)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .summary import fmt
+
+
+class ReportError(ValueError):
+    """A directory is not an eval run (no readable summary.json)."""
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    method: str
+    dataset: str
+    overall: dict[str, Any]
+    complete: bool
+    model: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} ({self.dataset})"
+
+
+def _dataset_name(cfg: dict[str, Any]) -> str:
+    data = cfg.get("data") or {}
+    src = str(data.get("source") or "?")
+    if src.startswith("hub:"):
+        return src[4:]
+    name = Path(src).name
+    for suffix in (".jsonl", ".parquet", ".json", ".qa"):
+        name = name.removesuffix(suffix)
+    if data.get("split") and Path(src).is_dir():
+        name = f"{name}/{data['split']}"
+    return name
+
+
+def load_runs(dirs: list[str]) -> list[RunSummary]:
+    runs = []
+    for d in dirs:
+        path = Path(d)
+        sj = path / "summary.json" if path.is_dir() else path
+        if not sj.is_file():
+            raise ReportError(f"{d}: no summary.json (is it an eval --out directory? an unfinished run gets one "
+                              "when it ends or with --resume)")
+        try:
+            s = json.loads(sj.read_text(encoding="utf-8"))
+            cfg = s.get("config") or {}
+            runs.append(RunSummary(path=sj.parent, method=str(cfg.get("method", "?")), dataset=_dataset_name(cfg),
+                                   overall=s["overall"], complete=bool(s.get("complete", True)),
+                                   model=(cfg.get("llm") or {}).get("model")))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ReportError(f"{sj}: not an eval summary ({type(e).__name__}: {e})") from None
+    if not runs:
+        raise ReportError("no runs given")
+    return runs
+
+
+TABLE_FIELDS = ("n", "em", "f1", "acc", "recall", "llm_calls", "prompt_tokens", "completion_tokens", "error_rate",
+                "seconds_p50", "seconds_mean")
+_HEAD = {"n": "n", "em": "EM", "f1": "F1", "acc": "Acc", "recall": "Recall", "llm_calls": "LLM calls",
+         "prompt_tokens": "prompt tok", "completion_tokens": "compl. tok", "error_rate": "errors",
+         "seconds_p50": "p50 s", "seconds_mean": "mean s"}
+
+
+def runs_table(runs: list[RunSummary], metric: str = "em"):
+    from rich.table import Table
+
+    table = Table(title="eval runs (metrics and rates in %)", title_justify="left")
+    for col in ("data", "method", "model"):
+        table.add_column(col)
+    for f in TABLE_FIELDS:
+        table.add_column(_HEAD[f] + (" *" if f == metric else ""), justify="right")
+    table.add_column("run")
+    for r in sorted(runs, key=lambda r: (r.dataset, r.method)):
+        table.add_row(r.dataset, r.method + ("" if r.complete else " (partial)"), str(r.model or "-"),
+                      *(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS), str(r.path))
+    return table
+
+
+def to_markdown(runs: list[RunSummary]) -> str:
+    lines = ["| data | method | " + " | ".join(_HEAD[f] for f in TABLE_FIELDS) + " |",
+             "|---|---|" + "---|" * len(TABLE_FIELDS)]
+    for r in sorted(runs, key=lambda r: (r.dataset, r.method)):
+        lines.append(f"| {r.dataset} | {r.method} | " + " | ".join(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
+    """Three panels: the metric per method per data set (bars), EM against mean LLM calls, EM against mean
+    seconds per question."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r.dataset for r in runs})
+    methods = sorted({r.method for r in runs})
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    ax = axes[0]
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        xs, ys = [], []
+        for i, d in enumerate(datasets):
+            match = [r for r in runs if r.dataset == d and r.method == m]
+            if match and match[-1].overall.get(metric) is not None:
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                ys.append(100 * match[-1].overall[metric])
+        bars = ax.bar(xs, ys, width, label=m)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(range(len(datasets)), datasets)
+    ax.set_ylabel(f"{metric.upper()} (%)")
+    ax.set_title(f"{metric.upper()} per method and data set")
+    ax.legend()
+    for ax, cost, label in ((axes[1], "llm_calls", "mean LLM calls per question"),
+                            (axes[2], "seconds_mean", "mean seconds per question")):
+        for m in methods:
+            pts = [(r.overall.get(cost), r.overall.get("em"), r.dataset) for r in runs if r.method == m]
+            pts = [(x, 100 * y, d) for x, y, d in pts if x is not None and y is not None]
+            if not pts:
+                continue
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=m, s=50)
+            for x, y, d in pts:
+                ax.annotate(d, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("EM (%)")
+        ax.set_title(f"EM against cost ({'LLM calls' if cost == 'llm_calls' else 'seconds'})")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+__all__ = ["ReportError", "RunSummary", "load_runs", "plot", "runs_table", "to_markdown"]

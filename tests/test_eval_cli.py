@@ -1,0 +1,149 @@
+"""`pyrag-dsl eval` as a real process: resume after SIGKILL (nothing missing, nothing twice), a changed
+configuration refused on resume, `eval report` draws a PNG, and a small run on the embedded defaults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eval_helpers import QA, handler, write_qa
+from pyrag_dsl.eval.summary import FIELDS
+from scripted_llm import ScriptedLLM, question_in
+
+from conftest import SMALL_CORPUS
+
+ROOT = Path(__file__).parent.parent
+
+
+def clean_env(tmp_path):
+    env = {**os.environ, "PYRAG_DSL_CACHE": str(tmp_path / "cache")}
+    for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
+        env.pop(key, None)
+    return env
+
+
+def cli(*args):
+    return [sys.executable, "-m", "pyrag_dsl.cli", *map(str, args)]
+
+
+@pytest.fixture(scope="module")
+def tantivy_index(tmp_path_factory):
+    from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
+
+    out = tmp_path_factory.mktemp("tantivy-cli") / "idx"
+    build_tantivy_index(SMALL_CORPUS, out)
+    return out
+
+
+def many_questions(n):
+    return [{**QA[i % len(QA)], "id": f"x{i:03d}"} for i in range(n)]
+
+
+def test_resume_after_sigkill_no_item_missing_or_twice(tmp_path, tantivy_index):
+    qa = write_qa(tmp_path / "qa.jsonl", many_questions(24))
+    out = tmp_path / "run"
+    with ScriptedLLM(handler, delay=0.15) as llm:
+        args = cli("eval", "--data", qa, "--method", "pyrag", "--out", out, "--llm-url", llm.url, "--llm-model",
+                   "scripted", "--index", tantivy_index, "--concurrency", "2")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(tmp_path))
+        records = out / "records.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if records.exists() and records.read_text().count("\n") >= 5:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        before = [json.loads(x)["id"] for x in records.read_text().splitlines() if x.strip().endswith("}")]
+        assert 5 <= len(before) < 24
+        with open(records, "a") as f:  # a torn last line, as a crash in the middle of a write leaves
+            f.write('{"id": "x999", "question": "torn')
+        again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300,
+                               env=clean_env(tmp_path))
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        asked = [question_in(r["messages"][-1]["content"]) for r in llm.requests if r["role"] == "plan"]
+    ids = [json.loads(x)["id"] for x in records.read_text().splitlines()]
+    assert sorted(ids) == [f"x{i:03d}" for i in range(24)]  # nothing missing, nothing twice, torn line gone
+    assert ids[:len(before)] == before  # recorded questions were kept, not redone
+    assert len(asked) <= 24 + 2  # at most the questions in flight at the kill were asked twice
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 24 and summary["complete"] is True
+    assert summary["config"]["resumed"] and summary["config"]["data"]["sha256"]
+    assert "EM" in again.stdout and "records:" in again.stdout
+
+
+def test_resume_refuses_another_configuration_and_existing_out(tmp_path, tantivy_index):
+    qa = write_qa(tmp_path / "qa.jsonl", QA[:2])
+    out = tmp_path / "run"
+    env = clean_env(tmp_path)
+    with ScriptedLLM(handler) as llm:
+        base = ["eval", "--data", qa, "--out", out, "--llm-url", llm.url, "--index", tantivy_index]
+        first = subprocess.run(cli(*base, "--method", "vanilla"), capture_output=True, text=True, env=env, timeout=120)
+        assert first.returncode == 0, first.stderr[-2000:]
+        again = subprocess.run(cli(*base, "--method", "vanilla"), capture_output=True, text=True, env=env, timeout=60)
+        assert again.returncode == 2 and "--resume" in again.stderr
+        other = subprocess.run(cli(*base, "--method", "vanilla", "--topk", "3", "--resume"), capture_output=True,
+                               text=True, env=env, timeout=60)
+        assert other.returncode == 2 and "differs" in other.stderr and "settings" in other.stderr
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"id": "a", "question": "Q", "golden_answers": ["x"]}\n{"id": "b", "question": 5}\n')
+        r = subprocess.run(cli("eval", "--data", bad, "--llm-url", llm.url), capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 2 and f"{bad}:2" in r.stderr and "question" in r.stderr
+
+
+def test_eval_report_table_and_png(tmp_path, tantivy_index):
+    qa = write_qa(tmp_path / "hotpot-mini.jsonl", QA)
+    env = clean_env(tmp_path)
+    dirs = []
+    with ScriptedLLM(handler) as llm:
+        for method in ("pyrag", "vanilla", "direct"):
+            out = tmp_path / f"run-{method}"
+            r = subprocess.run(cli("eval", "--data", qa, "--method", method, "--out", out, "--llm-url", llm.url,
+                                   "--index", tantivy_index), capture_output=True, text=True, env=env, timeout=120)
+            assert r.returncode == 0, r.stderr[-2000:]
+            dirs.append(out)
+    png = tmp_path / "report.png"
+    r = subprocess.run(cli("eval", "report", *dirs, "--png", png), capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    for method in ("pyrag", "vanilla", "direct"):
+        assert method in r.stdout
+    assert "hotpot-mini" in r.stdout
+    md = subprocess.run(cli("eval", "report", *dirs, "--markdown", "--no-plot"), capture_output=True, text=True,
+                        env=env, timeout=120)
+    rows = [line for line in md.stdout.splitlines() if line.startswith("| hotpot-mini |")]
+    assert len(rows) == 3 and rows[0].startswith("| hotpot-mini | direct |")
+    pyrag_row = next(x for x in rows if "| pyrag |" in x).split("|")
+    assert pyrag_row[3].strip() == "6" and float(pyrag_row[4]) > 0  # n and EM
+    missing = subprocess.run(cli("eval", "report", tmp_path / "nope"), capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "summary.json" in missing.stderr
+
+
+def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
+    out = tmp_path / "e2e"
+    r = subprocess.run(cli("eval", "--data", "hotpotqa-dev300", "--limit", "2", "--method", "pyrag", "--out", out),
+                       capture_output=True, text=True, timeout=900, env=clean_env(tmp_path))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    overall = summary["overall"]
+    assert set(FIELDS) <= set(overall) and overall["n"] == 2
+    for key in ("em", "f1", "acc", "recall", "llm_calls", "retrievals", "repair_rate", "adaptive_retry_rate",
+                "error_rate", "seconds_p50", "seconds_p95"):
+        assert overall[key] is not None, key
+    assert overall["prompt_tokens"] is not None  # llama.cpp's server reports usage
+    cfg = summary["config"]
+    assert cfg["method"] == "pyrag" and cfg["llm"]["embedded"] is True and cfg["retriever"]["embedded"] is True
+    assert cfg["settings_resolved"]["plan_grammar"] == "skeleton"  # as `pyrag-dsl run` decides for this server
+    assert len(cfg["data"]["sha256"]) == 64 and cfg["package_version"]
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in records] == ["5a8c7595554299585d9e36b6", "5a85ea095542994775f606a8"]
+    assert all(x["trace"] and (out / x["trace"]).is_file() for x in records if x["error"] is None)
+    assert (out / "summary.md").read_text().startswith("# Eval: pyrag on hotpotqa-dev300")
