@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -6,6 +7,17 @@ import pytest
 from pyrag_dsl import Doc, Docs
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_configure(config):
+    """CI sets PYRAG_DSL_EXPECT_INSTALLED=1: the tests must then run against the installed wheel, not the checkout."""
+    if os.environ.get("PYRAG_DSL_EXPECT_INSTALLED") == "1":
+        import pyrag_dsl
+
+        source = Path(__file__).resolve().parent.parent / "pyrag_dsl"
+        if Path(pyrag_dsl.__file__).resolve().parent == source:
+            raise pytest.UsageError(f"PYRAG_DSL_EXPECT_INSTALLED=1 but pyrag_dsl was imported from the checkout "
+                                    f"({source}); run pytest from tests/ after a non-editable install")
 
 
 class RecordingTools:
