@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 
@@ -44,6 +44,15 @@ class Docs:
     """An immutable ranked list of documents (the result of `retrieve`)."""
 
     items: tuple[Doc, ...] = ()
+    _size: list[int] = field(default_factory=list, compare=False, hash=False, repr=False)  # cache for json_size
+
+    def json_size(self) -> int:
+        """The UTF-8 size of this value's JSON form (upper bound), computed once."""
+        if not self._size:
+            import orjson
+
+            self._size.append(2 + sum(len(orjson.dumps(d.to_json())) + 1 for d in self.items))
+        return self._size[0]
 
     def __iter__(self) -> Iterator[Doc]:
         return iter(self.items)

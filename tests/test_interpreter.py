@@ -8,7 +8,7 @@ from corpus import VALID_PROGRAMS
 from pyrag_dsl import CallCache, Doc, Docs, Limits, execute, parse_program
 from pyrag_dsl.grammar import LimitExceeded, ToolError
 from pyrag_dsl.interpreter import AnswerEvent, AssignEvent, ErrorEvent, RetrieveEvent
-from pyrag_dsl.interpreter.walker import Run
+from pyrag_dsl.interpreter import Run
 
 
 def test_reference_example_trace():
@@ -177,9 +177,9 @@ def test_runtime_fstring_doubling_is_stopped_before_building():
 
 def test_trace_size_limit():
     src = 'a = answer("q")\nb = answer("r")\nfinal_answer = "x"\n'
-    result = execute(parse_program(src, limits=Limits(max_trace_bytes=150)), {"answer": lambda query, docs: "y" * 100})
+    result = execute(parse_program(src, limits=Limits(max_trace_bytes=800)), {"answer": lambda query, docs: "y" * 100})
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "max_trace_bytes"
-    assert "a" in result.variables
+    assert "a" in result.variables and "b" not in result.variables
 
 
 def test_runtime_call_budget_counts_reexecution():

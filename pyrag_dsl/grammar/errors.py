@@ -36,6 +36,7 @@ class DslError(Exception):
         self.hint = hint
         self.source_line = source_line
         self.details = details
+        self.source_shift = 0  # columns cut from the left of a long source_line (see SourceMap.error)
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -61,6 +62,8 @@ class DslError(Exception):
             out["hint"] = self.hint
         if self.source_line is not None:
             out["source_line"] = self.source_line
+            if self.source_shift:
+                out["source_shift"] = self.source_shift
         out.update({k: v for k, v in self.details.items() if isinstance(v, (str, int, float, bool, type(None)))})
         return out
 
@@ -71,22 +74,24 @@ class DslError(Exception):
         span = None
         if obj.get("line") is not None:
             span = Span(obj["line"], obj["col"], obj["end_line"], obj["end_col"])
-        known = {"type", "message", "line", "col", "end_line", "end_col", "hint", "source_line"}
+        known = {"type", "message", "line", "col", "end_line", "end_col", "hint", "source_line", "source_shift"}
         details = {k: v for k, v in obj.items() if k not in known}
         err = target.__new__(target)
         DslError.__init__(err, obj.get("message", ""), span, hint=obj.get("hint"),
                           source_line=obj.get("source_line"), **details)
+        err.source_shift = int(obj.get("source_shift") or 0)
         return err
 
     def caret_line(self) -> str | None:
         """A line of spaces and carets under the span's part of `source_line`."""
         if self.span is None or self.source_line is None:
             return None
-        start = max(self.span.col - 1, 0)
+        start = min(max(self.span.col - 1 - self.source_shift, 0), len(self.source_line))
         if self.span.end_line == self.span.line:
             width = max(self.span.end_col - self.span.col, 1)
         else:
-            width = max(len(self.source_line) - start, 1)
+            width = len(self.source_line) - start
+        width = max(min(width, len(self.source_line) - start), 1)
         return " " * start + "^" * width
 
     def render(self) -> str:
@@ -147,6 +152,14 @@ class MissingFinalAnswer(DslError):
     """The program never assigns final_answer."""
 
 
+class ArgumentOutOfRange(DslError):
+    """An argument outside the range its parameter allows (e.g. topk below 1 or over max_topk)."""
+
+
+class TooManyErrors(DslError):
+    """Stands for the errors left out after the first `Limits.max_errors`; `omitted` counts them."""
+
+
 class LimitExceeded(DslError):
     """A resource limit was hit; it ends the run."""
 
@@ -156,7 +169,8 @@ class ToolError(DslError):
 
 
 class ValidationFailed(Exception):
-    """Raised by `parse_program` when a program has errors; `.errors` holds all of them."""
+    """Raised by `parse_program` when a program has errors; `.errors` holds them (at most
+    `Limits.max_errors`, then one TooManyErrors)."""
 
     def __init__(self, errors: list[DslError]) -> None:
         self.errors = errors

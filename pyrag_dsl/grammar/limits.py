@@ -14,6 +14,8 @@ class Limits:
     max_depth: int = 12
     max_int: int = 1_000_000
     max_docs: int = 1_000
+    max_topk: int = 1_000  # retrieve(topk=...) must be 1..max_topk
+    max_errors: int = 50  # validation reports at most this many errors, then "and N more"
     max_trace_bytes: int = 20_000_000
     tool_timeout_s: float | None = 600.0
     run_timeout_s: float | None = 3_600.0

@@ -46,7 +46,8 @@ DISALLOWED: dict[str, str] = {
     "Interpolation": "template string interpolation",
     # deprecated aliases still present in `ast`
     "Num": "number literal", "Str": "string literal", "Bytes": "bytes literal",
-    "NameConstant": "constant", "Ellipsis": "ellipsis (...)", "Index": "subscript index",
+    "NameConstant": "constant", "Ellipsis": "ellipsis (...)", "_ast_Ellipsis": "ellipsis (...)",
+    "Index": "subscript index",
     "ExtSlice": "extended slice",
     # operators (only reachable through rejected parents)
     "And": "and", "Or": "or", "Add": "+", "Sub": "-", "Mult": "*", "MatMult": "@", "Div": "/", "Mod": "%",

@@ -30,7 +30,61 @@ FORBIDDEN_CHARS: dict[str, str] = {
 }
 
 
-_FORBIDDEN_RE = re.compile("[" + "".join(FORBIDDEN_CHARS) + "\ud800-\udfff]")
+# Control and invisible characters: never in a program (comments included) nor in a text value.
+INVISIBLE_CHARS: dict[str, str] = {
+    "\u00ad": "SOFT HYPHEN",
+    "\u180e": "MONGOLIAN VOWEL SEPARATOR",
+    "\u200b": "ZERO WIDTH SPACE",
+    "\u200c": "ZERO WIDTH NON-JOINER",
+    "\u200d": "ZERO WIDTH JOINER",
+    "\u2060": "WORD JOINER",
+    "\u2061": "FUNCTION APPLICATION",
+    "\u2062": "INVISIBLE TIMES",
+    "\u2063": "INVISIBLE SEPARATOR",
+    "\u2064": "INVISIBLE PLUS",
+    "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
+}
+
+_ALWAYS = "".join(FORBIDDEN_CHARS) + "".join(INVISIBLE_CHARS) + "\x7f-\x9f\ud800-\udfff\U000e0000-\U000e007f"
+# In program text, tab, form feed and line breaks are fine (Python reads them as white space).
+_FORBIDDEN_RE = re.compile("[\x01-\x08\x0b\x0e-\x1f" + _ALWAYS + "]")
+# In a text value, tab, line feed and carriage return are fine; form feed is not.
+_FORBIDDEN_IN_TEXT_RE = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f" + _ALWAYS + "]")
+
+SOURCE_LINE_WIDTH = 160  # an error shows at most this much of its source line
+
+
+def char_name(ch: str) -> str:
+    """A readable name for a rejected character."""
+    if ch in FORBIDDEN_CHARS:
+        return FORBIDDEN_CHARS[ch]
+    if ch in INVISIBLE_CHARS:
+        return INVISIBLE_CHARS[ch]
+    code = ord(ch)
+    if 0xD800 <= code <= 0xDFFF:
+        return "lone surrogate"
+    if 0xE0000 <= code <= 0xE007F:
+        return "TAG CHARACTER"
+    return "control character"
+
+
+def forbidden_in_text(value: str) -> tuple[int, str] | None:
+    """(index, character) of the first character a text value may not hold, or None."""
+    m = _FORBIDDEN_IN_TEXT_RE.search(value)
+    return (m.start(), m.group()) if m else None
+
+
+def split_lines(source: str) -> list[str]:
+    """Lines as Python's tokenizer counts them: only \\n ends a line once newlines are normalised."""
+    return source.split("\n")
+
+
+def normalise_newlines(source: str) -> str:
+    """\\r\\n and \\r become \\n, as Python's tokenizer reads them (so spans and lines agree with the AST)."""
+    return source.replace("\r\n", "\n").replace("\r", "\n") if "\r" in source else source
+
+
+_IDENT_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SourceMap:
@@ -39,14 +93,16 @@ class SourceMap:
     def __init__(self, source: str, tree: ast.Module | None = None) -> None:
         self.source = source
         self.tree = tree
-        self.lines = source.splitlines()
+        self.lines = split_lines(source) if isinstance(source, str) else []
 
     @cached_property
-    def _atok(self) -> asttokens.ASTTokens | None:
+    def _atok(self) -> asttokens.ASTText | None:
+        # ASTText reads positions from the AST itself and tokenizes only where the AST has none, so
+        # its cost does not grow with the tree (ASTTokens marks every token of a 60 KB line: ~1 s).
         if self.tree is None:
             return None
         try:
-            return asttokens.ASTTokens(self.source, tree=self.tree)
+            return asttokens.ASTText(self.source, tree=self.tree)
         except Exception:  # asttokens cannot map this tree; fall back to the AST's own offsets
             return None
 
@@ -93,6 +149,30 @@ class SourceMap:
         last = self.line(l2).encode("utf-8")[: node.end_col_offset].decode("utf-8", errors="replace")
         return "\n".join([first, *self.lines[l1 : l2 - 1], last])
 
+    def identifier_at(self, lineno: int, byte_col: int, name: str) -> bool:
+        """True when the source holds exactly the ASCII identifier `name` at this position (so a name that
+        only reads as `name` after Unicode normalisation, such as 'ｆinal_answer', is caught)."""
+        text = self.line(lineno)
+        if text is None:
+            return False
+        rest = text.encode("utf-8")[byte_col:byte_col + len(name) + 4].decode("utf-8", errors="replace")
+        m = _IDENT_AT.match(rest)
+        if m is None or m.group() != name:
+            return False
+        after = rest[m.end():m.end() + 1]
+        return not after or not ("a" + after).isidentifier()
+
+    def window(self, lineno: int, col: int) -> tuple[str | None, int]:
+        """The source line, cut to SOURCE_LINE_WIDTH around 1-based column `col`; and the columns cut."""
+        text = self.line(lineno)
+        if text is None or len(text) <= SOURCE_LINE_WIDTH:
+            return text, 0
+        start = max(0, min(col - 1 - 40, len(text) - SOURCE_LINE_WIDTH))
+        end = start + SOURCE_LINE_WIDTH
+        head = "..." if start > 0 else ""
+        tail = "..." if end < len(text) else ""
+        return head + text[start:end] + tail, start - len(head)
+
     def raw_text(self, node: ast.AST) -> str:
         """The exact source text of a node, from the AST's own offsets (used to spot normalised identifiers)."""
         l1, l2 = node.lineno, node.end_lineno or node.lineno
@@ -103,7 +183,14 @@ class SourceMap:
 
     def error(self, cls: type[DslError], message: str, node: ast.AST | None = None, **kw) -> DslError:
         span = self.span(node) if node is not None else None
-        return cls(message, span, source_line=self.line(span.line) if span else None, **kw)
+        return self.error_at(cls, message, span, **kw)
+
+    def error_at(self, cls: type[DslError], message: str, span: Span | None, **kw) -> DslError:
+        """An error at `span` with a bounded window of its source line."""
+        line, shift = self.window(span.line, span.col) if span else (None, 0)
+        err = cls(message, span, source_line=line, **kw)
+        err.source_shift = shift
+        return err
 
 
 def _position(source: str, index: int) -> tuple[int, int]:
@@ -114,9 +201,10 @@ def _position(source: str, index: int) -> tuple[int, int]:
 
 def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, SourceMap, list[DslError]]:
     """Check size and characters, then parse. Returns the tree (or None) and every error found."""
-    smap = SourceMap(source)
     if not isinstance(source, str):
-        return None, smap, [DslSyntaxError(f"program must be text, got {type(source).__name__}")]
+        return None, SourceMap(""), [DslSyntaxError(f"program must be text, got {type(source).__name__}")]
+    source = normalise_newlines(source)
+    smap = SourceMap(source)
     size = len(source.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_source_bytes:
         return None, smap, [
@@ -130,9 +218,8 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
     for match in _FORBIDDEN_RE.finditer(source):
         ch = match.group()
         line, col = _position(source, match.start())
-        what = FORBIDDEN_CHARS.get(ch, "lone surrogate")
-        errors.append(DisallowedCharacter(f"character U+{ord(ch):04X} ({what}) is not allowed in a program",
-                                          Span(line, col, line, col + 1), source_line=smap.line(line)))
+        errors.append(smap.error_at(DisallowedCharacter, f"character U+{ord(ch):04X} ({char_name(ch)}) is not "
+                                    "allowed in a program", Span(line, col, line, col + 1)))
         if len(errors) >= 20:
             break
     if errors:
@@ -147,10 +234,11 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         end_line = e.end_lineno or line
         end_col = e.end_offset if e.end_offset and (end_line > line or e.end_offset > col) else col + 1
         msg = e.msg
+        span = Span(line, col, end_line, end_col)
         if "too many nested" in msg or "too complex" in msg:
-            return None, smap, [LimitExceeded(f"program is nested too deeply ({msg})", Span(line, col, end_line, end_col),
-                                              source_line=smap.line(line), limit="max_depth")]
-        return None, smap, [DslSyntaxError(msg, Span(line, col, end_line, end_col), source_line=smap.line(line))]
+            return None, smap, [smap.error_at(LimitExceeded, f"program is nested too deeply ({msg})", span,
+                                              limit="max_depth")]
+        return None, smap, [smap.error_at(DslSyntaxError, msg, span)]
     except (MemoryError, RecursionError) as e:
         return None, smap, [LimitExceeded(f"program is too deeply nested or too large to parse ({type(e).__name__})",
                                           limit="max_depth")]

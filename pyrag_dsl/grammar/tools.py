@@ -39,13 +39,32 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Param:
+    """A parameter. An int parameter may be bounded: `min`, and `max` as a number or the name of a
+    `Limits` field (e.g. "max_topk"), checked statically for constants and at run time before the call."""
+
     name: str
     type: ValueType
     default: Any = REQUIRED
+    min: int | None = None
+    max: int | str | None = None
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    def bounds(self, limits: Any) -> tuple[int | None, int | None]:
+        high = getattr(limits, self.max) if isinstance(self.max, str) else self.max
+        return self.min, high
+
+    def out_of_range(self, value: int, limits: Any) -> str | None:
+        """A message when `value` is outside this parameter's bounds, else None."""
+        low, high = self.bounds(limits)
+        if (low is not None and value < low) or (high is not None and value > high):
+            if low is not None and high is not None:
+                return f"'{self.name}' must be from {low} to {high}, got {value}"
+            return f"'{self.name}' must be {'at least ' + str(low) if low is not None else 'at most ' + str(high)}, " \
+                   f"got {value}"
+        return None
 
     def render(self) -> str:
         out = f"{self.name}: {self.type.value}"
@@ -86,6 +105,8 @@ class ToolSpec:
             optional_seen = optional_seen or not p.required
             if not isinstance(p.type, ValueType):
                 raise ValueError(f"parameter {p.name!r} of tool {self.name!r} has no ValueType")
+            if (p.min is not None or p.max is not None) and p.type is not ValueType.INT:
+                raise ValueError(f"parameter {p.name!r} of tool {self.name!r}: only int parameters have bounds")
         if not isinstance(self.returns, ValueType):
             raise ValueError(f"tool {self.name!r} must return a ValueType")
         if "\n" in self.doc:
@@ -103,7 +124,7 @@ class ToolSpec:
 
 RETRIEVE = ToolSpec(
     name="retrieve",
-    params=(Param("query", ValueType.TEXT), Param("topk", ValueType.INT, RunDefault("topk", 5))),
+    params=(Param("query", ValueType.TEXT), Param("topk", ValueType.INT, RunDefault("topk", 5), min=1, max="max_topk")),
     returns=ValueType.DOCS,
     doc="Search the corpus; returns the top-k passages for the query.",
     event_kind="retrieve",

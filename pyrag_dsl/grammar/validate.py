@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from .binding import bind
 from .errors import (
+    ArgumentOutOfRange,
     ArityError,
     AssignToTool,
     DisallowedCharacter,
@@ -15,63 +17,28 @@ from .errors import (
     DslError,
     LimitExceeded,
     MissingFinalAnswer,
+    Span,
+    TooManyErrors,
     TypeMismatch,
     UndefinedName,
     UnknownKeyword,
     UnknownTool,
     UseBeforeAssignment,
-    Span,
     ValidationFailed,
 )
+from .fstrings import check_fstring_source
 from .language import DEFAULT_LANGUAGE, FINAL_ANSWER, ExprInfo, Language
 from .limits import Limits
 from .nodes import describe
-from .source import SourceMap, parse_source
+from .program import Program, Statement, freeze
+from .source import SourceMap, char_name, forbidden_in_text, parse_source
 from .tools import ToolSpec, ValueType
 
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 UNKNOWN = ExprInfo(None, 0)
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One `name = expr` statement of a validated program, with its place in the dataflow graph."""
-
-    index: int
-    node: ast.Assign
-    target: str
-    type: ValueType
-    span: Span
-    source: str
-    reads: tuple[str, ...]
-    deps: tuple[int, ...]
-    calls: int
-
-
-@dataclass(frozen=True)
-class Program:
-    """A validated program: the very tree that was checked, ready for the interpreter."""
-
-    source: str
-    tree: ast.Module
-    statements: tuple[Statement, ...]
-    language: Language
-    limits: Limits
-    smap: SourceMap = field(repr=False, compare=False)
-    tools_used: frozenset[str] = frozenset()
-
-    @property
-    def call_count(self) -> int:
-        return sum(s.calls for s in self.statements)
-
-    def dependents(self, index: int) -> list[int]:
-        """Indexes of the statements that depend, directly or not, on statement `index`."""
-        out: set[int] = {index}
-        for s in self.statements[index + 1 :]:
-            if out.intersection(s.deps):
-                out.add(s.index)
-        out.discard(index)
-        return sorted(out)
+MAX_HINTS = 10  # "did you mean" hints computed per validation (each costs a fuzzy match)
+_HINT_MAX_NAME = 64
+_HINT_MAX_CANDIDATES = 1_000
 
 
 @dataclass
@@ -84,31 +51,50 @@ class ValidationResult:
         return self.program is not None
 
 
-def _did_you_mean(name: str, candidates: list[str]) -> str | None:
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"Did you mean '{match[0]}'?" if match else None
-
-
 class Checker:
-    """Walks a module once; collects errors; never raises for a bad program."""
+    """Walks a module once; collects errors (at most `limits.max_errors`); resolves every name read to the
+    statement that defined it; never raises for a bad program."""
 
     def __init__(self, language: Language, limits: Limits, smap: SourceMap) -> None:
         self.language = language
         self.limits = limits
         self.smap = smap
         self.errors: list[DslError] = []
+        self.omitted = 0  # errors found past limits.max_errors
+        self.hints_left = MAX_HINTS
         self.types: dict[str, ExprInfo] = {}
         self.defined_at: dict[str, int] = {}  # name -> index of the latest statement assigning it
         self.assigned_later: dict[str, int] = {}  # name -> first line that assigns it
+        self.bound: dict[int, dict[str, ast.AST]] = {}  # id(call) -> parameter name -> argument node
         self._reads: list[str] = []
+        self._binds: dict[str, int] = {}
         self._calls = 0
         self._depth = 0
         self.tools_used: set[str] = set()
 
     # -- helpers usable by extension node kinds --------------------------------------------
-    def error(self, cls: type[DslError], message: str, node: ast.AST, **kw) -> ExprInfo:
-        self.errors.append(self.smap.error(cls, message, node, **kw))
+    def error(self, cls: type[DslError], message: str, node: ast.AST | None, **kw) -> ExprInfo:
+        if len(self.errors) >= self.limits.max_errors:
+            self.omitted += 1  # counted, not built: no span, no source line
+        else:
+            self.errors.append(self.smap.error(cls, message, node, **kw))
         return UNKNOWN
+
+    def add(self, err: DslError) -> None:
+        """Record an error built elsewhere (same cap as `error`)."""
+        if len(self.errors) >= self.limits.max_errors:
+            self.omitted += 1
+        else:
+            self.errors.append(err)
+
+    def did_you_mean(self, name: str, candidates) -> str | None:
+        """A fuzzy "did you mean" hint, for the first MAX_HINTS errors only (each costs a fuzzy match)."""
+        if self.hints_left <= 0 or len(name) > _HINT_MAX_NAME or len(self.errors) >= self.limits.max_errors:
+            return None
+        self.hints_left -= 1
+        pool = [c for c in candidates if len(c) <= _HINT_MAX_NAME][:_HINT_MAX_CANDIDATES]
+        match = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+        return f"Did you mean '{match[0]}'?" if match else None
 
     def disallowed(self, node: ast.AST, what: str | None = None, hint: str | None = None) -> ExprInfo:
         what = what or describe(node)
@@ -120,6 +106,17 @@ class Checker:
                        f"{self.limits.max_string_length}", node, limit="max_string_length", value=n)
             return False
         return True
+
+    def check_text(self, value: str, node: ast.AST) -> bool:
+        """A text constant (after escapes are decoded) may not hold control or invisible characters."""
+        bad = forbidden_in_text(value)
+        if bad is None:
+            return True
+        at, ch = bad
+        self.error(DisallowedCharacter, f"text holds U+{ord(ch):04X} ({char_name(ch)}) at character {at + 1}; "
+                   "control and invisible characters are not allowed in text", node,
+                   hint="Remove it (escapes such as \\x00 or \\u200b count too).")
+        return False
 
     def expr(self, node: ast.AST, depth: int = 0) -> ExprInfo:
         if depth > self.limits.max_depth:
@@ -144,15 +141,17 @@ class Checker:
         return self.expr(node, self._depth + 1)
 
     # -- identifiers -------------------------------------------------------------------------
-    def _identifier_ok(self, name: str, node: ast.AST, raw: str | None = None) -> bool:
-        raw = self.smap.raw_text(node) if raw is None else raw
-        if not raw.startswith(name) or not raw.isascii():
-            self.error(DisallowedCharacter, f"identifier {raw or name!r} must be plain ASCII "
-                       f"(it reads as {name!r} after Unicode normalisation)", node)
-            return False
+    def _identifier_ok(self, name: str, node: ast.AST) -> bool:
         if not IDENTIFIER.match(name):
-            self.error(DisallowedConstruct, f"identifier {name!r} must start with an ASCII letter "
-                       "and hold only letters, digits and '_'", node, construct="identifier")
+            if not name.isascii():
+                self.error(DisallowedCharacter, f"identifier {name!r} must be plain ASCII", node)
+            else:
+                self.error(DisallowedConstruct, f"identifier {name!r} must start with an ASCII letter "
+                           "and hold only letters, digits and '_'", node, construct="identifier")
+            return False
+        if not self.smap.identifier_at(node.lineno, node.col_offset, name):
+            self.error(DisallowedCharacter, f"identifier {name!r} must be written in plain ASCII (here it only "
+                       "reads as that name after Unicode normalisation)", node)
             return False
         return True
 
@@ -162,6 +161,8 @@ class Checker:
         if isinstance(v, bool) or v is None or v is Ellipsis:
             return self.disallowed(node, f"constant {v!r}")
         if isinstance(v, str):
+            if not self.check_text(v, node):
+                return UNKNOWN
             return ExprInfo(ValueType.TEXT, len(v)) if self.check_length(len(v), node) else UNKNOWN
         if isinstance(v, int):
             if v > self.limits.max_int:
@@ -176,6 +177,8 @@ class Checker:
             return UNKNOWN
         if name in self.types:
             self._reads.append(name)
+            if name in self.defined_at:
+                self._binds[name] = self.defined_at[name]
             return self.types[name]
         if name in self.language.tools:
             return self.disallowed(node, f"using tool '{name}' as a value",
@@ -185,12 +188,29 @@ class Checker:
                               f"(on line {self.assigned_later[name]})", node, name=name,
                               hint="Move that assignment above this line.")
         return self.error(UndefinedName, f"name '{name}' is not defined", node, name=name,
-                          hint=_did_you_mean(name, list(self.types)))
+                          hint=self.did_you_mean(name, self.types))
+
+    def _fstring_source(self, node: ast.JoinedStr) -> bool:
+        """The raw text of the f-string must use only the fields of the language (on every Python)."""
+        text = self.smap.segment(node)
+        found = check_fstring_source(text)
+        if found is None:
+            return True
+        offset, problem = found
+        line = node.lineno + text.count("\n", 0, offset)
+        col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        if line == node.lineno:
+            col += self.smap.span(node).col - 1
+        self.add(self.smap.error_at(DisallowedConstruct, f"f-string field outside the language: {problem}",
+                                    Span(line, col, line, col + 1), construct="f-string field",
+                                    hint="Write {name} with a plain variable name."))
+        return False
 
     def _fstring(self, node: ast.JoinedStr, depth: int) -> ExprInfo:
         total, ok = 0, True
         for part in node.values:
             if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                ok = self.check_text(part.value, node) and ok
                 total += len(part.value)
                 continue
             if not isinstance(part, ast.FormattedValue):
@@ -221,80 +241,85 @@ class Checker:
                 ok = False
             else:
                 total += info.min_len
-        if not ok:
+        if not ok or not self._fstring_source(node):  # the source check only after the tree's, so one error each
             return UNKNOWN
         return ExprInfo(ValueType.TEXT, total) if self.check_length(total, node) else UNKNOWN
 
     def _call(self, node: ast.Call, depth: int) -> ExprInfo:
         func = node.func
         if not isinstance(func, ast.Name):
-            return self.disallowed(func, f"calling {describe(func)}", hint="Only tools may be called: "
-                                   + ", ".join(self.language.tools))
-        if not self._identifier_ok(func.id, func):
+            self.disallowed(func, f"calling {describe(func)}", hint="Only tools may be called: "
+                            + ", ".join(self.language.tools))
+            self._check_args_only(node, depth)
             return UNKNOWN
-        spec = self.language.tools.get(func.id)
+        spec = self.language.tools.get(func.id) if self._identifier_ok(func.id, func) else None
         if spec is None:
-            if func.id in self.types or func.id in self.assigned_later:
-                return self.error(UnknownTool, f"'{func.id}' is a variable, not a tool", func, name=func.id,
-                                  hint=f"Tools: {', '.join(self.language.tools)}.")
-            return self.error(UnknownTool, f"'{func.id}' is not a tool", func, name=func.id,
-                              hint=_did_you_mean(func.id, list(self.language.tools))
-                              or f"Tools: {', '.join(self.language.tools)}.")
+            if IDENTIFIER.match(func.id) and func.id not in self.language.tools:
+                if func.id in self.types or func.id in self.assigned_later:
+                    self.error(UnknownTool, f"'{func.id}' is a variable, not a tool", func, name=func.id,
+                               hint=f"Tools: {', '.join(self.language.tools)}.")
+                else:
+                    self.error(UnknownTool, f"'{func.id}' is not a tool", func, name=func.id,
+                               hint=self.did_you_mean(func.id, self.language.tools)
+                               or f"Tools: {', '.join(self.language.tools)}.")
+            self._check_args_only(node, depth)  # every error inside the arguments is reported too
+            return UNKNOWN
         self._calls += 1
         self.tools_used.add(spec.name)
-        bad = False
-        bound: dict[str, ast.AST] = {}
-        for i, arg in enumerate(node.args):
-            if isinstance(arg, ast.Starred):
-                self.disallowed(arg)
-                bad = True
-                continue
-            if i >= len(spec.params):
-                self.error(ArityError, f"{spec.name}() takes at most {len(spec.params)} argument"
-                           f"{'s' if len(spec.params) != 1 else ''}, got {len(node.args)}", arg,
-                           hint=f"Signature: {spec.signature()}")
-                bad = True
-                continue
-            bound[spec.params[i].name] = arg
-        for kw in node.keywords:
-            if kw.arg is None:
-                self.disallowed(kw, "keyword unpacking (**x)")
-                bad = True
-                continue
-            if not self._identifier_ok(kw.arg, kw, raw=self.smap.raw_text(kw)):
-                bad = True
-                continue
-            if spec.param(kw.arg) is None:
+        b = bind(spec, node)
+        for u in b.unpacked:
+            self.disallowed(u, "keyword unpacking (**x)" if isinstance(u, ast.keyword) else None)
+        if b.surplus:
+            first, last = b.surplus[0], b.surplus[-1]
+            span = self.smap.span(first)
+            end = self.smap.span(last)
+            if span and end:
+                span = Span(span.line, span.col, end.end_line, end.end_col)
+            self.add(self.smap.error_at(
+                ArityError, f"{spec.name}() takes at most {len(spec.params)} argument"
+                f"{'s' if len(spec.params) != 1 else ''}, got {len(spec.params) + len(b.surplus)}", span,
+                hint=f"Signature: {spec.signature()}"))
+        for kw in b.unknown:
+            if self._identifier_ok(kw.arg, kw):
                 self.error(UnknownKeyword, f"{spec.name}() has no parameter '{kw.arg}'", kw, name=kw.arg,
-                           hint=_did_you_mean(kw.arg, [p.name for p in spec.params])
+                           hint=self.did_you_mean(kw.arg, [p.name for p in spec.params])
                            or f"Signature: {spec.signature()}")
-                bad = True
-                continue
-            if kw.arg in bound:
-                self.error(ArityError, f"{spec.name}() got two values for '{kw.arg}'", kw)
-                bad = True
-                continue
-            bound[kw.arg] = kw.value
-        for p in spec.params:
-            if p.required and p.name not in bound and not bad:
-                self.error(ArityError, f"{spec.name}() is missing its argument '{p.name}'", node,
-                           hint=f"Signature: {spec.signature()}")
-                bad = True
-        for pname, arg in bound.items():
+        for kw in b.repeated:
+            self.error(ArityError, f"{spec.name}() got two values for '{kw.arg}'", kw)
+        for name in b.missing:
+            self.error(ArityError, f"{spec.name}() is missing its argument '{name}'", node,
+                       hint=f"Signature: {spec.signature()}")
+        for kw in node.keywords:
+            if kw.arg is not None and kw not in b.unknown:
+                self._identifier_ok(kw.arg, kw)
+        self.bound[id(node)] = b.args
+        for pname, arg in b.args.items():
             param = spec.param(pname)
             info = self.expr(arg, depth + 1)
             if info.type is not None and info.type is not param.type:
                 self.error(TypeMismatch, f"{spec.name}() expects {param.type.value} for '{pname}', "
                            f"got {info.type.value}", arg, expected=param.type.value, got=info.type.value,
                            hint=_type_hint(spec, param.type, info.type))
+            elif isinstance(arg, ast.Constant) and type(arg.value) is int:
+                problem = param.out_of_range(arg.value, self.limits)
+                if problem:
+                    self.error(ArgumentOutOfRange, f"{spec.name}(): {problem}", arg, tool=spec.name, param=pname)
+        for arg in [*b.surplus, *(k.value for k in b.unknown + b.repeated), *(u.value for u in b.unpacked)]:
+            self.expr(arg, depth + 1)
         return ExprInfo(spec.returns, 0)
+
+    def _check_args_only(self, node: ast.Call, depth: int) -> None:
+        for arg in node.args:
+            self.expr(arg.value if isinstance(arg, ast.Starred) else arg, depth + 1)
+        for kw in node.keywords:
+            self.expr(kw.value, depth + 1)
 
     # -- statements ------------------------------------------------------------------------------
     def module(self, tree: ast.Module) -> list[Statement]:
         body = tree.body
         if len(body) > self.limits.max_statements:
-            self.errors.append(LimitExceeded(f"program has {len(body)} statements; the limit is "
-                                             f"{self.limits.max_statements}", limit="max_statements"))
+            self.add(LimitExceeded(f"program has {len(body)} statements; the limit is "
+                                   f"{self.limits.max_statements}", limit="max_statements"))
             return []
         for stmt in body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
@@ -316,19 +341,18 @@ class Checker:
             isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == FINAL_ANSWER for t in s.targets)
             for s in body
         ):
-            self.errors.append(MissingFinalAnswer(
+            self.add(MissingFinalAnswer(
                 f"the program never assigns '{FINAL_ANSWER}'",
                 hint=f'End with: {FINAL_ANSWER} = answer("Given: ... Answer the question: ...")'))
         if self._calls > self.limits.max_tool_calls:
-            self.errors.append(LimitExceeded(f"program makes {self._calls} tool calls; the limit is "
-                                             f"{self.limits.max_tool_calls}", limit="max_tool_calls",
-                                             value=self._calls))
+            self.add(LimitExceeded(f"program makes {self._calls} tool calls; the limit is "
+                                   f"{self.limits.max_tool_calls}", limit="max_tool_calls", value=self._calls))
         return statements
 
     def _assign(self, stmt: ast.Assign, index: int) -> Statement | None:
-        self._reads, calls_before = [], self._calls
+        self._reads, self._binds, calls_before = [], {}, self._calls
         info = self.expr(stmt.value, 0)  # checked whatever the target, so that every error is reported
-        reads = tuple(dict.fromkeys(self._reads))
+        reads, binds = tuple(dict.fromkeys(self._reads)), dict(self._binds)
         if len(stmt.targets) != 1:
             self.disallowed(stmt.targets[1], "chained assignment (a = b = ...)")
             return None
@@ -347,7 +371,6 @@ class Checker:
             self.error(TypeMismatch, f"'{FINAL_ANSWER}' must be text, got docs", stmt.value,
                        expected="text", got="docs", hint="Pass the docs to answer(...).")
             info = UNKNOWN
-        deps = tuple(sorted({self.defined_at[r] for r in reads if r in self.defined_at}))
         self.types[name] = info
         if info.type is None:
             self.defined_at.pop(name, None)
@@ -355,8 +378,7 @@ class Checker:
         self.defined_at[name] = index
         return Statement(
             index=index, node=stmt, target=name, type=info.type, span=self.smap.ast_span(stmt),
-            source=self.smap.segment(stmt),
-            reads=reads, deps=deps, calls=self._calls - calls_before,
+            source=self.smap.segment(stmt), reads=reads, binds=binds, calls=self._calls - calls_before,
         )
 
 
@@ -377,7 +399,8 @@ _EXPR_HANDLERS = {
 
 
 def validate(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> ValidationResult:
-    """Validate program text; never raises for a bad program: every error is in the result."""
+    """Validate program text; never raises for a bad program: the errors are in the result (at most
+    `limits.max_errors` of them, then one TooManyErrors that counts the rest)."""
     limits = limits or Limits()
     tree, smap, errors = parse_source(source, limits)
     if tree is None:
@@ -386,13 +409,16 @@ def validate(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits 
     try:
         statements = checker.module(tree)
     except RecursionError:
-        checker.errors.append(LimitExceeded("program is nested too deeply", limit="max_depth"))
+        checker.add(LimitExceeded("program is nested too deeply", limit="max_depth"))
         statements = []
     errors = sorted(checker.errors, key=lambda e: (e.span.line, e.span.col) if e.span else (10**9, 0))
+    if checker.omitted:
+        errors.append(TooManyErrors(f"... and {checker.omitted} more error{'s' if checker.omitted != 1 else ''} "
+                                    f"(only the first {limits.max_errors} are shown)", omitted=checker.omitted))
     if errors:
         return ValidationResult(None, errors)
-    return ValidationResult(Program(source, tree, tuple(statements), language, limits, smap,
-                                    frozenset(checker.tools_used)), [])
+    return ValidationResult(Program(smap.source, tree, tuple(statements), language, limits, smap,
+                                    frozenset(checker.tools_used), freeze(checker.bound)), [])
 
 
 def parse_program(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> Program:

@@ -1,12 +1,15 @@
-"""Runs validated programs: AST walker, limits, call memo, typed trace."""
+"""Runs validated programs: resolve (in grammar) -> schedule -> walk; limits, call memo, typed trace."""
 
+from .run import ExecutionResult, Run, execute
+from .supervisor import supervise
 from .trace import (
-    SCHEMA_VERSION, AnswerEvent, AssignEvent, CallEvent, ErrorEvent, RetrieveEvent, TraceEvent, dumps_jsonl,
-    loads_jsonl, read_jsonl, write_jsonl,
+    SCHEMA_VERSION, AnswerEvent, AssignEvent, CallEvent, ErrorEvent, OtherEvent, RetrieveEvent, TraceEvent,
+    dumps_jsonl, loads_jsonl, read_jsonl, write_jsonl,
 )
-from .walker import CallCache, ExecutionResult, Run, execute
+from .walker import CallCache
 
 __all__ = [
     "SCHEMA_VERSION", "AnswerEvent", "AssignEvent", "CallCache", "CallEvent", "ErrorEvent", "ExecutionResult",
-    "RetrieveEvent", "Run", "TraceEvent", "dumps_jsonl", "execute", "loads_jsonl", "read_jsonl", "write_jsonl",
+    "OtherEvent", "RetrieveEvent", "Run", "TraceEvent", "dumps_jsonl", "execute", "loads_jsonl", "read_jsonl",
+    "supervise", "write_jsonl",
 ]

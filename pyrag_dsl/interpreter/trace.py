@@ -45,6 +45,13 @@ class TraceEvent(BaseModel):
             TraceEvent.registry[default] = cls
 
 
+class OtherEvent(TraceEvent):
+    """An event of a kind this layer does not define (e.g. a pipeline event read before
+    `pyrag_dsl.pipeline` is imported): its fields are kept as they are, and written back unchanged."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
 class StatementEvent(TraceEvent):
     """An event tied to a program statement."""
 
@@ -91,18 +98,34 @@ CALL_EVENT_KINDS: dict[str, type[CallEvent]] = {"call": CallEvent, "retrieve": R
 
 
 def event_from_dict(obj: dict[str, Any]) -> TraceEvent:
+    """A typed event; a kind no imported layer defines loads as an OtherEvent with all its fields."""
+    if not isinstance(obj, dict):
+        raise ValueError("an event must be a JSON object")
     kind = obj.get("kind")
-    cls = TraceEvent.registry.get(kind)  # type: ignore[arg-type]
-    if cls is None:
-        raise ValueError(f"unknown trace event kind {kind!r}")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"trace event kind {kind!r} is not a name")
+    cls = TraceEvent.registry.get(kind, OtherEvent)
     return cls.model_validate(obj)
+
+
+def event_json(event: TraceEvent) -> str:
+    """One event as a JSON line; total: text the UTF-8 encoder refuses (a lone surrogate) is escaped."""
+    try:
+        return event.model_dump_json()
+    except Exception:  # pydantic refuses lone surrogates: fall back to ASCII-escaped JSON
+        return json.dumps(event.model_dump(mode="python"), ensure_ascii=True, default=str)
 
 
 def dumps_jsonl(events: Iterable[TraceEvent], meta: dict[str, Any] | None = None) -> str:
     """The trace as JSON Lines: a header line with the schema version, then one event per line."""
     header = {"schema": "pyrag-dsl-trace", "version": SCHEMA_VERSION, **(meta or {})}
-    lines = [json.dumps(header, ensure_ascii=False)]
-    lines += [e.model_dump_json() for e in events]
+    try:
+        first = json.dumps(header, ensure_ascii=False)
+        first.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError):
+        first = json.dumps(header, ensure_ascii=True, default=str)
+    lines = [first]
+    lines += [event_json(e) for e in events]
     return "\n".join(lines) + "\n"
 
 
@@ -132,7 +155,7 @@ def write_jsonl(path: str | Path, events: Iterable[TraceEvent], meta: dict[str, 
     """Write atomically: a crash leaves the old file or the new one, never half of one."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_jsonl(events, meta), encoding="utf-8")
+    tmp.write_text(dumps_jsonl(events, meta), encoding="utf-8", errors="backslashreplace")
     tmp.replace(path)
 
 

@@ -1,13 +1,25 @@
-"""The boundary between tools and programs: tool results become plain immutable values here."""
+"""The boundary between tools and programs: tool results become plain immutable values here.
+
+Conversion is total: whatever a tool returns, the result is a value of the declared type, or
+BadToolResult / TooLarge with a message that holds no host object. It runs inside the tool's time
+limit (see walker.py), reads at most `max_docs + 1` items of a sequence, and never recurses.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from ..documents import Doc, Docs, split_contents
 from ..grammar.limits import Limits
 from ..grammar.tools import ValueType
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadToolResult(Exception):
@@ -20,36 +32,78 @@ class TooLarge(Exception):
         self.limit = limit
 
 
+def clean_text(s: str) -> str:
+    """An exact str with lone surrogates replaced by U+FFFD (they cannot be written as UTF-8 or JSON)."""
+    s = str.__str__(s) if type(s) is not str else s
+    return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
+
+
 def _text(v: Any, what: str) -> str:
-    if type(v) is str:
-        return v
     if isinstance(v, str):
-        return str.__str__(v)  # an exact str, whatever the subclass overrides
+        return clean_text(v)
     raise BadToolResult(f"{what} is {type(v).__name__}, expected text")
 
 
-def _doc(item: Any, limits: Limits) -> Doc:
-    if type(item) is Doc:
-        doc = item
-    elif isinstance(item, Mapping):
-        if "document" in item and isinstance(item["document"], Mapping):  # Search-R1 {document, score}
-            return _doc({**item["document"], "score": item.get("score")}, limits)
-        if "contents" in item and "text" not in item:
-            title, text = split_contents(_text(item["contents"], "a document's contents"))
-        else:
-            title = _text(item.get("title", ""), "a document's title")
-            text = _text(item.get("text", ""), "a document's text")
-        score = item.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-            raise BadToolResult(f"a document's score is {type(score).__name__}, expected a number")
-        raw_id = item.get("id", "")
-        doc_id = _text(raw_id, "a document's id") if isinstance(raw_id, str) else str(int(raw_id))
-        doc = Doc(id=doc_id, title=title, text=text, score=None if score is None else float(score))
-    else:
+def _doc_id(v: Any) -> str:
+    if isinstance(v, str):
+        return clean_text(v)
+    if isinstance(v, int) and not isinstance(v, bool) and -(10**18) < v < 10**18:
+        return str(int.__int__(v))
+    raise BadToolResult(f"a document's id is {type(v).__name__ if not isinstance(v, int) else 'an int out of range'}, "
+                        "expected text or an integer")
+
+
+def _score(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise BadToolResult(f"a document's score is {type(v).__name__}, expected a number")
+    try:
+        f = float(int.__int__(v)) if isinstance(v, int) else float.__float__(v)
+    except OverflowError:
+        raise BadToolResult("a document's score is too large for a float") from None
+    if not math.isfinite(f):
+        raise BadToolResult("a document's score is not a finite number")
+    return f
+
+
+def _fields(item: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """(id, title, text, contents, score) read from a Doc or a mapping, one level deep."""
+    if isinstance(item, Doc):
+        return Doc.id.__get__(item), Doc.title.__get__(item), Doc.text.__get__(item), None, Doc.score.__get__(item)
+    if not isinstance(item, Mapping):
         raise BadToolResult(f"a document is {type(item).__name__}, expected a Doc or a mapping")
-    if len(doc.text) + len(doc.title) > limits.max_string_length:
+    data = {k: item[k] for k in ("id", "title", "text", "contents", "score", "document") if k in item}
+    inner = data.pop("document", None)
+    if isinstance(inner, Mapping):  # Search-R1 {"document": {...}, "score": s}: unwrap once, never again
+        score = data.get("score")
+        data = {k: inner[k] for k in ("id", "title", "text", "contents", "score") if k in inner}
+        if score is not None:
+            data["score"] = score
+    return data.get("id", ""), data.get("title"), data.get("text"), data.get("contents"), data.get("score")
+
+
+def _doc(item: Any, limits: Limits) -> Doc:
+    raw_id, title, text, contents, score = _fields(item)
+    if text is None and contents is None:
+        raise BadToolResult("a document has neither 'text' nor 'contents'")
+    if contents is not None and text is None:
+        title, text = split_contents(_text(contents, "a document's contents"))
+    doc = Doc(id=_doc_id(raw_id), title=_text(title if title is not None else "", "a document's title"),
+              text=_text(text if text is not None else "", "a document's text"), score=_score(score))
+    if len(doc.text) + len(doc.title) + len(doc.id) > limits.max_string_length:
         raise TooLarge(f"a document is longer than {limits.max_string_length} characters", "max_string_length")
     return doc
+
+
+def _items(v: Any, limits: Limits) -> list[Any]:
+    seq = v.items if isinstance(v, Docs) else v
+    if isinstance(seq, (str, bytes, Mapping)) or not isinstance(seq, (list, tuple)):
+        raise BadToolResult(f"the result is {type(v).__name__}, expected docs (a list of documents)")
+    items = list(itertools.islice(iter(seq), limits.max_docs + 1))
+    if len(items) > limits.max_docs:
+        raise TooLarge(f"the result holds more than {limits.max_docs} documents", "max_docs")
+    return items
 
 
 def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
@@ -63,22 +117,40 @@ def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
     if kind is ValueType.INT:
         if isinstance(v, bool) or not isinstance(v, int):
             raise BadToolResult(f"the result is {type(v).__name__}, expected int")
-        return int.__int__(v)
+        n = int.__int__(v)
+        if not -limits.max_int <= n <= limits.max_int:
+            raise BadToolResult(f"the result is an int outside -{limits.max_int}..{limits.max_int}")
+        return n
     if kind is ValueType.DOCS:
-        items = v.items if type(v) is Docs else v
-        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, (list, tuple)):
-            raise BadToolResult(f"the result is {type(v).__name__}, expected docs (a list of documents)")
-        if len(items) > limits.max_docs:
-            raise TooLarge(f"the result holds {len(items)} documents; the limit is {limits.max_docs}", "max_docs")
-        return v if type(v) is Docs and all(type(d) is Doc for d in items) else Docs(
-            tuple(_doc(d, limits) for d in items))
+        return Docs(tuple(_doc(d, limits) for d in _items(v, limits)))
     raise BadToolResult(f"unknown value type {kind!r}")
 
 
 def value_size(v: Any) -> int:
-    """Approximate serialized size in bytes, for the trace budget."""
+    """The UTF-8 size of a value's JSON form, for the trace budget."""
     if isinstance(v, str):
-        return len(v) + 2
+        try:
+            return len(orjson.dumps(v))
+        except TypeError:  # a lone surrogate: at most 6 bytes per character escaped
+            return 6 * len(v) + 2
     if isinstance(v, Docs):
-        return sum(len(d.id) + len(d.title) + len(d.text) + 48 for d in v.items) + 2
-    return 8
+        return v.json_size()
+    if v is None:
+        return 4
+    return len(str(v))
+
+
+def describe_exception(e: BaseException) -> str:
+    """'Type: message' of any exception, as an exact str, without letting a hostile __str__ escape."""
+    try:
+        name = type(e).__name__
+        name = str.__str__(name) if isinstance(name, str) else "Exception"
+    except BaseException:
+        name = "Exception"
+    try:
+        text = str(e)
+        text = clean_text(text) if isinstance(text, str) else ""
+    except BaseException:  # a hostile __str__ must not escape
+        text = ""
+    text = text.replace("\n", " ")[:300]
+    return f"{name}: {text}" if text else name

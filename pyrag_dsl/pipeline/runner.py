@@ -15,11 +15,10 @@ from ..agents.plan import PlanAgent, render_errors
 from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
 from ..grammar.errors import DslError
 from ..interpreter.trace import TraceEvent, value_to_json
-from ..interpreter.walker import CallCache, Run, supervise
+from ..interpreter import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
 from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
 from .retrieved import first_program_valid, retrieved_documents
-from . import recorded_config
 from .steps import execution_log
 
 POLICIES = ("incremental", "reference")
@@ -34,6 +33,8 @@ class PipelineConfig:
     use_grammar: bool = True  # constrained decoding wherever the server supports it
     plan_grammar: str = "language"  # language | skeleton (small models) | off
     parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
+    max_workers: int = 8  # dataflow mode: statements in flight at once
+    batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     limits: Limits = field(default_factory=Limits)
     language: Language = DEFAULT_LANGUAGE
@@ -46,8 +47,7 @@ class PipelineConfig:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
                 "plan_grammar": self.plan_grammar if self.use_grammar else "off",
                 "max_repairs": self.max_repairs, "parallel": self.parallel,
-                "sentinels": list(Sentinels(self.sentinels).phrases),
-                **recorded_config.to_json(self)}  # limits and language: replay rebuilds them
+                "sentinels": list(Sentinels(self.sentinels).phrases)}
 
 
 @dataclass
@@ -279,7 +279,8 @@ class Executor:
         settings = {"topk": topk or self.cfg.topk}
         _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
         run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event,
-                  mode="dataflow" if self.cfg.parallel else "sequential")
+                  mode="dataflow" if self.cfg.parallel else "sequential", max_workers=self.cfg.max_workers,
+                  batch_window_s=self.cfg.batch_window_s)
         self.run, self.program, self.cache = run, program, cache  # before running: kept on Ctrl-C too
         supervise(run, run.run_all)
         return run
@@ -289,21 +290,23 @@ class Executor:
             self.flags.retried_with_topk10 = True
 
     def _sentinel(self, s) -> bool:
-        value = self.run.env.get(s.target)
+        value = self.run.value(s.index)
         return isinstance(value, str) and self.is_sentinel(value)
 
     def adaptive(self, attempt: int) -> None:
-        """Re-retrieve with the boosted top-k for every answer that came back as a sentinel."""
+        """Re-retrieve with the boosted top-k for every answer that came back as a sentinel: only the
+        retrieve statements feeding it and the statements that depend on them run again (the resolved
+        program's bindings say which; a name reassigned later never changes what they read)."""
         run, program, cfg = self.run, self.program, self.cfg
         if run is None or program is None or run.error is not None:
             return
         if cfg.policy == "reference":
-            flagged = [s for s in program.statements if _answer_call(s, program) and self._sentinel(s)]
+            flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(s)]
             if flagged:
                 s = flagged[0]
                 _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
-                      answer=str(run.env.get(s.target)),
-                      retrieve_statements=[x.index for x in program.statements if _retrieve_calls(x, program)],
+                      answer=str(run.value(s.index)),
+                      retrieve_statements=[x.index for x in program.statements if program.calls(x, "retrieve")],
                       topk=cfg.boosted_topk, rerun=list(range(len(program.statements))), policy="reference")
                 self._retried()
                 self.execute(program, CallCache(), attempt + 1, cfg.boosted_topk)
@@ -312,21 +315,21 @@ class Executor:
         for s in program.statements:
             if run.error is not None:
                 return
-            if not _answer_call(s, program) or not self._sentinel(s):
+            if not program.answer_call(s) or not self._sentinel(s):
                 continue
             changed = []
-            for i, node in _feeding_retrieves(s, program):
+            for i, node in program.feeding_retrieves(s):
                 if id(node) in boosted:
                     continue
                 boosted.add(id(node))
-                if _current_topk(node, run, cfg.topk) < cfg.boosted_topk:
+                if _current_topk(node, program.statements[i], run, cfg.topk) < cfg.boosted_topk:
                     run.overrides[id(node)] = {"topk": cfg.boosted_topk}
                     changed.append(i)
             if not changed:
                 continue
             rerun = sorted(set(changed) | {x for i in changed for x in program.dependents(i)})
             _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
-                  answer=str(run.env.get(s.target)), retrieve_statements=sorted(set(changed)),
+                  answer=str(run.value(s.index)), retrieve_statements=sorted(set(changed)),
                   topk=cfg.boosted_topk, rerun=rerun)
             self._retried()
             supervise(run, lambda: run.run_statements(rerun))
@@ -334,76 +337,25 @@ class Executor:
 
 def _repairable(err: DslError) -> bool:
     """Runtime errors a new program can fix. Not: retriever or LLM failures, timeouts, interrupts."""
+    if err.kind == "ArgumentOutOfRange":
+        return True
     if err.kind == "ToolError":
         return err.details.get("cause") not in ("RetrievalError", "LLMError")
     return err.kind == "LimitExceeded" and err.details.get("limit") not in ("tool_timeout_s", "run_timeout_s",
                                                                              "interrupted", "max_trace_bytes")
 
 
-def _tool_kind(node: ast.AST, program: Program) -> str | None:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        spec = program.language.tools.get(node.func.id)
-        return spec.event_kind if spec else None
-    return None
-
-
-def _answer_call(s, program: Program) -> ast.Call | None:
-    return s.node.value if _tool_kind(s.node.value, program) == "answer" else None
-
-
-def _retrieve_calls(s, program: Program) -> list[ast.Call]:
-    return [n for n in ast.walk(s.node.value) if _tool_kind(n, program) == "retrieve"]
-
-
-def _arg(call: ast.Call, program: Program, name: str) -> ast.AST | None:
-    spec = program.language.tools[call.func.id]
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    for param, arg in zip(spec.params, call.args):
-        if param.name == name:
-            return arg
-    return None
-
-
-def _defining(program: Program, before: int, name: str):
-    for s in reversed(program.statements[:before]):
-        if s.target == name:
-            return s
-    return None
-
-
-def _feeding_retrieves(s, program: Program) -> list[tuple[int, ast.Call]]:
-    """The retrieve calls whose docs reach this answer; for a synthesis answer, every retrieve upstream."""
-    call = _answer_call(s, program)
-    docs = _arg(call, program, "docs") if call is not None else None
-    node, where = docs, s.index
-    while isinstance(node, ast.Name):  # follow aliases such as d2 = d1
-        d = _defining(program, where, node.id)
-        if d is None:
-            return []
-        node, where = d.node.value, d.index
-    if node is not None:
-        return [(where, node)] if _tool_kind(node, program) == "retrieve" else []
-    ancestors: set[int] = set()
-    todo = list(s.deps)
-    while todo:
-        i = todo.pop()
-        if i not in ancestors:
-            ancestors.add(i)
-            todo.extend(program.statements[i].deps)
-    return [(i, n) for i in sorted(ancestors) for n in _retrieve_calls(program.statements[i], program)]
-
-
-def _current_topk(node: ast.Call, run: Run, default: int) -> int:
+def _current_topk(node: ast.Call, stmt, run: Run, default: int) -> int:
+    """The top-k a retrieve call ran with: forced, a constant, a variable (through the statement's
+    bindings), or the run default."""
     forced = run.overrides.get(id(node), {}).get("topk")
     if forced is not None:
         return forced
-    arg = _arg(node, run.program, "topk")
+    arg = run.program.argument(node, "topk")
     if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
         return arg.value
-    if isinstance(arg, ast.Name) and isinstance(run.env.get(arg.id), int):
-        return run.env[arg.id]
+    if isinstance(arg, ast.Name) and isinstance(run.value(stmt.binds[arg.id]), int):
+        return run.value(stmt.binds[arg.id])
     return default
 
 

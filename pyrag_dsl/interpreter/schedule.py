@@ -1,0 +1,223 @@
+"""Schedulers: in which order and with what concurrency the statements of a resolved program run.
+
+Both run the same statements through the same walker and commit their logs in statement order,
+so values, trace and the first error are the same whichever runs; only timing differs.
+
+- `sequential`: statement order, one at a time, in the calling thread.
+- `dataflow`: a ready queue. A statement starts the moment the statements it reads from are done,
+  up to `max_workers` at once; retrieve calls of a tool with a `batch` method that become ready
+  within `batch_window_s` of each other go out as one batched call (at once when nothing else is
+  in flight). After a statement fails, later statements are not started; earlier ones still run,
+  so the error reported is the one sequential mode reports.
+"""
+
+from __future__ import annotations
+
+import ast
+import queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable
+
+from .record import StepLog
+from .walker import Frame, Stop, convert, failure, guarded, run_statement
+
+if TYPE_CHECKING:
+    from ..grammar.program import Statement
+    from .run import Run
+
+
+def sequential(run: "Run", indexes: list[int]) -> None:
+    for i in indexes:
+        if run.abandoned:
+            return
+        if not run.commit(run_statement(run, run.program.statements[i])):
+            return
+
+
+def batchable(run: "Run", stmt: "Statement") -> str | None:
+    """The tool name when the statement is one call of a tool with `batch` and no nested calls."""
+    node = stmt.node.value
+    if run.program.tool_kind(node) is None:
+        return None
+    if any(run.program.tool_kind(n) for a in run.program.arguments(node).values() for n in ast.walk(a)):
+        return None
+    impl = run.tools.get(node.func.id)
+    return node.func.id if callable(getattr(impl, "batch", None)) else None
+
+
+def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
+    """One batched call for several single-call statements; each statement still gets its own log."""
+    spec = run.language.tools[tool]
+    logs = [StepLog(s.index) for s in stmts]
+    items: list[dict[str, Any]] = []
+    for stmt, log in zip(stmts, logs):
+        frame = Frame(run, stmt, log)
+        node = stmt.node.value
+        try:
+            kwargs = frame.arguments(spec, node)
+        except Stop as s:
+            log.error = s.error
+            continue
+        key = run.cache_key(spec, kwargs)
+        items.append({"frame": frame, "node": node, "kwargs": kwargs, "key": key, "start": time.time(),
+                      "cached": run.cache.entry(key) if key is not None else None})
+    misses = [it for it in items if it["cached"] is None]
+    if misses:
+        first = misses[0]
+        try:
+            run.spend(len(misses), first["frame"], first["node"])
+            impl = run.tools[tool]
+
+            def call() -> list[Any]:
+                raws = impl.batch([m["kwargs"] for m in misses])
+                if not isinstance(raws, list) or len(raws) != len(misses):
+                    raise ValueError(f"batch returned {len(raws) if isinstance(raws, list) else 'no list'} "
+                                     f"results for {len(misses)} calls")
+                out = []
+                for raw in raws:  # each result converted inside the time limit
+                    try:
+                        out.append(convert(spec, raw, run))
+                    except Exception as e:  # noqa: BLE001 - kept per item, typed below
+                        out.append(e)
+                return out
+
+            results, exc = guarded(run, first["frame"].stmt, call)
+        except Stop as s:
+            if s.error is None:
+                return logs
+            for m in misses:
+                m["frame"].log.error = s.error
+            misses, results, exc = [], [], None
+        for i, m in enumerate(misses):
+            outcome = exc if exc is not None else results[i]
+            if isinstance(outcome, BaseException):
+                m["frame"].log.error = failure(spec, outcome, m["frame"], m["node"])
+            else:
+                m["cached"] = outcome
+                if m["key"] is not None:
+                    run.cache.put(m["key"], *outcome)
+                m["miss"] = True
+    for it in items:
+        frame = it["frame"]
+        if frame.log.error is not None or it["cached"] is None:
+            continue
+        value, size = it["cached"]
+        if not it.get("miss"):
+            run.count_hit()
+        frame.record_call(spec, it["kwargs"], it["node"], value, size, not it.get("miss"), it["start"])
+        frame.log.ok, frame.log.value = True, value
+        run.values[frame.stmt.index] = value
+    return logs
+
+
+class _ReadyQueue:
+    def __init__(self, run: "Run", indexes: list[int], max_workers: int, batch_window_s: float) -> None:
+        self.run = run
+        self.stmts = run.program.statements
+        self.order = sorted(set(indexes))
+        todo = set(self.order)
+        self.waiting = {i: set(self.stmts[i].deps) & todo for i in self.order}
+        self.dependents: dict[int, list[int]] = {i: [] for i in self.order}
+        for j in self.order:
+            for i in self.waiting[j]:
+                self.dependents[i].append(j)
+        self.max_workers = max(1, max_workers)
+        self.window = max(0.0, batch_window_s)
+        self.logs: dict[int, StepLog] = {}
+        self.commit_pos = 0
+        self.fail_at: int | None = None
+        self.stopped = False
+        self.in_flight = 0
+        self.batches: dict[str, list[int]] = {}
+        self.batch_deadline = 0.0
+        self.done: queue.SimpleQueue = queue.SimpleQueue()
+
+    def _allowed(self, i: int) -> bool:
+        return not self.stopped and (self.fail_at is None or i < self.fail_at)
+
+    def _ready(self, i: int, pool: ThreadPoolExecutor) -> None:
+        if not self._allowed(i):
+            return
+        tool = batchable(self.run, self.stmts[i])
+        if tool is None:
+            self._submit(pool, run_statement, self.run, self.stmts[i], single=True)
+            return
+        if not self.batches:
+            self.batch_deadline = time.monotonic() + self.window
+        self.batches.setdefault(tool, []).append(i)
+
+    def _submit(self, pool: ThreadPoolExecutor, fn: Callable, *args: Any, single: bool) -> None:
+        self.in_flight += 1
+
+        def work() -> None:
+            try:
+                out = fn(*args)
+                self.done.put([out] if single else out)
+            except BaseException as e:  # an engine bug: surfaces in the scheduler's thread
+                self.done.put(e)
+
+        pool.submit(work)
+
+    def _flush(self, pool: ThreadPoolExecutor) -> None:
+        batches, self.batches = self.batches, {}
+        for tool, idx in batches.items():
+            idx = [i for i in idx if self._allowed(i)]
+            if len(idx) == 1:
+                self._submit(pool, run_statement, self.run, self.stmts[idx[0]], single=True)
+            elif idx:
+                self._submit(pool, run_batch, self.run, tool, [self.stmts[i] for i in idx], single=False)
+
+    def _finished(self, logs: list[StepLog], pool: ThreadPoolExecutor) -> None:
+        self.in_flight -= 1
+        for log in logs:
+            self.logs[log.index] = log
+            if log.ok:
+                for j in self.dependents[log.index]:
+                    self.waiting[j].discard(log.index)
+                    if not self.waiting[j]:
+                        self._ready(j, pool)
+            elif self.fail_at is None or log.index < self.fail_at:
+                self.fail_at = log.index
+        while self.commit_pos < len(self.order) and self.order[self.commit_pos] in self.logs:
+            if not self.run.commit(self.logs.pop(self.order[self.commit_pos])):
+                self.stopped = True
+                return
+            self.commit_pos += 1
+
+    def go(self) -> None:
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="pyrag-dsl-step")
+        crash: BaseException | None = None
+        try:
+            for i in self.order:
+                if not self.waiting[i]:
+                    self._ready(i, pool)
+            while not self.run.abandoned:
+                if self.batches and (self.in_flight == 0 or time.monotonic() >= self.batch_deadline):
+                    self._flush(pool)
+                if self.in_flight == 0:
+                    break
+                timeout = 0.05
+                if self.batches:
+                    timeout = min(timeout, max(self.batch_deadline - time.monotonic(), 0.0))
+                try:
+                    item = self.done.get(timeout=timeout)
+                except queue.Empty:
+                    continue
+                if isinstance(item, BaseException):
+                    crash = crash or item
+                    self.in_flight -= 1
+                    self.stopped = True
+                    continue
+                self._finished(item, pool)
+        finally:
+            pool.shutdown(wait=not self.run.abandoned, cancel_futures=True)
+        if crash is not None:
+            raise crash
+
+
+def dataflow(run: "Run", indexes: list[int]) -> None:
+    _ReadyQueue(run, indexes, run.max_workers, run.batch_window_s).go()
+
+
+SCHEDULERS: dict[str, Callable[["Run", list[int]], None]] = {"sequential": sequential, "dataflow": dataflow}

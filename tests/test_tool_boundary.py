@@ -1,0 +1,190 @@
+"""The tool boundary is closed: whatever a tool returns or raises, the run ends with a typed error
+(or a clean value), never a host exception out of execute()."""
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+
+import pytest
+
+from pyrag_dsl import Doc, Docs, Limits, ToolSpec, ValueType, execute, parse_program
+from pyrag_dsl.grammar import DEFAULT_LANGUAGE, ArgumentOutOfRange, LimitExceeded, Param, ToolError, validate
+import pyrag_dsl.interpreter.supervisor as sv
+
+PROG = 'd = retrieve("q")\nfinal_answer = answer("a", d)\n'
+
+
+class RaisingMapping(Mapping):
+    def __getitem__(self, k):
+        raise RuntimeError("boom")
+
+    def __iter__(self):
+        return iter(["id", "text"])
+
+    def __len__(self):
+        return 2
+
+    def __contains__(self, k):
+        return True
+
+    def get(self, k, default=None):
+        raise RuntimeError("get boom")
+
+
+def _self_ref():
+    d = {"score": 1.0}
+    d["document"] = d
+    return [d]
+
+
+class EvilStr(str):
+    def replace(self, *a):
+        raise RuntimeError("hostile replace")
+
+    def __getitem__(self, i):
+        raise RuntimeError("hostile slice")
+
+
+class HostileStrError(Exception):
+    def __str__(self):
+        return EvilStr("hostile message")
+
+
+class RaisingStrError(Exception):
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+
+class EndlessList(list):
+    def __iter__(self):
+        while True:
+            yield {"id": "x", "text": "y"}
+
+
+BAD_RESULTS = {
+    "id None": [{"id": None, "text": "t"}],
+    "id inf": [{"id": math.inf, "text": "t"}],
+    "id huge int": [{"id": 10**40, "text": "t"}],
+    "score 10**400": [{"id": "1", "text": "t", "score": 10**400}],
+    "score nan": [{"id": "1", "text": "t", "score": math.nan}],
+    "score text": [{"id": "1", "text": "t", "score": "high"}],
+    "self-referencing document": _self_ref(),
+    "mapping whose get raises": [RaisingMapping()],
+    "Doc with non-text fields": [Doc(id=None, title=1, text=b"x")],  # type: ignore[arg-type]
+    "Docs holding junk": Docs(("not a doc",)),  # type: ignore[arg-type]
+    "not a list": "just text",
+    "endless list": EndlessList(),
+    "document without text": [{"id": "1", "title": "only a title"}],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RESULTS))
+def test_bad_retrieve_results_are_typed_errors(name):
+    result = execute(parse_program(PROG), {"retrieve": lambda query, topk: BAD_RESULTS[name],
+                                           "answer": lambda query, docs: "x"})
+    assert isinstance(result.error, (ToolError, LimitExceeded)), name
+    assert result.error.span.line == 1
+    assert "final_answer" not in result.variables
+
+
+@pytest.mark.parametrize("exc", [HostileStrError(), RaisingStrError(), RuntimeError("a\ud800b" * 500), SystemExit(3)],
+                         ids=["hostile-str", "raising-str", "surrogates", "SystemExit"])
+def test_any_exception_from_a_tool_becomes_a_plain_tool_error(exc):
+    def answer(query, docs):
+        raise exc
+
+    result = execute(parse_program('final_answer = answer("q")\n'), {"answer": answer})
+    assert isinstance(result.error, ToolError)
+    message = result.error.message
+    assert type(message) is str and len(message) < 400 and "\ud800" not in message
+    assert result.error.to_dict()["cause"]
+
+
+def _int_tool_language():
+    return DEFAULT_LANGUAGE.with_tool(ToolSpec("count", (Param("query", ValueType.TEXT),), ValueType.INT, "Count."))
+
+
+@pytest.mark.parametrize("value", [10**20, -(10**5000), True, 2.5], ids=["1e20", "-1e5000", "bool", "float"])
+def test_int_results_out_of_range_or_of_the_wrong_type(value):
+    prog = parse_program('n = count("q")\nfinal_answer = f"{n}"\n', _int_tool_language())
+    result = execute(prog, {"count": lambda query: value})
+    assert isinstance(result.error, ToolError)
+
+
+def test_an_int_in_range_is_a_value():
+    prog = parse_program('n = count("q")\nfinal_answer = f"{n}"\n', _int_tool_language())
+    assert execute(prog, {"count": lambda query: 42}).final_answer == "42"
+
+
+def test_result_conversion_runs_inside_the_tool_time_limit():
+    class SlowMapping(dict):
+        def __getitem__(self, k):
+            time.sleep(5)
+            return "x"
+
+        def __contains__(self, k):
+            return True
+
+    t0 = time.monotonic()
+    result = execute(parse_program(PROG, limits=Limits(tool_timeout_s=0.3)),
+                     {"retrieve": lambda query, topk: [SlowMapping()], "answer": lambda query, docs: "x"})
+    assert time.monotonic() - t0 < 3
+    assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
+
+
+def test_abandoned_calls_are_capped(monkeypatch):
+    already = sv.ABANDONED.count  # calls abandoned by earlier tests that have not returned yet
+    monkeypatch.setattr(sv, "MAX_ABANDONED_CALLS", already + 3)
+    release = threading.Event()
+    calls = []
+
+    def answer(query, docs):
+        calls.append(query)
+        release.wait(20)
+        return "late"
+
+    prog = parse_program('final_answer = answer("q")\n', limits=Limits(tool_timeout_s=0.1))
+    try:
+        for _ in range(3):
+            r = execute(prog, {"answer": answer})
+            assert r.error.details["limit"] == "tool_timeout_s"
+        assert sv.ABANDONED.count >= 3
+        refused = execute(prog, {"answer": answer})
+        assert refused.error.details["limit"] == "abandoned_calls"
+        assert len(calls) == 3  # no fourth thread was started
+    finally:
+        release.set()
+    deadline = time.monotonic() + 5
+    while sv.ABANDONED.count > already and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sv.ABANDONED.count <= already
+    assert execute(prog, {"answer": lambda query, docs: "ok"}).final_answer == "ok"
+
+
+# -- argument ranges ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topk", ["0", "1001", "-3"])
+def test_topk_out_of_range_is_a_static_error(topk):
+    src = f'd = retrieve("q", topk={topk})\nfinal_answer = answer("a", d)\n'
+    if topk.startswith("-"):
+        assert not validate(src).ok  # a unary minus is not in the language at all
+        return
+    errors = validate(src).errors
+    assert [type(e) for e in errors] == [ArgumentOutOfRange]
+    assert "from 1 to 1000" in errors[0].message
+
+
+def test_topk_bound_follows_the_limits():
+    src = 'd = retrieve("q", 60)\nfinal_answer = answer("a", d)\n'
+    assert validate(src).ok
+    assert [e.kind for e in validate(src, limits=Limits(max_topk=50)).errors] == ["ArgumentOutOfRange"]
+
+
+def test_topk_from_the_run_settings_is_checked_before_the_call():
+    calls = []
+    prog = parse_program(PROG)
+    result = execute(prog, {"retrieve": lambda query, topk: calls.append(topk) or [],
+                            "answer": lambda query, docs: "x"}, settings={"topk": 0})
+    assert isinstance(result.error, ArgumentOutOfRange) and calls == []
