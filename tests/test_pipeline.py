@@ -231,8 +231,8 @@ def test_llm_server_down_is_typed(bm25):
 
 @pytest.mark.parametrize("owned_by, field", [("me", "grammar"), ("vllm", "guided_grammar"), ("other", None)])
 def test_grammar_constrained_decoding_by_server_kind(bm25, owned_by, field):
-    with ScriptedLLM(default_handler(), owned_by=owned_by) as llm:
-        make_pipeline(llm.url, bm25).run(QUESTION)
+    with ScriptedLLM(default_handler(), owned_by=owned_by) as llm:  # the whole language (auto: skeleton on llama.cpp)
+        make_pipeline(llm.url, bm25, plan_grammar="language").run(QUESTION)
         plan_body = [r for r in llm.requests if r["role"] == "plan"][0]
         decompose_body = [r for r in llm.requests if r["role"] == "decompose"][0]
     if field is None:
@@ -247,7 +247,7 @@ def test_skeleton_plan_grammar(bm25):
     with ScriptedLLM(default_handler([JED_HOYER.replace("docs", "d")]), owned_by="me") as llm:
         make_pipeline(llm.url, bm25, plan_grammar="skeleton").run(QUESTION)
         grammar = [r for r in llm.requests if r["role"] == "plan"][0]["grammar"]
-    assert "step3 ::=" in grammar and "step4" not in grammar  # two sub-queries: up to three steps
+    assert "step2 ::=" in grammar and "step3" not in grammar  # two sub-queries: exactly two steps, no final line
 
 
 def test_grammar_can_be_switched_off(bm25):

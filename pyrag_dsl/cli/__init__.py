@@ -13,12 +13,13 @@ from rich.text import Text
 from .. import __version__
 from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..agents.llm import LLMError
-from ..pipeline.session import ConfigError
+from ..config import ConfigError, check_topk
 from ..retrievers.base import RetrievalError
 from . import signals
 from .debug import add_debug_everywhere
 from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
                      read_text, render_error)
+from .models_cmds import add_models_commands
 from .pipeline_cmds import add_pipeline_commands
 from .eval_cmds import add_eval_commands
 
@@ -125,9 +126,10 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    limits = ServerLimits(default_topk=check_topk(args.default_topk, "--default-topk"))
     retriever = _open_retriever(args, console)
     name = args.index or "embedded hotpotqa-dev300"
-    app = create_app(retriever, ServerLimits(default_topk=args.default_topk), name=name)
+    app = create_app(retriever, limits, name=name)
     console.print(f"serving {name} on http://{args.host}:{args.port}/retrieve (Ctrl-C stops)")
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return EXIT_OK
@@ -136,6 +138,7 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
 def cmd_search(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
+    check_topk(args.topk, "--topk")
     retriever = _open_retriever(args, console)
     hits = retriever.search([args.query], args.topk)[0]
     table = Table("#", "score", "id", "title", "text")
@@ -217,10 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.set_defaults(func=cmd_search)
     add_pipeline_commands(sub)
+    add_models_commands(sub)
+    add_eval_commands(sub)
     from .rl_cmds import add_rl_commands  # issue 9; rl_cmds imports pyrag_dsl.rl inside its commands
 
     add_rl_commands(sub)
-    add_eval_commands(sub)
     return parser
 
 
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     console = Console(stderr=False, soft_wrap=True)
     err_console = Console(stderr=True, soft_wrap=True)
-    signals.install()
+    signals.install(console)
     try:
         return args.func(args, console)
     except UsageError as e:
@@ -245,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         signals.silence_stdout()
         return EXIT_PIPE
-    except ConfigError as e:
+    except ConfigError as e:  # a bad setting: one line that names the key (pyrag_dsl.config)
         if args.debug:
             raise
-        err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
+        err_console.print(Text("error: ", style="red") + Text(str(e)))
         return EXIT_USAGE
     except (RetrievalError, LLMError) as e:
         if args.debug:
@@ -260,3 +264,4 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
         return EXIT_RUNTIME
+

@@ -57,12 +57,18 @@ def _settings(args: argparse.Namespace):
 
     flags = {k: getattr(args, k, None) for k in ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model",
                                                   "retriever_url", "index", "output_dir", "topk", "boosted_topk",
-                                                  "max_repairs", "policy", "plan_grammar", "timeout")}
+                                                  "max_repairs", "policy", "plan_grammar", "timeout",
+                                                  "threads", "n_ctx", "omp_wait_policy", "deadline",
+                                                  "retriever_timeout", "retriever_retries", "breaker_failures")}
+    if getattr(args, "no_prompt_cache", False):
+        flags["prompt_cache"] = False
     if getattr(args, "parallel", False):
         flags["parallel"] = True
     flags["no_grammar"] = getattr(args, "no_grammar", False)
-    if getattr(args, "model", None) and not Path(args.model).is_file():
-        raise UsageError(f"model file not found: {args.model}")
+    from ..agents.models import MODELS
+
+    if getattr(args, "model", None) and args.model not in MODELS and not Path(args.model).is_file():
+        raise UsageError(f"model file not found: {args.model} (or a model name: {', '.join(MODELS)})")
     return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
 
 
@@ -97,8 +103,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     quiet = args.json
     status = Console(stderr=True) if quiet else console
     if settings.embedded_llm and not quiet:
-        status.print("[dim]No LLM configured: starting the embedded llama.cpp server (SmolLM2-135M, a tiny model "
-                      "that shows the pipeline; see README for a 7B model behind vLLM).[/dim]")
+        from ..agents.models import DEFAULT_MODEL
+
+        status.print(f"[dim]No LLM configured: starting the embedded llama.cpp server ({settings.gguf or DEFAULT_MODEL}; "
+                     "`pyrag-dsl models` lists the others; see README for a 7B model behind vLLM).[/dim]")
     session = open_session(settings, status)
     failed = unsaved = 0
     run_dir = None
@@ -154,7 +162,9 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
 
     source = read_text(args.program)
     settings = _settings(args)
-    cfg = settings.pipeline
+    from ..pipeline.defaults import pipeline_config
+
+    cfg = pipeline_config(settings)
     checked = validate(source, cfg.language, cfg.limits)
     if not checked.ok:
         for err in checked.errors:
@@ -332,22 +342,35 @@ def cmd_serve_llm(args: argparse.Namespace, console: Console) -> int:
 
 
 def add_llm_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("LLM (default: the embedded llama.cpp server with SmolLM2; env: LLM_BASE_URL, "
+    g = p.add_argument_group("LLM (default: the embedded llama.cpp server, see `pyrag-dsl models`; env: LLM_BASE_URL, "
                              "LLM_MODEL, PLAN_LLM_BASE_URL, PLAN_LLM_MODEL, ENABLE_THINKING)")
     g.add_argument("--llm-url", help="OpenAI-compatible base URL for Decompose/Answer, e.g. http://127.0.0.1:8337/v1")
     g.add_argument("--llm-model", help="model name on that server")
     g.add_argument("--plan-llm-url", help="base URL of the Plan LLM (default: the same as --llm-url)")
     g.add_argument("--plan-llm-model", help="Plan model name")
-    g.add_argument("--model", metavar="PATH.gguf", help="a local GGUF for the embedded llama.cpp server")
-    g.add_argument("--timeout", type=float, help="seconds per LLM request (default 120)")
+    g.add_argument("--model", metavar="NAME|PATH.gguf",
+                   help="the embedded llama.cpp server's model: a name from `pyrag-dsl models` (qwen2.5-coder-0.5b, "
+                   "qwen2.5-coder-1.5b, smollm2) or a local GGUF file")
+    g.add_argument("--threads", type=int, help="embedded server: CPU threads (default: the CPUs available, at most 8)")
+    g.add_argument("--n-ctx", type=int, help="embedded server: context size in tokens (default 4096)")
+    g.add_argument("--omp-wait-policy", choices=("passive", "active"),
+                   help="embedded server: OpenMP wait policy (default passive: no busy-waiting on a shared machine)")
+    g.add_argument("--no-prompt-cache", action="store_true",
+                   help="embedded server: no RAM cache of evaluated prompt prefixes")
+    g.add_argument("--timeout", type=float, metavar="S", help="seconds per LLM request (default 120; embedded 300)")
     g.add_argument("--no-grammar", action="store_true", help="no grammar-constrained decoding")
     g.add_argument("--plan-grammar", choices=("auto", "language", "skeleton", "off"),
                    help="grammar for the Plan LLM: the whole language, or the canonical retrieve/answer skeleton "
-                   "(auto: skeleton for the embedded model, language for servers)")
+                   "(auto: skeleton on llama.cpp servers such as the embedded one, language on vLLM and others)")
     r = p.add_argument_group("retrieval (default: the embedded corpus, BM25 in-process)")
     src = r.add_mutually_exclusive_group()
     src.add_argument("--retriever-url", help="a Search-R1 /retrieve server, e.g. http://127.0.0.1:8008")
     src.add_argument("--index", help="an index directory built by 'pyrag-dsl index build'")
+    r.add_argument("--retriever-timeout", type=float, metavar="S", help="seconds per retrieval request (default 30)")
+    r.add_argument("--retriever-retries", type=int, metavar="N", help="retries of a failed retrieval request (default 3)")
+    r.add_argument("--fail-after", dest="breaker_failures", type=int, metavar="N",
+                   help="after N failed requests in a row to one server (LLM or retriever), fail its calls at once "
+                   "for 30 s instead of waiting out every timeout (default 3)")
     q = p.add_argument_group("pipeline")
     q.add_argument("--topk", type=int, help="documents per retrieve (default 5)")
     q.add_argument("--boosted-topk", type=int, help="top-k of an adaptive retry (default 10)")
@@ -357,6 +380,8 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
                    "the whole program, as the reference implementation does (for comparison)")
     q.add_argument("--parallel", action="store_true",
                    help="dataflow mode: run independent statements concurrently and batch their retrievals")
+    q.add_argument("--deadline", type=float, metavar="S",
+                   help="seconds per question: calls get the time left, then fail (default: no deadline)")
     p.add_argument("--config", help="TOML or JSON config file (see docs/configuration.md)")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..config.limits import MAX_TOPK
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -14,7 +16,7 @@ class Limits:
     max_depth: int = 12
     max_int: int = 1_000_000
     max_docs: int = 1_000
-    max_topk: int = 1_000  # retrieve(topk=...) must be 1..max_topk
+    max_topk: int = MAX_TOPK  # retrieve(topk=...) must be 1..max_topk; shared with the server (config.limits)
     max_errors: int = 50  # validation reports at most this many errors, then "and N more"
     max_trace_bytes: int = 20_000_000
     tool_timeout_s: float | None = 600.0

@@ -12,6 +12,7 @@ from ..agents.answer import AnswerAgent, Sentinels
 from ..agents.decompose import DecomposeAgent
 from ..agents.llm import LLMClient, LLMError
 from ..agents.plan import PlanAgent, render_errors
+from ..config import deadline
 from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
 from ..grammar.errors import DslError
 from ..interpreter.trace import TraceEvent, value_to_json
@@ -19,6 +20,8 @@ from ..interpreter import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
 from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
 from .retrieved import first_program_valid, retrieved_documents
+from . import recorded_config
+from .defaults import resolve_plan_grammar
 from .steps import execution_log
 
 POLICIES = ("incremental", "reference")
@@ -31,11 +34,12 @@ class PipelineConfig:
     max_repairs: int = 3
     policy: str = "incremental"  # "reference": re-run the whole program on repair and on adaptive retry
     use_grammar: bool = True  # constrained decoding wherever the server supports it
-    plan_grammar: str = "language"  # language | skeleton (small models) | off
+    plan_grammar: str = "auto"  # language | skeleton (small models) | off | auto: per Plan server (pipeline.defaults)
     parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
     max_workers: int = 8  # dataflow mode: statements in flight at once
     batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
+    deadline_s: float | None = None  # per question: every LLM/retriever call gets the time left; None: none
     limits: Limits = field(default_factory=Limits)
     language: Language = DEFAULT_LANGUAGE
 
@@ -46,8 +50,9 @@ class PipelineConfig:
     def settings(self) -> dict[str, Any]:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
                 "plan_grammar": self.plan_grammar if self.use_grammar else "off",
-                "max_repairs": self.max_repairs, "parallel": self.parallel,
-                "sentinels": list(Sentinels(self.sentinels).phrases)}
+                "max_repairs": self.max_repairs, "parallel": self.parallel, "deadline_s": self.deadline_s,
+                "sentinels": list(Sentinels(self.sentinels).phrases),
+                **recorded_config.to_json(self)}  # limits and language: replay rebuilds them
 
 
 @dataclass
@@ -124,10 +129,13 @@ class Pipeline:
         self.config = config or PipelineConfig()
         self.llm = llm
         self.plan_llm = plan_llm or llm
+        if self.config.plan_grammar == "auto":  # one place decides the default for this server: pipeline.defaults
+            self.config = dataclasses.replace(self.config, plan_grammar=resolve_plan_grammar("auto", self.plan_llm))
         g = self.config.use_grammar
-        self.decomposer = DecomposeAgent(llm, use_grammar=g)
+        small = g and self.config.plan_grammar == "skeleton"  # small-model prompts (agents/small_model.py)
+        self.decomposer = DecomposeAgent(llm, use_grammar=g, small=small)
         self.planner = PlanAgent(self.plan_llm, self.config.language, grammar=self.config.plan_grammar if g else "off")
-        self.answerer = AnswerAgent(llm, use_grammar=g)
+        self.answerer = AnswerAgent(llm, use_grammar=g, small=small)
         self.retriever = retriever
         self.is_sentinel = Sentinels(self.config.sentinels)
         self.extra_tools = dict(extra_tools or {})
@@ -140,6 +148,10 @@ class Pipeline:
     def run(self, question: str, topk: int | None = None) -> PipelineResult:
         """Answer one question. Ctrl-C raises Interrupted, which carries the result computed so far."""
         cfg = self.config if topk is None else dataclasses.replace(self.config, topk=topk)
+        with deadline.active(deadline.Deadline.after(cfg.deadline_s)):  # every call of this question: time left
+            return self._run(question, cfg)
+
+    def _run(self, question: str, cfg: PipelineConfig) -> PipelineResult:
         result = PipelineResult(original_query=question, settings=cfg.settings())
         state = _RunState(self, cfg, result)
         interrupted = False
@@ -164,7 +176,7 @@ class _RunState:
         self.result = result
         self.t0 = time.monotonic()
         self.llm_before = (pipeline.llm.calls, pipeline.plan_llm.calls)
-        tools = pipeline.tools()
+        tools = deadline.carry(pipeline.tools())  # tool threads run under this question's deadline
         self.retrieve = tools["retrieve"] = _Counting(tools["retrieve"])
         self.answer = tools["answer"] = _Counting(tools["answer"])
         self.executor = Executor(cfg, tools, pipeline.is_sentinel, self.result.trace, self.result)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 import orjson
 from fastapi.responses import JSONResponse, Response
 
+from ..config.limits import MAX_TOPK
 from .base import RetrievalError, Retriever
 
 
@@ -22,7 +23,7 @@ from .base import RetrievalError, Retriever
 class ServerLimits:
     max_queries: int = 512
     max_query_chars: int = 4_096
-    max_topk: int = 1_000
+    max_topk: int = MAX_TOPK  # the bound every layer shares (pyrag_dsl.config.limits)
     default_topk: int = 5
     max_body_bytes: int = 4_000_000
 
