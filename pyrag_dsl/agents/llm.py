@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from ..config.deadline import DeadlineExceeded
+from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
+
+CHECK_TIMEOUT_S = 10.0
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
 
 
@@ -69,7 +72,8 @@ def strip_thinking(text: str) -> str:
 
 
 class LLMClient:
-    """Chat completions with timeouts, retries with backoff, <think> stripping and optional grammar."""
+    """Chat completions with timeouts, <think> stripping and optional grammar; retries, the question's deadline
+    and failing fast on a server that keeps failing come from the shared policy (pyrag_dsl.config.retry)."""
 
     def __init__(self, config: LLMConfig) -> None:
         from openai import OpenAI
@@ -81,6 +85,8 @@ class LLMClient:
         self.failures = 0
         self._lock = threading.Lock()
         self._server_kind: str | None = None
+        self.retry = RetryPolicy(config.retries, config.backoff_s)
+        self.breaker = breaker_for(config.base_url)  # shared by every client of this server
 
     @property
     def where(self) -> str:
@@ -91,7 +97,7 @@ class LLMClient:
         if self._server_kind is None:
             kind = "other"
             try:
-                models = self._client.models.list()
+                models = self._client.models.list(timeout=self.check_timeout_s)
                 owners = {getattr(m, "owned_by", "") or "" for m in models.data}
                 if "vllm" in owners:
                     kind = "vllm"
@@ -103,11 +109,16 @@ class LLMClient:
         return self._server_kind
 
     def check(self) -> None:
-        """Fail fast with an LLMError when the server cannot be reached."""
+        """Fail fast with an LLMError when the server cannot be reached or does not answer."""
         try:
-            self._client.models.list()
+            self._client.models.list(timeout=self.check_timeout_s)
         except Exception as e:  # noqa: BLE001
-            raise LLMError(self.where, _describe(e)) from None
+            raise LLMError(self.where, _describe(e, self.check_timeout_s)) from None
+
+    @property
+    def check_timeout_s(self) -> float:
+        """Seconds for the start-up check and the /models question: a live server answers at once."""
+        return min(self.config.timeout_s, CHECK_TIMEOUT_S)
 
     def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]:
         """The request fields that constrain decoding to a grammar, for this server (empty if unsupported)."""
@@ -127,45 +138,46 @@ class LLMClient:
         body = {**self.config.extra_body, **(extra_body or {})}
         if self.config.enable_thinking is False:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
+
+        def send(timeout: float) -> str:
             with self._lock:
                 self.calls += 1
             try:
                 response = self._client.chat.completions.create(
                     model=self.config.model, messages=messages, temperature=self.config.temperature,
-                    max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None)
-            except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError below
-                last = _describe(e)
+                    max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
+                    timeout=timeout)
+            except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError
                 with self._lock:
                     self.failures += 1
-                if not _retryable(e):
-                    break
-                continue
+                if _retryable(e):
+                    raise TransientError(_describe(e, timeout)) from None
+                raise LLMError(self.where, _describe(e, timeout)) from None
             try:
                 content = response.choices[0].message.content
             except (AttributeError, IndexError, TypeError):
                 content = None
             if not isinstance(content, str):
-                last = "the answer has no message content"
                 with self._lock:
                     self.failures += 1
-                continue
+                raise TransientError("the answer has no message content")
             if on_usage is not None and getattr(response, "usage", None) is not None:
                 on_usage(response.usage)
             return strip_thinking(content)
-        raise LLMError(self.where, last)
+
+        try:  # one retry policy for all clients: backoff, the question's deadline, fail fast (config.retry)
+            return self.retry.call(send, timeout_s=self.config.timeout_s, breaker=self.breaker)
+        except (RetriesExhausted, EndpointUnavailable, DeadlineExceeded) as e:
+            raise LLMError(self.where, str(e)) from None
 
     def close(self) -> None:
         self._client.close()
 
 
-def _describe(e: Exception) -> str:
+def _describe(e: Exception, timeout: float | None = None) -> str:
     name = type(e).__name__
     if "Timeout" in name:
-        return f"timed out ({name})"
+        return f"timed out after {timeout:g} s ({name})" if timeout else f"timed out ({name})"
     if "Connection" in name:
         return f"cannot connect ({name})"
     status = getattr(e, "status_code", None)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import httpx
 import orjson
 
+from ..config.deadline import DeadlineExceeded
+from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 from ..documents import Doc, split_contents
 from .base import RetrievalError
 
+CHECK_TIMEOUT_S = 10.0
+
 
 class HttpRetriever:
-    """One pooled connection; retries with exponential backoff on connection errors and 5xx; many
-    queries go out in one request (split into chunks of `max_batch`)."""
+    """One pooled connection; many queries go out in one request (split into chunks of `max_batch`).
+    Connection errors, timeouts and 5xx are retried by the shared policy (pyrag_dsl.config.retry): backoff,
+    the question's deadline, and failing fast once the server has failed several times in a row."""
 
     def __init__(
         self,
@@ -29,12 +33,29 @@ class HttpRetriever:
         self.endpoint = base if base.endswith("/retrieve") else base + "/retrieve"
         self.retries = retries
         self.backoff = backoff
+        self.timeout = timeout
+        self.retry = RetryPolicy(retries, backoff)
+        self.breaker = breaker_for(self.endpoint)  # shared by every client of this server
         self.max_batch = max_batch
         self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
         self.requests = 0  # HTTP requests sent, retries included
 
     def close(self) -> None:
         self._client.close()
+
+    def check(self) -> None:
+        """Fail fast with a RetrievalError when the server cannot be reached or does not answer in time.
+        Asks GET /health (ours); any HTTP answer below 500 means a live server (Search-R1's has no /health)."""
+        health = self.endpoint[: -len("/retrieve")] + "/health"
+        timeout = min(self.timeout, CHECK_TIMEOUT_S)
+        try:
+            response = self._client.get(health, timeout=timeout)
+        except httpx.TimeoutException:
+            raise RetrievalError(self.endpoint, f"not answering (no reply in {timeout:g} s)") from None
+        except httpx.TransportError as e:
+            raise RetrievalError(self.endpoint, f"cannot connect ({type(e).__name__}: {e})") from None
+        if response.status_code >= 500:
+            raise RetrievalError(self.endpoint, f"server error {response.status_code}: {response.text[:200]}")
 
     def __enter__(self) -> "HttpRetriever":
         return self
@@ -51,26 +72,25 @@ class HttpRetriever:
 
     def _post(self, queries: list[str], topk: int) -> list[list[Doc]]:
         payload = {"queries": queries, "topk": topk, "return_scores": True}
-        last = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+
+        def send(timeout: float) -> list[list[Doc]]:
             self.requests += 1
             try:
-                response = self._client.post(self.endpoint, json=payload)
+                response = self._client.post(self.endpoint, json=payload, timeout=timeout)
             except httpx.TimeoutException as e:
-                last = f"timed out ({type(e).__name__})"
-                continue
+                raise TransientError(f"timed out after {timeout:g} s ({type(e).__name__})") from None
             except httpx.TransportError as e:
-                last = f"cannot connect ({type(e).__name__}: {e})"
-                continue
+                raise TransientError(f"cannot connect ({type(e).__name__}: {e})") from None
             if response.status_code >= 500:
-                last = f"server error {response.status_code}: {response.text[:200]}"
-                continue
+                raise TransientError(f"server error {response.status_code}: {response.text[:200]}")
             if response.status_code >= 400:
                 raise RetrievalError(self.endpoint, f"request refused ({response.status_code}): {response.text[:300]}")
             return _parse_response(self.endpoint, response, len(queries))
-        raise RetrievalError(self.endpoint, f"{last} (after {self.retries + 1} attempts)")
+
+        try:
+            return self.retry.call(send, timeout_s=self.timeout, breaker=self.breaker)
+        except (RetriesExhausted, EndpointUnavailable, DeadlineExceeded) as e:
+            raise RetrievalError(self.endpoint, str(e)) from None
 
 
 def _parse_response(url: str, response: httpx.Response, n_queries: int) -> list[list[Doc]]:

@@ -1,0 +1,147 @@
+"""Real loopback servers that misbehave, for the retry / fail-fast / deadline tests:
+
+- `HangServer`: accepts connections and never answers (optionally answers GET /health, so a start-up
+  check passes and only the real requests hang).
+- `FlakyServer`: an HTTP server that answers the first `failures` POSTs with 503 and then recovers; it
+  speaks enough of the Search-R1 /retrieve and OpenAI chat protocols for our clients.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class HangServer:
+    def __init__(self, healthy: bool = False) -> None:
+        self.healthy = healthy
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.requests: list[str] = []
+        self._conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._conns.append(conn)
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.1)
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\r\n\r\n" in buf:
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                self.requests.append(line)
+                length = 0
+                for h in head.split(b"\r\n")[1:]:
+                    name, _, value = h.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value.strip())
+                buf = buf[length:]  # the body (enough for our small requests)
+                if self.healthy and line.startswith("GET ") and "/health" in line:
+                    body = b'{"status":"ok"}'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                # anything else: never answered
+
+    def __enter__(self) -> "HangServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self._conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+        self.sock.close()
+
+
+class FlakyServer:
+    """503 for the first `failures` POSTs, then real answers: a Search-R1 /retrieve result or a chat completion."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.posts = 0
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": "flaky", "object": "model", "owned_by": "x"}]})
+                else:
+                    self._send(200, {"status": "ok"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with outer.lock:
+                    outer.posts += 1
+                    fail = outer.posts <= outer.failures
+                if fail:
+                    self._send(503, {"error": "warming up"})
+                elif self.path.endswith("/retrieve"):
+                    self._send(200, {"result": [[{"document": {"id": f"{q}-1", "contents": f'"T"\n{q} text'},
+                                                  "score": 1.0}] for q in request["queries"]]})
+                else:
+                    self._send(200, {"id": "x", "object": "chat.completion", "created": int(time.time()),
+                                     "model": "flaky", "choices": [{"index": 0, "finish_reason": "stop",
+                                                                   "message": {"role": "assistant", "content": "ok"}}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "FlakyServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

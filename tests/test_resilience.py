@@ -1,0 +1,247 @@
+"""One retry policy, fail-fast breakers and the per-question deadline (pyrag_dsl.config.retry / .deadline),
+against real loopback servers that fail then recover, or accept connections and never answer. Every wait is
+bounded by small timeouts."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from loopback import FlakyServer, HangServer
+from pyrag_dsl.agents import LLMClient, LLMConfig, LLMError
+from pyrag_dsl.config import deadline
+from pyrag_dsl.config.retry import (CircuitBreaker, EndpointUnavailable, RetriesExhausted, RetryPolicy,
+                                    TransientError, breaker_for, configure_breakers)
+from pyrag_dsl.retrievers.base import RetrievalError
+from pyrag_dsl.retrievers.http_client import HttpRetriever
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(autouse=True)
+def default_breakers():
+    configure_breakers(3, 30.0)
+    yield
+    configure_breakers(3, 30.0)
+
+
+# -- the policy and the breaker, alone -----------------------------------------------------------------------
+def test_policy_retries_transient_failures_with_backoff_then_gives_up():
+    pauses, timeouts = [], []
+
+    def send(timeout):
+        timeouts.append(timeout)
+        raise TransientError("503")
+
+    with pytest.raises(RetriesExhausted, match=r"^503 \(after 4 attempts\)$") as info:
+        RetryPolicy(retries=3, backoff_s=0.5, max_backoff_s=1.5).call(send, timeout_s=7, sleep=pauses.append)
+    assert pauses == [0.5, 1.0, 1.5] and timeouts == [7, 7, 7, 7] and info.value.attempts == 4
+
+    def refused(timeout):
+        raise ValueError("400 bad request")
+
+    with pytest.raises(ValueError):  # not transient: no retry
+        RetryPolicy(retries=3).call(refused, timeout_s=1, sleep=pauses.append)
+    assert len(pauses) == 3
+
+
+def test_breaker_opens_after_n_failures_then_lets_one_call_try():
+    now = [0.0]
+    breaker = CircuitBreaker("http://x", failures=2, cooldown_s=10, clock=lambda: now[0])
+    breaker.record_failure()
+    breaker.before_call()  # one failure: still closed
+    breaker.record_failure()
+    with pytest.raises(EndpointUnavailable, match="failed 2 times in a row; failing fast for the next 10 s"):
+        breaker.before_call()
+    now[0] = 11.0
+    breaker.before_call()  # half-open: this call may try
+    with pytest.raises(EndpointUnavailable):
+        breaker.before_call()  # ... and only this one
+    breaker.record_success()
+    breaker.before_call()
+    assert not breaker.is_open
+
+
+# -- real servers that fail, then recover -----------------------------------------------------------------------
+def test_retriever_recovers_after_server_errors():
+    with FlakyServer(failures=2) as server:
+        retriever = HttpRetriever(server.url, retries=3, backoff=0.01)
+        docs = retriever.search(["jed hoyer"], 1)
+        retriever.close()
+    assert docs[0][0].id == "jed hoyer-1" and server.posts == 3 and retriever.requests == 3
+    assert not breaker_for(retriever.endpoint).is_open
+
+
+def test_llm_recovers_after_server_errors():
+    with FlakyServer(failures=2) as server:
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", retries=2, backoff_s=0.01))
+        assert client.chat(HI) == "ok"
+        client.close()
+    assert server.posts == 3 and client.calls == 3 and client.failures == 2
+
+
+def test_exhausted_retries_are_typed_and_name_the_endpoint():
+    with FlakyServer(failures=100) as server:
+        retriever = HttpRetriever(server.url, retries=1, backoff=0.01)
+        with pytest.raises(RetrievalError) as info:
+            retriever.search(["q"], 1)
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", retries=1, backoff_s=0.01))
+        with pytest.raises(LLMError) as llm_info:
+            client.chat(HI)
+    assert info.value.source == server.url + "/retrieve"
+    assert "server error 503" in info.value.cause and "(after 2 attempts)" in info.value.cause
+    assert llm_info.value.where.startswith(server.url + "/v1") and "(after 2 attempts)" in llm_info.value.cause
+
+
+# -- real servers that never answer: fail fast after N timeouts --------------------------------------------------
+def test_hung_retriever_fails_fast_after_n_timeouts():
+    configure_breakers(2, 60)
+    with HangServer() as server:
+        retriever = HttpRetriever(server.url, timeout=0.3, retries=5, backoff=0.01)
+        t0 = time.monotonic()
+        with pytest.raises(RetrievalError, match="failed 2 times in a row") as info:
+            retriever.search(["q"], 1)
+        first = time.monotonic() - t0
+        assert info.value.source == server.url + "/retrieve"
+        other = HttpRetriever(server.url, timeout=30)  # another client of the same server: the same breaker
+        t0 = time.monotonic()
+        with pytest.raises(RetrievalError, match="failing fast"):
+            other.search(["q"], 1)
+        second = time.monotonic() - t0
+        posts = [r for r in server.requests if r.startswith("POST")]
+        retriever.close()
+        other.close()
+    assert len(posts) == 2  # two timed-out attempts, not six; the second client sent nothing
+    assert first < 5 and second < 1  # bounds, not benchmarks: 2 x 0.3 s waited, then none
+
+
+def test_hung_llm_fails_fast_after_n_timeouts():
+    configure_breakers(2, 60)
+    with HangServer() as server:
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.3, retries=5, backoff_s=0.01))
+        with pytest.raises(LLMError, match="failed 2 times in a row"):
+            client.chat(HI)
+        with pytest.raises(LLMError, match="failing fast") as info:
+            client.chat(HI)
+        posts = [r for r in server.requests if r.startswith("POST")]
+        client.close()
+    assert len(posts) == 2 and info.value.where == f"{server.url}/v1 (m)"
+
+
+def test_start_up_checks_fail_on_a_hung_server_in_one_line():
+    with HangServer() as server:
+        retriever = HttpRetriever(server.url, timeout=0.4)
+        with pytest.raises(RetrievalError, match=r"not answering \(no reply in 0.4 s\)"):
+            retriever.check()
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.4))
+        with pytest.raises(LLMError, match="timed out after 0.4 s"):
+            client.check()
+    with HangServer(healthy=True) as server:
+        HttpRetriever(server.url, timeout=0.4).check()  # answers /health: alive
+
+
+# -- the per-question deadline ------------------------------------------------------------------------------------
+def test_deadline_cuts_a_hung_call_without_blaming_the_endpoint():
+    with HangServer() as server:
+        retriever = HttpRetriever(server.url, timeout=30, retries=3, backoff=0.01)
+        t0 = time.monotonic()
+        with deadline.active(deadline.Deadline.after(0.5)):
+            with pytest.raises(RetrievalError, match="the question's deadline of 0.5 s passed"):
+                retriever.search(["q"], 1)
+        elapsed = time.monotonic() - t0
+        with deadline.active(deadline.Deadline.after(0.5)):
+            time.sleep(0.6)
+            with pytest.raises(RetrievalError, match="deadline"):  # already passed: no request at all
+                retriever.search(["q"], 1)
+        posts = [r for r in server.requests if r.startswith("POST")]
+        retriever.close()
+    assert elapsed < 3 and len(posts) == 1
+    assert not breaker_for(retriever.endpoint).is_open
+
+
+def test_deadline_reaches_the_threads_tools_run_in():
+    seen = []
+
+    def tool(**kw):
+        seen.append(deadline.current())
+        return kw
+
+    with deadline.active(deadline.Deadline.after(30)) as d:
+        tools = deadline.carry({"t": tool})
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lambda: tools["t"](x=1)).result() == {"x": 1}
+    assert seen == [d] and deadline.current() is None
+    assert deadline.carry({"t": tool})["t"] is tool  # no deadline: tools unchanged
+
+
+# -- through the CLI ---------------------------------------------------------------------------------------------
+def cli(*args, stdin=None, timeout=120):
+    env = {k: v for k, v in os.environ.items() if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL",
+                                                            "PLAN_LLM_BASE_URL", "OUTPUT_DIR")}
+    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=timeout, env=env)
+
+
+def test_run_checks_the_retriever_at_start(tmp_path):
+    from scripted_llm import ScriptedLLM
+    from test_pipeline import QUESTION, default_handler
+
+    with HangServer() as server, ScriptedLLM(default_handler()) as llm:
+        r = cli("run", "-", "--llm-url", llm.url, "--retriever-url", server.url, "--retriever-timeout", "0.5",
+                "--output-dir", str(tmp_path), stdin=QUESTION + "\n")
+        asked = list(llm.requests)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: RetrievalError: {server.url}/retrieve: not answering "
+                                             "(no reply in 0.5 s)"]
+    assert asked == [] and not list(tmp_path.iterdir())
+
+
+def test_run_checks_the_llm_at_start(tmp_path, bm25_index):
+    with HangServer() as server:
+        r = cli("run", "-", "--llm-url", server.url + "/v1", "--timeout", "0.5", "--index", str(bm25_index),
+                "--output-dir", str(tmp_path), stdin="Who?\n")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "timed out after 0.5 s" in r.stderr
+
+
+def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
+    from scripted_llm import ScriptedLLM
+    from test_pipeline import QUESTION, default_handler
+
+    with HangServer(healthy=True) as server, ScriptedLLM(default_handler()) as llm:
+        r = cli("run", "-", "--json", "--llm-url", llm.url, "--retriever-url", server.url, "--retriever-timeout",
+                "0.5", "--retriever-retries", "5", "--fail-after", "2", "--output-dir", str(tmp_path),
+                stdin=f"{QUESTION}\n{QUESTION}\n{QUESTION}\n")
+        posts = [x for x in server.requests if x.startswith("POST")]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 1 and len(rows) == 3, r.stderr  # every question answered with its typed error
+    assert all(row["error"]["type"] == "ToolError" and server.url in row["error"]["message"] for row in rows)
+    assert "failed 2 times in a row" in rows[0]["error"]["message"]
+    assert all("failing fast" in row["error"]["message"] for row in rows[1:])
+    assert len(posts) == 2  # only the first question waited (2 x 0.5 s), the others failed at once
+
+
+def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_index):
+    from scripted_llm import ScriptedLLM
+    from test_pipeline import QUESTION, default_handler
+
+    inner = default_handler()
+
+    def slow_answers(role, prompt, body):
+        if role == "answer_docs":
+            time.sleep(1.5)
+        return inner(role, prompt, body)
+
+    with ScriptedLLM(slow_answers) as llm:
+        r = cli("run", "-", "--json", "--llm-url", llm.url, "--index", str(bm25_index), "--deadline", "2",
+                "--output-dir", str(tmp_path), stdin=QUESTION + "\n")
+    (row,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 1, r.stderr
+    assert row["error"]["type"] == "ToolError" and "the question's deadline of 2 s passed" in row["error"]["message"]
+    assert row["sub_queries"] and row["generated_code"] and row["variables"].get("docs1")  # kept
+    assert row["settings"]["deadline_s"] == 2
