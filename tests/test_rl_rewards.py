@@ -250,3 +250,23 @@ def test_settings_sources_and_precedence():
     assert RewardSettings.resolve({"reward_router_address": "x"}, environ={}).answer_url == RewardSettings().answer_url
     with pytest.raises(ValueError):
         RewardSettings.resolve({}, {"reward": {"nope": 1}}, environ={})
+
+
+def test_rewards_run_in_spawned_worker_processes():
+    """verl's `remote` reward manager scores in a process pool: the function imports and runs there."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    calls = [("pyrag_answer_with_docs", "<answer>Paris</answer>", ["Paris"], None, {}),
+             ("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION},
+              {"answer_url": closed_port_url() + "/v1", "retriever_url": closed_port_url(), "llm_retries": 0,
+               "retriever_retries": 0, "use_grammar": False})]
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outs = list(pool.map(_score_in_worker, calls))
+    assert outs[0]["score"] == pytest.approx(1.0)
+    assert outs[1]["score"] == 0.0 and outs[1]["error_kind"] == "ToolError:RetrievalError"
+
+
+def _score_in_worker(call):
+    source, solution, gold, info, kw = call
+    return compute_score(source, solution, gold, info, **kw)
