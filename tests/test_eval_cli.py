@@ -129,7 +129,8 @@ def test_eval_report_table_and_png(tmp_path, tantivy_index):
 
 def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
     out = tmp_path / "e2e"
-    r = subprocess.run(cli("eval", "--data", "hotpotqa-dev300", "--limit", "2", "--method", "pyrag", "--out", out),
+    r = subprocess.run(cli("eval", "--data", "hotpotqa-dev300", "--limit", "2", "--method", "pyrag", "--out", out,
+                           "--model", "smollm2"),  # the fastest embedded model: this checks the machinery
                        capture_output=True, text=True, timeout=900, env=clean_env(tmp_path))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -141,6 +142,7 @@ def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
     assert overall["prompt_tokens"] is not None  # llama.cpp's server reports usage
     cfg = summary["config"]
     assert cfg["method"] == "pyrag" and cfg["llm"]["embedded"] is True and cfg["retriever"]["embedded"] is True
+    assert cfg["llm"]["model"] == "smollm2" and cfg["embedded_server"]["gguf"].endswith(".gguf")
     assert cfg["settings_resolved"]["plan_grammar"] == "skeleton"  # as `pyrag-dsl run` decides for this server
     assert len(cfg["data"]["sha256"]) == 64 and cfg["package_version"]
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]

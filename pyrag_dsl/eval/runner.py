@@ -99,7 +99,7 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
             raise EvalError(f"{out_dir} already holds {len(records)} records: add --resume to continue, "
                             "or choose another --out")
         if resume:
-            diff = [k for k in FINGERPRINT if _canon(old.get(k)) != _canon(config.get(k))]
+            diff = [k for k in FINGERPRINT if _canon(_comparable(k, old.get(k))) != _canon(_comparable(k, config.get(k)))]
             if diff:
                 raise EvalError(f"--resume: the configuration differs from {cfg_path} in {', '.join(diff)}; "
                                 "resume with the same method, data, model and settings, or choose another --out")
@@ -111,6 +111,14 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
     tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(cfg_path)
     return records
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """What --resume compares: everything, except that --limit may change (a run can be extended to more
+    questions, or summarised over fewer) since it only takes a prefix of the same selection."""
+    if key == "data" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("limit", "rows_selected")}
+    return value
 
 
 def _canon(value: Any) -> str:
