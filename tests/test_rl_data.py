@@ -61,12 +61,16 @@ def built(tmp_path_factory, retrieval_server):
                 agent(row["question"], Docs(tuple(retriever.search([row["question"]], k)[0])))
         requests = list(llm.requests)
     (tmp / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in QA))
-    record = {"id": "q1", "question": QUESTION, "gold": ["John William Henry II"], "prediction": "John William Henry",
-              "sub_queries": SUBS, "program": right.generated_code, "output_dir": str(tmp / "runs" / "1")}
-    (tmp / "eval.jsonl").write_text(json.dumps(record) + "\n" + json.dumps({"id": "x"}) + "\n")
+    # an eval output directory: records.jsonl (pyrag and a baseline) with the pyrag trace under traces/
+    write_result(tmp / "eval" / "traces", "q1", right)
+    record = {"id": "q1", "question": QUESTION, "gold": ["John William Henry II"], "method": "pyrag",
+              "prediction": "John William Henry", "sub_queries": SUBS, "program": right.generated_code,
+              "error": None, "trace": "traces/q1/trace.jsonl"}
+    baseline = {**record, "method": "vanilla", "prediction": "John William Henry II", "trace": None}
+    (tmp / "eval" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (record, baseline, {"id": "x"})))
     out = tmp / "out"
     code = main(["rl", "build-data", "--qa", str(tmp / "qa.jsonl"), "--records", str(tmp / "runs"),
-                 "--records", str(tmp / "eval.jsonl"), "--retriever-url", retrieval_server.url,
+                 "--records", str(tmp / "eval"), "--retriever-url", retrieval_server.url,
                  "--topks", "2,3", "--val-fraction", "0.3", "--out", str(out)])
     assert code == 0
     return out, requests, tmp
@@ -141,7 +145,7 @@ def test_splits_are_per_question_and_summary_says_why(built):
     assert sets["answer_no_docs"]["dropped"] == {"not_correct": 1, "no_gold": 1}
     assert sets["decompose"]["dropped"] == {"no_gold": 2}
     assert sets["plan"]["dropped"] == {"no_gold": 1, "duplicate": 1}
-    assert summary["inputs"]["unreadable_records"] == 1
+    assert summary["inputs"]["skipped_records"] == 2  # a line without a question, the baseline's record
     for name, s in sets.items():
         assert sum(s["kept"].values()) == len(_rows(out, name))
 
@@ -183,3 +187,11 @@ def test_cli_refuses_a_non_empty_output(tmp_path, capsys):
                  "--out", str(tmp_path / "out")]) == 2
     assert (tmp_path / "out" / "x").read_text() == "keep me"
     assert BIRTHS  # shared fixture data is importable
+
+
+def test_eval_records_read_their_traces(built):
+    _, requests, tmp = built
+    items, skipped = read_records(tmp / "eval")
+    assert skipped == 2 and [i.question for i in items] == [QUESTION]
+    assert items[0].sub_queries == SUBS and items[0].golds == ["John William Henry II"]
+    assert AnswerAgent.messages(items[0].synthesis_query) == _sent(requests, "answer_synth")[0]

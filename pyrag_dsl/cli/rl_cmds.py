@@ -23,11 +23,11 @@ def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
                                val_fraction=args.val_fraction, seed=args.seed,
                                topks=tuple(int(k) for k in args.topks.split(",")), correct_if=args.correct_if)
         qa = [item for path in args.qa or [] for item in read_qa(path)]
-        records, unreadable = [], 0
+        records, skipped = [], 0
         for path in args.records or []:
             got, bad = read_records(path)
             records += got
-            unreadable += bad
+            skipped += bad
     except (BuildError, SourceError, ValueError) as e:
         raise UsageError(str(e)) from None
     out = Path(args.out)
@@ -42,7 +42,7 @@ def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
         rows, reports = Builder(options, retriever).build(qa, records)
     except BuildError as e:
         raise UsageError(str(e)) from None
-    inputs = {"qa": args.qa or [], "records": args.records or [], "unreadable_records": unreadable,
+    inputs = {"qa": args.qa or [], "records": args.records or [], "skipped_records": skipped,
               "seed": args.seed, "val_fraction": args.val_fraction, "topks": list(options.topks),
               "correct_if": options.correct_if, "retriever": args.retriever_url or args.index or "embedded"}
     summary = write_sets(rows, reports, out, inputs)
@@ -51,8 +51,8 @@ def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
         why = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped"].items())) or "-"
         table.add_row(name, str(s["kept"].get("train", 0)), str(s["kept"].get("val", 0)), why)
     console.print(table)
-    if unreadable:
-        console.print(f"{unreadable} record(s) without a question were skipped")
+    if skipped:
+        console.print(f"{skipped} record(s) skipped (no question, or a baseline method's)")
     console.print(f"wrote {out}/<set>/{{train,val}}.parquet and {out}/summary.json", highlight=False)
     empty = [n for n, s in summary["sets"].items() if not s["kept"].get("train")]
     if empty:

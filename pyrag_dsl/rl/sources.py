@@ -2,8 +2,8 @@
 
 * QA files: JSON Lines `{id, question, golden_answers}` (Search-R1 / FlashRAG; `answers` or `gold` too).
 * Records: JSON Lines of eval records (one per question: id, question, gold, prediction, sub_queries,
-  program, ...), `result.json` files of `pyrag-dsl run` (gold answers are matched by question from the
-  QA files), or directories holding them. A record's synthesis step (the final `answer(...)` without
+  program, trace, ...; only the `pyrag` method's), `result.json` files of `pyrag-dsl run` (gold answers
+  are matched by question from the QA files), or directories holding either. A record's synthesis step (the final `answer(...)` without
   documents) is read from the `trace.jsonl` beside its `result.json`, or from a trace path in the record.
 """
 
@@ -100,8 +100,11 @@ def _synthesis_query(trace_path: Path) -> str | None:
 
 
 def _record_item(obj: dict[str, Any], origin: str, base: Path) -> Item | None:
+    """None for a line without a question, or the record of a baseline (eval's vanilla/direct methods)."""
     question = obj.get("question", obj.get("original_query"))
     if not isinstance(question, str) or not question.strip():
+        return None
+    if obj.get("method") not in (None, "pyrag"):
         return None
     prediction = obj.get("prediction", obj.get("final_answer"))
     sub_queries = obj.get("sub_queries") or []
@@ -123,12 +126,12 @@ def _record_item(obj: dict[str, Any], origin: str, base: Path) -> Item | None:
 
 
 def read_records(path: str | Path) -> tuple[list[Item], int]:
-    """(items, unreadable): records of a JSON Lines file, a result.json, or a directory searched for both
-    (*.jsonl and result.json). Lines without a question are counted as unreadable."""
+    """(items, skipped): records of a JSON Lines file, a result.json, or a directory: its eval records
+    (records*.jsonl, whose traces/ are read through them) or else its result.json files. Lines without
+    a question and records of baseline methods are skipped."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.name == "result.json" or p.suffix == ".jsonl")
-        files = [p for p in files if p.name != "trace.jsonl"]
+        files = sorted(path.rglob("records*.jsonl")) or sorted(path.rglob("result.json"))
         items, bad = [], 0
         for f in files:
             got, b = read_records(f)
