@@ -73,13 +73,23 @@ def ensure_ray(address: str | None, num_cpus: int | None = None):
 def run_on_ray(args: Any, settings: Any, qaset: Any, out_dir: Path, config: dict[str, Any],
                done_records: list[dict[str, Any]], console: Any) -> int:
     """Driver: shard the pending questions over Ray tasks, show progress from the record files, summarise."""
+    started_here = not _ray().is_initialized()
+    ray = ensure_ray(args.ray or None, args.shards)
+    try:
+        return _drive(ray, args, qaset, out_dir, settings, config, done_records, console)
+    finally:
+        if started_here:
+            ray.shutdown()  # a local instance started for this command goes with it
+
+
+def _drive(ray: Any, args: Any, qaset: Any, out_dir: Path, settings: Any, config: dict[str, Any],
+           done_records: list[dict[str, Any]], console: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .records import read_records
     from .runner import finish, pending
     from .summary import rich_table
 
-    ray = ensure_ray(args.ray or None, args.shards)
     todo = pending(qaset, done_records)
     n_shards = args.shards or int(ray.cluster_resources().get("CPU", 1))
     shards = shard_rows(todo, n_shards) if todo else []
