@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any, Callable
 
 _received: int | None = None
 
@@ -24,12 +25,24 @@ def _on_terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
-def install() -> None:
-    """Handle SIGTERM like Ctrl-C (call once, from the main thread)."""
+def install(*consoles: Any) -> None:
+    """Handle SIGTERM like Ctrl-C (call once, from the main thread); a closed pipe under these rich
+    consoles raises BrokenPipeError (rich's default exits with status 1, the "questions failed" code)."""
     global _received
     _received = None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_terminate)
+    for console in consoles:
+        console.on_broken_pipe = _broken_pipe(console)
+
+
+def _broken_pipe(console: Any) -> Callable[[], None]:
+    def on_broken_pipe() -> None:
+        console.quiet = True  # later prints (the `outputs:` line in a finally) are dropped
+        silence_stdout()
+        raise BrokenPipeError("standard output was closed by its reader")
+
+    return on_broken_pipe
 
 
 def interrupt_exit_code() -> int:
