@@ -128,7 +128,8 @@ def test_prompts_equal_what_the_agents_sent(built):
     sent_docs = _sent(requests, "answer_docs")
     assert len(with_docs) == 5
     for row in with_docs:
-        assert row["extra_info"]["topk"] in (2, 3) and 1 <= len(row["extra_info"]["doc_ids"]) <= row["extra_info"]["topk"]
+        topk = row["extra_info"]["topk"]
+        assert topk in (2, 3) and 1 <= len(row["extra_info"]["doc_ids"]) <= topk
         assert row["prompt"] in sent_docs
 
 

@@ -96,9 +96,9 @@ def test_each_stage_composes_against_verls_config(stage, data):
     assert cfg.reward.custom_reward_function.path == "pkg://pyrag_dsl.rl.rewards"
     assert cfg.reward.custom_reward_function.name == "compute_score"
     files = cfg.data.train_files
+    sets = {"answer": ["answer_with_docs", "answer_no_docs"], "plan": ["plan"], "decompose": ["decompose"]}[stage]
     assert (list(files) if not isinstance(files, str) else [files]) == [
-        str((data / s / "train.parquet").resolve())
-        for s in {"answer": ["answer_with_docs", "answer_no_docs"], "plan": ["plan"], "decompose": ["decompose"]}[stage]]
+        str((data / s / "train.parquet").resolve()) for s in sets]
     kwargs = cfg.reward.custom_reward_function.get("reward_kwargs") or {}
     if stage != "answer":
         assert kwargs["answer_model"] == "pyrag-answer" and kwargs["retriever_url"] == "http://127.0.0.1:8008"

@@ -117,8 +117,9 @@ def _check_endpoints(plan) -> None:
             models = httpx.get(endpoint.url.rstrip("/") + "/models", timeout=10).json()
             names = {m.get("id") for m in models.get("data", [])}
         except (httpx.HTTPError, ValueError) as e:
+            serve = " ".join(endpoint.serve_command(plan.overrides["actor_rollout_ref.model.path"]))
             raise UsageError(f"the frozen {endpoint.role} agent at {endpoint.url} does not answer ({e}); start it "
-                             f"with: {' '.join(endpoint.serve_command(plan.overrides['actor_rollout_ref.model.path']))}")
+                             f"with: {serve}") from None
         if endpoint.model not in names:
             raise UsageError(f"the frozen {endpoint.role} agent at {endpoint.url} serves {sorted(names)}, not "
                              f"{endpoint.model!r}")
@@ -200,8 +201,8 @@ def add_rl_commands(sub) -> None:
     t.add_argument("--answer-url", default="http://127.0.0.1:8337/v1", help="frozen Answer agent endpoint")
     t.add_argument("--plan-url", default="http://127.0.0.1:8336/v1", help="frozen Plan agent endpoint")
     t.add_argument("--retriever-url", default="http://127.0.0.1:8008", help="retrieval server for the rewards")
-    t.add_argument("--n-gpus-per-node", type=int, default=8)
-    t.add_argument("--nnodes", type=int, default=1)
+    t.add_argument("--n-gpus-per-node", type=int, default=8, help="GPUs that train, per node (default 8)")
+    t.add_argument("--nnodes", type=int, default=1, help="nodes of the Ray cluster (default 1)")
     t.add_argument("--output-dir", help="checkpoints go to OUTPUT_DIR/<stage>-<model>/ (trainer.default_local_dir)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any verl key; repeatable")
     t.add_argument("--reward", action="append", metavar="KEY=VALUE",

@@ -111,7 +111,8 @@ class Builder:
         self.progress = progress
         self.planner = PlanAgent(llm=None)  # type: ignore[arg-type]  # renders prompts; never calls the LLM
 
-    def build(self, qa: list[Item], records: list[Item]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SetReport]]:
+    def build(self, qa: list[Item],
+              records: list[Item]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SetReport]]:
         opts = self.options
         if not qa and not records:
             raise BuildError("nothing to build from: give QA files (--qa) or run/eval records (--records)")

@@ -58,8 +58,8 @@ def _thread_retriever(url: str, settings: RewardSettings) -> HttpRetriever:
         _LOCAL.pid = os.getpid()
     key = (url, settings.tool_timeout_s, settings.retriever_retries)
     if key not in pool:
-        pool[key] = HttpRetriever(url, timeout=settings.tool_timeout_s + HTTP_GRACE_S, retries=settings.retriever_retries,
-                                  backoff=0.25)
+        pool[key] = HttpRetriever(url, timeout=settings.tool_timeout_s + HTTP_GRACE_S,
+                                  retries=settings.retriever_retries, backoff=0.25)
     return pool[key]
 
 

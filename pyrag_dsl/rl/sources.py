@@ -3,8 +3,9 @@
 * QA files: JSON Lines `{id, question, golden_answers}` (Search-R1 / FlashRAG; `answers` or `gold` too).
 * Records: JSON Lines of eval records (one per question: id, question, gold, prediction, sub_queries,
   program, trace, ...; only the `pyrag` method's), `result.json` files of `pyrag-dsl run` (gold answers
-  are matched by question from the QA files), or directories holding either. A record's synthesis step (the final `answer(...)` without
-  documents) is read from the `trace.jsonl` beside its `result.json`, or from a trace path in the record.
+  are matched by question from the QA files), or directories holding either.
+* A record's synthesis step (the final `answer(...)` without documents) is read from the `trace.jsonl`
+  beside its `result.json`, or from the trace path in the record.
 """
 
 from __future__ import annotations
