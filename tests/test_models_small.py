@@ -27,6 +27,7 @@ def test_filter_drops_leaks_and_repeats():
     assert len(dropped) == 2
     # a repeat alone is kept (nothing better), a leak never
     assert sm.filter_sub_queries([q], q) == ([q], [])
+    assert sm.filter_sub_queries(["Who is A?", "who is a", "Who is B?"], q)[0] == ["Who is A?", "Who is B?"]
     assert sm.filter_sub_queries(["When was Velvet Orchard formed?"], q) == ([], ["When was Velvet Orchard formed?"])
     # an example entity that the question itself names is no leak
     assert sm.leaked_entities("Where is Lake Ormin?", "Is Lake Ormin deep?") == []
@@ -110,7 +111,8 @@ def test_synthesis_line_carries_every_answer_and_no_planner_text():
                'docs2 = retrieve(f"When was {ans1} born?")\nans2 = answer(f"When was {ans1} born?", docs2)\n')
     line = sm.synthesis_line('When was the director of "Alpha" born?', program)
     assert line == ('final_answer = answer(f"Facts: Who directed Alpha? -> {ans1} | When was {ans1} born? -> {ans2}'
-                    ' | Question: When was the director of \'Alpha\' born?")')
+                    ' | Question: When was the director of \'Alpha\' born?", '
+                    'retrieve(f"When was the director of \'Alpha\' born? {ans1} {ans2}", 3))')
     assert validate(program + line + "\n").ok
     facts, question = sm.parse_synthesis("Facts: Who directed Alpha? -> Ann Lee | When was Ann Lee born? -> 1950"
                                          " | Question: When was the director of 'Alpha' born?")
@@ -144,7 +146,8 @@ def test_plan_skeleton_appends_synthesis_and_replaces_copied_examples():
     agent = PlanAgent(llm, grammar="skeleton")
     program = agent.write(q, subs)
     assert program == good + 'final_answer = answer(f"Facts: When was Ann Lee born? -> {ans1} | When was Bo Chan ' \
-                              'born? -> {ans2} | Question: Who is older, Ann Lee or Bo Chan?")\n'
+                              'born? -> {ans2} | Question: Who is older, Ann Lee or Bo Chan?", ' \
+                              'retrieve(f"Who is older, Ann Lee or Bo Chan? {ans1} {ans2}", 3))\n'
     assert validate(program).ok and agent.copied_example == 0
     messages, kw = llm.sent[0]
     assert "step2 ::=" in kw["extra_body"]["grammar"] and "step3" not in kw["extra_body"]["grammar"]
@@ -178,7 +181,7 @@ def test_answer_small_computes_comparisons_and_normalises_yes_no():
     assert agent(query) == "Bo Chan" and agent.computed == 1 and llm.sent == []  # no model call
     yes = AnswerAgent(_FakeLLM("<answer>Yes</answer>"), small=True)
     q2 = "Facts: Where is A? -> Peru | Where is B? -> Peru | Question: Are A and B in the same country?"
-    assert yes(q2) == "yes"
+    assert yes(q2, docs=[]) == "yes"
     assert "<answer>yes</answer>" in yes.llm.sent[0][1]["extra_body"]["grammar"]
     unknown = AnswerAgent(_FakeLLM("<answer>unknown</answer>"), small=True)
     assert unknown("Who?", docs=[]) == "unknown"
@@ -211,4 +214,18 @@ def test_plan_skeleton_single_step_needs_no_model_call():
 
     llm = _FakeLLM("never used")
     program = PlanAgent(llm, grammar="skeleton").write("What does Ann Lee play?", ["What does Ann Lee play?"])
-    assert llm.sent == [] and validate(program).ok and program.count("retrieve(") == 1
+    assert llm.sent == [] and validate(program).ok and program.count("retrieve(") == 2  # the step, the synthesis
+
+
+def test_answer_small_synthesis_reads_facts_and_passages():
+    from pyrag_dsl import Doc
+    from pyrag_dsl.agents.answer import AnswerAgent
+
+    llm = _FakeLLM("<answer>Chief of Protocol</answer>")
+    q = ("Facts: Who played Corliss? -> Shirley Temple | Question: What government position was held by the woman "
+         "who played Corliss?")
+    assert AnswerAgent(llm, small=True)(q, [Doc("1", "Shirley Temple", "She was Chief of Protocol.")]) == \
+        "Chief of Protocol"
+    prompt = llm.sent[0][0][0]["content"]
+    assert "Document 1 (Title: Shirley Temple)" in prompt and "- Who played Corliss? Shirley Temple" in prompt
+    assert prompt.rstrip().endswith("Reply with <answer>...</answer> only.") and "{documents}" not in prompt

@@ -84,24 +84,25 @@ class AnswerAgent:
         return extract_answer(reply) or "unknown"
 
     def _small(self, query: str, docs: Docs | None) -> str:
-        rules, parsed = answer_rules(), None
-        if docs is not None:
-            prompt = render(load_prompt("answer_docs_small"), documents=format_docs(docs) or "(no documents)",
-                            query=query)
-        elif (parsed := small_model.parse_synthesis(query)) is not None:
+        rules, parsed = answer_rules(), small_model.parse_synthesis(query)
+        if parsed is not None:  # the synthesis line: facts by name (and passages found with them)
             facts, question = parsed
             picked = small_model.compare_facts(question, facts)
             if picked is not None:
                 self.computed += 1
                 return picked
-            prompt = render(load_prompt("answer_synth_small"), facts=small_model.facts_text(facts), question=question)
+            prompt = render(load_prompt("answer_synth_small"), facts=small_model.facts_text(facts), question=question,
+                            documents=format_docs(docs) if docs else "(none)")
             if small_model.is_yes_no(question):
                 rules = small_model.yes_no_rules()
+        elif docs is not None:
+            prompt = render(load_prompt("answer_docs_small"), documents=format_docs(docs) or "(no documents)",
+                            query=query)
         else:
             prompt = render(load_prompt("answer_synth"), query=query)
         extra = self.llm.grammar_body(*grammars(rules, "reply")) if self.use_grammar else {}
         reply = self.llm.chat([{"role": "user", "content": prompt}], max_tokens=self.max_tokens, extra_body=extra)
         answer = extract_answer(reply) or "unknown"
-        if docs is None and parsed is not None and small_model.is_yes_no(parsed[1]):
+        if parsed is not None and small_model.is_yes_no(parsed[1]):
             answer = small_model.normalise_yes_no(answer) or answer
         return answer

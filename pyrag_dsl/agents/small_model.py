@@ -62,7 +62,7 @@ def repeats_question(sub_query: str, question: str, threshold: float = 0.8) -> b
 
 def filter_sub_queries(sub_queries: list[str], question: str) -> tuple[list[str], list[str]]:
     """(kept, dropped): leaks are dropped always, repeats of the question only while others remain."""
-    kept = [s for s in sub_queries if not leaked_entities(s, question)]
+    kept = [s for s in dedupe(sub_queries) if not leaked_entities(s, question)]
     dropped = [s for s in sub_queries if s not in kept]
     fresh = [s for s in kept if not repeats_question(s, question)]
     if fresh and len(fresh) < len(kept):
@@ -209,6 +209,16 @@ def step_questions(program: str) -> list[tuple[int, str, bool]]:
     return out
 
 
+def dedupe(items: list[str]) -> list[str]:
+    seen, out = set(), []
+    for x in items:
+        key = " ".join(_words(x))
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out
+
+
 def plain_steps(sub_queries: list[str]) -> str:
     """One retrieve/answer step per sub-query, verbatim: the fallback when the planner copied an example."""
     lines = []
@@ -218,13 +228,21 @@ def plain_steps(sub_queries: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+FINAL_TOPK = 3
+
+
 def synthesis_line(question: str, program: str) -> str:
-    """`final_answer = answer(f"Facts: <sub-question 1> -> {ans1} | ... | Question: <question>")`."""
-    facts = []
+    """`final_answer = answer(f"Facts: <sub-question 1> -> {ans1} | ... | Question: <question>",
+    retrieve(f"<question> {ans1} ...", 3))`: every answer by name, and passages found with the question and
+    the answers, for a last hop that the sub-questions missed."""
+    facts, names = [], []
     for k, text, is_f in step_questions(program):
         body = text if is_f else _safe(text)
         facts.append(f"{body.replace('|', '/')}{ARROW}{{ans{k}}}")
-    return f'final_answer = answer(f"{FACTS_MARK}{FACT_SEP.join(facts)}{QUESTION_MARK}{_safe(question)}")'
+        names.append(f"{{ans{k}}}")
+    q = _safe(question)
+    search = f'retrieve(f"{q} {" ".join(names)}", {FINAL_TOPK})'
+    return f'final_answer = answer(f"{FACTS_MARK}{FACT_SEP.join(facts)}{QUESTION_MARK}{q}", {search})'
 
 
 def parse_synthesis(query: str) -> tuple[list[tuple[str, str]], str] | None:
