@@ -314,7 +314,8 @@ def test_parallel_pipeline_batches_retrievals_and_replays(bm25, maker):
     assert par.ok and par.final_answer == seq.final_answer and par.variables == seq.variables
     assert par.settings["parallel"] is True
     kinds = [(e.kind, getattr(e, "statement", None)) for e in par.trace if e.kind in ("retrieve", "answer")]
-    assert kinds[:2] == [("retrieve", 0), ("retrieve", 2)]  # one wave: both retrievals together
+    seq_kinds = [(e.kind, getattr(e, "statement", None)) for e in seq.trace if e.kind in ("retrieve", "answer")]
+    assert kinds == seq_kinds  # the same trace as sequential mode, whatever order the calls finished in
     header, events = loads_jsonl(dumps_jsonl(par.trace, {"settings": par.settings}))
     report = replay(header, events)
     assert report.ok, report.diffs
