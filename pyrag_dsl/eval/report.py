@@ -115,6 +115,7 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
                 ys.append(100 * match[-1].overall[metric])
         bars = ax.bar(xs, ys, width, label=m)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.margins(y=0.12)
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel(f"{metric.upper()} (%)")
     ax.set_title(f"{metric.upper()} per method and data set")
@@ -129,6 +130,7 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=m, s=50)
             for x, y, d in pts:
                 ax.annotate(d, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.margins(x=0.2, y=0.15)  # room for the labels
         ax.set_xlabel(label)
         ax.set_ylabel("EM (%)")
         ax.set_title(f"EM against cost ({'LLM calls' if cost == 'llm_calls' else 'seconds'})")
