@@ -78,6 +78,33 @@ def test_resume_after_sigkill_no_item_missing_or_twice(tmp_path, tantivy_index):
     assert "EM" in again.stdout and "records:" in again.stdout
 
 
+def test_sigterm_keeps_records_writes_a_partial_summary_and_resume_finishes(tmp_path, tantivy_index):
+    qa = write_qa(tmp_path / "qa.jsonl", many_questions(12))
+    out = tmp_path / "run"
+    with ScriptedLLM(handler, delay=0.3) as llm:
+        args = cli("eval", "--data", qa, "--method", "vanilla", "--out", out, "--llm-url", llm.url, "--index",
+                   tantivy_index)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
+        records = out / "records.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (records.exists() and records.read_text().count("\n") >= 2):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 143
+        n = records.read_text().count("\n")
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["complete"] is False and summary["overall"]["n"] == n < 12
+        assert "Partial run" in (out / "summary.md").read_text() and "--resume" in stdout.decode()
+        again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=120,
+                               env=clean_env(tmp_path))
+        assert again.returncode == 0, again.stderr[-2000:]
+    ids = [json.loads(x)["id"] for x in records.read_text().splitlines()]
+    assert sorted(ids) == [f"x{i:03d}" for i in range(12)]
+    assert json.loads((out / "summary.json").read_text())["complete"] is True
+
+
 def test_resume_refuses_another_configuration_and_existing_out(tmp_path, tantivy_index):
     qa = write_qa(tmp_path / "qa.jsonl", QA[:2])
     out = tmp_path / "run"

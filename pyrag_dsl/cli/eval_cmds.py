@@ -10,8 +10,6 @@ from rich.console import Console
 
 from .common import EXIT_OK, UsageError
 
-EXIT_INTERRUPTED = 130
-
 
 def _load_data(args: argparse.Namespace):
     from ..eval.data import DataError, load_questions
@@ -119,9 +117,11 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
                   highlight=False)
     if interrupted:
-        console.print(f"[red]interrupted[/red]: {summary['overall']['n']} of {len(qaset.rows)} questions recorded; "
-                      "continue with the same command plus --resume", highlight=False)
-        return EXIT_INTERRUPTED
+        from . import signals
+
+        console.print(f"[red]{signals.interrupt_word()}[/red]: {summary['overall']['n']} of {len(qaset.rows)} "
+                      "questions recorded; continue with the same command plus --resume", highlight=False)
+        return signals.interrupt_exit_code()  # 130 Ctrl-C, 143 SIGTERM
     return EXIT_OK
 
 
