@@ -2,11 +2,15 @@
 
     python benchmarks/engine_overhead.py [--repeat N] [--skip-hostile]
 
-Prints (1) validation time per program and execution overhead per tool call (tools are no-ops) for
-programs of 5, 20 and 100 statements, with ratios to plain exec() and to RestrictedPython
-(compile_restricted + exec with its safe guards); (2) how many programs of the adversarial suite
-each approach rejects before any tool call. RestrictedPython runs each hostile program in a
-subprocess with a 3 s timeout and a 1 GiB memory cap, since some of them loop or eat memory.
+Prints (1) validation time per program and execution overhead per tool call for programs of 5, 20
+and 100 statements, with ratios to plain exec() and to RestrictedPython (compile_restricted + exec
+with its safe guards). Tools return realistic results at no cost: `retrieve` 5 documents of about
+1 kB (as our retrievers do), `answer` a short text; the same objects for every approach, so the
+difference is the engine's own work (conversion, trace events, sizes, memo keys). (2) CPU time and
+peak memory of validating hostile sources at the size cap. (3) How many programs of the
+adversarial suite each approach rejects before any tool call. RestrictedPython runs each hostile
+program in a subprocess with a 3 s timeout and a 1 GiB memory cap, since some loop or eat memory.
+Times are medians over --repeat rounds, with min-max; say how loaded the machine was (uptime).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from corpus import HOSTILE, chain_program  # noqa: E402
 
-from pyrag_dsl import Limits, execute, parse_program, validate  # noqa: E402
+from pyrag_dsl import Doc, Docs, Limits, execute, parse_program, validate  # noqa: E402
 
 try:
     from RestrictedPython import compile_restricted, safe_globals
@@ -35,12 +39,19 @@ except ImportError:  # pragma: no cover
     sys.exit("RestrictedPython is needed: pip install -e '.[bench]'")
 
 
+_WORDS = ("the river city was founded by a merchant family in the year when the old bridge opened and "
+          "its first mayor served two terms before the war ").split()
+DOCS = Docs(tuple(Doc(id=str(1000 + i), title=f"Passage {i}",
+                      text=" ".join(_WORDS[(i + j) % len(_WORDS)] for j in range(190))[:1000], score=10.0 - i)
+                  for i in range(5)))  # 5 documents of about 1 kB
+
+
 def noop_retrieve(query, topk=5):
-    return ()
+    return DOCS
 
 
 def noop_answer(query, docs=None):
-    return "x"
+    return "December 7, 1973"
 
 
 TOOLS = {"retrieve": noop_retrieve, "answer": noop_answer}
@@ -53,15 +64,32 @@ def restricted_globals(tools: dict) -> dict:
     return g
 
 
-def best_of(fn, repeat: int, inner: int) -> float:
-    """Best mean seconds per call of fn over `repeat` rounds of `inner` calls."""
-    best = float("inf")
+class Timing(tuple):
+    """(median, min, max) mean seconds per call over rounds; divides like a number (by its median)."""
+
+    def __truediv__(self, other):
+        if isinstance(other, Timing):
+            return self[0] / other[0]
+        return Timing((self[0] / other, self[1] / other, self[2] / other))
+
+    def __mul__(self, k):
+        return Timing((self[0] * k, self[1] * k, self[2] * k))
+
+
+def timing(fn, repeat: int, inner: int) -> Timing:
+    """Median and min-max of the mean seconds per call of fn, over `repeat` rounds of `inner` calls."""
+    rounds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
-        best = min(best, (time.perf_counter() - t0) / inner)
-    return best
+        rounds.append((time.perf_counter() - t0) / inner)
+    rounds.sort()
+    return Timing((rounds[len(rounds) // 2], rounds[0], rounds[-1]))
+
+
+def fmt(t: Timing, scale: float = 1e6) -> str:
+    return f"{t[0] * scale:.1f} ({t[1] * scale:.1f}-{t[2] * scale:.1f})"
 
 
 def overhead_table(repeat: int) -> list[dict]:
@@ -70,21 +98,44 @@ def overhead_table(repeat: int) -> list[dict]:
     for n in (5, 20, 100):
         src = chain_program(n)
         inner = max(20, 2000 // n)
-        v_ours = best_of(lambda: validate(src), repeat, inner)
-        v_exec = best_of(lambda: compile(src, "<program>", "exec"), repeat, inner)
-        v_rp = best_of(lambda: compile_restricted(src, "<program>", "exec"), repeat, inner)
+        v_ours = timing(lambda: validate(src), repeat, inner)
+        v_exec = timing(lambda: compile(src, "<program>", "exec"), repeat, inner)
+        v_rp = timing(lambda: compile_restricted(src, "<program>", "exec"), repeat, inner)
 
         prog_sup = parse_program(src)  # default limits: supervised run with hard timeouts
         prog_inl = parse_program(src, limits=inline)
         code = compile(src, "<program>", "exec")
         rcode = compile_restricted(src, "<program>", "exec")
-        e_sup = best_of(lambda: execute(prog_sup, TOOLS), repeat, inner) / n
-        e_inl = best_of(lambda: execute(prog_inl, TOOLS), repeat, inner) / n
-        e_exec = best_of(lambda: exec(code, {"__builtins__": {}, **TOOLS}), repeat, inner) / n
-        e_rp = best_of(lambda: exec(rcode, restricted_globals(TOOLS)), repeat, inner) / n
+        e_sup = timing(lambda: execute(prog_sup, TOOLS), repeat, inner) / n
+        e_inl = timing(lambda: execute(prog_inl, TOOLS), repeat, inner) / n
+        e_exec = timing(lambda: exec(code, {"__builtins__": {}, **TOOLS}), repeat, inner) / n
+        e_rp = timing(lambda: exec(rcode, restricted_globals(TOOLS)), repeat, inner) / n
         rows.append(dict(n=n, v_ours=v_ours, v_exec=v_exec, v_rp=v_rp, e_inl=e_inl, e_sup=e_sup, e_exec=e_exec,
                          e_rp=e_rp))
     return rows
+
+
+def hostile_sources() -> dict[str, str]:
+    cap = Limits().max_source_bytes - 200
+    surplus = 'd = retrieve("q")\nfinal_answer = answer("q", d, ' + '"a", ' * ((cap - 60) // 5) + ')\n'
+    undefined = 'final_answer = answer(f"' + "".join(f"{{n_{i}_xyz}}" for i in range(cap // 12)) + '")\n'
+    long_names = "".join(f'v{i} = answer(f"{{{"q" * 300}{i}}}")\n' for i in range(190)) + 'final_answer = "x"\n'
+    deep = 'final_answer = ' + 'answer(' * 180 + '"q"' + ')' * 180 + "\n"
+    return {"31,000 surplus arguments (one line)": surplus, "5,000 undefined names": undefined,
+            "190 long undefined names": long_names[:cap], "180 nested calls": deep}
+
+
+def validate_cost(source: str) -> tuple[float, float, int]:
+    import tracemalloc
+
+    t0 = time.process_time()
+    n = len(validate(source).errors)
+    cpu = time.process_time() - t0
+    tracemalloc.start()
+    validate(source)
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return cpu, peak, n
 
 
 _WORKER = r"""
@@ -156,29 +207,36 @@ def hostile_table() -> tuple[dict, dict, list]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5, help="rounds per measurement; the best round counts")
+    ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (median and min-max reported)")
     ap.add_argument("--skip-hostile", action="store_true", help="skip the RestrictedPython adversarial run")
     args = ap.parse_args()
 
-    print(f"Python {sys.version.split()[0]}; times are the best of {args.repeat} rounds; tools are no-ops.\n")
+    import os
+
+    print(f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents.\n")
     rows = overhead_table(args.repeat)
     print("Validation time per program (us)")
-    print(f"{'stmts':>5} {'pyrag-dsl':>10} {'compile()':>10} {'RestrictedPy':>13} {'ours/compile':>13} {'ours/RP':>8}")
+    print(f"{'stmts':>5} {'pyrag-dsl':>24} {'compile()':>22} {'RestrictedPy':>22} {'ours/compile':>13} {'ours/RP':>8}")
     for r in rows:
-        print(f"{r['n']:>5} {r['v_ours'] * 1e6:>10.1f} {r['v_exec'] * 1e6:>10.1f} {r['v_rp'] * 1e6:>13.1f} "
+        print(f"{r['n']:>5} {fmt(r['v_ours']):>24} {fmt(r['v_exec']):>22} {fmt(r['v_rp']):>22} "
               f"{r['v_ours'] / r['v_exec']:>13.2f} {r['v_ours'] / r['v_rp']:>8.2f}")
     print("\nExecution time per tool call (us), program already validated/compiled")
-    print(f"{'stmts':>5} {'ours inline':>12} {'ours supervised':>16} {'exec()':>8} {'RestrictedPy':>13} "
-          f"{'inline/exec':>12} {'inline/RP':>10} {'sup/exec':>9}")
+    print(f"{'stmts':>5} {'ours inline':>20} {'ours supervised':>20} {'exec()':>16} {'RestrictedPy':>18} "
+          f"{'inline-exec':>12}")
     for r in rows:
-        print(f"{r['n']:>5} {r['e_inl'] * 1e6:>12.2f} {r['e_sup'] * 1e6:>16.2f} {r['e_exec'] * 1e6:>8.2f} "
-              f"{r['e_rp'] * 1e6:>13.2f} {r['e_inl'] / r['e_exec']:>12.1f} {r['e_inl'] / r['e_rp']:>10.1f} "
-              f"{r['e_sup'] / r['e_exec']:>9.1f}")
-    worst = max(max(r["e_inl"], r["e_sup"]) for r in rows) * 1e6
-    print(f"\nEngine overhead per tool call, worst case above: {worst:.1f} us (target < 50 us): "
-          f"{'MET' if worst < 50 else 'NOT MET'}")
+        print(f"{r['n']:>5} {fmt(r['e_inl'], 1e6):>20} {fmt(r['e_sup']):>20} {fmt(r['e_exec']):>16} "
+              f"{fmt(r['e_rp']):>18} {(r['e_inl'][0] - r['e_exec'][0]) * 1e6:>12.1f}")
+    worst = max(max(r["e_inl"][0], r["e_sup"][0]) - r["e_exec"][0] for r in rows) * 1e6
+    print(f"\nEngine overhead per tool call (ours minus exec(), medians), worst case above: {worst:.1f} us "
+          f"(target < 25 us with 5 x 1 kB documents): {'MET' if worst < 25 else 'NOT MET'}")
     print("(inline: no wall-clock limits; supervised: default limits, the walk runs in a worker thread watched "
           "for per-call and per-run timeouts)")
+
+    print("\nHostile sources at the size cap (CPU s, peak MB of validate(); target < 1 s and < 100 MB)")
+    for name, src in hostile_sources().items():
+        cpu, peak, n_err = validate_cost(src)
+        print(f"  {name:<32} {len(src.encode()):>6} bytes  {cpu:>6.3f} s  {peak:>6.1f} MB  {n_err} errors reported")
 
     if args.skip_hostile:
         return

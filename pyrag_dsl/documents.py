@@ -44,15 +44,22 @@ class Docs:
     """An immutable ranked list of documents (the result of `retrieve`)."""
 
     items: tuple[Doc, ...] = ()
-    _size: list[int] = field(default_factory=list, compare=False, hash=False, repr=False)  # cache for json_size
+    _memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # json form and size, once
 
     def json_size(self) -> int:
         """The UTF-8 size of this value's JSON form (upper bound), computed once."""
-        if not self._size:
+        size = self._memo.get("size")
+        if size is None:
             import orjson
 
-            self._size.append(2 + sum(len(orjson.dumps(d.to_json())) + 1 for d in self.items))
-        return self._size[0]
+            try:
+                size = 2 + sum(len(orjson.dumps(d)) + 1 for d in self.to_json())
+            except TypeError:  # text orjson refuses (a lone surrogate): the ASCII-escaped form bounds it
+                import json
+
+                size = len(json.dumps(self.to_json()))
+            self._memo["size"] = size
+        return size
 
     def __iter__(self) -> Iterator[Doc]:
         return iter(self.items)
@@ -64,7 +71,11 @@ class Docs:
         return self.items[i]
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [d.to_json() for d in self.items]
+        """The JSON form (built once per value and shared: do not modify it)."""
+        rows = self._memo.get("json")
+        if rows is None:
+            rows = self._memo["json"] = [d.to_json() for d in self.items]
+        return rows
 
     @classmethod
     def from_json(cls, rows: list[Mapping[str, Any]]) -> "Docs":

@@ -96,3 +96,24 @@ def test_charged_size_bounds_the_serialised_size():
     written = sum(len(event_json(e).encode()) for e in run.events)
     assert result.ok and run.recorder.bytes >= written
     assert run.recorder.bytes < 3 * written  # an upper bound, not a wild one
+
+
+@pytest.mark.parametrize("flag", [[], ["--json"]], ids=["text", "json"])
+def test_check_output_stays_small(tmp_path, flag):
+    import subprocess
+    import sys
+
+    path = tmp_path / "hostile.py"
+    path.write_text(UNDEFINED, encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "check", str(path), *flag],
+                         capture_output=True, timeout=120)
+    assert out.returncode == 1
+    assert len(out.stdout) + len(out.stderr) < 1_000_000
+    assert b"more error" in out.stdout
+
+
+def test_repair_feedback_is_bounded():
+    from pyrag_dsl.agents.plan import render_errors
+
+    text = render_errors(validate(UNDEFINED).errors)
+    assert len(text) < 60_000 and "more error" in text

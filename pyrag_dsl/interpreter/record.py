@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..grammar.errors import DslError, LimitExceeded
-from .trace import ErrorEvent, TraceEvent
+from .trace import ErrorEvent, TraceEvent, build_event
 
 EventSink = Callable[[TraceEvent], None]
 
@@ -24,16 +24,17 @@ EVENT_OVERHEAD = 320
 
 @dataclass
 class StepLog:
-    """What one statement execution produced: events (with their charged sizes), value, error."""
+    """What one statement execution produced: its events (class, fields, charged size), value and error.
+    Events are built when committed, with their step number, from fields the walker made (trusted)."""
 
     index: int
-    events: list[tuple[TraceEvent, int]] = field(default_factory=list)
+    events: list[tuple[type[TraceEvent], dict[str, Any], int]] = field(default_factory=list)
     error: DslError | None = None
     ok: bool = False
     value: Any = None
 
-    def add(self, event: TraceEvent, size: int) -> None:
-        self.events.append((event, size))
+    def add(self, cls: type[TraceEvent], fields: dict[str, Any], size: int) -> None:
+        self.events.append((cls, fields, size))
 
 
 class Recorder:
@@ -52,12 +53,12 @@ class Recorder:
         with self.lock:
             if self.error is not None:
                 return False
-            for event, size in log.events:
+            for cls, fields, size in log.events:
                 self.bytes += size
                 if self.bytes > self.max_bytes:
                     self.fail(over_budget(), log.index)
                     return False
-                self._append(event)
+                self._append(build_event(cls, {**fields, "step": len(self.events) + 1}))
             if log.error is not None:
                 self.fail(log.error, log.index)
                 return False
@@ -70,10 +71,10 @@ class Recorder:
                 return
             self.error = err
             now = time.time()
-            self._append(ErrorEvent(step=0, start=now, end=now, statement=statement, error=err.to_dict()))
+            self._append(ErrorEvent(step=len(self.events) + 1, start=now, end=now, statement=statement,
+                                    error=err.to_dict()))
 
     def _append(self, event: TraceEvent) -> None:
-        event = event.model_copy(update={"step": len(self.events) + 1})
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)

@@ -45,6 +45,25 @@ class TraceEvent(BaseModel):
             TraceEvent.registry[default] = cls
 
 
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def build_event(cls: type[TraceEvent], fields: dict[str, Any]) -> TraceEvent:
+    """An event from fields the engine made itself (already of the right types): pydantic's
+    model_construct without its per-call bookkeeping, since one is built per tool call."""
+    defaults = _DEFAULTS.get(cls)
+    if defaults is None:
+        defaults = _DEFAULTS[cls] = {name: f.get_default(call_default_factory=True)
+                                     for name, f in cls.model_fields.items() if not f.is_required()}
+    values = {**defaults, **fields}
+    event = cls.__new__(cls)
+    object.__setattr__(event, "__dict__", values)
+    object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
 class OtherEvent(TraceEvent):
     """An event of a kind this layer does not define (e.g. a pipeline event read before
     `pyrag_dsl.pipeline` is imported): its fields are kept as they are, and written back unchanged."""

@@ -35,7 +35,14 @@ class TooLarge(Exception):
 def clean_text(s: str) -> str:
     """An exact str with lone surrogates replaced by U+FFFD (they cannot be written as UTF-8 or JSON)."""
     s = str.__str__(s) if type(s) is not str else s
+    if s.isascii():
+        return s
     return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
+
+
+def _clean(s: object) -> bool:
+    """True for an exact str that needs no cleaning."""
+    return type(s) is str and (s.isascii() or _SURROGATE.search(s) is None)
 
 
 def _text(v: Any, what: str) -> str:
@@ -84,6 +91,12 @@ def _fields(item: Any) -> tuple[Any, Any, Any, Any, Any]:
 
 
 def _doc(item: Any, limits: Limits) -> Doc:
+    if type(item) is Doc:  # the common case (our retrievers): keep the object when every field is clean
+        score = item.score
+        if _clean(item.id) and _clean(item.title) and _clean(item.text) and (
+                score is None or (type(score) is float and math.isfinite(score))) and \
+                len(item.text) + len(item.title) + len(item.id) <= limits.max_string_length:
+            return item
     raw_id, title, text, contents, score = _fields(item)
     if text is None and contents is None:
         raise BadToolResult("a document has neither 'text' nor 'contents'")
@@ -122,7 +135,11 @@ def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
             raise BadToolResult(f"the result is an int outside -{limits.max_int}..{limits.max_int}")
         return n
     if kind is ValueType.DOCS:
-        return Docs(tuple(_doc(d, limits) for d in _items(v, limits)))
+        items = _items(v, limits)
+        docs = [_doc(d, limits) for d in items]
+        if type(v) is Docs and all(a is b for a, b in zip(docs, v.items)) and len(docs) == len(v.items):
+            return v  # nothing changed: keep the object (and its cached size and JSON form)
+        return Docs(tuple(docs))
     raise BadToolResult(f"unknown value type {kind!r}")
 
 

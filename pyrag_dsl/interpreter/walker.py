@@ -179,11 +179,11 @@ class Frame:
         stmt, run = self.stmt, self.run
         event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
         target = stmt.target if node is stmt.node.value else None
-        event = event_cls(step=0, start=start, end=time.time(), tool=spec.name,
-                          inputs={k: value_to_json(v) for k, v in kwargs.items()}, output=value_to_json(value),
-                          cached=hit, **run.where(stmt), target=target)
+        fields = dict(run.where(stmt), start=start, end=time.time(), tool=spec.name,
+                      inputs={k: value_to_json(v) for k, v in kwargs.items()}, output=value_to_json(value),
+                      cached=hit, target=target)
         charge = EVENT_OVERHEAD + run.source_size(stmt) + sum(value_size(v) for v in kwargs.values()) + size
-        self.log.add(event, charge)
+        self.log.add(event_cls, fields, charge)
 
 
 def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) -> DslError:
@@ -248,8 +248,8 @@ def run_statement(run: "Run", stmt: Statement) -> StepLog:
         log.error = run.program.smap.error(LimitExceeded, "expression nested too deeply", stmt.node, limit="max_depth")
         return log
     if not isinstance(stmt.node.value, ast.Call):
-        log.add(AssignEvent(step=0, start=start, end=time.time(), output=value_to_json(value), **run.where(stmt),
-                            target=stmt.target),
+        log.add(AssignEvent, dict(run.where(stmt), start=start, end=time.time(), output=value_to_json(value),
+                                  target=stmt.target),
                 EVENT_OVERHEAD + run.source_size(stmt) + value_size(value))
     log.ok, log.value = True, value
     run.values[stmt.index] = value
