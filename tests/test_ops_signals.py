@@ -6,6 +6,7 @@ import signal
 import time
 
 from ops_helpers import alive, children, cmdline, pgrp, popen, tantivy_index, wait_for  # noqa: F401
+from pyrag_dsl.agents.models import TEST_MODEL
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler
 
@@ -85,7 +86,8 @@ def _llama_child(parent: int) -> int | None:
 def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")
-    proc = popen("run", str(questions), "--index", str(tantivy_index), "--output-dir", str(tmp_path / "out"))
+    proc = popen("run", str(questions), "--model", TEST_MODEL, "--index", str(tantivy_index), "--output-dir",
+                 str(tmp_path / "out"))
     try:
         child = wait_for(lambda: _llama_child(proc.pid), 120, "the llama.cpp child", proc)
         assert pgrp(child) == child and pgrp(child) != pgrp(proc.pid)  # its own process group
@@ -102,7 +104,8 @@ def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
 def test_sigterm_stops_the_embedded_server(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")
-    proc = popen("run", str(questions), "--index", str(tantivy_index), "--output-dir", str(tmp_path / "out"))
+    proc = popen("run", str(questions), "--model", TEST_MODEL, "--index", str(tantivy_index), "--output-dir",
+                 str(tmp_path / "out"))
     try:
         child = wait_for(lambda: _llama_child(proc.pid), 120, "the llama.cpp child", proc)
         time.sleep(1.0)
