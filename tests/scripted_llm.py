@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from pyrag_dsl.retrievers.server import BackgroundServer
 
@@ -47,10 +47,14 @@ def doc_titles(prompt: str) -> list[str]:
 
 
 class ScriptedLLM:
-    def __init__(self, handler: Callable[[str, str, dict], str], owned_by: str = "scripted", delay: float = 0.0):
+    def __init__(self, handler: Callable[[str, str, dict], str], owned_by: str = "scripted", delay: float = 0.0,
+                 line_delay: float = 0.0):
+        """`delay`: seconds before each reply; `line_delay`: seconds before each line of a streamed reply."""
         self.handler = handler
         self.requests: list[dict[str, Any]] = []
         self.delay = delay
+        self.line_delay = line_delay
+        self.streamed_at: dict[int, list[float]] = {}  # request number -> monotonic time of each line sent
         app = FastAPI()
 
         @app.get("/v1/models")
@@ -68,12 +72,27 @@ class ScriptedLLM:
                 text = self.handler(role, last_user(body["messages"]), body)
             except Exception as e:  # noqa: BLE001
                 return JSONResponse({"error": {"message": str(e)}}, status_code=500)
+            if body.get("stream"):
+                return StreamingResponse(self._sse(text, len(self.requests) - 1), media_type="text/event-stream")
             return {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": "scripted",
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": text}}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
         self.server = BackgroundServer(app)
+
+    async def _sse(self, text: str, number: int):
+        import json
+
+        times = self.streamed_at.setdefault(number, [])
+        for line in text.splitlines(keepends=True):
+            if self.line_delay:
+                await asyncio.sleep(self.line_delay)
+            times.append(time.monotonic())
+            chunk = {"id": "x", "object": "chat.completion.chunk", "created": int(time.time()), "model": "scripted",
+                     "choices": [{"index": 0, "delta": {"content": line}, "finish_reason": None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
 
     def __enter__(self) -> "ScriptedLLM":
         self.server.start()

@@ -133,8 +133,10 @@ class LLMClient:
 
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
              extra_body: dict[str, Any] | None = None, stop: list[str] | None = None,
-             on_usage: Any = None) -> str:
-        """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one."""
+             on_usage: Any = None, on_text: Any = None) -> str:
+        """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one.
+        With `on_text`, the reply is streamed and `on_text(text_so_far)` is called as it grows (a retry
+        starts the text again from empty); its exceptions are ignored."""
         body = {**self.config.extra_body, **(extra_body or {})}
         if self.config.enable_thinking is False:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
@@ -143,10 +145,19 @@ class LLMClient:
             with self._lock:
                 self.calls += 1
             try:
+                if on_text is not None:
+                    return _streamed(self._client.chat.completions.create(
+                        model=self.config.model, messages=messages, temperature=self.config.temperature,
+                        max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
+                        timeout=timeout, stream=True), on_text, on_usage)
                 response = self._client.chat.completions.create(
                     model=self.config.model, messages=messages, temperature=self.config.temperature,
                     max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
                     timeout=timeout)
+            except TransientError:
+                with self._lock:
+                    self.failures += 1
+                raise
             except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError
                 with self._lock:
                     self.failures += 1
@@ -172,6 +183,29 @@ class LLMClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _streamed(stream: Any, on_text: Any, on_usage: Any) -> str:
+    """Read a streamed completion, telling `on_text` the text so far; the whole reply, thinking stripped."""
+    parts: list[str] = []
+    usage = None
+    for chunk in stream:
+        usage = getattr(chunk, "usage", None) or usage
+        try:
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+        except (AttributeError, IndexError, TypeError):
+            delta = None
+        if isinstance(delta, str) and delta:
+            parts.append(delta)
+            try:
+                on_text("".join(parts))
+            except Exception:  # noqa: BLE001 - a listener must never break the call
+                pass
+    if not parts:
+        raise TransientError("the streamed answer has no content")
+    if on_usage is not None and usage is not None:
+        on_usage(usage)
+    return strip_thinking("".join(parts))
 
 
 def _describe(e: Exception, timeout: float | None = None) -> str:

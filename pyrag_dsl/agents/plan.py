@@ -79,12 +79,13 @@ class PlanAgent:
         user = render(load_prompt("plan"), question=question, sub_queries=json.dumps(sub_queries, ensure_ascii=False))
         return self._messages(user)
 
-    def write(self, question: str, sub_queries: list[str]) -> str:
+    def write(self, question: str, sub_queries: list[str], on_text=None) -> str:
+        """The program for a question; with `on_text`, the reply is streamed to it as it is written."""
         if self.grammar == "skeleton" and len(sub_queries) <= 1:  # one step: nothing to plan, no model call
             return self._finish(question, sub_queries, small_model.plain_steps(sub_queries or [question]))
         self.calls += 1
         reply = self.llm.chat(self.write_messages(question, sub_queries), extra_body=self._extra(sub_queries),
-                              max_tokens=self.max_tokens)
+                              max_tokens=self.max_tokens, on_text=on_text)
         return self._finish(question, sub_queries, extract_program(reply))
 
     def _finish(self, question: str, sub_queries: list[str], program: str) -> str:

@@ -25,6 +25,15 @@ class PlanEvent(TraceEvent):
     errors: list[dict[str, Any]] = []  # the errors this program has (empty when it is valid)
 
 
+class PlanStreamEvent(TraceEvent):
+    """Streamed plan execution: the statements dispatched while the plan was being written (seconds
+    after streaming began), and when the plan was complete."""
+
+    kind: Literal["plan_stream"] = "plan_stream"
+    dispatched: list[dict[str, Any]]
+    plan_done_s: float | None = None
+
+
 class RepairEvent(TraceEvent):
     """Errors sent back to the Plan LLM, and the program it answered with."""
 

@@ -18,7 +18,10 @@ from ..grammar.errors import DslError
 from ..interpreter.trace import TraceEvent, value_to_json
 from ..interpreter import CallCache, Run, supervise
 from ..retrievers.base import RetrieveTool, Retriever
-from .events import AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, RepairEvent
+from .events import (
+    AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, PlanStreamEvent, RepairEvent,
+)
+from .prefetch import Prefetcher
 from .retrieved import first_program_valid, retrieved_documents
 from . import recorded_config
 from .defaults import resolve_plan_grammar
@@ -38,6 +41,7 @@ class PipelineConfig:
     parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
     max_workers: int = 8  # dataflow mode: statements in flight at once
     batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
+    stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     deadline_s: float | None = None  # per question: every LLM/retriever call gets the time left; None: none
     limits: Limits = field(default_factory=Limits)
@@ -51,6 +55,7 @@ class PipelineConfig:
         return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
                 "plan_grammar": self.plan_grammar if self.use_grammar else "off",
                 "max_repairs": self.max_repairs, "parallel": self.parallel, "deadline_s": self.deadline_s,
+                "max_workers": self.max_workers, "stream_plan": self.stream_plan,
                 "sentinels": list(Sentinels(self.sentinels).phrases),
                 **recorded_config.to_json(self)}  # limits and language: replay rebuilds them
 
@@ -187,6 +192,13 @@ class _RunState:
     def emit(self, event_cls: type[TraceEvent], **kw: Any) -> None:
         _emit(self.result.trace, event_cls, **kw)
 
+    def _stream_plan(self) -> bool:
+        """Streamed plan execution: as configured; by default only with a server that serves requests
+        concurrently (vLLM), where it was measured to help (benchmarks/dataflow.py)."""
+        if self.cfg.stream_plan is not None:
+            return self.cfg.stream_plan
+        return self.p.plan_llm.server_kind() == "vllm"
+
     def go(self) -> None:
         q, cfg, res = self.result.original_query, self.cfg, self.result
         start = time.time()
@@ -199,10 +211,20 @@ class _RunState:
 
         t_plan = time.monotonic()
         start = time.time()
-        source = self.p.planner.write(q, d.sub_queries)
+        cache = CallCache()
+        if self._stream_plan():  # statements run while the plan is written; their calls land in `cache`
+            prefetch = Prefetcher(cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk},
+                                  max_workers=cfg.max_workers)
+            try:
+                source = self.p.planner.write(q, d.sub_queries, on_text=prefetch.feed)
+            finally:
+                report = prefetch.finish()
+                self.emit(PlanStreamEvent, start=start, plan_done_s=report.plan_done_s,
+                          dispatched=[vars(x) for x in report.dispatched])
+        else:
+            source = self.p.planner.write(q, d.sub_queries)
         self.plan_s = time.monotonic() - t_plan
         self.plan_calls += 1
-        cache = CallCache()
         attempt = 0
         for round_ in range(cfg.max_repairs + 1):
             res.programs.append(source)

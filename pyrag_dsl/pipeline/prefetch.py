@@ -1,0 +1,121 @@
+"""Streamed plan execution: statements run while the Plan agent is still writing the program.
+
+As the reply streams in, each complete line is checked: the program text so far (with a stand-in
+last line for `final_answer`) must validate against the language and the names bound so far. The
+new statements of a valid prefix are dispatched as soon as the statements they read from are done.
+Tools are side-effect-free reads, so this is safe: their results go to the question's call cache,
+and the finished program then runs as usual, answering those calls from the cache (a repair reuses
+them the same way). Nothing of a prefix that does not validate is dispatched.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..agents.plan import extract_program
+from ..grammar import FINAL_ANSWER, Language, Limits, Program, validate
+from ..interpreter import CallCache, Run
+from ..interpreter.walker import run_statement
+
+_STAND_IN = f'\n{FINAL_ANSWER} = "..."\n'
+
+
+@dataclass
+class Dispatched:
+    statement: int
+    source: str
+    at_s: float  # seconds after streaming began
+    done_s: float | None = None
+    ok: bool | None = None
+
+
+@dataclass
+class PrefetchReport:
+    dispatched: list[Dispatched] = field(default_factory=list)
+    plan_done_s: float | None = None
+
+    def before_plan_done(self) -> list[Dispatched]:
+        end = self.plan_done_s if self.plan_done_s is not None else float("inf")
+        return [d for d in self.dispatched if d.at_s < end]
+
+
+class Prefetcher:
+    """Feed it the Plan reply as it grows (`feed`); call `finish()` when the reply is complete."""
+
+    def __init__(self, language: Language, limits: Limits, tools: dict[str, Callable[..., Any]], cache: CallCache,
+                 settings: dict[str, Any], max_workers: int = 8) -> None:
+        self.language, self.limits, self.tools, self.cache = language, limits, tools, cache
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pyrag-dsl-prefetch")
+        self.lock = threading.Lock()
+        self.t0 = time.monotonic()
+        self.report = PrefetchReport()
+        self._text = ""  # the program prefix (complete lines) last looked at
+        self._program: Program | None = None
+        self._run: Run | None = None
+        self._started: set[int] = set()
+        self._done: dict[int, Any] = {}  # statement index -> value
+        self._generation = 0  # a new reply (a retry) starts a new generation
+        self._closed = False
+
+    # -- the stream ---------------------------------------------------------------------------------------
+    def feed(self, reply_so_far: str) -> None:
+        lines = reply_so_far[: reply_so_far.rfind("\n") + 1]  # complete lines only
+        complete = extract_program(lines) if lines.strip() else ""
+        with self.lock:
+            if self._closed or complete == self._text or not complete.strip():
+                return
+            if not complete.startswith(self._text):  # the reply started again (a retry): start over
+                self._started, self._done, self._program, self._run = set(), {}, None, None
+                self._generation += 1
+            self._text = complete
+            checked = validate(complete + _STAND_IN, self.language, self.limits)
+            if not checked.ok:
+                return  # not (yet) a valid prefix: nothing new is dispatched
+            program = checked.program
+            run = Run(program, self.tools, settings=self.settings, cache=self.cache)
+            for i, value in self._done.items():
+                run.values[i] = value
+            self._program, self._run = program, run
+            self._dispatch_ready()
+
+    def _dispatch_ready(self) -> None:
+        program, run = self._program, self._run
+        real = len(program.statements) - 1  # the last statement is the stand-in
+        for stmt in program.statements[:real]:
+            i = stmt.index
+            if i in self._started or not all(d in self._done for d in stmt.deps):
+                continue
+            self._started.add(i)
+            record = Dispatched(i, stmt.source, round(time.monotonic() - self.t0, 4))
+            self.report.dispatched.append(record)
+            self.pool.submit(self._execute, run, stmt, record, self._generation)
+
+    def _execute(self, run: Run, stmt, record: Dispatched, generation: int) -> None:
+        try:
+            log = run_statement(run, stmt)
+        except Exception:  # noqa: BLE001 - a prefetch failure only means the final run does the work
+            log = None
+        with self.lock:
+            record.done_s = round(time.monotonic() - self.t0, 4)
+            record.ok = bool(log and log.ok)
+            if log is None or not log.ok or self._closed or generation != self._generation:
+                return
+            self._done[stmt.index] = log.value
+            if self._run is not None:
+                self._run.values[stmt.index] = log.value
+                self._dispatch_ready()
+
+    # -- the end ------------------------------------------------------------------------------------------
+    def finish(self, wait: bool = True) -> PrefetchReport:
+        """The reply is complete: dispatch nothing more; wait for calls in flight (their results are needed
+        by the program that now runs, and waiting avoids making the same call twice)."""
+        with self.lock:
+            self._closed = True
+            self.report.plan_done_s = round(time.monotonic() - self.t0, 4)
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+        return self.report
