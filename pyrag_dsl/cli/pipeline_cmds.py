@@ -59,7 +59,8 @@ def _settings(args: argparse.Namespace):
                                                   "retriever_url", "index", "output_dir", "topk", "boosted_topk",
                                                   "max_repairs", "policy", "plan_grammar", "timeout",
                                                   "threads", "n_ctx", "omp_wait_policy", "deadline",
-                                                  "retriever_timeout", "retriever_retries", "breaker_failures")}
+                                                  "retriever_timeout", "retriever_retries", "breaker_failures",
+                                                  "max_workers", "stream_plan")}
     if getattr(args, "no_prompt_cache", False):
         flags["prompt_cache"] = False
     if getattr(args, "parallel", False):
@@ -379,7 +380,13 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
                    help="incremental (default): re-run only what a repair or retry changes; reference: re-run "
                    "the whole program, as the reference implementation does (for comparison)")
     q.add_argument("--parallel", action="store_true",
-                   help="dataflow mode: run independent statements concurrently and batch their retrievals")
+                   help="dataflow mode: a statement starts as soon as its inputs are ready; retrievals ready "
+                   "together go out as one batched request (same results as sequential mode)")
+    q.add_argument("--max-workers", type=int, metavar="N",
+                   help="dataflow mode: statements in flight at once (default 8)")
+    q.add_argument("--stream-plan", action=argparse.BooleanOptionalAction, default=None,
+                   help="run statements while the Plan reply is still streaming (default: only with vLLM "
+                   "servers, which serve requests concurrently; see benchmarks/README.md)")
     q.add_argument("--deadline", type=float, metavar="S",
                    help="seconds per question: calls get the time left, then fail (default: no deadline)")
     p.add_argument("--config", help="TOML or JSON config file (see docs/configuration.md)")

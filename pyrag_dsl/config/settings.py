@@ -92,6 +92,8 @@ class PipelineSettings(_Section):
     use_grammar: bool = True
     plan_grammar: Literal["auto", "language", "skeleton", "off"] = "auto"
     parallel: bool = False
+    max_workers: int = Field(8, ge=1, le=256)  # dataflow mode: statements in flight at once
+    stream_plan: Optional[bool] = None  # run statements while the plan streams; None: only with vLLM servers
     sentinels: Optional[list[str]] = None  # None: agents/prompts/sentinels.txt
     deadline_s: Optional[float] = Field(None, gt=0, le=604_800)  # per question; None: no deadline
 
@@ -265,6 +267,8 @@ FLAGS: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
     "policy": ("--policy", (("pipeline", "policy"),)),
     "plan_grammar": ("--plan-grammar", (("pipeline", "plan_grammar"),)),
     "parallel": ("--parallel", (("pipeline", "parallel"),)),
+    "max_workers": ("--max-workers", (("pipeline", "max_workers"),)),
+    "stream_plan": ("--stream-plan/--no-stream-plan", (("pipeline", "stream_plan"),)),
     "no_grammar": ("--no-grammar", (("pipeline", "use_grammar"),)),  # True sets use_grammar = False
     "deadline": ("--deadline", (("pipeline", "deadline_s"),)),
     "breaker_failures": ("--fail-after", (("breaker", "failures"),)),

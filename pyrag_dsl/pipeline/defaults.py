@@ -32,6 +32,7 @@ def pipeline_config(settings: "Settings", **overrides: Any) -> "PipelineConfig":
     p = settings.pipeline
     fields = dict(topk=p.topk, boosted_topk=p.boosted_topk, max_repairs=p.max_repairs, policy=p.policy,
                   use_grammar=p.use_grammar, plan_grammar=p.plan_grammar, parallel=p.parallel,
+                  max_workers=p.max_workers, stream_plan=p.stream_plan,
                   sentinels=tuple(p.sentinels) if p.sentinels is not None else None, deadline_s=p.deadline_s)
     return PipelineConfig(**{**fields, **overrides})
 
