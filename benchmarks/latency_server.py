@@ -150,6 +150,8 @@ class LatencyServer:
         self.owned_by = owned_by
         self.delay_for = delay_for
         self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most chat requests being answered at once
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -231,8 +233,8 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
             prompt = last_user(messages)
             try:
                 text = server.script(role, prompt, body)
-            except Exception as e:  # noqa: BLE001 - a failing script is a 500, as a failing model
-                self._json(500, {"error": {"message": str(e)}})
+            except Exception as e:  # noqa: BLE001 - a failing script is a 500 (or the exception's `status`)
+                self._json(int(getattr(e, "status", 500)), {"error": {"message": str(e)}})
                 return
             n = count_tokens(text)
             usage = {"prompt_tokens": sum(count_tokens(str(m.get("content") or "")) for m in messages),
@@ -242,6 +244,17 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
             with server._lock:
                 server.requests.append({"role": role, "prompt_tokens": usage["prompt_tokens"],
                                         "completion_tokens": n, "stream": stream, "t": t0})
+                server.in_flight += 1
+                server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+            try:
+                self._reply(body, text, usage, stream, t0, role, prompt)
+            finally:
+                with server._lock:
+                    server.in_flight -= 1
+
+        def _reply(self, body: dict[str, Any], text: str, usage: dict[str, int], stream: bool, t0: float,
+                   role: str, prompt: str) -> None:
+            n = usage["completion_tokens"]
             model = str(body.get("model") or "latency")
             created = int(time.time())
             total = server.delay_for(role, prompt) if server.delay_for else server.seconds_for(n)
