@@ -99,6 +99,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.outputs import new_run_dir
     from ..pipeline.runner import Interrupted
 
+    from .run_batch import check_flags, cmd_run_concurrent
+
+    check_flags(args)
     questions = read_questions(args.questions)
     settings = _settings(args)
     quiet = args.json
@@ -108,6 +111,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         status.print(f"[dim]No LLM configured: starting the embedded llama.cpp server ({settings.gguf or DEFAULT_MODEL}; "
                      "`pyrag-dsl models` lists the others; see README for a 7B model behind vLLM).[/dim]")
+    if getattr(args, "concurrency", 1) > 1 and len(questions) > 1:  # N in flight, printed in input order
+        return cmd_run_concurrent(args, questions, settings, console, status)
     session = open_session(settings, status)
     failed = unsaved = 0
     run_dir = None
@@ -399,6 +404,12 @@ def add_pipeline_commands(sub) -> None:
     p.add_argument("questions", help="questions file, one per line, or - for standard input")
     p.add_argument("--output-dir", help="where results go (default: $OUTPUT_DIR or ./outputs)")
     p.add_argument("--json", action="store_true", help="print results as JSON Lines instead of tables")
+    p.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="questions in flight (default 1); results are still saved and printed in input order")
+    p.add_argument("--llm-inflight", type=int, metavar="N",
+                   help="cap on requests in flight to each LLM server (default: --concurrency)")
+    p.add_argument("--retrieval-inflight", type=int, metavar="N",
+                   help="cap on requests in flight to the retriever (default: none)")
     add_llm_flags(p)
     p.set_defaults(func=cmd_run)
 

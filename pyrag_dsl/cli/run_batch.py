@@ -1,0 +1,145 @@
+"""`pyrag-dsl run --concurrency N`: N questions in flight, results saved as they finish and printed in
+input order.
+
+The per-server caps are the eval command's mechanism (pyrag_dsl.pipeline.batch): every question gets its
+own metered views of the session's shared LLM clients and retriever, which take a slot of the endpoint's
+semaphore around each request. A question that fails (an error result or an unexpected exception) is
+recorded as failed; the others go on. Ctrl-C / SIGTERM stops submitting, saves and prints what finished,
+and leaves the questions in flight unfinished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+
+from . import signals
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError
+
+EXIT_FAILED = 1
+
+
+@dataclass
+class Outcome:
+    n: int  # 1-based position in the input
+    question: str
+    result: Any  # PipelineResult (an unexpected exception becomes a result with `error` set)
+
+
+def _failed_result(question: str, e: BaseException) -> Any:
+    from ..pipeline.runner import PipelineResult
+
+    return PipelineResult(original_query=question, error={"type": type(e).__name__, "message": str(e)[:2000]})
+
+
+def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str], concurrency: int, *,
+                  on_finished: Callable[[Outcome], None] | None = None,
+                  on_ordered: Callable[[Outcome], None] | None = None,
+                  stop: threading.Event | None = None) -> list[Outcome]:
+    """Answer `questions` with `concurrency` in flight; `make_pipeline(n)` gives question n its pipeline.
+    `on_finished` runs as each finishes (completion order), `on_ordered` in input order; both in the calling
+    thread. Returns the finished outcomes in input order (all of them unless interrupted)."""
+    from ..pipeline.batch import concurrent_map
+
+    finished: dict[int, Outcome] = {}
+    state = {"next": 1}
+
+    def release() -> None:
+        while state["next"] in finished:
+            if on_ordered is not None:
+                on_ordered(finished[state["next"]])
+            state["next"] += 1
+
+    def answer(item: tuple[int, str]) -> Any:
+        n, question = item
+        return make_pipeline(n).run(question)
+
+    def done(_i: int, item: tuple[int, str], result: Any, err: BaseException | None) -> None:
+        n, question = item
+        out = Outcome(n, question, result if err is None else _failed_result(question, err))
+        finished[n] = out
+        if on_finished is not None:
+            on_finished(out)
+        release()
+
+    try:
+        concurrent_map(answer, list(enumerate(questions, 1)), concurrency, done, stop=stop)
+    except KeyboardInterrupt:
+        for n in sorted(finished):  # finished behind an unfinished one: still printed, in order
+            if n >= state["next"] and on_ordered is not None:
+                on_ordered(finished[n])
+        raise
+    return [finished[n] for n in sorted(finished)]
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    for flag in ("concurrency", "llm_inflight", "retrieval_inflight"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+
+
+def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings: Any, console: Console,
+                       status: Console) -> int:
+    """The body of `run` with --concurrency > 1 (same files, same printed lines, same exit codes)."""
+    from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
+    from ..pipeline.outputs import new_run_dir
+    from ..pipeline.runner import Pipeline
+    from .pipeline_cmds import open_session, save_result
+
+    quiet = args.json
+    limits = EndpointLimits(args.llm_inflight or args.concurrency)
+    session = open_session(settings, status)
+    run_dir = None
+    counts = {"failed": 0, "unsaved": 0}
+    try:
+        base = session.pipeline
+        r = session.settings.retriever
+        endpoint = str(r.url or r.index or "embedded")
+        if args.retrieval_inflight:
+            limits.overrides[f"retriever:{endpoint}"] = args.retrieval_inflight
+        run_dir = new_run_dir(settings.output_dir)
+        saved: dict[int, Any] = {}
+
+        def make(_n: int) -> Any:
+            llm = MeteredLLM(base.llm, limits)
+            plan = llm if base.plan_llm is base.llm else MeteredLLM(base.plan_llm, limits)
+            return Pipeline(llm, MeteredRetriever(base.retriever, endpoint, limits), plan_llm=plan,
+                            config=base.config, extra_tools=base.extra_tools)
+
+        def on_finished(o: Outcome) -> None:
+            saved[o.n] = save_result(run_dir, o.n, o.result)
+            counts["unsaved"] += saved[o.n] is None
+            counts["failed"] += o.result.error is not None
+
+        def on_ordered(o: Outcome) -> None:
+            res = o.result
+            if quiet:
+                out = saved.get(o.n)
+                print(json.dumps({"n": o.n, "output": str(out) if out else None, **res.to_dict()},
+                                 ensure_ascii=False), flush=True)
+            else:
+                console.print(f"[bold]{o.n}.[/bold] {o.question}\n   → {res.final_answer!s}"
+                              + (f"  [red]{res.error['type']}[/red]" if res.error else ""), highlight=False)
+
+        try:
+            run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered)
+        except KeyboardInterrupt:
+            status.print(f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
+                         "finished and saved; the others were not", highlight=False)
+            return signals.interrupt_exit_code()
+    finally:
+        session.close()
+        if run_dir is not None:
+            status.print(f"[dim]outputs: {run_dir}[/dim]")
+    if counts["unsaved"]:
+        return EXIT_RUNTIME
+    return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+
+
+__all__ = ["Outcome", "check_flags", "cmd_run_concurrent", "run_questions"]

@@ -1,0 +1,125 @@
+"""`pyrag-dsl run --concurrency N`: input order kept, a failing question does not stop the others, the same
+records at concurrency 1 and 4, and the per-server cap on LLM requests in flight holds."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from latency_server import LatencyServer, Script  # noqa: E402
+
+from pyrag_dsl.cli.run_batch import run_questions  # noqa: E402
+from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index  # noqa: E402
+
+SMALL_CORPUS = Path(__file__).resolve().parent / "data" / "small-corpus.jsonl"
+
+N = 6
+FAILING = 3  # question 3's Decompose request gets a 400 (not retried)
+QUESTIONS = [f"Who is older, Alpha{i} or Beta{i}?" for i in range(1, N + 1)]
+
+
+class BadRequest(Exception):
+    status = 400
+
+
+class Scripted(Script):
+    def __call__(self, role, prompt, body):
+        if role == "decompose" and f"Alpha{FAILING} " in prompt:
+            raise BadRequest("the model rejects this question")
+        return super().__call__(role, prompt, body)
+
+
+def delay_for(role, prompt):
+    """Earlier questions answer more slowly, so they finish after later ones when several are in flight."""
+    m = re.search(r"Alpha(\d)", prompt)
+    k = int(m.group(1)) if m else N
+    return 0.01 + (0.12 if role.startswith("answer") else 0.03) * (N - k) / N
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory):
+    """An in-process BM25 index (no JVM: the CLI starts faster)."""
+    out = tmp_path_factory.mktemp("tantivy")
+    build_tantivy_index(SMALL_CORPUS, out)
+    return out
+
+
+@pytest.fixture
+def llm():
+    with LatencyServer(Scripted(answers={"Alpha": "1960", "Beta": "1950"}), delay_for=delay_for) as server:
+        yield server
+
+
+def cli(*args, stdin=None):
+    import os
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR")}
+    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=300, env=env)
+
+
+def run(llm, index, out, *extra):
+    r = cli("run", "-", "--json", "--llm-url", llm.url, "--llm-model", "latency", "--index", str(index),
+            "--output-dir", str(out), "--no-grammar", *extra, stdin="\n".join(QUESTIONS) + "\n")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    return r, rows
+
+
+def comparable(row):
+    return {k: row[k] for k in ("original_query", "sub_queries", "generated_code", "variables", "final_answer",
+                                "programs", "llm_calls", "retrieval_calls", "retrievals")} | {
+        "error": (row["error"] or {}).get("type")}
+
+
+def test_concurrent_run_keeps_input_order_and_the_same_records(llm, index, tmp_path):
+    r1, seq = run(llm, index, tmp_path / "seq")
+    peak_seq = llm.peak_in_flight
+    llm.peak_in_flight = 0
+    r4, par = run(llm, index, tmp_path / "par", "--concurrency", "4", "--llm-inflight", "3")
+    assert r1.returncode == 1 and r4.returncode == 1, r4.stderr  # exit 1: a question failed, the rest answered
+    assert [row["n"] for row in par] == list(range(1, N + 1))
+    assert [row["original_query"] for row in par] == QUESTIONS
+    assert [comparable(x) for x in par] == [comparable(x) for x in seq]
+    assert par[FAILING - 1]["error"] is not None and par[FAILING - 1]["final_answer"] is None
+    others = [row for row in par if row["n"] != FAILING]
+    assert all(row["error"] is None and row["final_answer"] == row["original_query"].split(" or ")[1][:-1]
+               for row in others)
+    assert peak_seq == 1 and llm.peak_in_flight == 3  # several questions in flight, capped at --llm-inflight
+    for out in ("seq", "par"):
+        (run_dir,) = list((tmp_path / out).iterdir())
+        saved = {int(p.name): json.loads((p / "result.json").read_text()) for p in run_dir.iterdir()}
+        assert sorted(saved) == list(range(1, N + 1))
+        assert [saved[n]["final_answer"] for n in sorted(saved)] == [row["final_answer"] for row in seq]
+
+
+def test_bad_concurrency_is_a_usage_error(tmp_path):
+    r = cli("run", "-", "--concurrency", "0", stdin="a question?\n")
+    assert r.returncode == 2 and "--concurrency must be >= 1" in r.stderr
+
+
+def test_run_questions_orders_results_and_survives_an_exception():
+    import threading
+    import time
+
+    class Pipe:
+        def __init__(self, n):
+            self.n = n
+
+        def run(self, question):
+            time.sleep(0.05 * (5 - self.n))  # the first finishes last
+            if self.n == 2:
+                raise RuntimeError("boom")
+            return type("R", (), {"error": None, "final_answer": question.upper()})()
+
+    finished, ordered = [], []
+    outs = run_questions(Pipe, ["a", "b", "c", "d"], 4, on_finished=lambda o: finished.append(o.n),
+                         on_ordered=lambda o: ordered.append(o.n), stop=threading.Event())
+    assert ordered == [1, 2, 3, 4] and finished != ordered
+    assert outs[1].result.error["type"] == "RuntimeError" and outs[1].result.error["message"] == "boom"
+    assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
