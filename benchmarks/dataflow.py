@@ -171,13 +171,17 @@ def shapes_part(llm_url: str, retriever_url: str, runs: int) -> None:
     client.close()
 
 
-def pipeline_part(llm_url: str, retriever_url: str, runs: int) -> None:
+def pipeline_part(llm: LatencyServer, retriever_url: str, runs: int) -> None:
+    llm_url = llm.url
     has_stream = "stream_plan" in {f.name for f in dataclasses.fields(PipelineConfig)}
     variants: list[tuple[str, dict[str, Any]]] = [("sequential", {"parallel": False}),
                                                   ("parallel", {"parallel": True})]
     if has_stream:
         variants.append(("parallel + streamed", {"parallel": True, "stream_plan": True}))
-    print(f"\n2. Whole pipeline on {QUESTION!r}: seconds, median (min-max) of {runs} runs; {load()}")
+    think = getattr(llm.script, "think_tokens", 0)
+    print(f"\n2. Whole pipeline on {QUESTION!r}, answers of {'~' + str(think + 10) if think else '~10'} tokens: "
+          f"seconds, median (min-max) of {runs} runs; {load()}")
+    first = len(llm.requests)
     results: dict[str, list[float]] = {}
     client = LLMClient(LLMConfig(base_url=llm_url, model="latency", retries=0, grammar="off"))
     for r in range(runs + 1):
@@ -196,6 +200,15 @@ def pipeline_part(llm_url: str, retriever_url: str, runs: int) -> None:
         print(f"   {label:<22} {med(xs):>22}  answer {res.final_answer!r}")
     par = statistics.median(results["parallel"])
     print(f"   sequential / parallel: {statistics.median(results['sequential']) / par:.2f}x")
+    # the most streaming can save: everything but Decompose, Plan and the statements after the plan's last
+    # token (here the synthesis answer) overlaps with the Plan reply; priced by the latency model
+    reqs = [r for r in llm.requests[first:] if not r["stream"]]
+    model = {role: statistics.median(llm.seconds_for(r["completion_tokens"]) for r in reqs if r["role"] == role)
+             for role in ("decompose", "plan", "answer_docs", "answer_synth") if any(r["role"] == role for r in reqs)}
+    bound = model["decompose"] + model["plan"] + model["answer_synth"]
+    print(f"   latency model: decompose {model['decompose']:.3f} s, plan {model['plan']:.3f} s, answer "
+          f"{model.get('answer_docs', 0):.3f} s, synthesis {model['answer_synth']:.3f} s; streamed bound "
+          f"(decompose + plan + synthesis) {bound:.3f} s = {100 * (1 - bound / par):.1f}% below measured parallel")
     if has_stream:
         st = statistics.median(results["parallel + streamed"])
         print(f"   streamed vs parallel: {100 * (1 - st / par):.1f}% lower (target >= 20%)")
@@ -208,7 +221,8 @@ def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
     from pyrag_dsl.cli.run_batch import run_questions
     from pyrag_dsl.pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
 
-    print(f"\n3. Batch throughput (run --concurrency), every LLM request answered after 200 ms; {load()}")
+    print(f"\n3. Batch throughput (run --concurrency, parallel mode), every LLM request answered after 200 ms; "
+          f"{n_low} questions at concurrency 1, {n_high} at 16; median (min-max) of {runs} runs; {load()}")
     qs = [f"Who is older, {TOPICS[i % 8]} or {TOPICS[(i + 3) % 8]}?" for i in range(max(n_low, n_high))]
     rates: dict[int, list[float]] = {}
     with LatencyServer(Script(default_answer="1950"), delay_for=lambda role, prompt: 0.2) as llm:
@@ -216,7 +230,7 @@ def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
         retriever = HttpRetriever(retriever_url)
         for conc, n in ((1, n_low), (16, n_high)):
             for _ in range(runs):
-                limits = EndpointLimits(per_endpoint=32)
+                limits = EndpointLimits(per_endpoint=conc)  # as `run`: --llm-inflight defaults to --concurrency
 
                 def make(_i: int, lim: EndpointLimits = limits) -> Pipeline:
                     return Pipeline(MeteredLLM(client, lim),
@@ -225,9 +239,9 @@ def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
                 t0 = time.perf_counter()
                 done = run_questions(make, qs[:n], concurrency=conc)
                 wall = time.perf_counter() - t0
-                failed = [o for o in done if o.error is not None]
-                if failed:
-                    raise SystemExit(f"batch: {failed[0].error}")
+                failed = [o for o in done if o.result.error is not None]
+                if failed or len(done) != n:
+                    raise SystemExit(f"batch: {failed[0].result.error if failed else 'questions missing'}")
                 rates.setdefault(conc, []).append(n / wall)
         retriever.close()
         client.close()
@@ -242,6 +256,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="measured runs per case (after one warm-up)")
     ap.add_argument("--base-ms", type=float, default=20.0, help="LLM latency before the first token")
     ap.add_argument("--per-token-ms", type=float, default=10.0, help="LLM latency per completion token")
+    ap.add_argument("--think-tokens", type=int, default=54,
+                    help="also run the pipeline with a <think> of this many tokens before each answer "
+                    "(~64-token answers, as in the issue; 0: skip)")
     ap.add_argument("--skip-shapes", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
@@ -257,7 +274,11 @@ def main() -> None:
         if not args.skip_shapes:
             shapes_part(llm.url, rserver.url, args.runs)
         if not args.skip_pipeline:
-            pipeline_part(llm.url, rserver.url, args.runs)
+            pipeline_part(llm, rserver.url, args.runs)
+            if args.think_tokens:
+                with LatencyServer(Script(default_answer="1950", think_tokens=args.think_tokens),
+                                   base_s=args.base_ms / 1000, per_token_s=args.per_token_ms / 1000) as slow:
+                    pipeline_part(slow, rserver.url, args.runs)
         if not args.skip_batch:
             batch_part(rserver.url, *args.batch_questions, runs=max(1, min(args.runs, 3)))
     retr.close()

@@ -103,8 +103,15 @@ class Script:
     answers: dict[str, str] = field(default_factory=dict)
     default_answer: str = "unknown"
     synth_answer: str | None = None
+    think_tokens: int = 0  # a <think>...</think> of about this many tokens before each answer (0: none)
 
     def __call__(self, role: str, prompt: str, body: dict[str, Any]) -> str:
+        text = self._reply(role, prompt, body)
+        if self.think_tokens and role.startswith("answer"):
+            text = "<think>" + "step " * (self.think_tokens * 4 // 5) + "</think>" + text
+        return text
+
+    def _reply(self, role: str, prompt: str, body: dict[str, Any]) -> str:
         if role == "decompose":
             q = question_in(prompt) or prompt.strip().splitlines()[-1]
             subs = [f"When was {e} born?" for e in entities(q)] if " or " in q else [q]
