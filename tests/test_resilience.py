@@ -136,10 +136,10 @@ def test_hung_llm_fails_fast_after_n_timeouts():
 def test_start_up_checks_fail_on_a_hung_server_in_one_line():
     with HangServer() as server:
         retriever = HttpRetriever(server.url, timeout=0.4)
-        with pytest.raises(RetrievalError, match=r"not answering \(no reply in 0.4 s\)"):
+        with pytest.raises(RetrievalError, match=r"not answering \(no reply in 2 s\)"):  # at least 2 s
             retriever.check()
         client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.4))
-        with pytest.raises(LLMError, match="timed out after 0.4 s"):
+        with pytest.raises(LLMError, match="timed out after 2 s"):
             client.check()
     with HangServer(healthy=True) as server:
         HttpRetriever(server.url, timeout=0.4).check()  # answers /health: alive
@@ -197,7 +197,7 @@ def test_run_checks_the_retriever_at_start(tmp_path):
         asked = list(llm.requests)
     assert r.returncode == 3, r.stdout + r.stderr
     assert r.stderr.strip().splitlines() == [f"error: RetrievalError: {server.url}/retrieve: not answering "
-                                             "(no reply in 0.5 s)"]
+                                             "(no reply in 2 s)"]
     assert asked == [] and not list(tmp_path.iterdir())
 
 
@@ -206,7 +206,7 @@ def test_run_checks_the_llm_at_start(tmp_path, bm25_index):
         r = cli("run", "-", "--llm-url", server.url + "/v1", "--timeout", "0.5", "--index", str(bm25_index),
                 "--output-dir", str(tmp_path), stdin="Who?\n")
     assert r.returncode == 3, r.stdout + r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "timed out after 0.5 s" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "timed out after 2 s" in r.stderr
 
 
 def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
@@ -234,14 +234,14 @@ def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_inde
 
     def slow_answers(role, prompt, body):
         if role == "answer_docs":
-            time.sleep(1.5)
+            time.sleep(6)
         return inner(role, prompt, body)
 
     with ScriptedLLM(slow_answers) as llm:
-        r = cli("run", "-", "--json", "--llm-url", llm.url, "--index", str(bm25_index), "--deadline", "2",
+        r = cli("run", "-", "--json", "--llm-url", llm.url, "--index", str(bm25_index), "--deadline", "8",
                 "--output-dir", str(tmp_path), stdin=QUESTION + "\n")
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 1, r.stderr
-    assert row["error"]["type"] == "ToolError" and "the question's deadline of 2 s passed" in row["error"]["message"]
+    assert row["error"]["type"] == "ToolError" and "the question's deadline of 8 s passed" in row["error"]["message"]
     assert row["sub_queries"] and row["generated_code"] and row["variables"].get("docs1")  # kept
-    assert row["settings"]["deadline_s"] == 2
+    assert row["settings"]["deadline_s"] == 8

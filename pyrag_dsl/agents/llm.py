@@ -117,8 +117,9 @@ class LLMClient:
 
     @property
     def check_timeout_s(self) -> float:
-        """Seconds for the start-up check and the /models question: a live server answers at once."""
-        return min(self.config.timeout_s, CHECK_TIMEOUT_S)
+        """Seconds for the start-up check and the /models question (a live server answers at once): the request
+        timeout, at least 2 s and at most 10 s."""
+        return min(max(self.config.timeout_s, 2.0), CHECK_TIMEOUT_S)
 
     def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]:
         """The request fields that constrain decoding to a grammar, for this server (empty if unsupported)."""

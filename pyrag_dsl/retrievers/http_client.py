@@ -47,7 +47,7 @@ class HttpRetriever:
         """Fail fast with a RetrievalError when the server cannot be reached or does not answer in time.
         Asks GET /health (ours); any HTTP answer below 500 means a live server (Search-R1's has no /health)."""
         health = self.endpoint[: -len("/retrieve")] + "/health"
-        timeout = min(self.timeout, CHECK_TIMEOUT_S)
+        timeout = min(max(self.timeout, 2.0), CHECK_TIMEOUT_S)  # a live server answers at once
         try:
             response = self._client.get(health, timeout=timeout)
         except httpx.TimeoutException:
