@@ -123,3 +123,43 @@ def test_run_questions_orders_results_and_survives_an_exception():
     assert ordered == [1, 2, 3, 4] and finished != ordered
     assert outs[1].result.error["type"] == "RuntimeError" and outs[1].result.error["message"] == "boom"
     assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
+
+
+def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
+    """Question 1 is slow; SIGTERM once the other five are saved: exit 143, those five printed and saved."""
+    import os
+    import signal
+    import time
+
+    def slow_first(role, prompt):
+        return 20.0 if ("Alpha1 " in prompt or "Alpha1?" in prompt) and role.startswith("answer") else 0.01
+
+    with LatencyServer(Scripted(answers={"Alpha": "1960", "Beta": "1950"}), delay_for=slow_first) as server:
+        env = {k: v for k, v in os.environ.items() if k not in ("LLM_BASE_URL", "LLM_MODEL", "OUTPUT_DIR")}
+        proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--json", "--llm-url", server.url,
+                                 "--llm-model", "latency", "--index", str(index), "--output-dir", str(tmp_path),
+                                 "--no-grammar", "--concurrency", "3"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            proc.stdin.write("\n".join(QUESTIONS) + "\n")
+            proc.stdin.close()
+            proc.stdin = None
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                dirs = [p for d in tmp_path.iterdir() for p in d.iterdir()] if tmp_path.exists() else []
+                if len(dirs) >= N - 1:
+                    break
+                time.sleep(0.2)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 143, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["n"] for row in rows] == [2, 3, 4, 5, 6]
+    assert "terminated (SIGTERM)" in err and "5 of 6 questions finished" in err
+    (run_dir,) = list(tmp_path.iterdir())
+    assert sorted(int(p.name) for p in run_dir.iterdir()) == [2, 3, 4, 5, 6]
