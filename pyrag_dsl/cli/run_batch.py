@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -132,14 +134,30 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         except KeyboardInterrupt:
             status.print(f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
                          "finished and saved; the others were not", highlight=False)
-            return signals.interrupt_exit_code()
+            counts["interrupted"] = signals.interrupt_exit_code()
     finally:
         session.close()
         if run_dir is not None:
             status.print(f"[dim]outputs: {run_dir}[/dim]")
+    if "interrupted" in counts:
+        _exit_now_if_requests_in_flight(counts["interrupted"])
+        return counts["interrupted"]
     if counts["unsaved"]:
         return EXIT_RUNTIME
     return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+
+
+def _exit_now_if_requests_in_flight(code: int) -> None:
+    """After Ctrl-C / SIGTERM everything finished is saved and printed; questions still in flight sit in
+    worker threads that Python would join at exit (until their requests time out, minutes on a slow
+    server). End the process now instead."""
+    if any(t.name.startswith("batch") and t.is_alive() for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
 __all__ = ["Outcome", "check_flags", "cmd_run_concurrent", "run_questions"]
