@@ -29,6 +29,6 @@ def test_retrieval_benchmark_script_runs(tmp_path):
 
 def test_pipeline_calls_benchmark_script_runs():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pipeline_calls.py"), "--skip-embedded",
-                          "--latency", "0"], capture_output=True, text=True, timeout=600)
+                          "--base-ms", "0", "--per-token-ms", "0"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "1 repair + 1 adaptive retry" in out.stdout and out.stdout.count("saved") == 4
