@@ -213,7 +213,7 @@ def test_max_workers_is_honoured():
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
+        time.sleep(0.3)  # long enough for every worker to be busy at once, even on a loaded machine
         with lock:
             active[0] -= 1
         return query

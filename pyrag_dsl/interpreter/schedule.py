@@ -131,44 +131,54 @@ class _ReadyQueue:
         self.in_flight = 0
         self.batches: dict[str, list[int]] = {}
         self.batch_deadline = 0.0
+        self.pending: list[tuple[Callable, tuple, bool]] = []  # work ready to start: (fn, args, single)
         self.done: queue.SimpleQueue = queue.SimpleQueue()
 
     def _allowed(self, i: int) -> bool:
         return not self.stopped and (self.fail_at is None or i < self.fail_at)
 
-    def _ready(self, i: int, pool: ThreadPoolExecutor) -> None:
+    def _ready(self, i: int) -> None:
         if not self._allowed(i):
             return
         tool = batchable(self.run, self.stmts[i])
         if tool is None:
-            self._submit(pool, run_statement, self.run, self.stmts[i], single=True)
+            self.pending.append((run_statement, (self.run, self.stmts[i]), True))
             return
         if not self.batches:
             self.batch_deadline = time.monotonic() + self.window
         self.batches.setdefault(tool, []).append(i)
 
-    def _submit(self, pool: ThreadPoolExecutor, fn: Callable, *args: Any, single: bool) -> None:
-        self.in_flight += 1
-
-        def work() -> None:
-            try:
-                out = fn(*args)
-                self.done.put([out] if single else out)
-            except BaseException as e:  # an engine bug: surfaces in the scheduler's thread
-                self.done.put(e)
-
-        pool.submit(work)
-
-    def _flush(self, pool: ThreadPoolExecutor) -> None:
+    def _flush(self) -> None:
         batches, self.batches = self.batches, {}
         for tool, idx in batches.items():
             idx = [i for i in idx if self._allowed(i)]
             if len(idx) == 1:
-                self._submit(pool, run_statement, self.run, self.stmts[idx[0]], single=True)
+                self.pending.append((run_statement, (self.run, self.stmts[idx[0]]), True))
             elif idx:
-                self._submit(pool, run_batch, self.run, tool, [self.stmts[i] for i in idx], single=False)
+                self.pending.append((run_batch, (self.run, tool, [self.stmts[i] for i in idx]), False))
 
-    def _finished(self, logs: list[StepLog], pool: ThreadPoolExecutor) -> None:
+    def _start(self, pool: ThreadPoolExecutor) -> None:
+        """Start the pending work: in this thread when it is the only work (a chain pays no thread hand-off),
+        else on the pool."""
+        if self.in_flight == 0 and len(self.pending) == 1:
+            fn, args, single = self.pending.pop()
+            self.in_flight += 1
+            out = fn(*args)
+            self._finished([out] if single else out)
+            return
+        pending, self.pending = self.pending, []
+        for fn, args, single in pending:
+            self.in_flight += 1
+            pool.submit(self._work, fn, args, single)
+
+    def _work(self, fn: Callable, args: tuple, single: bool) -> None:
+        try:
+            out = fn(*args)
+            self.done.put([out] if single else out)
+        except BaseException as e:  # an engine bug: surfaces in the scheduler's thread
+            self.done.put(e)
+
+    def _finished(self, logs: list[StepLog]) -> None:
         self.in_flight -= 1
         for log in logs:
             self.logs[log.index] = log
@@ -176,7 +186,7 @@ class _ReadyQueue:
                 for j in self.dependents[log.index]:
                     self.waiting[j].discard(log.index)
                     if not self.waiting[j]:
-                        self._ready(j, pool)
+                        self._ready(j)
             elif self.fail_at is None or log.index < self.fail_at:
                 self.fail_at = log.index
         while self.commit_pos < len(self.order) and self.order[self.commit_pos] in self.logs:
@@ -191,11 +201,15 @@ class _ReadyQueue:
         try:
             for i in self.order:
                 if not self.waiting[i]:
-                    self._ready(i, pool)
+                    self._ready(i)
             while not self.run.abandoned:
                 if self.batches and (self.in_flight == 0 or time.monotonic() >= self.batch_deadline):
-                    self._flush(pool)
-                if self.in_flight == 0:
+                    self._flush()
+                if self.pending and not self.stopped:
+                    self._start(pool)
+                    continue
+                self.pending.clear()
+                if self.in_flight == 0 and not self.batches:
                     break
                 timeout = 0.05
                 if self.batches:
@@ -209,7 +223,7 @@ class _ReadyQueue:
                     self.in_flight -= 1
                     self.stopped = True
                     continue
-                self._finished(item, pool)
+                self._finished(item)
         finally:
             pool.shutdown(wait=not self.run.abandoned, cancel_futures=True)
         if crash is not None:
