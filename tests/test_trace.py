@@ -57,3 +57,20 @@ def test_every_line_is_json_with_a_kind():
 def test_bad_trace_files(text, message):
     with pytest.raises(ValueError, match=message):
         loads_jsonl(text)
+
+
+def test_write_jsonl_leaves_no_temp_file_when_the_write_fails(tmp_path, monkeypatch):
+    import pathlib
+
+    import pytest
+
+    from pyrag_dsl.interpreter import write_jsonl
+
+    def full(self, *a, **kw):
+        pathlib.Path.write_bytes(self, b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    with pytest.raises(OSError):
+        write_jsonl(tmp_path / "trace.jsonl", [])
+    assert list(tmp_path.iterdir()) == []

@@ -174,8 +174,12 @@ def write_jsonl(path: str | Path, events: Iterable[TraceEvent], meta: dict[str, 
     """Write atomically: a crash leaves the old file or the new one, never half of one."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps_jsonl(events, meta), encoding="utf-8", errors="backslashreplace")
-    tmp.replace(path)
+    try:
+        tmp.write_text(dumps_jsonl(events, meta), encoding="utf-8", errors="backslashreplace")
+        tmp.replace(path)
+    except BaseException:  # a full disk, a read-only directory, Ctrl-C: no stray temp file stays
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_jsonl(path: str | Path) -> tuple[dict[str, Any], list[TraceEvent]]:
