@@ -7,11 +7,12 @@ set -euo pipefail
 N=${1:-100}
 OUT=${2:-benchmarks/results/eval-hotpotqa}
 STEP=${3:-10}
+mkdir -p "$OUT"
 shift $(( $# < 3 ? $# : 3 ))
 for ((limit = STEP; limit <= N; limit += STEP)); do
   for method in direct vanilla pyrag; do
     pyrag-dsl eval --data hotpotqa-dev300 --method "$method" --limit "$limit" --out "$OUT/$method" --resume "$@" \
-      > "$OUT.$method.log" 2>&1 || { echo "eval $method --limit $limit failed: see $OUT.$method.log" >&2; exit 1; }
+      > "$OUT/$method.log" 2>&1 || { echo "eval $method --limit $limit failed: see $OUT/$method.log" >&2; exit 1; }
   done
 done
 pyrag-dsl eval report "$OUT/direct" "$OUT/vanilla" "$OUT/pyrag" --png "$OUT/report.png"
