@@ -121,7 +121,7 @@ def hostile_sources() -> dict[str, str]:
     undefined = 'final_answer = answer(f"' + "".join(f"{{n_{i}_xyz}}" for i in range(cap // 12)) + '")\n'
     long_names = "".join(f'v{i} = answer(f"{{{"q" * 300}{i}}}")\n' for i in range(190)) + 'final_answer = "x"\n'
     deep = 'final_answer = ' + 'answer(' * 180 + '"q"' + ')' * 180 + "\n"
-    return {"31,000 surplus arguments (one line)": surplus, "5,316 undefined names": undefined,
+    return {"12,748 surplus arguments (one line)": surplus, "5,316 undefined names": undefined,
             "190 long undefined names": long_names[:cap], "180 nested calls": deep}
 
 
