@@ -32,8 +32,6 @@ BAD_CONFIGS = [
     ('[pipeline]\ntopk = "five"\n', "config [pipeline] topk: must be an integer from 1 to 1000, got 'five'"),
     ("[retriever]\nurl = 5\n", "config [retriever] url: must be an http(s) URL, got 5"),
     ('[llm]\nbase_url = "localhost:8000"\n', "config [llm] base_url: must be an http(s) URL, got 'localhost:8000'"),
-    ("[pipeline]\ntopkk = 3\n", "config [pipeline] topkk: unknown setting; known: boosted_topk, deadline_s, "
-     "max_repairs, parallel, plan_grammar, policy, sentinels, topk, use_grammar"),
     ("[pipline]\ntopk = 3\n", "config pipline: unknown section; known: breaker, llama, llm, model, output_dir, "
      "pipeline, plan_llm, retriever"),
 ]

@@ -129,7 +129,12 @@ class RetryPolicy:
                 sleep(pause)
             timeout = timeout_s if deadline is None else deadline.bound(timeout_s)
             if breaker is not None:
-                breaker.before_call()
+                try:
+                    breaker.before_call()
+                except EndpointUnavailable as e:
+                    if last is not None:  # say why it failed, too
+                        e.args = (f"{e.args[0]}; last: {last}",)
+                    raise
             try:
                 result = send(timeout)
             except TransientError as e:
