@@ -192,7 +192,7 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
         proc.stdin.write(QUESTION + "\n")
         proc.stdin.close()
         proc.stdin = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # a cold start imports pyserini and torch: slow on a loaded machine
         while server.count("answer_synth") == 0:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)

@@ -79,10 +79,14 @@ def test_a_tool_returning_a_lone_surrogate_cannot_break_the_trace():
 
 def test_trace_writing_is_total_for_pipeline_events_too():
     from pyrag_dsl.interpreter.trace import OtherEvent
+    from pyrag_dsl.pipeline.events import DecomposeEvent
 
-    event = OtherEvent(kind="decompose", step=1, start=0.0, end=0.0, raw=["\udc80 junk"])
-    header, events = loads_jsonl(dumps_jsonl([event]))
-    assert events[0].kind == "decompose"
+    odd = OtherEvent(kind="a_kind_no_layer_defines", step=1, start=0.0, end=0.0, raw=["\udc80 junk"])
+    llm_text = DecomposeEvent(step=2, start=0.0, end=0.0, question="q\ud800", sub_queries=["\udfff"], fallback=False,
+                              attempts=1, raw=["\udc80 raw reply"])
+    header, events = loads_jsonl(dumps_jsonl([odd, llm_text]))
+    assert [e.kind for e in events] == ["a_kind_no_layer_defines", "decompose"]
+    assert isinstance(events[0], OtherEvent) and events[1].sub_queries == ["\udfff"]
 
 
 # -- f-string fields: the language is the same on every Python -------------------------------------------

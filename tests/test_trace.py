@@ -74,3 +74,20 @@ def test_write_jsonl_leaves_no_temp_file_when_the_write_fails(tmp_path, monkeypa
     with pytest.raises(OSError):
         write_jsonl(tmp_path / "trace.jsonl", [])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_jsonl_loads_a_pipeline_trace_without_importing_the_pipeline(tmp_path):
+    import subprocess
+    import sys
+
+    from pyrag_dsl.interpreter import write_jsonl
+    from pyrag_dsl.pipeline.events import DecomposeEvent
+
+    path = tmp_path / "trace.jsonl"
+    write_jsonl(path, [DecomposeEvent(step=1, start=0.0, end=0.0, question="q", sub_queries=["a"], fallback=False,
+                                      attempts=1)])
+    code = ("import sys; from pyrag_dsl.interpreter import read_jsonl; h, ev = read_jsonl(sys.argv[1]); "
+            "assert 'pyrag_dsl.pipeline' not in sys.modules; print(ev[0].kind, ev[0].sub_queries)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "decompose ['a']"
