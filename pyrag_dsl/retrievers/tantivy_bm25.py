@@ -5,6 +5,7 @@ so scores differ from Lucene's k1=0.9, b=0.4."""
 from __future__ import annotations
 
 import os
+import contextlib
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ def build_tantivy_index(corpus: str | Path, out_dir: str | Path, *, skip_bad: bo
     created = not out.exists()
     (out / "tantivy").mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    index = writer = None
     try:
         index = tantivy.Index(_schema(), path=str(out / "tantivy"))
         writer = index.writer()
@@ -51,14 +53,27 @@ def build_tantivy_index(corpus: str | Path, out_dir: str | Path, *, skip_bad: bo
         writer.commit()
         writer.wait_merging_threads()
     except BaseException:
-        shutil.rmtree(out / "tantivy", ignore_errors=True)
+        if writer is not None:  # let tantivy's writer threads stop and release their files first
+            with contextlib.suppress(Exception):
+                writer.rollback()
+        writer = index = None
+        _remove(out / "tantivy")
         if created:
-            shutil.rmtree(out, ignore_errors=True)
+            _remove(out)
         raise
     if progress:
         progress("indexing", count, count)
     return write_meta(out, "tantivy", documents=count, corpus=str(corpus), corpus_sha256=file_sha256(corpus),
                       seconds=round(time.monotonic() - t0, 2))
+
+
+def _remove(path: Path) -> None:
+    """Remove a directory that a just-dropped tantivy writer may still be releasing (bounded retries)."""
+    for _ in range(50):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.02)
 
 
 class TantivyRetriever:
