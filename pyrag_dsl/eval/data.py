@@ -14,13 +14,14 @@ The question type (HotpotQA `type`: bridge/comparison) comes from `type` at the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..retrievers.index_meta import file_sha256
 
 BUILTIN = {"hotpotqa-dev300": "hotpotqa-dev300.qa.jsonl"}
 _ANSWER_KEYS = ("golden_answers", "answers", "answer", "golden_answer")
@@ -66,14 +67,6 @@ class QASet:
 
 def builtin_path(name: str) -> Path:
     return Path(str(resources.files("pyrag_dsl").joinpath("data", BUILTIN[name])))
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _titles(value: Any) -> list[str]:
