@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..grammar.errors import DslError, LimitExceeded
+from ..grammar.errors import DslError
 from .trace import ErrorEvent, TraceEvent, build_event
 
 EventSink = Callable[[TraceEvent], None]
@@ -79,6 +79,3 @@ class Recorder:
         if self.on_event is not None:
             self.on_event(event)
 
-
-def trace_limit_error(max_bytes: int) -> LimitExceeded:
-    return LimitExceeded(f"trace is over {max_bytes} bytes", limit="max_trace_bytes")

@@ -18,7 +18,7 @@ from ..grammar.language import FINAL_ANSWER
 from ..grammar.limits import Limits
 from ..grammar.program import Program, Statement
 from ..grammar.tools import ToolSpec
-from .record import EventSink, Recorder, StepLog, trace_limit_error
+from .record import EventSink, Recorder, StepLog
 from .schedule import SCHEDULERS
 from .supervisor import ABANDONED, supervise
 from .trace import TraceEvent
