@@ -113,3 +113,18 @@ def test_baselines_vanilla_and_direct(tmp_path, llm, tantivy_retriever):
     assert all(r["metrics"]["recall"] is None for r in direct)
     prompts = [r["messages"][-1]["content"] for r in llm.requests if "own knowledge" in r["messages"][-1]["content"]]
     assert prompts and "Document 1" not in prompts[0]
+
+
+def test_resume_knows_the_data_by_its_hash_not_its_path(tmp_path):
+    """A moved checkout (or another venv) resumes; the same path with other content does not."""
+    from pyrag_dsl.eval.runner import EvalError
+
+    def config(path, sha, limit=10):
+        return {"method": "pyrag", "data": {"source": "f.jsonl", "path": path, "sha256": sha, "limit": limit}}
+
+    out = tmp_path / "out"
+    prepare_out_dir(out, config("/old/checkout/f.jsonl", "abc"), resume=False)
+    prepare_out_dir(out, config("/new/place/f.jsonl", "abc", limit=20), resume=True)
+    assert json.loads((out / "config.json").read_text())["data"]["path"] == "/new/place/f.jsonl"
+    with pytest.raises(EvalError, match="in data"):
+        prepare_out_dir(out, config("/new/place/f.jsonl", "def"), resume=True)

@@ -115,9 +115,10 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
 
 def _comparable(key: str, value: Any) -> Any:
     """What --resume compares: everything, except that --limit may change (a run can be extended to more
-    questions, or summarised over fewer) since it only takes a prefix of the same selection."""
+    questions, or summarised over fewer) since it only takes a prefix of the same selection, and the data
+    file is known by its sha256, not by where it lies (a moved checkout or another venv resumes)."""
     if key == "data" and isinstance(value, dict):
-        return {k: v for k, v in value.items() if k not in ("limit", "rows_selected")}
+        return {k: v for k, v in value.items() if k not in ("limit", "rows_selected", "path")}
     return value
 
 
