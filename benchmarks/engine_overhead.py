@@ -5,8 +5,10 @@
 Prints (1) validation time per program and execution overhead per tool call for programs of 5, 20
 and 100 statements, with ratios to plain exec() and to RestrictedPython (compile_restricted + exec
 with its safe guards). Tools return realistic results at no cost: `retrieve` 5 documents of about
-1 kB (as our retrievers do), `answer` a short text; the same objects for every approach, so the
-difference is the engine's own work (conversion, trace events, sizes, memo keys). (2) CPU time and
+1 kB (as our retrievers do: a fresh Docs of fresh Doc objects per call), `answer` a short text; the same
+tools for every approach, so the difference is the engine's own work (conversion, trace events, sizes,
+memo keys). --shared-result returns one Docs object every time instead (earlier rounds did that; the
+engine's per-object memo then hides the sizing and hashing a real result costs). (2) CPU time and
 peak memory of validating hostile sources at the size cap. (3) How many programs of the
 adversarial suite each approach rejects before any tool call. RestrictedPython runs each hostile
 program in a subprocess with a 3 s timeout and a 1 GiB memory cap, since some loop or eat memory.
@@ -46,8 +48,14 @@ DOCS = Docs(tuple(Doc(id=str(1000 + i), title=f"Passage {i}",
                   for i in range(5)))  # 5 documents of about 1 kB
 
 
+SHARED_RESULT = False  # --shared-result: return the one DOCS object every time (what rounds before 2026-11-26 did)
+
+
 def noop_retrieve(query, topk=5):
-    return DOCS
+    """A fresh result per call, as our retrievers build one (new Doc objects over the corpus's strings)."""
+    if SHARED_RESULT:
+        return DOCS
+    return Docs(tuple(Doc(d.id, d.title, d.text, d.score) for d in DOCS.items))
 
 
 def noop_answer(query, docs=None):
@@ -209,12 +217,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (median and min-max reported)")
     ap.add_argument("--skip-hostile", action="store_true", help="skip the RestrictedPython adversarial run")
+    ap.add_argument("--shared-result", action="store_true",
+                    help="retrieve returns the same Docs object every call (as rounds before 2026-11-26 measured)")
     args = ap.parse_args()
+    global SHARED_RESULT
+    SHARED_RESULT = args.shared_result
 
     import os
 
     print(f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents.\n")
+          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents "
+          f"({'one shared object' if SHARED_RESULT else 'a fresh result per call'}).\n")
     rows = overhead_table(args.repeat)
     print("Validation time per program (us)")
     print(f"{'stmts':>5} {'pyrag-dsl':>24} {'compile()':>22} {'RestrictedPy':>22} {'ours/compile':>13} {'ours/RP':>8}")
