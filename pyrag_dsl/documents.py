@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
+from orjson import dumps as _orjson_dumps
+
 
 @dataclass(frozen=True, slots=True)
 class Doc:
@@ -44,22 +46,28 @@ class Docs:
     """An immutable ranked list of documents (the result of `retrieve`)."""
 
     items: tuple[Doc, ...] = ()
-    _memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # json form and size, once
+    _memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # json form, size, hash
 
     def json_size(self) -> int:
-        """The UTF-8 size of this value's JSON form (upper bound), computed once."""
+        """The UTF-8 size of this value's JSON form plus one byte (an upper bound), computed once."""
         size = self._memo.get("size")
         if size is None:
-            import orjson
-
+            rows = self.to_json()
             try:
-                size = 2 + sum(len(orjson.dumps(d)) + 1 for d in self.to_json())
+                size = len(_orjson_dumps(rows)) + (1 if rows else 0)
             except TypeError:  # text orjson refuses (a lone surrogate): the ASCII-escaped form bounds it
                 import json
 
-                size = len(json.dumps(self.to_json()))
+                size = len(json.dumps(rows))
             self._memo["size"] = size
         return size
+
+    def __hash__(self) -> int:
+        """The hash of `items` (as the dataclass defines it), computed once: call-cache keys hash their docs."""
+        h = self._memo.get("hash")
+        if h is None:
+            h = self._memo["hash"] = hash((self.items,))
+        return h
 
     def __iter__(self) -> Iterator[Doc]:
         return iter(self.items)

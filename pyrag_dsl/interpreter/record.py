@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..grammar.errors import DslError
-from .trace import ErrorEvent, TraceEvent, build_event
+from .trace import ErrorEvent, TraceEvent, construct_event, event_defaults
 
 EventSink = Callable[[TraceEvent], None]
 
@@ -22,19 +21,26 @@ EventSink = Callable[[TraceEvent], None]
 EVENT_OVERHEAD = 320
 
 
-@dataclass
 class StepLog:
-    """What one statement execution produced: its events (class, fields, charged size), value and error.
-    Events are built when committed, with their step number, from fields the walker made (trusted)."""
+    """What one statement execution produced: its events, value and error. Events are built when
+    committed, with their step number, from fields the walker made (trusted). Each event is kept as
+    (class, all its field values but `step`, the names of the fields given explicitly, charged size)."""
 
-    index: int
-    events: list[tuple[type[TraceEvent], dict[str, Any], int]] = field(default_factory=list)
-    error: DslError | None = None
-    ok: bool = False
-    value: Any = None
+    __slots__ = ("index", "events", "error", "ok", "value")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.events: list[tuple[type[TraceEvent], dict[str, Any], frozenset[str], int]] = []
+        self.error: DslError | None = None
+        self.ok = False
+        self.value: Any = None
 
     def add(self, cls: type[TraceEvent], fields: dict[str, Any], size: int) -> None:
-        self.events.append((cls, fields, size))
+        """An event of `cls` with these fields (the class's defaults for the others) and charged size."""
+        self.events.append((cls, {**event_defaults(cls), **fields}, frozenset(fields) | _STEP, size))
+
+
+_STEP = frozenset(("step",))
 
 
 class Recorder:
@@ -53,12 +59,17 @@ class Recorder:
         with self.lock:
             if self.error is not None:
                 return False
-            for cls, fields, size in log.events:
+            events = self.events
+            for cls, values, fields_set, size in log.events:
                 self.bytes += size
                 if self.bytes > self.max_bytes:
                     self.fail(over_budget(), log.index)
                     return False
-                self._append(build_event(cls, {**fields, "step": len(self.events) + 1}))
+                values["step"] = len(events) + 1
+                event = construct_event(cls, values, fields_set)
+                events.append(event)  # as _append does
+                if self.on_event is not None:
+                    self.on_event(event)
             if log.error is not None:
                 self.fail(log.error, log.index)
                 return False

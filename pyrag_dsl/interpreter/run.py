@@ -22,7 +22,6 @@ from .record import EventSink, Recorder, StepLog
 from .schedule import SCHEDULERS
 from .supervisor import ABANDONED, supervise
 from .trace import TraceEvent
-from .values import value_size
 from .walker import CallCache, Frame, Stop, Tool
 
 UNSET: Any = object()
@@ -92,8 +91,6 @@ class Run:
         self.abandoned = False
         self.inflight: dict[int, tuple[float, Statement | None]] = {}  # token -> (monotonic start, statement)
         self._lock = threading.Lock()
-        self._where: dict[int, dict[str, Any]] = {}
-        self._source_size: dict[int, int] = {}
         missing = sorted(program.tools_used - self.tools.keys())
         if missing:
             raise ValueError(f"no implementation given for tool(s): {', '.join(missing)}")
@@ -168,20 +165,6 @@ class Run:
     def count_hit(self) -> None:
         with self._lock:
             self.cache_hits += 1
-
-    def where(self, stmt: Statement) -> dict[str, Any]:
-        w = self._where.get(stmt.index)
-        if w is None:
-            s = stmt.span
-            w = self._where[stmt.index] = {"statement": stmt.index, "line": s.line, "col": s.col,
-                                           "end_line": s.end_line, "end_col": s.end_col, "source": stmt.source}
-        return w
-
-    def source_size(self, stmt: Statement) -> int:
-        n = self._source_size.get(stmt.index)
-        if n is None:
-            n = self._source_size[stmt.index] = value_size(stmt.source)
-        return n
 
     def result(self, started: float) -> ExecutionResult:
         with self.recorder.lock:

@@ -34,8 +34,9 @@ class Abandoned:
             self._tokens.update(tokens)
 
     def returned(self, token: int) -> None:
-        with self._lock:
-            self._tokens.discard(token)
+        if token in self._tokens:  # a set lookup is atomic; the lock only guards the change
+            with self._lock:
+                self._tokens.discard(token)
 
     @property
     def count(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Literal
+from typing import Any, Callable, ClassVar, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,20 +48,48 @@ class TraceEvent(BaseModel):
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 
 
-def build_event(cls: type[TraceEvent], fields: dict[str, Any]) -> TraceEvent:
-    """An event from fields the engine made itself (already of the right types): pydantic's
-    model_construct without its per-call bookkeeping, since one is built per tool call."""
+def event_defaults(cls: type[TraceEvent]) -> dict[str, Any]:
+    """The defaults of the event class's optional fields, in field order (shared: do not modify)."""
     defaults = _DEFAULTS.get(cls)
     if defaults is None:
         defaults = _DEFAULTS[cls] = {name: f.get_default(call_default_factory=True)
                                      for name, f in cls.model_fields.items() if not f.is_required()}
-    values = {**defaults, **fields}
-    event = cls.__new__(cls)
+    return defaults
+
+
+def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The setters of BaseModel's four instance slots (cheaper than object.__setattr__ by name), if it has them."""
+    names = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+    if not all(n in getattr(BaseModel, "__slots__", ()) and hasattr(BaseModel.__dict__.get(n), "__set__") for n in names):
+        return None
+    return tuple(BaseModel.__dict__[n].__set__ for n in names)
+
+
+_SLOTS = _slot_setters()
+
+
+def construct_event(cls: type[TraceEvent], values: dict[str, Any], fields_set: frozenset[str]) -> TraceEvent:
+    """An event whose `values` (all its fields, defaults merged, owned by the event from now on) the engine
+    made itself, already of the right types: pydantic's model_construct without its per-call bookkeeping,
+    since one is built per tool call. `fields_set` names the fields given explicitly."""
+    event = object.__new__(cls)
+    if _SLOTS is not None:
+        set_dict, set_fields, set_extra, set_private = _SLOTS
+        set_dict(event, values)
+        set_fields(event, set(fields_set))
+        set_extra(event, None)
+        set_private(event, None)
+        return event
     object.__setattr__(event, "__dict__", values)
-    object.__setattr__(event, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(event, "__pydantic_fields_set__", set(fields_set))
     object.__setattr__(event, "__pydantic_extra__", None)
     object.__setattr__(event, "__pydantic_private__", None)
     return event
+
+
+def build_event(cls: type[TraceEvent], fields: dict[str, Any]) -> TraceEvent:
+    """An event from the given fields (trusted, see construct_event) and the class's defaults."""
+    return construct_event(cls, {**event_defaults(cls), **fields}, frozenset(fields))
 
 
 class OtherEvent(TraceEvent):

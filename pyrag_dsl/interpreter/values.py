@@ -109,6 +109,29 @@ def _doc(item: Any, limits: Limits) -> Doc:
     return doc
 
 
+def _clean_docs(items: Any, limits: Limits) -> bool:
+    """True when `items` is a tuple of at most max_docs exact Docs that `_doc` would keep as they are
+    (exact str fields without lone surrogates, a finite float or no score, within max_string_length):
+    the checks of `_items` + `_doc`'s first branch, in one pass."""
+    if type(items) is not tuple or len(items) > limits.max_docs:
+        return False
+    max_len = limits.max_string_length
+    for d in items:
+        if type(d) is not Doc:
+            return False
+        i, t, x, score = d.id, d.title, d.text, d.score
+        if not (type(i) is str and type(t) is str and type(x) is str):
+            return False
+        if not (i.isascii() and t.isascii() and x.isascii()) and (
+                _SURROGATE.search(i) or _SURROGATE.search(t) or _SURROGATE.search(x)):
+            return False
+        if score is not None and not (type(score) is float and math.isfinite(score)):
+            return False
+        if len(i) + len(t) + len(x) > max_len:
+            return False
+    return True
+
+
 def _items(v: Any, limits: Limits) -> list[Any]:
     seq = v.items if isinstance(v, Docs) else v
     if isinstance(seq, (str, bytes, Mapping)) or not isinstance(seq, (list, tuple)):
@@ -135,6 +158,8 @@ def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
             raise BadToolResult(f"the result is an int outside -{limits.max_int}..{limits.max_int}")
         return n
     if kind is ValueType.DOCS:
+        if type(v) is Docs and _clean_docs(v.items, limits):
+            return v  # the common case (our retrievers): nothing to convert, keep the object
         items = _items(v, limits)
         docs = [_doc(d, limits) for d in items]
         if type(v) is Docs and all(a is b for a, b in zip(docs, v.items)) and len(docs) == len(v.items):

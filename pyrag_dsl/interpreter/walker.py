@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..documents import Docs
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import Statement
 from ..grammar.tools import RunDefault, ToolSpec
 from .record import EVENT_OVERHEAD, StepLog
 from .supervisor import ABANDONED
-from .trace import CALL_EVENT_KINDS, AssignEvent, value_to_json
+from .trace import _DEFAULTS, CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
 from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
 
 if TYPE_CHECKING:
@@ -52,9 +53,8 @@ class CallCache:
         return False, None
 
     def entry(self, key: tuple) -> tuple[Any, int] | None:
-        """(value, JSON size) of a cached result, or None."""
-        with self._lock:
-            return self._store.get(key)
+        """(value, JSON size) of a cached result, or None. A lone dict lookup is atomic: no lock needed."""
+        return self._store.get(key)
 
     def put(self, key: tuple, value: Any, size: int | None = None) -> None:
         with self._lock:
@@ -81,12 +81,12 @@ def convert(spec: ToolSpec, raw: Any, run: "Run") -> tuple[Any, int]:
     return value, value_size(value)
 
 
-def guarded(run: "Run", stmt: Statement, fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
-    """Run `fn` as an in-flight tool call that the supervisor can time out; never raises its exceptions."""
+def guarded(run: "Run", stmt: Statement, fn: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
+    """Run `fn(*args)` as an in-flight tool call that the supervisor can time out; never raises its exceptions."""
     token = next(_TOKENS)
     run.inflight[token] = (time.monotonic(), stmt)
     try:
-        return fn(), None
+        return fn(*args), None
     except KeyboardInterrupt:
         if threading.current_thread() is threading.main_thread():
             raise  # inline run: Ctrl-C belongs to the user
@@ -102,6 +102,8 @@ def guarded(run: "Run", stmt: Statement, fn: Callable[[], Any]) -> tuple[Any, Ba
 
 class Frame:
     """Evaluates one statement; passed to extension node kinds as their evaluator."""
+
+    __slots__ = ("run", "stmt", "log")
 
     def __init__(self, run: "Run", stmt: Statement, log: StepLog) -> None:
         self.run = run
@@ -155,10 +157,10 @@ class Frame:
         """The call's argument values by parameter name: run defaults and overrides applied, ranges checked."""
         run = self.run
         given = run.program.arguments(node)
-        forced = run.overrides.get(id(node), {})
+        forced = run.overrides.get(id(node)) if run.overrides else None
         kwargs: dict[str, Any] = {}
         for p in spec.params:
-            if p.name in forced:
+            if forced and p.name in forced:
                 v = forced[p.name]
             elif p.name in given:
                 v = self.eval(given[p.name])
@@ -167,23 +169,34 @@ class Frame:
                 if isinstance(v, RunDefault):
                     v = run.settings.get(v.key, v.fallback)
             if type(v) is int and (p.min is not None or p.max is not None):
-                problem = p.out_of_range(v, run.limits)
-                if problem:
-                    self.fail(ArgumentOutOfRange, f"{spec.name}(): {problem}", given.get(p.name, node),
-                              tool=spec.name, param=p.name)
+                high = getattr(run.limits, p.max) if type(p.max) is str else p.max
+                if (p.min is not None and v < p.min) or (high is not None and v > high):  # p.out_of_range, inlined
+                    self.fail(ArgumentOutOfRange, f"{spec.name}(): {p.out_of_range(v, run.limits)}",
+                              given.get(p.name, node), tool=spec.name, param=p.name)
             kwargs[p.name] = v
         return kwargs
 
     def record_call(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call, value: Any, size: int,
                     hit: bool, start: float) -> None:
-        stmt, run = self.stmt, self.run
+        stmt = self.stmt
         event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
-        target = stmt.target if node is stmt.node.value else None
-        fields = dict(run.where(stmt), start=start, end=time.time(), tool=spec.name,
-                      inputs={k: value_to_json(v) for k, v in kwargs.items()}, output=value_to_json(value),
-                      cached=hit, target=target)
-        charge = EVENT_OVERHEAD + run.source_size(stmt) + sum(value_size(v) for v in kwargs.values()) + size
-        self.log.add(event_cls, fields, charge)
+        inputs: dict[str, Any] = {}
+        charge = EVENT_OVERHEAD + value_size(stmt.source) + size
+        for k, v in kwargs.items():  # each input's JSON form and size (a Docs carries both, computed once)
+            if isinstance(v, Docs):
+                inputs[k] = v.to_json()
+                charge += v.json_size()
+            else:
+                inputs[k] = v
+                charge += value_size(v)
+        span = stmt.span
+        # All the event's fields but `step`, in the order build_event gave them: the defaults, then the rest.
+        values = {**(_DEFAULTS.get(event_cls) or event_defaults(event_cls)),
+                  "statement": stmt.index, "line": span.line, "col": span.col, "end_line": span.end_line,
+                  "end_col": span.end_col, "source": stmt.source, "start": start, "end": time.time(),
+                  "tool": spec.name, "inputs": inputs, "output": value_to_json(value), "cached": hit,
+                  "target": stmt.target if node is stmt.node.value else None}
+        self.log.events.append((event_cls, values, _CALL_FIELDS, charge))
 
 
 def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) -> DslError:
@@ -200,28 +213,24 @@ def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) ->
                       cause=describe_exception(exc).split(":")[0])
 
 
-def call_once(run: "Run", spec: ToolSpec, kwargs: dict[str, Any]) -> Callable[[], tuple[Any, int]]:
-    impl = run.tools[spec.name]
-
-    def call() -> tuple[Any, int]:
-        try:
-            raw = impl(**kwargs)
-        except BaseException as e:  # noqa: BLE001
-            raise _ToolRaised(describe_exception(e), describe_exception(e).split(":")[0]) from None
-        return convert(spec, raw, run)
-
-    return call
+def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) -> tuple[Any, int]:
+    """Call the tool and convert its result: (value, JSON size)."""
+    try:
+        raw = impl(**kwargs)
+    except BaseException as e:  # noqa: BLE001
+        raise _ToolRaised(describe_exception(e), describe_exception(e).split(":")[0]) from None
+    return convert(spec, raw, run)
 
 
 def invoke(frame: Frame, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
     """Call a tool (or answer from the cache) and record the call event."""
     run = frame.run
-    key = run.cache_key(spec, kwargs)
+    key = (spec.name, tuple(kwargs.items())) if (run.cache is not None and spec.memoize) else None  # run.cache_key
     start = time.time()
     cached = run.cache.entry(key) if key is not None else None
     if cached is None:
         run.spend(1, frame, node)
-        result, exc = guarded(run, frame.stmt, call_once(run, spec, kwargs))
+        result, exc = guarded(run, frame.stmt, call_once, run, spec, run.tools[spec.name], kwargs)
         if exc is not None:
             raise Stop(failure(spec, exc, frame, node))
         value, size = result
@@ -238,23 +247,34 @@ def run_statement(run: "Run", stmt: Statement) -> StepLog:
     """Evaluate one statement; its value, events and error are in the returned log."""
     log = StepLog(stmt.index)
     frame = Frame(run, stmt, log)
-    start = time.time()
+    node = stmt.node.value
+    is_call = isinstance(node, ast.Call)  # a call statement's event is its call's (times taken there)
+    start = 0.0 if is_call else time.time()
     try:
-        value = frame.eval(stmt.node.value)
+        value = frame.eval(node)
     except Stop as s:
         log.error = s.error
         return log
     except RecursionError:
         log.error = run.program.smap.error(LimitExceeded, "expression nested too deeply", stmt.node, limit="max_depth")
         return log
-    if not isinstance(stmt.node.value, ast.Call):
-        log.add(AssignEvent, dict(run.where(stmt), start=start, end=time.time(), output=value_to_json(value),
-                                  target=stmt.target),
-                EVENT_OVERHEAD + run.source_size(stmt) + value_size(value))
+    if not is_call:
+        span = stmt.span
+        values = {**(_DEFAULTS.get(AssignEvent) or event_defaults(AssignEvent)),
+                  "statement": stmt.index, "line": span.line, "col": span.col, "end_line": span.end_line,
+                  "end_col": span.end_col, "source": stmt.source, "start": start, "end": time.time(),
+                  "output": value_to_json(value), "target": stmt.target}
+        log.events.append((AssignEvent, values, _ASSIGN_FIELDS,
+                           EVENT_OVERHEAD + value_size(stmt.source) + value_size(value)))
     log.ok, log.value = True, value
     run.values[stmt.index] = value
     return log
 
+
+# The fields a call / assign event is given explicitly (the others are the class's defaults), `step` included.
+_WHERE_FIELDS = ("statement", "line", "col", "end_line", "end_col", "source")
+_CALL_FIELDS = frozenset((*_WHERE_FIELDS, "start", "end", "tool", "inputs", "output", "cached", "target", "step"))
+_ASSIGN_FIELDS = frozenset((*_WHERE_FIELDS, "start", "end", "output", "target", "step"))
 
 _HANDLERS: dict[type, Callable[[Frame, Any], Any]] = {
     ast.Constant: Frame._constant,

@@ -1,0 +1,127 @@
+"""The engine's per-call shortcuts give what the long way gives: the one-pass document check, the
+memoised JSON size and hash of a Docs value, and trace events built from precomputed field sets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import orjson
+import pytest
+
+from pyrag_dsl import Doc, Docs, Limits, execute, parse_program
+from pyrag_dsl.grammar.tools import ValueType
+from pyrag_dsl.interpreter.trace import build_event, event_defaults, event_json
+from pyrag_dsl.interpreter.values import BadToolResult, TooLarge, _clean_docs, _doc, _items, to_value
+
+
+class Text(str):
+    pass
+
+
+class SubDoc(Doc):
+    __slots__ = ()
+
+
+def _slow(v, limits):
+    """to_value's general path (without the shortcut): the reference the shortcut must agree with."""
+    docs = [_doc(d, limits) for d in _items(v, limits)]
+    if type(v) is Docs and len(docs) == len(v.items) and all(a is b for a, b in zip(docs, v.items)):
+        return v
+    return Docs(tuple(docs))
+
+
+def _doc1(**kw):
+    base = dict(id="1", title="T", text="some text", score=1.5)
+    base.update(kw)
+    return Doc(**base)
+
+
+LIMITS = Limits(max_docs=3, max_string_length=40)
+CASES = {
+    "clean": Docs((_doc1(), _doc1(id="2", score=None))),
+    "empty": Docs(()),
+    "non-ascii": Docs((_doc1(text="caf\u00e9 \u4e2d\u6587"),)),
+    "surrogate in title": Docs((_doc1(title="a\ud800b"),)),
+    "surrogate in id": Docs((_doc1(id="\udfff"),)),
+    "nan score": Docs((_doc1(score=math.nan),)),
+    "inf score": Docs((_doc1(score=math.inf),)),
+    "int score": Docs((_doc1(score=3),)),
+    "huge scores": Docs((_doc1(score=1e308), _doc1(score=1e308))),
+    "str subclass": Docs((_doc1(text=Text("x")),)),
+    "Doc subclass": Docs((SubDoc("1", "T", "x", None),)),
+    "too long": Docs((_doc1(text="x" * 40),)),
+    "long in total only": Docs((_doc1(text="x" * 25), _doc1(text="y" * 25))),
+    "too many": Docs(tuple(_doc1(id=str(i)) for i in range(4))),
+    "list items": Docs([_doc1()]),  # type: ignore[arg-type]
+    "int id": Docs((Doc(7, "T", "x", None),)),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_docs_shortcut_agrees_with_the_per_document_path(name):
+    v = CASES[name]
+    try:
+        want = _slow(v, LIMITS)
+    except (BadToolResult, TooLarge) as e:
+        with pytest.raises(type(e)) as got:
+            to_value(ValueType.DOCS, v, LIMITS)
+        assert str(got.value) == str(e)
+        return
+    got = to_value(ValueType.DOCS, v, LIMITS)
+    assert got == want and (got is v) == (want is v)
+    if _clean_docs(v.items, LIMITS):  # the shortcut never keeps what the long way would change
+        assert want is v
+
+
+def test_docs_shortcut_keeps_a_clean_result_as_it_is():
+    v = CASES["clean"]
+    assert _clean_docs(v.items, LIMITS) and to_value(ValueType.DOCS, v, LIMITS) is v
+    for name in ("surrogate in title", "nan score", "int score", "str subclass", "Doc subclass", "too long",
+                 "too many", "list items"):
+        assert not _clean_docs(CASES[name].items, LIMITS), name
+
+
+@pytest.mark.parametrize("name", ["clean", "empty", "non-ascii", "surrogate in title", "long in total only"])
+def test_json_size_is_the_old_per_document_sum(name):
+    v = CASES[name]
+    rows = [d.to_json() for d in v.items]
+    try:
+        want = 2 + sum(len(orjson.dumps(r)) + 1 for r in rows)
+    except TypeError:
+        want = len(json.dumps(rows))
+    assert v.json_size() == want
+    fresh = Docs(tuple(Doc(d.id, d.title, d.text, d.score) for d in v.items))
+    assert fresh.json_size() == want and fresh.to_json() == rows
+
+
+def test_docs_hash_is_memoised_and_agrees_with_equality():
+    a = CASES["clean"]
+    b = Docs(tuple(Doc(d.id, d.title, d.text, d.score) for d in a.items))
+    assert a == b and hash(a) == hash(b) == hash((a.items,))
+    assert a._memo["hash"] == hash((a.items,))
+    c = Docs((_doc1(text="other"),))
+    assert c != a
+    assert {a: 1}[b] == 1
+
+
+def test_events_equal_the_ones_build_event_makes():
+    """Every event of a run (calls, nested calls, assignments) equals build_event over the same explicit fields:
+    same values, same explicitly-set fields, same field order, same JSON."""
+    src = ('d = retrieve("q")\n'
+           'a = answer(answer("inner"), d)\n'
+           's = f"{a}!"\n'
+           'final_answer = answer("q", d)\n')
+    docs = Docs((_doc1(), _doc1(id="2")))
+    result = execute(parse_program(src), {"retrieve": lambda query, topk=5: docs,
+                                          "answer": lambda query, docs=None: "ans"})
+    assert result.ok and [e.kind for e in result.trace] == ["retrieve", "answer", "answer", "assign", "answer"]
+    for e in result.trace:
+        cls = type(e)
+        explicit = {k: e.__dict__[k] for k in e.__dict__ if k in e.model_fields_set}
+        ref = build_event(cls, explicit)
+        assert e == ref
+        assert e.model_fields_set == ref.model_fields_set == set(e.__dict__) - {"kind"}
+        assert list(e.__dict__) == list({**event_defaults(cls), **{k: None for k in e.__dict__ if k != "kind"}})
+        assert event_json(e) == event_json(ref)
+        assert cls.model_validate(json.loads(event_json(e))) == e
