@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from pyrag_dsl import Doc, Docs, Limits, execute, parse_program
+from pyrag_dsl.grammar.language import DEFAULT_LANGUAGE
 from pyrag_dsl.grammar.tools import ValueType
 from pyrag_dsl.interpreter.trace import build_event, event_defaults, event_json
-from pyrag_dsl.interpreter.values import BadToolResult, TooLarge, _clean_docs, _doc, _items, to_value
+from pyrag_dsl.interpreter.values import BadToolResult, TooLarge, _clean_docs, _doc, _items, to_value, value_size
+from pyrag_dsl.interpreter.walker import convert
 
 
 class Text(str):
@@ -72,6 +75,22 @@ def test_docs_shortcut_agrees_with_the_per_document_path(name):
     assert got == want and (got is v) == (want is v)
     if _clean_docs(v.items, LIMITS):  # the shortcut never keeps what the long way would change
         assert want is v
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_convert_shortcut_agrees_with_to_value(name):
+    """convert() keeps a clean Docs without calling to_value; the value and size are what to_value gives."""
+    v = CASES[name]
+    run = SimpleNamespace(limits=LIMITS)
+    spec = DEFAULT_LANGUAGE.tools["retrieve"]
+    try:
+        want = to_value(ValueType.DOCS, v, LIMITS)
+    except (BadToolResult, TooLarge) as e:
+        with pytest.raises(type(e)):
+            convert(spec, v, run)
+        return
+    value, size = convert(spec, v, run)
+    assert value == want and (value is v) == (want is v) and size == value_size(want)
 
 
 def test_docs_shortcut_keeps_a_clean_result_as_it_is():

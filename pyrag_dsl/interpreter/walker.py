@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from ..documents import Docs
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import Statement
-from ..grammar.tools import RunDefault, ToolSpec
+from ..grammar.tools import RunDefault, ToolSpec, ValueType
 from .record import EVENT_OVERHEAD, StepLog
 from .supervisor import ABANDONED
 from .trace import _DEFAULTS, CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
-from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
+from .values import BadToolResult, TooLarge, _clean_docs, describe_exception, to_value, value_size
 
 if TYPE_CHECKING:
     from .run import Run
@@ -72,6 +72,8 @@ class _ToolRaised(Exception):
 
 def convert(spec: ToolSpec, raw: Any, run: "Run") -> tuple[Any, int]:
     """A tool result as a value of the tool's declared type, with its JSON size."""
+    if type(raw) is Docs and spec.returns is ValueType.DOCS and _clean_docs(raw.items, run.limits):
+        return raw, raw.json_size()  # to_value's first branch (a clean result is kept as it is), without the calls
     try:
         value = to_value(spec.returns, raw, run.limits)
     except (BadToolResult, TooLarge):
@@ -137,6 +139,7 @@ class Frame:
     def _fstring(self, node: ast.JoinedStr) -> str:
         parts: list[str] = []
         total = 0
+        limit = self.run.limits.max_string_length
         for part in node.values:
             if isinstance(part, ast.Constant):
                 s = part.value
@@ -144,7 +147,8 @@ class Frame:
                 v = self.eval(part.value)
                 s = v if type(v) is str else str(int(v))
             total += len(s)
-            self.check_length(total, node)  # before the text is built
+            if total > limit:
+                self.check_length(total, node)  # fails, before the text is built
             parts.append(s)
         return "".join(parts)
 
@@ -163,7 +167,13 @@ class Frame:
             if forced and p.name in forced:
                 v = forced[p.name]
             elif p.name in given:
-                v = self.eval(given[p.name])
+                a = given[p.name]
+                if type(a) is ast.Constant:  # the two commonest arguments, as their handlers evaluate them
+                    v = a.value
+                elif type(a) is ast.Name:
+                    v = run.values[self.stmt.binds[a.id]]
+                else:
+                    v = self.eval(a)
             else:
                 v = p.default
                 if isinstance(v, RunDefault):
@@ -189,12 +199,14 @@ class Frame:
             else:
                 inputs[k] = v
                 charge += value_size(v)
+        if isinstance(value, Docs):
+            value = value.to_json()  # value_to_json
         span = stmt.span
         # All the event's fields but `step`, in the order build_event gave them: the defaults, then the rest.
         values = {**(_DEFAULTS.get(event_cls) or event_defaults(event_cls)),
                   "statement": stmt.index, "line": span.line, "col": span.col, "end_line": span.end_line,
                   "end_col": span.end_col, "source": stmt.source, "start": start, "end": time.time(),
-                  "tool": spec.name, "inputs": inputs, "output": value_to_json(value), "cached": hit,
+                  "tool": spec.name, "inputs": inputs, "output": value, "cached": hit,
                   "target": stmt.target if node is stmt.node.value else None}
         self.log.events.append((event_cls, values, _CALL_FIELDS, charge))
 
