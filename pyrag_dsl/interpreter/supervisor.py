@@ -88,7 +88,8 @@ def supervise(run: "Run", work: Callable[[], None]) -> None:
         run.abandon(LimitExceeded(f"{ABANDONED.count} timed-out tool calls are still running; no new run starts "
                                   "until they return", limit="abandoned_calls"))
         return
-    done = threading.Event()
+    done = threading.Lock()  # held until the work ends: a bare lock wakes the waiter with less work than an Event
+    done.acquire()
     ctx = contextvars.copy_context()
     crash: list[BaseException] = []
 
@@ -98,12 +99,12 @@ def supervise(run: "Run", work: Callable[[], None]) -> None:
         except BaseException as e:  # an engine bug: re-raised in the caller's thread below
             crash.append(e)
         finally:
-            done.set()
+            done.release()
 
     run_deadline = time.monotonic() + limits.run_timeout_s if limits.run_timeout_s else None
     _WORKERS.submit(target)
     try:
-        while not done.wait(timeout=0.02):
+        while not done.acquire(timeout=0.02):
             now = time.monotonic()
             if run_deadline is not None and now >= run_deadline:
                 run.abandon(LimitExceeded(f"run took longer than {limits.run_timeout_s} s", limit="run_timeout_s"))
