@@ -54,8 +54,9 @@ class Recorder:
         self.error: DslError | None = None
         self.lock = threading.RLock()
 
-    def commit(self, log: StepLog, over_budget: Callable[[], DslError]) -> bool:
-        """Append a statement's events; False when the run must stop (its error, or the budget spent)."""
+    def commit(self, log: StepLog, over_budget: Callable[[int], DslError]) -> bool:
+        """Append a statement's events; False when the run must stop (its error, or the budget spent:
+        `over_budget(statement index)` makes that error)."""
         with self.lock:
             if self.error is not None:
                 return False
@@ -63,7 +64,7 @@ class Recorder:
             for cls, values, fields_set, size in log.events:
                 self.bytes += size
                 if self.bytes > self.max_bytes:
-                    self.fail(over_budget(), log.index)
+                    self.fail(over_budget(log.index), log.index)
                     return False
                 values["step"] = len(events) + 1
                 event = construct_event(cls, values, fields_set)

@@ -107,12 +107,15 @@ class Run:
         """Add a finished statement's events to the trace, in statement order; False when the run stops."""
         if self.abandoned:
             return False
-        stmt = self.program.statements[log.index]
-        ok = self.recorder.commit(log, lambda: self.program.smap.error(
-            LimitExceeded, f"trace is over {self.limits.max_trace_bytes} bytes", stmt.node, limit="max_trace_bytes"))
+        ok = self.recorder.commit(log, self._over_budget)
         if ok:
             self.committed[log.index] = True
         return ok
+
+    def _over_budget(self, index: int) -> DslError:
+        """The error of a trace over its byte budget, at statement `index`."""
+        return self.program.smap.error(LimitExceeded, f"trace is over {self.limits.max_trace_bytes} bytes",
+                                       self.program.statements[index].node, limit="max_trace_bytes")
 
     def abandon(self, err: DslError, stmt: Statement | None = None) -> None:
         """Called by the supervisor on a timeout or interrupt: record the error, ignore what comes later."""
