@@ -176,13 +176,15 @@ def test_settings_precedence(tmp_path):
 
 def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
     import signal
+    import threading
     import time
 
     base = default_handler()
+    held = threading.Event()
 
     def slow(role, prompt, body):
         if role == "answer_synth":
-            time.sleep(8)
+            held.wait(120)  # the synthesis is held until Ctrl-C has been sent: the run cannot finish first
         return base(role, prompt, body)
 
     with ScriptedLLM(slow) as server:
@@ -196,8 +198,12 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
         while server.count("answer_synth") == 0:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.1)
+        assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            held.set()
     assert proc.returncode == 130, err
     (run_dir,) = list(tmp_path.iterdir())
     result = json.loads((run_dir / "1" / "result.json").read_text())

@@ -97,6 +97,21 @@ def test_base_exceptions_from_tools_are_contained(exc):
     assert type(exc).__name__ in result.error.message
 
 
+def test_ctrl_c_during_an_inline_tool_call_is_the_users():
+    """Without timeouts the walk runs in the caller's thread: Ctrl-C there stops the run (it is not a tool
+    failure that the repair loop would go on from)."""
+    from pyrag_dsl import Limits
+
+    def answer(query, docs):
+        raise KeyboardInterrupt
+
+    program = parse_program('final_answer = answer("q")\n', limits=Limits(tool_timeout_s=None, run_timeout_s=None))
+    with pytest.raises(KeyboardInterrupt):
+        execute(program, {"answer": answer})
+    with pytest.raises(KeyboardInterrupt):
+        execute(program, {"answer": answer}, mode="dataflow")
+
+
 def test_hostile_str_in_tool_exception():
     class Nasty(Exception):
         def __str__(self):

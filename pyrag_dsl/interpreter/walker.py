@@ -92,7 +92,7 @@ def guarded(run: "Run", stmt: Statement, fn: Callable[..., Any], *args: Any) -> 
     except KeyboardInterrupt:
         if threading.current_thread() is threading.main_thread():
             raise  # inline run: Ctrl-C belongs to the user
-        return None, _ToolRaised("interrupted", "KeyboardInterrupt")
+        return None, _ToolRaised("KeyboardInterrupt", "KeyboardInterrupt")  # not the user's: a worker thread
     except BaseException as e:  # noqa: BLE001 - any failure becomes a typed error below
         return None, e
     finally:
@@ -229,6 +229,8 @@ def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) ->
     """Call the tool and convert its result: (value, JSON size)."""
     try:
         raw = impl(**kwargs)
+    except KeyboardInterrupt:
+        raise  # guarded() decides: the user's Ctrl-C in an inline run, a tool failure in a worker thread
     except BaseException as e:  # noqa: BLE001
         raise _ToolRaised(describe_exception(e), describe_exception(e).split(":")[0]) from None
     return convert(spec, raw, run)
