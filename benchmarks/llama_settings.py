@@ -2,9 +2,10 @@
 effect of the RAM prompt cache on the small-model prompts (whose examples form a stable prefix).
 
 For each setting, the server is started once; then the Plan agent's skeleton prompt (the longest
-prompt with a stable prefix) and one Answer prompt are sent for --questions different questions.
-Reports median (min-max) seconds per call, prompt and completion tokens per second, and the machine
-load before and after.
+prompt with a stable prefix) is sent for --questions different questions, one after the other.
+Reports median (min-max) seconds per call, completion tokens per second of call time, and the machine
+load before and after. (Consecutive prompts of one kind: the case where llama-cpp-python's own reuse of
+the previous prompt's prefix already applies; the RAM cache is for prompts of several kinds interleaved.)
 
     nice -n 10 python benchmarks/llama_settings.py [--model qwen2.5-coder-0.5b] [--questions 4] [--out FILE]
 """
