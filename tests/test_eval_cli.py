@@ -177,3 +177,43 @@ def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
     assert [x["id"] for x in records] == ["5a8c7595554299585d9e36b6", "5a85ea095542994775f606a8"]
     assert all(x["trace"] and (out / x["trace"]).is_file() for x in records if x["error"] is None)
     assert (out / "summary.md").read_text().startswith("# Eval: pyrag on hotpotqa-dev300")
+
+
+def test_retry_errors_asks_failed_questions_again_and_replaces_their_records(tmp_path, tantivy_index):
+    from eval_helpers import FAIL_MARK
+
+    rows = [*QA[:2], {"id": "f1", "question": f"{FAIL_MARK} Who wrote it?", "golden_answers": ["x"]}]
+    qa = write_qa(tmp_path / "qa.jsonl", rows)
+    out = tmp_path / "run"
+
+    def run(llm, *extra):
+        return subprocess.run(cli("eval", "--data", qa, "--method", "pyrag", "--out", out, "--llm-url", llm.url,
+                                  "--llm-model", "scripted", "--index", tantivy_index, *extra),
+                              capture_output=True, text=True, timeout=300, env=clean_env(tmp_path))
+
+    def records():
+        return [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+
+    healed = {"on": False}
+
+    def scripted(role, prompt, body):  # FAILME questions fail until the server is "healed"
+        return handler(role, prompt.replace(FAIL_MARK, "Fixed") if healed["on"] else prompt, body)
+
+    with ScriptedLLM(scripted) as llm:
+        assert run(llm).returncode == 0
+        assert [r["id"] for r in records() if r["error"]] == ["f1"]
+        first = {r["id"]: r for r in records()}
+        healed["on"] = True
+        llm.requests.clear()
+        bad = run(llm, "--retry-errors")
+        assert bad.returncode == 2 and "--resume" in bad.stderr
+        assert run(llm, "--resume").returncode == 0 and not llm.requests  # errors are kept by a plain resume
+        again = run(llm, "--resume", "--retry-errors")
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        assert "1 question with an error will be asked again" in again.stdout
+        assert sum(r["role"] == "decompose" for r in llm.requests) == 1  # only the failed question
+    after = records()
+    assert sorted(r["id"] for r in after) == sorted(r["id"] for r in rows)  # nothing twice
+    assert not any(r["error"] for r in after)
+    assert {r["id"]: r for r in after if r["id"] != "f1"} == {k: v for k, v in first.items() if k != "f1"}
+    assert json.loads((out / "summary.json").read_text())["overall"]["error_rate"] == 0

@@ -61,10 +61,19 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     config = run_config(args.method, settings, qaset, {"concurrency": args.concurrency,
                                                         "llm_inflight": args.llm_inflight or args.concurrency,
                                                         "retrieval_inflight": args.retrieval_inflight})
+    if args.retry_errors and not args.resume:
+        raise UsageError("--retry-errors goes with --resume (it asks again the recorded questions that failed)")
     try:  # before any server starts: a bad --out or a changed configuration fails at once
         done_records = prepare_out_dir(out_dir, config, args.resume)
     except EvalError as e:
         raise UsageError(str(e)) from None
+    if args.retry_errors:
+        from ..eval.records import drop_error_records, read_records
+
+        dropped = drop_error_records(out_dir)
+        console.print(f"--retry-errors: {dropped} question{'s' if dropped != 1 else ''} with an error will be "
+                      "asked again", highlight=False)
+        done_records = read_records(out_dir)
     if args.ray is not None:
         from ..eval.ray_shards import run_on_ray
 
@@ -186,6 +195,9 @@ def add_eval_commands(sub) -> None:
     e.add_argument("--retrieval-inflight", type=int, help="cap on requests in flight to the retriever (default: none)")
     e.add_argument("--resume", action="store_true",
                    help="continue a run in --out by question id: recorded questions are not redone")
+    e.add_argument("--retry-errors", action="store_true",
+                   help="with --resume: ask again the questions whose records carry an error (a server that "
+                   "timed out or was down); their records are replaced")
     e.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="shard the questions over Ray tasks (no ADDRESS: a local Ray); needs 'pyrag-dsl[ray]' and "
                    "an --out directory every worker can write")

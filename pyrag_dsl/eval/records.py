@@ -68,6 +68,30 @@ def read_records(out_dir: Path, repair: bool = True) -> list[dict[str, Any]]:
     return out
 
 
+def drop_error_records(out_dir: Path) -> int:
+    """Remove the records that carry an error (a server that timed out, a breaker that was open...) so that
+    `--resume` asks those questions again; each file is rewritten atomically. Returns how many were removed."""
+    removed = 0
+    for path in record_files(out_dir):
+        _cut_torn_tail(path)
+        keep, dropped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                rec = None
+            if isinstance(rec, dict) and rec.get("error"):
+                dropped += 1
+            elif line.strip():
+                keep.append(line)
+        if dropped:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text("".join(x + "\n" for x in keep), encoding="utf-8")
+            os.replace(tmp, path)
+            removed += dropped
+    return removed
+
+
 class RecordWriter:
     """Appends records to one file, each line written whole and flushed (thread-safe)."""
 
