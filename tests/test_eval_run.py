@@ -128,3 +128,26 @@ def test_resume_knows_the_data_by_its_hash_not_its_path(tmp_path):
     assert json.loads((out / "config.json").read_text())["data"]["path"] == "/new/place/f.jsonl"
     with pytest.raises(EvalError, match="in data"):
         prepare_out_dir(out, config("/new/place/f.jsonl", "def"), resume=True)
+
+
+def test_questions_wait_out_an_open_breaker_instead_of_failing_fast(tmp_path, llm, tantivy_retriever):
+    """A server that just failed N times opens its breaker: eval waits for the cooldown before it starts the
+    next question (which then runs), instead of recording it as a fail-fast error."""
+    import time
+
+    from pyrag_dsl.config.retry import breaker_for, configure_breakers, wait_for_open_breakers
+
+    configure_breakers(3, 1.0)
+    down = breaker_for("http://127.0.0.1:9/v1")  # another endpoint of this process, failing right now
+    try:
+        for _ in range(3):
+            down.record_failure()
+        assert 0.5 < down.retry_in() <= 1.0
+        t0 = time.monotonic()
+        out, qa, records = run_eval(tmp_path, "direct", llm, tantivy_retriever, rows=QA[:2])
+        assert time.monotonic() - t0 >= 0.9  # the first question started after the cooldown
+        assert [r["id"] for r in records] == [r["id"] for r in QA[:2]] and not any(r["error"] for r in records)
+        assert down.retry_in() == 0 and wait_for_open_breakers() == 0  # nothing left to wait for
+    finally:
+        down.record_success()
+        configure_breakers(3, 30.0)

@@ -65,6 +65,13 @@ class CircuitBreaker:
                 raise EndpointUnavailable(self.endpoint, self._consecutive, max(wait, 0.0))
             self._probing = True  # half-open: this call tries the endpoint again
 
+    def retry_in(self) -> float:
+        """Seconds until a call may try the endpoint again (0 when it may now)."""
+        with self._lock:
+            if self._consecutive < self.failures:
+                return 0.0
+            return max(0.0, self._opened_at + self.cooldown_s - self._clock())
+
     def record_success(self) -> None:
         with self._lock:
             self._consecutive = 0
@@ -103,6 +110,23 @@ def breaker_for(endpoint: str) -> CircuitBreaker:
         if breaker is None:
             breaker = _BREAKERS[endpoint] = CircuitBreaker(endpoint, **_DEFAULTS)
         return breaker
+
+
+def wait_for_open_breakers(stop: Optional[threading.Event] = None) -> float:
+    """Sleep until no endpoint's breaker is in its cooldown (or `stop` is set); returns the seconds waited.
+    For work that should not start while a server is known to be failing (eval: a question started then
+    would fail at once and be recorded as an error)."""
+    waited = 0.0
+    while True:
+        with _REGISTRY_LOCK:
+            pause = max((b.retry_in() for b in _BREAKERS.values()), default=0.0)
+        if pause <= 0 or (stop is not None and stop.is_set()):
+            return waited
+        if stop is not None:
+            stop.wait(pause)
+        else:
+            time.sleep(pause)
+        waited += pause
 
 
 @dataclass(frozen=True)
@@ -158,4 +182,4 @@ class RetryPolicy:
 
 
 __all__ = ["CircuitBreaker", "EndpointUnavailable", "RetriesExhausted", "RetryPolicy", "TransientError",
-           "breaker_for", "configure_breakers"]
+           "breaker_for", "configure_breakers", "wait_for_open_breakers"]

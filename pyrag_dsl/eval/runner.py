@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
+from ..config.retry import wait_for_open_breakers
 from ..pipeline.batch import concurrent_map
 from .data import QARow, QASet
 from .methods import Method, method_class
@@ -175,7 +176,11 @@ def run_rows(method: Method, rows: list[QARow], out_dir: Path, writer: RecordWri
         if on_record is not None:
             on_record(record, progress)
 
-    concurrent_map(lambda row: answer_row(method, row, out_dir), rows, concurrency, done, stop=stop)
+    def ask(row: QARow) -> dict[str, Any]:
+        wait_for_open_breakers(stop)  # a server failing right now: wait out its cooldown, not record errors
+        return answer_row(method, row, out_dir)
+
+    concurrent_map(ask, rows, concurrency, done, stop=stop)
     return progress
 
 
