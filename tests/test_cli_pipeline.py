@@ -190,7 +190,10 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
     with ScriptedLLM(slow) as server:
         proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--llm-url", server.url,
                                  "--index", str(bm25_index), "--output-dir", str(tmp_path)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                # as from a terminal: a suite started as a background job (`cmd &` in a script)
+                                # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         proc.stdin.write(QUESTION + "\n")
         proc.stdin.close()
         proc.stdin = None
