@@ -79,7 +79,7 @@ def test_docs_shortcut_agrees_with_the_per_document_path(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_convert_shortcut_agrees_with_to_value(name):
-    """convert() keeps a clean Docs without calling to_value; the value and size are what to_value gives."""
+    """convert() gives what to_value gives (a clean Docs kept as it is) and that value's size."""
     v = CASES[name]
     run = SimpleNamespace(limits=LIMITS)
     spec = DEFAULT_LANGUAGE.tools["retrieve"]

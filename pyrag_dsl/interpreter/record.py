@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..grammar.errors import DslError
-from .trace import ErrorEvent, TraceEvent, construct_event, event_defaults
+from .trace import ErrorEvent, TraceEvent, construct_event
 
 EventSink = Callable[[TraceEvent], None]
 
@@ -24,7 +24,8 @@ EVENT_OVERHEAD = 320
 class StepLog:
     """What one statement execution produced: its events, value and error. Events are built when
     committed, with their step number, from fields the walker made (trusted). Each event is kept as
-    (class, all its field values but `step`, the names of the fields given explicitly, charged size)."""
+    (class, all its field values but `step`, the names of the fields given explicitly with `step`, charged
+    size)."""
 
     __slots__ = ("index", "events", "error", "ok", "value")
 
@@ -35,12 +36,6 @@ class StepLog:
         self.ok = False
         self.value: Any = None
 
-    def add(self, cls: type[TraceEvent], fields: dict[str, Any], size: int) -> None:
-        """An event of `cls` with these fields (the class's defaults for the others) and charged size."""
-        self.events.append((cls, {**event_defaults(cls), **fields}, frozenset(fields) | _STEP, size))
-
-
-_STEP = frozenset(("step",))
 
 
 class Recorder:

@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..documents import Docs
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import Statement
-from ..grammar.tools import RunDefault, ToolSpec, ValueType
+from ..grammar.tools import RunDefault, ToolSpec
 from .record import EVENT_OVERHEAD, StepLog
 from .supervisor import ABANDONED
-from .trace import _DEFAULTS, CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
-from .values import BadToolResult, TooLarge, _clean_docs, describe_exception, to_value, value_size
+from .trace import CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
+from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
 
 if TYPE_CHECKING:
     from .run import Run
@@ -72,8 +71,6 @@ class _ToolRaised(Exception):
 
 def convert(spec: ToolSpec, raw: Any, run: "Run") -> tuple[Any, int]:
     """A tool result as a value of the tool's declared type, with its JSON size."""
-    if type(raw) is Docs and spec.returns is ValueType.DOCS and _clean_docs(raw.items, run.limits):
-        return raw, raw.json_size()  # to_value's first branch (a clean result is kept as it is), without the calls
     try:
         value = to_value(spec.returns, raw, run.limits)
     except (BadToolResult, TooLarge):
@@ -179,10 +176,10 @@ class Frame:
                 if isinstance(v, RunDefault):
                     v = run.settings.get(v.key, v.fallback)
             if type(v) is int and (p.min is not None or p.max is not None):
-                high = getattr(run.limits, p.max) if type(p.max) is str else p.max
-                if (p.min is not None and v < p.min) or (high is not None and v > high):  # p.out_of_range, inlined
-                    self.fail(ArgumentOutOfRange, f"{spec.name}(): {p.out_of_range(v, run.limits)}",
-                              given.get(p.name, node), tool=spec.name, param=p.name)
+                problem = p.out_of_range(v, run.limits)
+                if problem:
+                    self.fail(ArgumentOutOfRange, f"{spec.name}(): {problem}", given.get(p.name, node),
+                              tool=spec.name, param=p.name)
             kwargs[p.name] = v
         return kwargs
 
@@ -192,22 +189,12 @@ class Frame:
         event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
         inputs: dict[str, Any] = {}
         charge = EVENT_OVERHEAD + value_size(stmt.source) + size
-        for k, v in kwargs.items():  # each input's JSON form and size (a Docs carries both, computed once)
-            if isinstance(v, Docs):
-                inputs[k] = v.to_json()
-                charge += v.json_size()
-            else:
-                inputs[k] = v
-                charge += value_size(v)
-        if isinstance(value, Docs):
-            value = value.to_json()  # value_to_json
-        span = stmt.span
-        # All the event's fields but `step`, in the order build_event gave them: the defaults, then the rest.
-        values = {**(_DEFAULTS.get(event_cls) or event_defaults(event_cls)),
-                  "statement": stmt.index, "line": span.line, "col": span.col, "end_line": span.end_line,
-                  "end_col": span.end_col, "source": stmt.source, "start": start, "end": time.time(),
-                  "tool": spec.name, "inputs": inputs, "output": value, "cached": hit,
-                  "target": stmt.target if node is stmt.node.value else None}
+        for k, v in kwargs.items():  # a Docs carries its JSON form and size, computed once
+            inputs[k] = value_to_json(v)
+            charge += value_size(v)
+        values = _event_values(event_cls, stmt, start, {
+            "tool": spec.name, "inputs": inputs, "output": value_to_json(value), "cached": hit,
+            "target": stmt.target if node is stmt.node.value else None})
         self.log.events.append((event_cls, values, _CALL_FIELDS, charge))
 
 
@@ -239,7 +226,7 @@ def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) ->
 def invoke(frame: Frame, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
     """Call a tool (or answer from the cache) and record the call event."""
     run = frame.run
-    key = (spec.name, tuple(kwargs.items())) if (run.cache is not None and spec.memoize) else None  # run.cache_key
+    key = run.cache_key(spec, kwargs)
     start = time.time()
     cached = run.cache.entry(key) if key is not None else None
     if cached is None:
@@ -273,16 +260,21 @@ def run_statement(run: "Run", stmt: Statement) -> StepLog:
         log.error = run.program.smap.error(LimitExceeded, "expression nested too deeply", stmt.node, limit="max_depth")
         return log
     if not is_call:
-        span = stmt.span
-        values = {**(_DEFAULTS.get(AssignEvent) or event_defaults(AssignEvent)),
-                  "statement": stmt.index, "line": span.line, "col": span.col, "end_line": span.end_line,
-                  "end_col": span.end_col, "source": stmt.source, "start": start, "end": time.time(),
-                  "output": value_to_json(value), "target": stmt.target}
+        values = _event_values(AssignEvent, stmt, start, {"output": value_to_json(value), "target": stmt.target})
         log.events.append((AssignEvent, values, _ASSIGN_FIELDS,
                            EVENT_OVERHEAD + value_size(stmt.source) + value_size(value)))
     log.ok, log.value = True, value
     run.values[stmt.index] = value
     return log
+
+
+def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]) -> dict[str, Any]:
+    """All of an event's fields but `step`, in the order build_event gives them: the class's defaults, the
+    statement's place, the times, then `rest`."""
+    span = stmt.span
+    return {**event_defaults(cls), "statement": stmt.index, "line": span.line, "col": span.col,
+            "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source, "start": start,
+            "end": time.time(), **rest}
 
 
 # The fields a call / assign event is given explicitly (the others are the class's defaults), `step` included.
