@@ -217,3 +217,39 @@ def test_retry_errors_asks_failed_questions_again_and_replaces_their_records(tmp
     assert not any(r["error"] for r in after)
     assert {r["id"]: r for r in after if r["id"] != "f1"} == {k: v for k, v in first.items() if k != "f1"}
     assert json.loads((out / "summary.json").read_text())["overall"]["error_rate"] == 0
+
+
+def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_index, monkeypatch, capsys):
+    """`eval --resume` (e.g. at a smaller --limit, to summarise) when no question is left: the summary is rewritten
+    from the records, and no session (embedded llama.cpp server, index, LLM client) is opened."""
+    import pyrag_dsl.cli.pipeline_cmds as pipeline_cmds
+    from pyrag_dsl.cli import main
+
+    qa = write_qa(tmp_path / "qa.jsonl", QA[:4])
+    out = tmp_path / "run"
+    for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path / "cache"))
+    with ScriptedLLM(handler) as llm:
+        base = ["eval", "--data", str(qa), "--method", "vanilla", "--out", str(out), "--llm-url", llm.url,
+                "--index", str(tantivy_index), "--limit", "3"]
+        assert main(base) == 0
+        first = json.loads((out / "summary.json").read_text())
+        asked = len(llm.requests)
+
+        def no_session(*a, **kw):
+            raise AssertionError("a session was opened")
+
+        monkeypatch.setattr(pipeline_cmds, "open_session", no_session)
+        capsys.readouterr()
+        assert main([*base, "--resume"]) == 0
+        assert "all 3 questions already recorded" in capsys.readouterr().out
+        again = json.loads((out / "summary.json").read_text())
+        assert again["overall"] == first["overall"] and again["complete"] is True
+        assert again["config"]["settings_resolved"] == first["config"]["settings_resolved"]
+        assert main([*base, "--resume", "--limit", "2"]) == 0
+        assert json.loads((out / "summary.json").read_text())["overall"]["n"] == 2
+        capsys.readouterr()
+        assert main([*base, "--resume", "--limit", "4"]) != 0  # a question left: a session is needed
+        assert "a session was opened" in capsys.readouterr().err
+        assert len(llm.requests) == asked

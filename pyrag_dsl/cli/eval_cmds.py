@@ -42,7 +42,6 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from ..eval.methods import method_class
     from ..eval.records import EvalError, RecordWriter
     from ..eval.runner import Progress, finish, pending, prepare_out_dir, run_config, run_rows
-    from ..eval.summary import rich_table
     from ..pipeline.batch import EndpointLimits
     from .pipeline_cmds import _settings, open_session
 
@@ -74,6 +73,8 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         console.print(f"--retry-errors: {dropped} question{'s' if dropped != 1 else ''} with an error will be "
                       "asked again", highlight=False)
         done_records = read_records(out_dir)
+    if args.resume and not pending(qaset, done_records):
+        return _summary_only(args, console, out_dir, qaset, config)
     if args.ray is not None:
         from ..eval.ray_shards import run_on_ray
 
@@ -121,10 +122,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     finally:
         session.close()
     summary = finish(out_dir, qaset, config)
-    _wide(console).print(rich_table(summary, title=f"{args.method} on {qaset.source}"
-                             + (" (partial)" if not summary["complete"] else "")))
-    console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
-                  highlight=False)
+    _print_summary(console, summary, args.method, qaset, out_dir)
     if interrupted:
         from . import signals
 
@@ -132,6 +130,26 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
                       "questions recorded; continue with the same command plus --resume", highlight=False)
         return signals.interrupt_exit_code()  # 130 Ctrl-C, 143 SIGTERM
     return EXIT_OK
+
+
+def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qaset, config: dict) -> int:
+    """--resume with every question recorded: rewrite the summary without starting any server."""
+    from ..eval.runner import finish, resolved_settings
+
+    config.update(resolved_settings(out_dir))
+    console.print(f"eval {args.method} on {qaset.source}: all {len(qaset.rows)} questions already recorded; "
+                  "summary rewritten, no server started", highlight=False)
+    _print_summary(console, finish(out_dir, qaset, config), args.method, qaset, out_dir)
+    return EXIT_OK
+
+
+def _print_summary(console: Console, summary: dict, method: str, qaset, out_dir: Path) -> None:
+    from ..eval.summary import rich_table
+
+    _wide(console).print(rich_table(summary, title=f"{method} on {qaset.source}"
+                                    + (" (partial)" if not summary["complete"] else "")))
+    console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
+                  highlight=False)
 
 
 def _wide(console: Console) -> Console:
@@ -194,7 +212,8 @@ def add_eval_commands(sub) -> None:
                    help="cap on requests in flight to each LLM server (default: --concurrency)")
     e.add_argument("--retrieval-inflight", type=int, help="cap on requests in flight to the retriever (default: none)")
     e.add_argument("--resume", action="store_true",
-                   help="continue a run in --out by question id: recorded questions are not redone")
+                   help="continue a run in --out by question id: recorded questions are not redone (with none left, "
+                   "e.g. at a smaller --limit, only the summary is rewritten and no server starts)")
     e.add_argument("--retry-errors", action="store_true",
                    help="with --resume: ask again the questions whose records carry an error (a server that "
                    "timed out or was down); their records are replaced")

@@ -198,10 +198,20 @@ def finish(out_dir: Path, qaset: QASet, config: dict[str, Any]) -> dict[str, Any
     return summary
 
 
+def resolved_settings(out_dir: Path) -> dict[str, Any]:
+    """What an earlier session of this run resolved at its start (`settings_resolved`, `embedded_server`), from
+    its summary: kept when a resumed run has nothing left to ask and starts no server."""
+    try:
+        old = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8")).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {k: old[k] for k in ("settings_resolved", "embedded_server") if isinstance(old, dict) and k in old}
+
+
 def pending(qaset: QASet, records: list[dict[str, Any]]) -> list[QARow]:
     done = {r["id"] for r in records}
     return [row for row in qaset.rows if row.id not in done]
 
 
-__all__ = ["FINGERPRINT", "Progress", "answer_row", "finish", "pending", "prepare_out_dir", "run_config",
-           "run_rows"]
+__all__ = ["FINGERPRINT", "Progress", "answer_row", "finish", "pending", "prepare_out_dir", "resolved_settings",
+           "run_config", "run_rows"]
