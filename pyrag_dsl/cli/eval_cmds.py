@@ -164,16 +164,23 @@ def _pct(value) -> str:
 
 
 def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
-    from ..eval.report import ReportError, load_runs, plot, runs_table, to_markdown
+    from ..eval.records import EvalError
+    from ..eval.report import ReportError, load_runs, paired, paired_markdown, paired_table, plot, runs_table, \
+        to_markdown
 
     try:
         runs = load_runs(args.dirs)
-    except ReportError as e:
+        pairs = paired(runs, args.metric)
+    except (ReportError, EvalError) as e:
         raise UsageError(str(e)) from None
     if args.markdown:
         print(to_markdown(runs), end="")
+        if pairs:
+            print("\n" + paired_markdown(pairs, args.metric), end="")
     else:
         _wide(console).print(runs_table(runs, args.metric))
+        if pairs:
+            _wide(console).print(paired_table(pairs, args.metric))
     if not args.no_plot:
         png = Path(args.png) if args.png else Path(args.dirs[0]).parent / "eval-report.png"
         try:
@@ -227,11 +234,13 @@ def add_eval_commands(sub) -> None:
     rsub = p.add_subparsers(dest="eval_command", metavar="report")
     r = rsub.add_parser("report", help="compare eval runs side by side (table and PNG)",
                         description="Put eval runs side by side: a table of metrics and costs per method and data "
-                        "set, and a PNG with the metric per method per data set and cost (LLM calls, seconds) "
-                        "against EM.")
+                        "set; for runs on the same data file, a paired comparison on the questions both recorded (how "
+                        "often each scores higher, and a two-sided sign test); and a PNG with the metric per method "
+                        "per data set and cost (LLM calls, seconds) against EM.")
     r.add_argument("dirs", nargs="+", help="eval output directories (each with summary.json)")
     r.add_argument("--png", help="where the plot goes (default: eval-report.png next to the first DIR)")
-    r.add_argument("--metric", choices=("em", "f1", "acc", "recall"), default="em", help="metric to plot (default em)")
+    r.add_argument("--metric", choices=("em", "f1", "acc", "recall"), default="em",
+                   help="metric to plot and to pair (default em)")
     r.add_argument("--no-plot", action="store_true", help="the table only")
     r.add_argument("--markdown", action="store_true", help="print the table as Markdown (for benchmarks/README.md)")
     r.set_defaults(func=cmd_eval_report)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ class RunSummary:
     overall: dict[str, Any]
     complete: bool
     model: str | None
+    data_sha256: str | None = None
 
     @property
     def label(self) -> str:
@@ -54,7 +57,8 @@ def load_runs(dirs: list[str]) -> list[RunSummary]:
             cfg = s.get("config") or {}
             runs.append(RunSummary(path=sj.parent, method=str(cfg.get("method", "?")), dataset=_dataset_name(cfg),
                                    overall=s["overall"], complete=bool(s.get("complete", True)),
-                                   model=(cfg.get("llm") or {}).get("model")))
+                                   model=(cfg.get("llm") or {}).get("model"),
+                                   data_sha256=(cfg.get("data") or {}).get("sha256")))
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ReportError(f"{sj}: not an eval summary ({type(e).__name__}: {e})") from None
     if not runs:
@@ -91,6 +95,81 @@ def to_markdown(runs: list[RunSummary]) -> str:
         lines.append(f"| {r.dataset} | {r.method} | " + " | ".join(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS)
                      + " |")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two runs on the same data, question by question: where only one of them scores higher on the metric."""
+
+    data: str
+    a: str
+    b: str
+    n: int  # questions both runs recorded
+    a_better: int
+    b_better: int
+
+    @property
+    def p_value(self) -> float:
+        return sign_test(self.a_better, self.b_better)
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test (ties left out): the chance of a split at least this uneven if neither run
+    were better."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
+    """Every two runs on the same data file (by sha256), compared on the questions both recorded with the metric."""
+    from .records import read_records
+
+    scores = {}
+    for r in runs:
+        scores[r.path] = {rec["id"]: (rec.get("metrics") or {}).get(metric)
+                          for rec in read_records(r.path, repair=False)}
+    out = []
+    ordered = sorted(runs, key=lambda r: (r.dataset, r.method, str(r.model)))
+    for a, b in combinations(ordered, 2):
+        if a.data_sha256 is None or a.data_sha256 != b.data_sha256:
+            continue
+        sa, sb = scores[a.path], scores[b.path]
+        both = [i for i in sa if i in sb and sa[i] is not None and sb[i] is not None]
+        if not both:
+            continue
+        same_model = a.model == b.model
+        out.append(Paired(data=a.dataset, a=_name(a, same_model), b=_name(b, same_model), n=len(both),
+                          a_better=sum(sa[i] > sb[i] for i in both), b_better=sum(sb[i] > sa[i] for i in both)))
+    return out
+
+
+def _name(run: RunSummary, same_model: bool) -> str:
+    return run.method if same_model else f"{run.method} [{run.model or '-'}]"
+
+
+def paired_table(pairs: list[Paired], metric: str = "em"):
+    from rich.table import Table
+
+    table = Table(title=f"paired on the same questions ({metric.upper()}; p: two-sided sign test)",
+                  title_justify="left")
+    for col in ("data", "A", "B", "n", "A higher", "B higher", "p"):
+        table.add_column(col, justify="right" if col in ("n", "A higher", "B higher", "p") else "left")
+    for p in pairs:
+        table.add_row(p.data, p.a, p.b, str(p.n), str(p.a_better), str(p.b_better), _p(p.p_value))
+    return table
+
+
+def paired_markdown(pairs: list[Paired], metric: str = "em") -> str:
+    lines = [f"| data | A | B | n | A higher ({metric.upper()}) | B higher | p (sign test) |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {p.data} | {p.a} | {p.b} | {p.n} | {p.a_better} | {p.b_better} | {_p(p.p_value)} |" for p in pairs]
+    return "\n".join(lines) + "\n"
+
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
@@ -144,4 +223,5 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
     return png
 
 
-__all__ = ["ReportError", "RunSummary", "load_runs", "plot", "runs_table", "to_markdown"]
+__all__ = ["Paired", "ReportError", "RunSummary", "load_runs", "paired", "paired_markdown", "paired_table", "plot",
+           "runs_table", "sign_test", "to_markdown"]
