@@ -146,8 +146,11 @@ def test_eval_report_table_and_png(tmp_path, tantivy_index):
     assert "hotpot-mini" in r.stdout
     md = subprocess.run(cli("eval", "report", *dirs, "--markdown", "--no-plot"), capture_output=True, text=True,
                         env=env, timeout=120)
-    rows = [line for line in md.stdout.splitlines() if line.startswith("| hotpot-mini |")]
+    runs_md, _, paired_md = md.stdout.partition("\n\n")
+    rows = [line for line in runs_md.splitlines() if line.startswith("| hotpot-mini |")]
     assert len(rows) == 3 and rows[0].startswith("| hotpot-mini | direct |")
+    pairs = [line.split(" | ")[1:3] for line in paired_md.splitlines() if line.startswith("| hotpot-mini |")]
+    assert pairs == [["direct", "pyrag"], ["direct", "vanilla"], ["pyrag", "vanilla"]]  # same data file: paired
     pyrag_row = next(x for x in rows if "| pyrag |" in x).split("|")
     assert pyrag_row[3].strip() == "6" and float(pyrag_row[4]) > 0  # n and EM
     missing = subprocess.run(cli("eval", "report", tmp_path / "nope"), capture_output=True, text=True, env=env)
