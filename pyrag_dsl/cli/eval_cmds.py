@@ -241,8 +241,8 @@ def add_eval_commands(sub) -> None:
     r.add_argument("--png", help="where the plot goes (default: eval-report.png next to the first DIR)")
     r.add_argument("--metric", choices=("em", "f1", "acc", "recall"), default="em",
                    help="metric to plot and to pair (default em)")
-    r.add_argument("--no-plot", action="store_true", help="the table only")
-    r.add_argument("--markdown", action="store_true", help="print the table as Markdown (for benchmarks/README.md)")
+    r.add_argument("--no-plot", action="store_true", help="the tables only, no PNG")
+    r.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for benchmarks/README.md)")
     r.set_defaults(func=cmd_eval_report)
 
 
