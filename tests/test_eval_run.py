@@ -151,3 +151,15 @@ def test_questions_wait_out_an_open_breaker_instead_of_failing_fast(tmp_path, ll
     finally:
         down.record_success()
         configure_breakers(3, 30.0)
+
+
+def test_resume_ignores_the_prompt_cache_setting_only():
+    """The embedded server's RAM prompt cache changes memory and speed, not answers: a run started with it
+    resumes without it; any other llama setting still counts."""
+    from pyrag_dsl.eval.runner import _canon, _comparable
+
+    llm = {"embedded": True, "model": "default", "llama": {"threads": 2, "prompt_cache": True, "cache_mb": 1024}}
+    off = {**llm, "llama": {"threads": 2, "prompt_cache": False, "cache_mb": 512}}
+    other = {**llm, "llama": {"threads": 1, "prompt_cache": True, "cache_mb": 1024}}
+    assert _canon(_comparable("llm", llm)) == _canon(_comparable("llm", off))
+    assert _canon(_comparable("llm", llm)) != _canon(_comparable("llm", other))

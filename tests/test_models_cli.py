@@ -72,7 +72,8 @@ def test_llama_settings_from_flags_and_config(tmp_path):
 def test_server_command_and_environment(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"x")
-    server = LocalLLMServer(gguf, settings=LlamaSettings(threads=2, n_ctx=2048, cache_mb=256))
+    assert "--cache" not in LocalLLMServer(gguf).command()  # the RAM prompt cache is off unless asked for
+    server = LocalLLMServer(gguf, settings=LlamaSettings(threads=2, n_ctx=2048, prompt_cache=True, cache_mb=256))
     cmd = server.command()
     assert cmd[cmd.index("--n_threads") + 1] == "2" and cmd[cmd.index("--n_ctx") + 1] == "2048"
     assert cmd[cmd.index("--cache") + 1] == "true" and cmd[cmd.index("--cache_size") + 1] == str(256 << 20)

@@ -48,15 +48,19 @@ OMP_POLICIES = ("passive", "active")
 @dataclass(frozen=True)
 class LlamaSettings:
     """Settings of the embedded llama.cpp server: [llama] in a config file; flags --threads, --n-ctx,
-    --omp-wait-policy, --no-prompt-cache."""
+    --omp-wait-policy, --no-prompt-cache (`prompt_cache = true` in a config file turns the RAM cache on)."""
 
     threads: int | None = None  # None: the CPUs this process may use
     threads_batch: int | None = None  # prompt evaluation; None: same as threads
     n_ctx: int = 4096
     n_batch: int = 512
     omp_wait_policy: str = "passive"  # passive | active (OpenMP busy-waiting)
-    prompt_cache: bool = True  # keep evaluated prompt prefixes in RAM across calls
-    cache_mb: int = 1024  # size of that RAM cache
+    # llama-cpp-python's RAM cache of evaluated prompts. Off by default: each entry also copies the model's
+    # score array (n_batch x vocabulary floats, ~300 MB for Qwen2.5), which the cache's size limit does not
+    # count, so the server grows by that much per distinct prompt (an OOM kill at 23 GB seen with the 1.5B).
+    # Without it the server still reuses the prefix a prompt shares with the previous one.
+    prompt_cache: bool = False
+    cache_mb: int = 1024  # the cache's limit (it counts the model state only)
 
     def __post_init__(self) -> None:
         if self.omp_wait_policy not in OMP_POLICIES:

@@ -362,7 +362,8 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--omp-wait-policy", choices=("passive", "active"),
                    help="embedded server: OpenMP wait policy (default passive: no busy-waiting on a shared machine)")
     g.add_argument("--no-prompt-cache", action="store_true",
-                   help="embedded server: no RAM cache of evaluated prompt prefixes")
+                   help="embedded server: no RAM prompt cache (the default; overrides `prompt_cache = true` in a "
+                   "config file)")
     g.add_argument("--timeout", type=float, metavar="S", help="seconds per LLM request (default 120; embedded 300)")
     g.add_argument("--no-grammar", action="store_true", help="no grammar-constrained decoding")
     g.add_argument("--plan-grammar", choices=("auto", "language", "skeleton", "off"),

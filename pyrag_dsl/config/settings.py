@@ -107,7 +107,7 @@ class LlamaSettings(_Section):
     n_ctx: int = Field(4096, ge=256, le=1_048_576)
     n_batch: int = Field(512, ge=1, le=65_536)
     omp_wait_policy: Literal["passive", "active"] = "passive"
-    prompt_cache: bool = True  # keep evaluated prompt prefixes in RAM across calls
+    prompt_cache: bool = False  # llama-cpp-python's RAM prompt cache: off, see agents/local_server.py
     cache_mb: int = Field(1024, ge=1, le=1_048_576)
     startup_timeout_s: float = Field(180.0, gt=0, le=86_400)
     timeout_s: float = Field(300.0, gt=0, le=86_400)  # per request to it

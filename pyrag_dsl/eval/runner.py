@@ -117,10 +117,16 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
 def _comparable(key: str, value: Any) -> Any:
     """What --resume compares: everything, except that --limit may change (a run can be extended to more
     questions, or summarised over fewer) since it only takes a prefix of the same selection, and the data
-    file is known by its sha256, not by where it lies (a moved checkout or another venv resumes)."""
+    file is known by its sha256, not by where it lies (a moved checkout or another venv resumes), and the
+    embedded server's prompt cache may be switched (it changes memory and speed, not answers)."""
     if key == "data" and isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in ("limit", "rows_selected", "path")}
+    if key == "llm" and isinstance(value, dict) and isinstance(value.get("llama"), dict):  # memory, not answers
+        return {**value, "llama": {k: v for k, v in value["llama"].items() if k not in _MEMORY_ONLY}}
     return value
+
+
+_MEMORY_ONLY = ("prompt_cache", "cache_mb")  # the embedded server's RAM prompt cache: same answers on or off
 
 
 def _canon(value: Any) -> str:
