@@ -73,7 +73,8 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         console.print(f"--retry-errors: {dropped} question{'s' if dropped != 1 else ''} with an error will be "
                       "asked again", highlight=False)
         done_records = read_records(out_dir)
-    if args.resume and not pending(qaset, done_records):
+    todo = pending(qaset, done_records)
+    if args.resume and not todo:
         return _summary_only(args, console, out_dir, qaset, config)
     if args.ray is not None:
         from ..eval.ray_shards import run_on_ray
@@ -90,7 +91,6 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         if session.server is not None:
             config["embedded_server"] = {"gguf": str(getattr(session.server, "model_path", "")),
                                          "alias": getattr(session.server, "alias", None)}
-        todo = pending(qaset, done_records)
         console.print(f"eval [bold]{method.name}[/bold] on {qaset.source}: {len(qaset.rows)} questions"
                       + (f", {len(done_records)} already recorded" if done_records else "")
                       + f"; writing {out_dir}", highlight=False)

@@ -37,7 +37,6 @@ class StepLog:
         self.value: Any = None
 
 
-
 class Recorder:
     """The committed trace of a run, its byte budget and its first error."""
 
