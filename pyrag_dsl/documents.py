@@ -46,7 +46,8 @@ class Docs:
     """An immutable ranked list of documents (the result of `retrieve`)."""
 
     items: tuple[Doc, ...] = ()
-    _memo: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # json form, size, hash
+    # json form, size and hash, computed once; never an argument (a caller must not supply them)
+    _memo: dict = field(init=False, default_factory=dict, compare=False, hash=False, repr=False)
 
     def json_size(self) -> int:
         """The UTF-8 size of this value's JSON form plus one byte (an upper bound), computed once."""

@@ -224,3 +224,31 @@ def test_replay_live_against_current_tools(bm25_index, tmp_path):
                    "--index", str(bm25_index))
     assert live.returncode == 0, live.stderr
     assert "replay OK" in live.stdout  # the same tools give the same steps
+
+
+HOSTILE_ANSWER = "[/] \x1b[31mred\x1b]0;retitled\x07 [bold]b[/bold] \u202eevil"
+
+
+@pytest.mark.parametrize("n_questions", [1, 2])
+def test_answers_and_questions_print_as_text_not_markup_or_terminal_codes(bm25_index, tmp_path, n_questions):
+    """An answer (LLM output) or question holding rich markup or terminal escapes: printed as text; before,
+    `[/]` raised MarkupError after the run and ESC sequences reached the terminal."""
+    base = default_handler()
+
+    def handler(role, prompt, body):
+        if role == "answer_synth":
+            return f"<answer>{HOSTILE_ANSWER}</answer>"
+        return base(role, prompt, body)
+
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join([QUESTION + " [/red]"] * n_questions) + "\n")
+    with ScriptedLLM(handler) as server:
+        r = cli("run", str(questions), "--llm-url", server.url, "--index", str(bm25_index),
+                "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\u202e" not in r.stdout
+    assert "[/]" in r.stdout and "[bold]b[/bold]" in r.stdout and "[/red]" in r.stdout
+    assert "\\x1b[31mred" in r.stdout
+    (run_dir,) = list((tmp_path / "out").iterdir())  # the saved result keeps the answer as it was
+    answer = json.loads((run_dir / "1" / "result.json").read_text())["final_answer"]
+    assert "[/]" in answer and "[bold]b[/bold]" in answer

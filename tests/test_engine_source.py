@@ -4,8 +4,8 @@ every error reported, and a language that is the same on every supported Python.
 import pytest
 
 from conftest import RecordingTools
-from pyrag_dsl import execute, parse_program, validate
-from pyrag_dsl.grammar import DisallowedCharacter
+from pyrag_dsl import Limits, execute, parse_program, validate
+from pyrag_dsl.grammar import DisallowedCharacter, LimitExceeded
 from pyrag_dsl.grammar.fstrings import check_fstring_source
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
 
@@ -128,3 +128,15 @@ def test_surplus_and_unknown_keyword_arguments_are_checked():
 def test_calling_an_attribute_still_checks_arguments():
     kinds = [e.kind for e in validate('final_answer = x.y(undefined)\n').errors]
     assert kinds == ["DisallowedConstruct", "UndefinedName"]
+
+
+def test_a_huge_program_is_refused_before_it_is_split_into_lines():
+    """20 MB of line breaks: refused on its size without a line table (which cost ~190 MB of memory)."""
+    from pyrag_dsl.grammar.source import parse_source
+
+    tree, smap, errors = parse_source("\r" * 20_000_000, Limits())
+    assert tree is None and smap.source == "" and len(errors) == 1
+    assert isinstance(errors[0], LimitExceeded) and errors[0].details["limit"] == "max_source_bytes"
+    # just over the limit, CRLF line ends count one byte each (as before): a 40 kB CRLF program is fine
+    src = 'a = "x"\r\n' * 4_000
+    assert len(src) < 2 * Limits().max_source_bytes and parse_source(src, Limits())[0] is not None

@@ -70,3 +70,51 @@ def test_streaming_client_returns_the_whole_reply(bm25):
         text = client.chat([{"role": "user", "content": "hi"}], on_text=seen.append)
     assert text == "line one\nline two"
     assert seen == ["line one\n", "line one\nline two\n"]
+
+
+def _slow_tools(seconds):
+    def retrieve(query, topk):
+        time.sleep(seconds)
+        return [{"id": query, "title": query, "text": query}]
+
+    return {"retrieve": retrieve, "answer": lambda query, docs=None: "A"}
+
+
+def _started(pre):
+    deadline = time.monotonic() + 5
+    while not pre.report.dispatched and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_prefetch_waits_no_longer_than_the_tool_timeout():
+    """A prefetched call past tool_timeout_s is abandoned when the plan is done: finish() does not hang on
+    it, and its late result never reaches the call cache."""
+    cache = CallCache()
+    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=0.3, run_timeout_s=60), _slow_tools(3), cache,
+                     {"topk": 5})
+    pre.feed('d1 = retrieve("one")\n')
+    _started(pre)
+    t0 = time.monotonic()
+    pre.finish()
+    assert time.monotonic() - t0 < 2
+    time.sleep(3.2)  # the abandoned call returns now
+    assert len(cache) == 0
+
+
+def test_prefetch_waits_no_longer_than_the_run_timeout():
+    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=60, run_timeout_s=0.4), _slow_tools(3), CallCache(),
+                     {"topk": 5})
+    pre.feed('d1 = retrieve("one")\n')
+    _started(pre)
+    t0 = time.monotonic()
+    pre.finish()
+    assert time.monotonic() - t0 < 2
+
+
+def test_prefetch_still_waits_for_a_call_within_the_limits():
+    cache = CallCache()
+    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=5), _slow_tools(0.5), cache, {"topk": 5})
+    pre.feed('d1 = retrieve("one")\n')
+    _started(pre)
+    pre.finish()
+    assert len(cache) == 1  # its result is there for the program that now runs

@@ -188,3 +188,136 @@ def test_topk_from_the_run_settings_is_checked_before_the_call():
     result = execute(prog, {"retrieve": lambda query, topk: calls.append(topk) or [],
                             "answer": lambda query, docs: "x"}, settings={"topk": 0})
     assert isinstance(result.error, ArgumentOutOfRange) and calls == []
+
+
+# -- a Docs value's memo (cached JSON form, size, hash) is the engine's, never the tool's -------------------
+
+def test_a_docs_memo_cannot_be_given_to_the_constructor():
+    with pytest.raises(TypeError):
+        Docs((Doc("1", "t", "x"),), _memo={"hash": "x"})  # type: ignore[call-arg]
+
+
+FORGED_MEMOS = {
+    "hash not an int": {"hash": "x"},
+    "size not an int": {"size": "big"},
+    "negative size": {"size": -10**12},
+    "forged json": {"json": [{"id": "fake", "title": "", "text": "innocent", "score": None}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED_MEMOS))
+@pytest.mark.parametrize("mode", ["sequential", "dataflow"])
+def test_a_memo_set_by_the_tool_is_ignored(name, mode):
+    """A tool that plants a memo (object.__setattr__ gets past frozen) gets neither a crash, nor a trace
+    with other documents than the ones passed on, nor a way around the trace budget."""
+    real = Docs(tuple(Doc(str(i), "t", "x" * 1000) for i in range(20)))
+    seen = []
+
+    def retrieve(query, topk):
+        object.__setattr__(real, "_memo", dict(FORGED_MEMOS[name]))
+        return real
+
+    def answer(query, docs=None):
+        seen.append(docs)
+        return "ok"
+
+    result = execute(parse_program(PROG), {"retrieve": retrieve, "answer": answer}, mode=mode)
+    assert result.error is None and result.final_answer == "ok"
+    assert seen[0] == real
+    retrieved = next(e for e in result.trace if e.kind == "retrieve")
+    assert [d["id"] for d in retrieved.output] == [str(i) for i in range(20)]
+    # the budget counts the real size: 20 kB of documents in a trace allowed 10 kB stops the run
+    small = execute(parse_program(PROG, limits=Limits(max_trace_bytes=10_000)),
+                    {"retrieve": retrieve, "answer": answer}, mode=mode)
+    assert isinstance(small.error, LimitExceeded) and small.error.details["limit"] == "max_trace_bytes"
+
+
+def test_a_memo_changed_after_the_call_does_not_reach_the_trace():
+    """A tool that keeps the object it returned and rewrites its memo before returning it again."""
+    real = Docs((Doc("1", "t", "real text"),))
+
+    def retrieve(query, topk):
+        if query == "b":
+            real._memo.update(json=[{"id": "fake", "title": "", "text": "fake", "score": None}], size=1, hash=0)
+        return real
+
+    src = 'd = retrieve("a")\ne = retrieve("b")\nfinal_answer = answer("q", e)\n'
+    result = execute(parse_program(src), {"retrieve": retrieve, "answer": lambda query, docs: "ok"})
+    assert result.error is None
+    outputs = [e.output for e in result.trace if e.kind == "retrieve"]
+    assert [rows[0]["text"] for rows in outputs] == ["real text", "real text"]
+
+
+# -- batched retrieval: a hostile batch() result ---------------------------------------------------------
+
+class _ShortList(list):
+    """A list whose len() says 3 but whose iteration yields one item."""
+
+    def __iter__(self):
+        yield list.__getitem__(self, 0)
+
+
+class _HostileBatchRetriever:
+    def __init__(self, batch_result):
+        self.batch_result = batch_result
+
+    def __call__(self, query, topk):
+        return [Doc("1", "t", query)]
+
+    def batch(self, calls):
+        return self.batch_result(calls)
+
+
+class _SlowStrError(Exception):
+    def __str__(self):
+        time.sleep(5)
+        return "slow"
+
+
+def _raise_slow(calls):
+    raise _SlowStrError()
+
+
+BAD_BATCHES = {
+    "len and iteration disagree": lambda calls: _ShortList([[Doc("1", "t", c["query"])] for c in calls]),
+    "too few results": lambda calls: [[Doc("1", "t", "x")]],
+    "not a list": lambda calls: "nope",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_BATCHES))
+def test_a_bad_batch_result_is_a_typed_error(name):
+    src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nd3 = retrieve("c")\nfinal_answer = answer("q", d1)\n'
+    result = execute(parse_program(src), {"retrieve": _HostileBatchRetriever(BAD_BATCHES[name]),
+                                          "answer": lambda query, docs: "x"}, mode="dataflow")
+    assert isinstance(result.error, ToolError)
+    assert "final_answer" not in result.variables
+
+
+def test_a_batch_exception_is_described_inside_the_time_limit():
+    src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nfinal_answer = answer("q", d1)\n'
+    t0 = time.monotonic()
+    result = execute(parse_program(src, limits=Limits(tool_timeout_s=0.3)),
+                     {"retrieve": _HostileBatchRetriever(_raise_slow), "answer": lambda query, docs: "x"},
+                     mode="dataflow")
+    assert time.monotonic() - t0 < 3
+    assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
+
+
+# -- limits that would switch themselves off -------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("max_string_length", math.nan), ("max_string_length", math.inf), ("max_string_length", True),
+    ("max_trace_bytes", 1e9), ("max_depth", "12"), ("tool_timeout_s", math.nan), ("run_timeout_s", math.inf),
+    ("tool_timeout_s", True), ("run_timeout_s", -1), ("max_tool_calls", 0)])
+def test_limits_refuse_values_that_disable_them(field, value):
+    with pytest.raises(ValueError, match=field):
+        Limits(**{field: value})
+
+
+def test_a_trace_header_with_nan_limits_is_refused():
+    from pyrag_dsl.pipeline.recorded_config import RecordedConfigError, limits_from_json
+
+    with pytest.raises(RecordedConfigError, match="max_string_length"):
+        limits_from_json({"max_string_length": math.nan})
+    assert limits_from_json({"tool_timeout_s": 5, "run_timeout_s": None}).tool_timeout_s == 5

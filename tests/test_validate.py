@@ -159,3 +159,19 @@ def test_columns_are_characters_not_bytes():
 def test_span_inside_fstring_after_non_ascii():
     err = validate('final_answer = f"Björk {nme}"\n').errors[0]
     assert err.source_line[err.span.col - 1: err.span.end_col - 1] == "nme"
+
+
+def test_many_unknown_keywords_validate_in_linear_time():
+    """A 64 kB program of 16,000 unknown keywords: each is one error (capped), checked once (was quadratic)."""
+    import time as _time
+
+    src = 'q = "x"\nfinal_answer = answer("q", ' + "z=q," * 15_900 + ")\n"
+    t0 = _time.process_time()
+    result = validate(src)
+    assert not result.ok and len(src.encode()) <= Limits().max_source_bytes
+    small = 'q = "x"\nfinal_answer = answer("q", ' + "z=q," * 1_590 + ")\n"
+    t1 = _time.process_time()
+    validate(small)
+    t2 = _time.process_time()
+    # ten times the keywords: about ten times the work (quadratic was ~40x at these sizes)
+    assert (t1 - t0) < 25 * max(t2 - t1, 0.01)

@@ -20,6 +20,7 @@ from .debug import add_debug_everywhere
 from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
                      read_text, render_error)
 from .models_cmds import add_models_commands
+from .safe_text import markup, text
 from .pipeline_cmds import add_pipeline_commands
 from .eval_cmds import add_eval_commands
 
@@ -47,12 +48,12 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     name = "<stdin>" if args.program == "-" else args.program
     if result.ok:
         prog = result.program
-        console.print(f"[green]OK[/green] {name}: {len(prog.statements)} statements, {prog.call_count} tool calls")
+        console.print(f"[green]OK[/green] {markup(name)}: {len(prog.statements)} statements, {prog.call_count} tool calls")
         return EXIT_OK
     for err in result.errors:
         render_error(console, err, name)
     n = len(result.errors)
-    console.print(f"[red]{n} error{'s' if n != 1 else ''}[/red] in {name}")
+    console.print(f"[red]{n} error{'s' if n != 1 else ''}[/red] in {markup(name)}")
     return EXIT_INVALID
 
 
@@ -143,8 +144,8 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     hits = retriever.search([args.query], args.topk)[0]
     table = Table("#", "score", "id", "title", "text")
     for i, d in enumerate(hits, 1):
-        table.add_row(str(i), f"{d.score:.3f}" if d.score is not None else "", d.id, d.title,
-                      d.text[:100] + ("..." if len(d.text) > 100 else ""))
+        table.add_row(str(i), f"{d.score:.3f}" if d.score is not None else "", text(d.id), text(d.title),
+                      text(d.text[:100] + ("..." if len(d.text) > 100 else "")))
     console.print(table)
     return EXIT_OK
 

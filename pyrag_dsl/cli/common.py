@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..grammar import DslError
+from .safe_text import plain
 
 # 0 ok; 1 invalid program or some questions failed; 2 usage; 3 runtime failure (I/O, a server down);
 # 130 / 143 stopped by SIGINT / SIGTERM; 141 standard output closed by its reader.
@@ -35,12 +36,12 @@ def read_text(path: str) -> str:
 
 def render_error(console: Console, err: DslError, path: str) -> None:
     where = f"{path}:{err.span.line}:{err.span.col}: " if err.span else f"{path}: "
-    head = Text(where, style="bold")
+    head = Text(plain(where), style="bold")
     head.append(f"{err.kind}", style="bold red")
-    head.append(f": {err.message}")
+    head.append(f": {plain(err.message)}")
     console.print(head, highlight=False)
     if err.source_line is not None and err.span is not None:
-        console.print(Text(f"  {err.span.line:>4} | ", style="dim") + Text(err.source_line), highlight=False)
+        console.print(Text(f"  {err.span.line:>4} | ", style="dim") + Text(plain(err.source_line)), highlight=False)
         caret = err.caret_line()
         if caret:
             console.print(Text("       | ", style="dim") + Text(caret, style="bold red"), highlight=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .common import EXIT_OK, UsageError
+from .safe_text import markup
 
 
 def _load_data(args: argparse.Namespace):
@@ -106,8 +107,9 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
             bar.update(task, completed=p.done, em=_pct(p.em), errors=p.errors)
             if args.verbose:
                 mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
-                bar.console.print(f"{mark} {record['id']}: {record['prediction']!s} | gold {record['gold'][0]}"
-                                  + (f" [red]{record['error']['type']}[/red]" if record.get("error") else ""),
+                bar.console.print(f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
+                                  f"{markup(record['gold'][0])}"
+                                  + (f" [red]{markup(record['error']['type'])}[/red]" if record.get("error") else ""),
                                   highlight=False)
 
         stop = threading.Event()

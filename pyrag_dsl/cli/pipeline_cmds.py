@@ -15,6 +15,7 @@ from rich.text import Text
 from . import signals
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError, progress_bar, read_text, render_error
 from .render import show_program, show_result, step_table
+from .safe_text import markup, text
 
 EXIT_FAILED = 1
 VLLM_PORTS = {"plan": 8336, "answer": 8337}
@@ -141,8 +142,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                     print(json.dumps({"n": n, "output": str(out) if out else None, **result.to_dict()},
                                      ensure_ascii=False), flush=True)
                 elif many:
-                    progress.console.print(f"[bold]{n}.[/bold] {question}\n   → {result.final_answer!s}"
-                                           + (f"  [red]{result.error['type']}[/red]" if result.error else ""),
+                    progress.console.print(f"[bold]{n}.[/bold] {markup(question)}\n   → {markup(result.final_answer)}"
+                                           + (f"  [red]{markup(result.error['type'])}[/red]" if result.error else ""),
                                            highlight=False)
                 else:
                     show_result(console, result)
@@ -208,9 +209,10 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
         except OutputError as e:  # say so, and still show the answer
             unsaved = e
     if run.error is not None:
-        console.print(f"[red]Error:[/red] {run.error}", highlight=False)
+        console.print(f"[red]Error:[/red] {markup(run.error)}", highlight=False)
     else:
-        console.print(f"[bold green]final_answer[/bold green] = {run.env.get('final_answer')!r}", highlight=False)
+        console.print(f"[bold green]final_answer[/bold green] = {markup(repr(run.env.get('final_answer')))}",
+                      highlight=False)
     if unsaved is not None:
         Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + Text(str(unsaved)))
         return EXIT_RUNTIME
@@ -262,21 +264,21 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
             session.close()
     decompose = next((e for e in events if e.kind == "decompose"), None)
     if decompose is not None:
-        console.print(f"[bold]Question:[/bold] {decompose.question}", highlight=False)
+        console.print(f"[bold]Question:[/bold] {markup(decompose.question)}", highlight=False)
     final = next((e for e in reversed(events) if e.kind == "final"), None)
     if final is not None and final.program:
         show_program(console, final.program)
     console.print(step_table([e for e in events if e.kind not in ("plan", "decompose")], title="Recorded steps"))
     if report.ok:
         console.print(f"[green]replay OK[/green]: {report.steps_compared} steps reproduced, final answer "
-                      f"{report.final_answer_replayed!r}", highlight=False)
+                      f"{markup(repr(report.final_answer_replayed))}", highlight=False)
         return EXIT_OK
     table = Table("step", "field", "recorded", "replayed", title="Differences", title_justify="left")
     for d in report.diffs[:50]:
-        table.add_row(str(d.step), d.field, str(d.recorded)[:80], str(d.replayed)[:80])
+        table.add_row(str(d.step), text(d.field), text(str(d.recorded)[:80]), text(str(d.replayed)[:80]))
     console.print(table)
-    console.print(f"final answer: recorded {report.final_answer_recorded!r}, replayed "
-                  f"{report.final_answer_replayed!r}", highlight=False)
+    console.print(f"final answer: recorded {markup(repr(report.final_answer_recorded))}, replayed "
+                  f"{markup(repr(report.final_answer_replayed))}", highlight=False)
     if args.live and report.new_error:  # the current tools failed where the recording did not
         Console(stderr=True, soft_wrap=True).print(
             Text("error: ", style="red") + Text(f"the live replay failed: {report.error.get('type')}: "

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from . import signals
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError
+from .safe_text import markup
 
 EXIT_FAILED = 1
 
@@ -126,8 +127,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
                 print(json.dumps({"n": o.n, "output": str(out) if out else None, **res.to_dict()},
                                  ensure_ascii=False), flush=True)
             else:
-                console.print(f"[bold]{o.n}.[/bold] {o.question}\n   → {res.final_answer!s}"
-                              + (f"  [red]{res.error['type']}[/red]" if res.error else ""), highlight=False)
+                console.print(f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
+                              + (f"  [red]{markup(res.error['type'])}[/red]" if res.error else ""), highlight=False)
 
         try:
             run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered)

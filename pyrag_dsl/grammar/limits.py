@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from ..config.limits import MAX_TOPK
@@ -25,5 +26,11 @@ class Limits:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is not None and value <= 0:
-                raise ValueError(f"limit {f.name} must be positive, got {value!r}")
+            if f.name.endswith("_s"):  # a timeout: None (no limit) or a finite number of seconds
+                ok = value is None or (type(value) in (int, float) and math.isfinite(value) and value > 0)
+                want = "a positive finite number of seconds or None"
+            else:  # NaN, inf or True would switch the limit off without a word
+                ok = type(value) is int and value > 0
+                want = "a positive integer"
+            if not ok:
+                raise ValueError(f"limit {f.name} must be {want}, got {value!r}")

@@ -203,9 +203,13 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
     """Check size and characters, then parse. Returns the tree (or None) and every error found."""
     if not isinstance(source, str):
         return None, SourceMap(""), [DslSyntaxError(f"program must be text, got {type(source).__name__}")]
-    source = normalise_newlines(source)
-    smap = SourceMap(source)
-    size = len(source.encode("utf-8", errors="surrogatepass"))
+    if len(source) > 2 * limits.max_source_bytes:  # over the limit even with every CRLF made one byte
+        smap = SourceMap("")  # nothing of a huge text is split into lines or copied
+        size = len(source)
+    else:
+        source = normalise_newlines(source)
+        smap = SourceMap(source)
+        size = len(source.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_source_bytes:
         return None, smap, [
             LimitExceeded(

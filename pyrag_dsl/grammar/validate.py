@@ -289,8 +289,9 @@ class Checker:
         for name in b.missing:
             self.error(ArityError, f"{spec.name}() is missing its argument '{name}'", node,
                        hint=f"Signature: {spec.signature()}")
+        unknown = {id(kw) for kw in b.unknown}  # a set: a program may hold thousands of keywords
         for kw in node.keywords:
-            if kw.arg is not None and kw not in b.unknown:
+            if kw.arg is not None and id(kw) not in unknown:
                 self._identifier_ok(kw.arg, kw)
         self.bound[id(node)] = b.args
         for pname, arg in b.args.items():

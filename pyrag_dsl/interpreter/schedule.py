@@ -14,13 +14,14 @@ so values, trace and the first error are the same whichever runs; only timing di
 from __future__ import annotations
 
 import ast
+import itertools
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 from .record import StepLog
-from .walker import Frame, Stop, convert, failure, guarded, run_statement
+from .walker import Frame, Stop, convert, failure, guarded, run_statement, tool_raised
 
 if TYPE_CHECKING:
     from ..grammar.program import Statement
@@ -70,10 +71,18 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
             impl = run.tools[tool]
 
             def call() -> list[Any]:
-                raws = impl.batch([m["kwargs"] for m in misses])
-                if not isinstance(raws, list) or len(raws) != len(misses):
-                    raise ValueError(f"batch returned {len(raws) if isinstance(raws, list) else 'no list'} "
-                                     f"results for {len(misses)} calls")
+                try:
+                    got = impl.batch([m["kwargs"] for m in misses])
+                except KeyboardInterrupt:
+                    raise  # guarded() decides, as for a single call
+                except BaseException as e:  # noqa: BLE001 - described here, inside the time limit
+                    raise tool_raised(e) from None
+                if not isinstance(got, list):
+                    raise ValueError(f"batch returned no list for {len(misses)} calls")
+                # a plain copy of at most one item too many: a list subclass's len() and iteration may disagree
+                raws = list(itertools.islice(iter(got), len(misses) + 1))
+                if len(raws) != len(misses):
+                    raise ValueError(f"batch returned {len(raws)} results for {len(misses)} calls")
                 out = []
                 for raw in raws:  # each result converted inside the time limit
                     try:

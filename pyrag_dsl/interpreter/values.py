@@ -158,13 +158,11 @@ def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
             raise BadToolResult(f"the result is an int outside -{limits.max_int}..{limits.max_int}")
         return n
     if kind is ValueType.DOCS:
+        # Always a new Docs: its cached JSON form, size and hash are the engine's, never the tool's (a tool
+        # could set them, or keep the object and change them later).
         if type(v) is Docs and _clean_docs(v.items, limits):
-            return v  # the common case (our retrievers): nothing to convert, keep the object
-        items = _items(v, limits)
-        docs = [_doc(d, limits) for d in items]
-        if type(v) is Docs and all(a is b for a, b in zip(docs, v.items)) and len(docs) == len(v.items):
-            return v  # nothing changed: keep the object (and its cached size and JSON form)
-        return Docs(tuple(docs))
+            return Docs(v.items)  # the common case (our retrievers): nothing to convert
+        return Docs(tuple(_doc(d, limits) for d in _items(v, limits)))
     raise BadToolResult(f"unknown value type {kind!r}")
 
 

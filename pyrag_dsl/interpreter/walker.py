@@ -219,8 +219,14 @@ def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) ->
     except KeyboardInterrupt:
         raise  # guarded() decides: the user's Ctrl-C in an inline run, a tool failure in a worker thread
     except BaseException as e:  # noqa: BLE001
-        raise _ToolRaised(describe_exception(e), describe_exception(e).split(":")[0]) from None
+        raise tool_raised(e) from None
     return convert(spec, raw, run)
+
+
+def tool_raised(e: BaseException) -> Exception:
+    """A tool's exception, described now (inside the call's time limit: a hostile __str__ may be slow)."""
+    text = describe_exception(e)
+    return _ToolRaised(text, text.split(":")[0])
 
 
 def invoke(frame: Frame, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..agents.plan import extract_program
 from ..grammar import FINAL_ANSWER, Language, Limits, Program, validate
+from ..grammar.errors import LimitExceeded
 from ..interpreter import CallCache, Run
 from ..interpreter.walker import run_statement
 
@@ -61,6 +62,7 @@ class Prefetcher:
         self._done: dict[int, Any] = {}  # statement index -> value
         self._generation = 0  # a new reply (a retry) starts a new generation
         self._closed = False
+        self._futures: dict[Future, Run] = {}  # each dispatched statement and the run it belongs to
 
     # -- the stream ---------------------------------------------------------------------------------------
     def feed(self, reply_so_far: str) -> None:
@@ -93,7 +95,7 @@ class Prefetcher:
             self._started.add(i)
             record = Dispatched(i, stmt.source, round(time.monotonic() - self.t0, 4))
             self.report.dispatched.append(record)
-            self.pool.submit(self._execute, run, stmt, record, self._generation)
+            self._futures[self.pool.submit(self._execute, run, stmt, record, self._generation)] = run
 
     def _execute(self, run: Run, stmt, record: Dispatched, generation: int) -> None:
         try:
@@ -113,9 +115,34 @@ class Prefetcher:
     # -- the end ------------------------------------------------------------------------------------------
     def finish(self, wait: bool = True) -> PrefetchReport:
         """The reply is complete: dispatch nothing more; wait for calls in flight (their results are needed
-        by the program that now runs, and waiting avoids making the same call twice)."""
+        by the program that now runs, and waiting avoids making the same call twice), but no longer than the
+        limits allow: a call past `tool_timeout_s`, or everything past `run_timeout_s` from the start of the
+        stream, is abandoned (its late result is ignored and counted as the supervisor counts its own)."""
         with self.lock:
             self._closed = True
             self.report.plan_done_s = round(time.monotonic() - self.t0, 4)
-        self.pool.shutdown(wait=wait, cancel_futures=True)
+            futures = dict(self._futures)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if wait:
+            self._wait_within_limits(futures)
         return self.report
+
+    def _wait_within_limits(self, futures: dict[Future, Run]) -> None:
+        tool_s, run_s = self.limits.tool_timeout_s, self.limits.run_timeout_s
+        deadline = self.t0 + run_s if run_s is not None else None
+        pending = {f for f in futures if not f.done()}
+        while pending:
+            wait(pending, timeout=0.02 if tool_s is not None or deadline is not None else None,
+                 return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            for f in list(pending):
+                run = futures[f]
+                oldest = run.oldest_call()
+                if f.done() or run.abandoned:
+                    pending.discard(f)
+                elif deadline is not None and now >= deadline:
+                    run.abandon(LimitExceeded(f"run took longer than {run_s} s", limit="run_timeout_s"))
+                    pending.discard(f)
+                elif oldest is not None and tool_s is not None and now - oldest[0] >= tool_s:
+                    run.abandon(LimitExceeded(f"a tool call took longer than {tool_s} s", limit="tool_timeout_s"))
+                    pending.discard(f)
