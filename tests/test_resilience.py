@@ -53,9 +53,9 @@ def test_policy_retries_transient_failures_with_backoff_then_gives_up():
 def test_breaker_opens_after_n_failures_then_lets_one_call_try():
     now = [0.0]
     breaker = CircuitBreaker("http://x", failures=2, cooldown_s=10, clock=lambda: now[0])
-    breaker.record_failure()
+    breaker.record_failure("call 1")
     breaker.before_call()  # one failure: still closed
-    breaker.record_failure()
+    breaker.record_failure("call 2")
     with pytest.raises(EndpointUnavailable, match="failed 2 times in a row; failing fast for the next 10 s"):
         breaker.before_call()
     now[0] = 11.0
@@ -65,6 +65,34 @@ def test_breaker_opens_after_n_failures_then_lets_one_call_try():
     breaker.record_success()
     breaker.before_call()
     assert not breaker.is_open
+
+
+def test_one_calls_own_retries_never_open_the_breaker():
+    """Failures of a single call (the server refuses one request) do not open it, whatever their number;
+    the next call's failure does, once the streak is long enough."""
+    breaker = CircuitBreaker("http://x", failures=2, cooldown_s=10)
+    for _ in range(5):
+        breaker.before_call()
+        breaker.record_failure("call 1")
+    assert not breaker.is_open
+    breaker.record_success()
+    breaker.record_failure("call 2")
+    assert not breaker.is_open  # a new streak of one
+    breaker.record_failure("call 3")
+    assert breaker.is_open
+
+
+def test_a_call_gets_all_its_retries_and_a_refused_question_does_not_fail_the_next():
+    """retries 5 with fail-after 2: the call makes its 6 attempts (the breaker cut it at 2 before); the next
+    call, to a server that works again, is sent (before: failed fast for 30 s)."""
+    configure_breakers(2, 60)
+    with FlakyServer(failures=6) as server:
+        retriever = HttpRetriever(server.url, retries=5, backoff=0.01)
+        with pytest.raises(RetrievalError, match=r"after 6 attempts"):
+            retriever.search(["q"], 1)
+        assert retriever.search(["jed hoyer"], 1)[0][0].id == "jed hoyer-1"
+        retriever.close()
+    assert server.posts == 7
 
 
 # -- real servers that fail, then recover -----------------------------------------------------------------------
@@ -102,12 +130,14 @@ def test_exhausted_retries_are_typed_and_name_the_endpoint():
 def test_hung_retriever_fails_fast_after_n_timeouts():
     configure_breakers(2, 60)
     with HangServer() as server:
-        retriever = HttpRetriever(server.url, timeout=0.3, retries=5, backoff=0.01)
+        retriever = HttpRetriever(server.url, timeout=0.3, retries=2, backoff=0.01)
         t0 = time.monotonic()
-        with pytest.raises(RetrievalError, match="failed 2 times in a row") as info:
+        with pytest.raises(RetrievalError, match=r"after 3 attempts") as info:  # its own retries, all of them
+            retriever.search(["q"], 1)
+        assert info.value.source == server.url + "/retrieve"
+        with pytest.raises(RetrievalError, match="failed 4 times in a row"):  # a second call: one more timeout
             retriever.search(["q"], 1)
         first = time.monotonic() - t0
-        assert info.value.source == server.url + "/retrieve"
         other = HttpRetriever(server.url, timeout=30)  # another client of the same server: the same breaker
         t0 = time.monotonic()
         with pytest.raises(RetrievalError, match="failing fast"):
@@ -116,21 +146,23 @@ def test_hung_retriever_fails_fast_after_n_timeouts():
         posts = [r for r in server.requests if r.startswith("POST")]
         retriever.close()
         other.close()
-    assert len(posts) == 2  # two timed-out attempts, not six; the second client sent nothing
-    assert first < 5 and second < 1  # bounds, not benchmarks: 2 x 0.3 s waited, then none
+    assert len(posts) == 4  # 3 + 1 timed-out attempts; the third call sent nothing
+    assert first < 5 and second < 1  # bounds, not benchmarks: 4 x 0.3 s waited, then none
 
 
 def test_hung_llm_fails_fast_after_n_timeouts():
     configure_breakers(2, 60)
     with HangServer() as server:
-        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.3, retries=5, backoff_s=0.01))
-        with pytest.raises(LLMError, match="failed 2 times in a row"):
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.3, retries=1, backoff_s=0.01))
+        with pytest.raises(LLMError, match=r"after 2 attempts"):
+            client.chat(HI)
+        with pytest.raises(LLMError, match="failed 3 times in a row"):
             client.chat(HI)
         with pytest.raises(LLMError, match="failing fast") as info:
             client.chat(HI)
         posts = [r for r in server.requests if r.startswith("POST")]
         client.close()
-    assert len(posts) == 2 and info.value.where == f"{server.url}/v1 (m)"
+    assert len(posts) == 3 and info.value.where == f"{server.url}/v1 (m)"
 
 
 def test_start_up_checks_fail_on_a_hung_server_in_one_line():
@@ -221,9 +253,10 @@ def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 1 and len(rows) == 3, r.stderr  # every question answered with its typed error
     assert all(row["error"]["type"] == "ToolError" and server.url in row["error"]["message"] for row in rows)
-    assert "failed 2 times in a row" in rows[0]["error"]["message"]
-    assert all("failing fast" in row["error"]["message"] for row in rows[1:])
-    assert len(posts) == 2  # only the first question waited (2 x 0.5 s), the others failed at once
+    assert "after 6 attempts" in rows[0]["error"]["message"]
+    assert "failed 7 times in a row" in rows[1]["error"]["message"]
+    assert all("failing fast" in row["error"]["message"] for row in rows[2:])
+    assert len(posts) == 7  # the first question's 6 attempts, one of the second's, none of the third's
 
 
 def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_index):

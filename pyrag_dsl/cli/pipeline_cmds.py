@@ -378,8 +378,9 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
     r.add_argument("--retriever-timeout", type=float, metavar="S", help="seconds per retrieval request (default 30)")
     r.add_argument("--retriever-retries", type=int, metavar="N", help="retries of a failed retrieval request (default 3)")
     r.add_argument("--fail-after", dest="breaker_failures", type=int, metavar="N",
-                   help="after N failed requests in a row to one server (LLM or retriever), fail its calls at once "
-                   "for 30 s instead of waiting out every timeout (default 3)")
+                   help="after N failed requests in a row to one server (LLM or retriever), from more than one "
+                   "call, fail its calls at once for 30 s instead of waiting out every timeout (default 3; a "
+                   "call's own retries never open it)")
     q = p.add_argument_group("pipeline")
     q.add_argument("--topk", type=int, help="documents per retrieve (default 5)")
     q.add_argument("--boosted-topk", type=int, help="top-k of an adaptive retry (default 10)")

@@ -1,9 +1,12 @@
 """One retry policy for every client (the LLM client and the HTTP retriever): exponential backoff, each
 attempt bounded by the question's deadline, and a circuit breaker per endpoint, so that a server that keeps
-failing fails the rest of a batch at once instead of costing every question its full timeouts."""
+failing fails the rest of a batch at once instead of costing every question its full timeouts. The breaker
+opens only on failures of more than one call: one call's own retries (a request the server refuses, say for
+one question) never cut that call short nor fail the calls after it."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -38,8 +41,9 @@ class EndpointUnavailable(Exception):
 
 
 class CircuitBreaker:
-    """Counts consecutive failures of one endpoint. At `failures` it opens: calls raise EndpointUnavailable
-    at once for `cooldown_s`; then one call may try (others still fail fast); a success closes it."""
+    """Counts consecutive failures of one endpoint. At `failures`, when they come from at least two calls, it
+    opens: calls raise EndpointUnavailable at once for `cooldown_s`; then one call may try (others still fail
+    fast); a success closes it."""
 
     def __init__(self, endpoint: str, failures: int = 3, cooldown_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -49,16 +53,18 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._consecutive = 0
+        self._calls: set[object] = set()  # the calls whose failures make up the streak
+        self._open = False
         self._opened_at = 0.0
         self._probing = False
 
     @property
     def is_open(self) -> bool:
-        return self._consecutive >= self.failures
+        return self._open
 
     def before_call(self) -> None:
         with self._lock:
-            if self._consecutive < self.failures:
+            if not self._open:
                 return
             wait = self._opened_at + self.cooldown_s - self._clock()
             if wait > 0 or self._probing:
@@ -68,13 +74,15 @@ class CircuitBreaker:
     def retry_in(self) -> float:
         """Seconds until a call may try the endpoint again (0 when it may now)."""
         with self._lock:
-            if self._consecutive < self.failures:
+            if not self._open:
                 return 0.0
             return max(0.0, self._opened_at + self.cooldown_s - self._clock())
 
     def record_success(self) -> None:
         with self._lock:
             self._consecutive = 0
+            self._calls.clear()
+            self._open = False
             self._probing = False
 
     def release(self) -> None:
@@ -82,11 +90,14 @@ class CircuitBreaker:
         with self._lock:
             self._probing = False
 
-    def record_failure(self) -> None:
+    def record_failure(self, call: object = None) -> None:
+        """One failed request; `call` names the call it belongs to (its retries share it; None: a call of its own)."""
         with self._lock:
             self._consecutive += 1
+            self._calls.add(call if call is not None else object())
             self._probing = False
-            if self._consecutive >= self.failures:
+            if self._open or (self._consecutive >= self.failures and len(self._calls) >= 2):
+                self._open = True
                 self._opened_at = self._clock()
 
 
@@ -129,6 +140,9 @@ def wait_for_open_breakers(stop: Optional[threading.Event] = None) -> float:
         waited += pause
 
 
+_CALL_IDS = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     retries: int = 2  # attempts after the first
@@ -144,6 +158,7 @@ class RetryPolicy:
         exception propagates at once (the endpoint answered, so the breaker counts a success). Raises
         RetriesExhausted, EndpointUnavailable, or DeadlineExceeded when the question's deadline passes."""
         last: Optional[TransientError] = None
+        call = next(_CALL_IDS)  # this call's retries count as one caller for the breaker
         for attempt in range(self.retries + 1):
             deadline = current()
             if attempt:
@@ -168,7 +183,7 @@ class RetryPolicy:
                         breaker.release()
                     raise DeadlineExceeded(deadline.seconds) from None
                 if breaker is not None:
-                    breaker.record_failure()
+                    breaker.record_failure(call)
                 continue
             except BaseException as e:
                 if breaker is not None:  # the endpoint answered (4xx, bad JSON...) or we were interrupted
