@@ -252,3 +252,16 @@ def test_answers_and_questions_print_as_text_not_markup_or_terminal_codes(bm25_i
     (run_dir,) = list((tmp_path / "out").iterdir())  # the saved result keeps the answer as it was
     answer = json.loads((run_dir / "1" / "result.json").read_text())["final_answer"]
     assert "[/]" in answer and "[bold]b[/bold]" in answer
+
+
+def test_error_line_shows_type_and_message_as_text():
+    from rich.console import Console
+
+    from pyrag_dsl.cli.safe_text import error_line
+
+    line = error_line({"type": "LLMError", "message": "http://x/v1: server error 500 [/] \x1b[2J" + "y" * 500})
+    console = Console(width=400, record=True, color_system=None)
+    console.print(line, highlight=False)  # markup-safe: no MarkupError
+    out = console.export_text()
+    assert out.startswith("LLMError: http://x/v1: server error 500 [/] \\x1b[2J") and "\x1b" not in out
+    assert len(out.strip()) < 200 and out.strip().endswith("...")

@@ -95,3 +95,15 @@ def test_directory_with_splits_and_parquet(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(DataError, match="cannot read parquet"):
         load_questions(str(bad))
+
+
+def test_trace_directory_names_are_safe_and_never_shared():
+    from pyrag_dsl.eval.records import safe_name
+
+    ids = ["a/b", "a_b", "a b", "../../etc/passwd", ".", "..", "", "x" * 150, "x" * 149 + "y", "caf\u00e9",
+           "cafe_", "5a8c7595554299585d9e36b6"]
+    names = [safe_name(i) for i in ids]
+    assert len(set(names)) == len(ids)  # no two ids share a directory
+    assert all(n and len(n) <= 113 and "/" not in n and n.strip("._") for n in names)
+    assert safe_name("a_b") == "a_b" and safe_name("5a8c7595554299585d9e36b6") == "5a8c7595554299585d9e36b6"
+    assert safe_name("a/b") == safe_name("a/b")  # stable: a resumed run finds its directory again

@@ -15,7 +15,7 @@ from rich.text import Text
 from . import signals
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError, progress_bar, read_text, render_error
 from .render import show_program, show_result, step_table
-from .safe_text import markup, text
+from .safe_text import error_line, markup, text
 
 EXIT_FAILED = 1
 VLLM_PORTS = {"plan": 8336, "answer": 8337}
@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                                      ensure_ascii=False), flush=True)
                 elif many:
                     progress.console.print(f"[bold]{n}.[/bold] {markup(question)}\n   → {markup(result.final_answer)}"
-                                           + (f"  [red]{markup(result.error['type'])}[/red]" if result.error else ""),
+                                           + (f"  {error_line(result.error)}" if result.error else ""),
                                            highlight=False)
                 else:
                     show_result(console, result)

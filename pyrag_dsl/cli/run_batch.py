@@ -22,7 +22,7 @@ from rich.console import Console
 
 from . import signals
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError
-from .safe_text import markup
+from .safe_text import error_line, markup
 
 EXIT_FAILED = 1
 
@@ -128,7 +128,7 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
                                  ensure_ascii=False), flush=True)
             else:
                 console.print(f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
-                              + (f"  [red]{markup(res.error['type'])}[/red]" if res.error else ""), highlight=False)
+                              + (f"  {error_line(res.error)}" if res.error else ""), highlight=False)
 
         try:
             run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered)

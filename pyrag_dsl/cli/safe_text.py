@@ -31,6 +31,14 @@ def markup(value: object) -> str:
     return escape(plain(value))
 
 
+def error_line(error: dict, width: int = 160) -> str:
+    """A result's error as one markup line: its type in red, then its message (shortened)."""
+    message = plain(str(error.get("message") or "").replace("\n", " "))
+    if len(message) > width:
+        message = message[: width - 3] + "..."
+    return f"[red]{markup(error.get('type'))}[/red]" + (f": {escape(message)}" if message else "")
+
+
 def text(value: object, style: str = "") -> Text:
     """`plain(value)` as a Text renderable (not parsed as markup)."""
     return Text(plain(value), style=style)

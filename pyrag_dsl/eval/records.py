@@ -7,6 +7,7 @@ simply run again by `--resume`. A question is never recorded twice: `--resume` s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -116,8 +117,13 @@ class RecordWriter:
 
 
 def safe_name(ident: str) -> str:
+    """A directory name for a question id: the id itself when it is a safe name of at most 100 characters,
+    else its safe part plus a hash of the whole id (so that "a/b" and "a_b" never share a directory)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", ident)[:100]
-    return name if name.strip("._") else "q"
+    if name == ident and name.strip("._"):
+        return name
+    digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name if name.strip('._') else 'q'}-{digest}"
 
 
 def write_trace(out_dir: Path, row: QARow, outcome: Outcome) -> str | None:
