@@ -4,6 +4,8 @@
   check passes and only the real requests hang).
 - `FlakyServer`: an HTTP server that answers the first `failures` POSTs with 503 and then recovers; it
   speaks enough of the Search-R1 /retrieve and OpenAI chat protocols for our clients.
+- `DripServer`: answers at once but sends its body a piece every `every_s` seconds (JSON padded with
+  `pieces` spaces, or `pieces` streamed chat chunks): each wait is short, the whole reply slow.
 """
 
 from __future__ import annotations
@@ -139,6 +141,81 @@ class FlakyServer:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "FlakyServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class DripServer:
+    def __init__(self, pieces: int, every_s: float = 0.1) -> None:
+        outer = self
+        self.posts = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.posts += 1
+                try:
+                    if request.get("stream"):
+                        self._stream(pieces, every_s)
+                    else:
+                        self._drip(request, pieces, every_s)
+                except OSError:  # the client gave up
+                    pass
+
+            def _drip(self, request, n, every) -> None:
+                if self.path.endswith("/retrieve"):
+                    body = {"result": [[{"document": {"id": "d", "contents": '"T"\nx'}, "score": 1.0}]
+                                       for _ in request["queries"]]}
+                else:
+                    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "drip",
+                            "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": "ok"}}]}
+                data = b" " * n + json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for i in range(n):
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(every)
+                self.wfile.write(data[n:])
+                self.wfile.flush()
+
+            def _stream(self, n, every) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for i in range(n):
+                    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "drip",
+                             "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(every)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "DripServer":
         self._thread.start()
         return self
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from loopback import FlakyServer, HangServer
+from loopback import DripServer, FlakyServer, HangServer
 from pyrag_dsl.agents import LLMClient, LLMConfig, LLMError
 from pyrag_dsl.config import deadline
 from pyrag_dsl.config.retry import (CircuitBreaker, EndpointUnavailable, RetriesExhausted, RetryPolicy,
@@ -278,3 +278,34 @@ def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_inde
     assert row["error"]["type"] == "ToolError" and "the question's deadline of 8 s passed" in row["error"]["message"]
     assert row["sub_queries"] and row["generated_code"] and row["variables"].get("docs1")  # kept
     assert row["settings"]["deadline_s"] == 8
+
+
+# -- a server that answers, slowly: each wait short, the whole reply long ---------------------------------------
+def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
+    """100 pieces, one per 0.1 s (10 s in all) under a 0.5 s timeout: httpx alone waited all 10 s (each wait
+    is short); every client now ends the request after about 0.5 s."""
+    with DripServer(pieces=100, every_s=0.1) as server:
+        retriever = HttpRetriever(server.url, timeout=0.5, retries=0)
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.5, retries=0))
+        seen = []
+        for ask in (lambda: retriever.search(["q"], 1), lambda: client.chat(HI),
+                    lambda: client.chat(HI, on_text=seen.append)):
+            t0 = time.monotonic()
+            with pytest.raises((RetrievalError, LLMError), match="timed out"):
+                ask()
+            assert time.monotonic() - t0 < 3  # bound, not benchmark: 0.5 s + one 0.1 s wait
+            configure_breakers(3, 30.0)  # forget the failures: each call is judged alone
+        retriever.close()
+        client.close()
+    assert seen and len(seen) < 50  # the streamed reply was read until the time was up, not to its end
+
+
+def test_a_drip_that_ends_in_time_is_read_whole():
+    with DripServer(pieces=3, every_s=0.05) as server:
+        retriever = HttpRetriever(server.url, timeout=5, retries=0)
+        client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=5, retries=0))
+        assert retriever.search(["q"], 1)[0][0].id == "d"
+        assert client.chat(HI) == "ok"
+        assert client.chat(HI, on_text=lambda t: None) == "w0 w1 w2"
+        retriever.close()
+        client.close()

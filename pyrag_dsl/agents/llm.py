@@ -76,11 +76,15 @@ class LLMClient:
     and failing fast on a server that keeps failing come from the shared policy (pyrag_dsl.config.retry)."""
 
     def __init__(self, config: LLMConfig) -> None:
-        from openai import OpenAI
+        from openai import DefaultHttpxClient, OpenAI
+
+        from ..config.wallclock import wall_clock_hooks
 
         self.config = config
+        # each request (a streamed one too) bounded on the wall clock: httpx alone bounds each wait for data
         self._client = OpenAI(base_url=config.base_url, api_key=config.api_key or "EMPTY",
-                              timeout=config.timeout_s, max_retries=0)
+                              timeout=config.timeout_s, max_retries=0,
+                              http_client=DefaultHttpxClient(event_hooks=wall_clock_hooks()))
         self.calls = 0
         self.failures = 0
         self._lock = threading.Lock()

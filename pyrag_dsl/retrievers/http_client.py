@@ -9,6 +9,7 @@ import orjson
 
 from ..config.deadline import DeadlineExceeded
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
+from ..config.wallclock import wall_clock_hooks
 from ..documents import Doc, split_contents
 from .base import RetrievalError
 
@@ -37,7 +38,9 @@ class HttpRetriever:
         self.retry = RetryPolicy(retries, backoff)
         self.breaker = breaker_for(self.endpoint)  # shared by every client of this server
         self.max_batch = max_batch
-        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        # each request bounded on the wall clock (httpx alone bounds each wait: a slow drip never times out)
+        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                                    event_hooks=wall_clock_hooks())
         self.requests = 0  # HTTP requests sent, retries included
 
     def close(self) -> None:
