@@ -127,7 +127,7 @@ def test_run_questions_orders_results_and_survives_an_exception():
 
 def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
     """Question 1 is slow; SIGTERM once the other five are saved: exit 143 without waiting for question 1,
-    those five printed (in order) and saved."""
+    those five printed (in order) and saved, and question 1 saved with what it had computed."""
     import os
     import signal
     import time
@@ -163,7 +163,13 @@ def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
     assert proc.returncode == 143, err
     assert waited < 30, waited  # does not wait for question 1's 60-second answer
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [row["n"] for row in rows] == [2, 3, 4, 5, 6]
+    assert [row["n"] for row in rows] == [2, 3, 4, 5, 6, 1]  # the finished in order, then the partial one
     assert "terminated (SIGTERM)" in err and "5 of 6 questions finished" in err
+    assert "1 in flight saved with what they had computed (question 1)" in " ".join(err.split())
     (run_dir,) = list(tmp_path.iterdir())
-    assert sorted(int(p.name) for p in run_dir.iterdir()) == [2, 3, 4, 5, 6]
+    assert sorted(int(p.name) for p in run_dir.iterdir()) == [1, 2, 3, 4, 5, 6]
+    partial = json.loads((run_dir / "1" / "result.json").read_text())
+    assert partial["error"]["type"] == "Interrupted" and rows[-1]["error"]["type"] == "Interrupted"
+    assert partial["sub_queries"] and partial["generated_code"]  # decomposed and planned before the signal
+    assert any(e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text()
+                                                        .splitlines()[1:]))

@@ -5,7 +5,7 @@ The per-server caps are the eval command's mechanism (pyrag_dsl.pipeline.batch):
 own metered views of the session's shared LLM clients and retriever, which take a slot of the endpoint's
 semaphore around each request. A question that fails (an error result or an unexpected exception) is
 recorded as failed; the others go on. Ctrl-C / SIGTERM stops submitting, saves and prints what finished,
-and leaves the questions in flight unfinished.
+and saves each question in flight with what it had computed (error Interrupted), without waiting for it.
 """
 
 from __future__ import annotations
@@ -43,13 +43,16 @@ def _failed_result(question: str, e: BaseException) -> Any:
 def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str], concurrency: int, *,
                   on_finished: Callable[[Outcome], None] | None = None,
                   on_ordered: Callable[[Outcome], None] | None = None,
+                  on_interrupted: Callable[[Outcome], None] | None = None,
                   stop: threading.Event | None = None) -> list[Outcome]:
     """Answer `questions` with `concurrency` in flight; `make_pipeline(n)` gives question n its pipeline.
     `on_finished` runs as each finishes (completion order), `on_ordered` in input order; both in the calling
-    thread. Returns the finished outcomes in input order (all of them unless interrupted)."""
+    thread. On Ctrl-C, `on_interrupted` gets each question in flight with its partial result (input order),
+    then KeyboardInterrupt propagates. Returns the finished outcomes in input order."""
     from ..pipeline.batch import concurrent_map
 
     finished: dict[int, Outcome] = {}
+    started: dict[int, Any] = {}  # question number -> its pipeline
     state = {"next": 1}
 
     def release() -> None:
@@ -60,7 +63,8 @@ def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str],
 
     def answer(item: tuple[int, str]) -> Any:
         n, question = item
-        return make_pipeline(n).run(question)
+        pipeline = started[n] = make_pipeline(n)
+        return pipeline.run(question)
 
     def done(_i: int, item: tuple[int, str], result: Any, err: BaseException | None) -> None:
         n, question = item
@@ -76,6 +80,12 @@ def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str],
         for n in sorted(finished):  # finished behind an unfinished one: still printed, in order
             if n >= state["next"] and on_ordered is not None:
                 on_ordered(finished[n])
+        if on_interrupted is not None:
+            questions_by_n = dict(enumerate(questions, 1))
+            for n in sorted(set(started) - set(finished)):
+                partial = getattr(started[n], "interrupted_result", lambda: None)()
+                if partial is not None:
+                    on_interrupted(Outcome(n, questions_by_n[n], partial))
         raise
     return [finished[n] for n in sorted(finished)]
 
@@ -130,11 +140,22 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
                 console.print(f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
                               + (f"  {error_line(res.error)}" if res.error else ""), highlight=False)
 
+        partial: dict[int, Any] = {}
+
+        def on_interrupted(o: Outcome) -> None:
+            partial[o.n] = save_result(run_dir, o.n, o.result)
+            if quiet:
+                print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,
+                                  **o.result.to_dict()}, ensure_ascii=False), flush=True)
+
         try:
-            run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered)
+            run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered,
+                          on_interrupted=on_interrupted)
         except KeyboardInterrupt:
             status.print(f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
-                         "finished and saved; the others were not", highlight=False)
+                         f"finished and saved; {len(partial)} in flight saved with what they had computed "
+                         f"(question{'s' if len(partial) != 1 else ''} {', '.join(map(str, sorted(partial))) or '-'}); "
+                         "the others were not started", highlight=False)
             counts["interrupted"] = signals.interrupt_exit_code()
     finally:
         session.close()

@@ -144,8 +144,26 @@ class Pipeline:
         self.retriever = retriever
         self.is_sentinel = Sentinels(self.config.sentinels)
         self.extra_tools = dict(extra_tools or {})
+        self._running: _RunState | None = None  # the question run() is answering now
 
     # -- public ---------------------------------------------------------------------------------
+    def interrupted_result(self, message: str = "interrupted by the user") -> "PipelineResult | None":
+        """From another thread, while run() answers in a worker (Ctrl-C with several questions in flight):
+        what the question has computed so far, marked Interrupted, as run() gives it on Ctrl-C. None when no
+        question was started. The worker is not stopped; read this only when its work is to be dropped."""
+        state = self._running
+        if state is None:
+            return None
+        if state.result.error is None:
+            state.result.error = {"type": "Interrupted", "message": message}
+        for _ in range(5):  # the worker may change a dict while it is read: read again
+            try:
+                state.finish()
+                break
+            except RuntimeError:
+                continue
+        return state.result
+
     def tools(self) -> dict[str, Callable[..., Any]]:
         """The tools a program runs with: retrieve over the retriever, answer by the Answer agent, extras."""
         return {**self.extra_tools, "retrieve": RetrieveTool(self.retriever), "answer": self.answerer}
@@ -158,7 +176,7 @@ class Pipeline:
 
     def _run(self, question: str, cfg: PipelineConfig) -> PipelineResult:
         result = PipelineResult(original_query=question, settings=cfg.settings())
-        state = _RunState(self, cfg, result)
+        state = self._running = _RunState(self, cfg, result)
         interrupted = False
         try:
             state.go()
