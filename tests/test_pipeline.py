@@ -319,3 +319,19 @@ def test_parallel_pipeline_batches_retrievals_and_replays(bm25, maker):
     header, events = loads_jsonl(dumps_jsonl(par.trace, {"settings": par.settings}))
     report = replay(header, events)
     assert report.ok, report.diffs
+
+
+def test_an_over_long_document_from_the_retriever_is_not_sent_for_repair(bm25):
+    """The retriever returns a document over max_string_length: not the program's fault, so no repair round
+    (before: three futile Plan repairs, then NoValidProgram); the error names the tool and the limit."""
+    from pyrag_dsl import Doc
+
+    class LongDocs:
+        def search(self, queries, topk):
+            return [[Doc("long", "Long", "x" * 250_000)] + hits[1:] for hits in bm25.search(queries, topk)]
+
+    with ScriptedLLM(default_handler()) as llm:
+        result = make_pipeline(llm.url, LongDocs()).run(QUESTION)
+        plans = llm.count("plan") + llm.count("repair")
+    assert result.error["type"] == "LimitExceeded" and result.error["limit"] == "max_string_length"
+    assert result.error["tool"] == "retrieve" and result.repair_rounds == 0 and plans == 1

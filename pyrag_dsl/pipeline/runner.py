@@ -388,11 +388,14 @@ class Executor:
 
 
 def _repairable(err: DslError) -> bool:
-    """Runtime errors a new program can fix. Not: retriever or LLM failures, timeouts, interrupts."""
+    """Runtime errors a new program can fix. Not: retriever or LLM failures, timeouts, interrupts, a tool's
+    result over a limit (an over-long document from the retriever is not the program's fault)."""
     if err.kind == "ArgumentOutOfRange":
         return True
     if err.kind == "ToolError":
         return err.details.get("cause") not in ("RetrievalError", "LLMError")
+    if err.kind == "LimitExceeded" and "tool" in err.details and err.details.get("limit") == "max_string_length":
+        return False  # a result too long (too many documents is fixable: a smaller topk)
     return err.kind == "LimitExceeded" and err.details.get("limit") not in ("tool_timeout_s", "run_timeout_s",
                                                                              "interrupted", "max_trace_bytes")
 
