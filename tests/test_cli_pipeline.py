@@ -118,6 +118,15 @@ def test_user_errors_are_one_line(args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_an_output_path_under_a_file_is_one_line_naming_it(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "1", "contents": "\\"T\\"\\ntext"}\n')
+    (tmp_path / "afile").write_text("x")
+    r = cli("index", "build", str(corpus), "--kind", "tantivy", "--out", str(tmp_path / "afile" / "idx"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "cannot use" in r.stderr and "afile" in r.stderr and "a directory is needed" in r.stderr
+
+
 def test_empty_questions_file(tmp_path):
     (tmp_path / "q.txt").write_text("\n  \n")
     r = cli("run", str(tmp_path / "q.txt"))

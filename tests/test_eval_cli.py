@@ -256,3 +256,18 @@ def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_inde
         assert main([*base, "--resume", "--limit", "4"]) != 0  # a question left: a session is needed
         assert "a session was opened" in capsys.readouterr().err
         assert len(llm.requests) == asked
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--sample", "0"), "--sample must be >= 1"),
+    (("--limit", "0"), "--limit must be >= 1"),
+    (("--shards", "3"), "needs --ray"),
+    (("--split", "test"), "this is one file"),
+])
+def test_flags_that_would_do_nothing_are_usage_errors(tmp_path, args, message):
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"id": "1", "question": "q?", "golden_answers": ["a"]}\n')
+    r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "eval", "--data", str(data), "--method", "direct",
+                        "--out", str(tmp_path / "out"), *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -260,9 +261,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
         return EXIT_RUNTIME
+    except OSError as e:  # a path that cannot be used (an output directory that is a file...): name it
+        if args.debug:
+            raise
+        if e.filename is None:
+            err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the "
+                                                                   "traceback)"))
+            return EXIT_RUNTIME
+        where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+        why = e.strerror or str(e)
+        if e.errno in (errno.EEXIST, errno.ENOTDIR):
+            why += " (a file is where a directory is needed)"
+        err_console.print(Text("error: ", style="red") + Text(f"cannot use {where}: {why}"))
+        return EXIT_USAGE if e.errno in _PATH_ERRNOS else EXIT_RUNTIME
     except Exception as e:  # a one-line error for people; the traceback with --debug
         if args.debug:
             raise
         err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
         return EXIT_RUNTIME
+
+
+# errors that say the path given is wrong (exit 2), not that the machine failed (a full disk: exit 3)
+_PATH_ERRNOS = {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS,
+                errno.ENAMETOOLONG}
 

@@ -48,10 +48,12 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
     if not args.data:
         raise UsageError("eval needs --data FILE|NAME (e.g. --data hotpotqa-dev300), or: eval report DIR...")
-    for flag in ("concurrency", "llm_inflight", "retrieval_inflight"):
-        value = getattr(args, flag)
+    for flag in ("concurrency", "llm_inflight", "retrieval_inflight", "limit", "sample", "shards"):
+        value = getattr(args, flag, None)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
+    if getattr(args, "shards", None) is not None and args.ray is None:
+        raise UsageError("--shards splits the questions over Ray tasks: it needs --ray")
     qaset = _load_data(args)
     out_dir = _out_dir(args, qaset)
     settings = _settings(args)

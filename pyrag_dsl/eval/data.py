@@ -184,6 +184,8 @@ def _resolve_file(spec: str, split: str | None) -> Path:
         raise DataError(spec, f"no such file (and not a built-in data set: {known})")
     if not path.is_file():
         raise DataError(spec, "not a file")
+    if split:
+        raise DataError(spec, f"--split {split} picks a file in a directory or a hub split; this is one file")
     return path
 
 
