@@ -183,7 +183,8 @@ def test_settings_precedence(tmp_path):
         Settings.resolve(environ={}, flags={"retriever_url": "http://x", "index": "/y"})
 
 
-def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path, json_lines):
     import signal
     import threading
     import time
@@ -198,7 +199,8 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
 
     with ScriptedLLM(slow) as server:
         proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--llm-url", server.url,
-                                 "--index", str(bm25_index), "--output-dir", str(tmp_path)],
+                                 "--index", str(bm25_index), "--output-dir", str(tmp_path),
+                                 *(["--json"] if json_lines else [])],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 # as from a terminal: a suite started as a background job (`cmd &` in a script)
                                 # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
@@ -221,6 +223,10 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path):
     result = json.loads((run_dir / "1" / "result.json").read_text())
     assert result["error"]["type"] == "Interrupted"
     assert result["variables"]["jed_birth"] == "December 7, 1973"  # computed before Ctrl-C, kept
+    assert result["error"]["message"] == "interrupted by the user"
+    if json_lines:  # the partial question's JSON line too
+        (row,) = [json.loads(line) for line in out.splitlines()]
+        assert row["n"] == 1 and row["error"]["type"] == "Interrupted" and row["output"]
 
 
 def test_replay_live_against_current_tools(bm25_index, tmp_path):
@@ -274,3 +280,11 @@ def test_error_line_shows_type_and_message_as_text():
     out = console.export_text()
     assert out.startswith("LLMError: http://x/v1: server error 500 [/] \\x1b[2J") and "\x1b" not in out
     assert len(out.strip()) < 200 and out.strip().endswith("...")
+
+
+def test_replay_of_a_directory_or_a_binary_file_is_one_clear_line(tmp_path):
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe\x00binary")
+    r = cli("replay", str(tmp_path))
+    assert r.returncode == 2 and "not a file" in r.stderr
+    r = cli("replay", str(tmp_path / "bin.jsonl"))
+    assert r.returncode == 2 and "not a trace (not UTF-8 text)" in r.stderr and "codec" not in r.stderr

@@ -170,6 +170,7 @@ def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
     assert sorted(int(p.name) for p in run_dir.iterdir()) == [1, 2, 3, 4, 5, 6]
     partial = json.loads((run_dir / "1" / "result.json").read_text())
     assert partial["error"]["type"] == "Interrupted" and rows[-1]["error"]["type"] == "Interrupted"
+    assert partial["error"]["message"] == "terminated (SIGTERM)"
     assert partial["sub_queries"] and partial["generated_code"]  # decomposed and planned before the signal
     assert any(e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text()
                                                         .splitlines()[1:]))

@@ -131,7 +131,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 try:
                     result = session.pipeline.run(question)
                 except Interrupted as stop:  # keep what this question had computed, then stop
+                    if signals.interrupt_word() != "interrupted" and stop.result.error:  # not Ctrl-C: say which
+                        stop.result.error["message"] = signals.interrupt_word()
                     saved = save_result(run_dir, n, stop.result)
+                    if quiet:  # its JSON line too, as for a finished question
+                        print(json.dumps({"n": n, "output": str(saved) if saved else None,
+                                          **stop.result.to_dict()}, ensure_ascii=False), flush=True)
                     status.print(f"[red]{signals.interrupt_word()}[/red] during question {n}"
                                  + (f"; partial result in {saved}" if saved else ""), highlight=False)
                     return signals.interrupt_exit_code()
@@ -238,9 +243,11 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
     path = Path(args.trace)
     if not path.is_file():
-        raise UsageError(f"no such trace file: {args.trace}")
+        raise UsageError(f"{'not a file' if path.exists() else 'no such trace file'}: {args.trace}")
     try:
         header, events = read_jsonl(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.trace}: not a trace (not UTF-8 text)") from None
     except ValueError as e:
         raise UsageError(f"{args.trace}: {e}") from None
     if args.step is not None:

@@ -143,6 +143,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         partial: dict[int, Any] = {}
 
         def on_interrupted(o: Outcome) -> None:
+            if signals.interrupt_word() != "interrupted" and o.result.error:  # not Ctrl-C: say which
+                o.result.error["message"] = signals.interrupt_word()
             partial[o.n] = save_result(run_dir, o.n, o.result)
             if quiet:
                 print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,

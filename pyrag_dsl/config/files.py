@@ -19,7 +19,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     """The file's top-level table; a ConfigError naming the file when it is missing or malformed."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no such config file: {path}")
+        raise ConfigError(f"{'config file is not a file' if path.exists() else 'no such config file'}: {path}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
