@@ -34,6 +34,8 @@ BAD_CONFIGS = [
     ('[llm]\nbase_url = "localhost:8000"\n', "config [llm] base_url: must be an http(s) URL, got 'localhost:8000'"),
     ("[pipline]\ntopk = 3\n", "config pipline: unknown section; known: breaker, llama, llm, model, output_dir, "
      "pipeline, plan_llm, retriever"),
+    ('[pipeline]\ntopk = "five"\n[llm]\ntimeout_s = -1\n', "config [llm] timeout_s: must be a number > 0 and "
+     "<= 86400, got -1 (and 1 more problem: config [pipeline] topk)"),
 ]
 
 

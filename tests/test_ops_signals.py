@@ -74,6 +74,7 @@ def test_sigterm_during_exec_writes_the_partial_trace(tantivy_index, tmp_path):
     rows = [json.loads(line) for line in trace.read_text().splitlines()]
     assert rows[-1]["kind"] == "final" and rows[-1]["error"]["type"] == "Interrupted"
     assert sum(r.get("kind") == "answer" for r in rows) >= 2  # the answers that finished are in the trace
+    assert "Steps before terminated (SIGTERM)" in stdout and "December 7, 1973" in stdout  # and shown
 
 
 def _llama_child(parent: int) -> int | None:

@@ -190,7 +190,12 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
         executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
         run = executor.execute(checked.program, CallCache(), 1)
         executor.adaptive(1)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the steps that finished
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the steps that finished (shown, and saved with --trace)
+        if trace:
+            try:
+                console.print(step_table(trace, title=f"Steps before {signals.interrupt_word()}"))
+            except Exception:  # noqa: BLE001 - showing them must not hide the interrupt
+                pass
         if args.trace and executor is not None and executor.run is not None:
             from ..pipeline.outputs import OutputError
 

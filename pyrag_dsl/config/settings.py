@@ -348,7 +348,9 @@ class _Layers:
         where = self.origin(loc) if loc else ""
         others = {self.origin(tuple(e["loc"])) for e in errors[1:] if e["loc"]} - {where}  # one flag, two keys
         n = len(others) + sum(1 for e in errors[1:] if not e["loc"])
-        more = f" (and {n} more problem{'s' if n > 1 else ''})" if n else ""
+        named = sorted(others)[:3]
+        more = (f" (and {n} more problem{'s' if n > 1 else ''}" + (f": {', '.join(named)}" if named else "")
+                + ("..." if len(others) > 3 else "") + ")") if n else ""
         if not loc:  # a check across settings
             ctx = first.get("ctx") or {}
             return f"settings: {ctx.get('error', first['msg'])}{more}"
