@@ -288,3 +288,22 @@ def test_replay_of_a_directory_or_a_binary_file_is_one_clear_line(tmp_path):
     assert r.returncode == 2 and "not a file" in r.stderr
     r = cli("replay", str(tmp_path / "bin.jsonl"))
     assert r.returncode == 2 and "not a trace (not UTF-8 text)" in r.stderr and "codec" not in r.stderr
+
+
+def test_questions_from_json_lines_rows():
+    from pyrag_dsl.cli.common import UsageError
+    from pyrag_dsl.cli.pipeline_cmds import read_questions
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        good = Path(d) / "qa.jsonl"
+        good.write_text('{"id": "1", "question": " Who? ", "golden_answers": ["x"]}\n\n{"question": "When?"}\n')
+        assert read_questions(str(good)) == ["Who?", "When?"]
+        bad = Path(d) / "bad.jsonl"
+        bad.write_text('{"question": "Who?"}\n{"query": "When?"}\n')
+        with pytest.raises(UsageError, match='row 2 is not an object with a "question" text'):
+            read_questions(str(bad))
+        plain = Path(d) / "q.txt"
+        plain.write_text('Who wrote "{x}"?\n{"question": "kept as text: the first line is not JSON"}\n')
+        assert len(read_questions(str(plain))) == 2

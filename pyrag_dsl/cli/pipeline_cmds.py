@@ -26,8 +26,8 @@ MAX_QUESTIONS_BYTES = 10_000_000  # the questions file as a whole
 
 
 def read_questions(path: str) -> list[str]:
-    """One question per non-empty line; a line over MAX_QUESTION_CHARS or a file over MAX_QUESTIONS_BYTES
-    is a usage error naming it."""
+    """One question per non-empty line, or JSON Lines rows with a "question" (when the first line is an
+    object); a line over MAX_QUESTION_CHARS or a file over MAX_QUESTIONS_BYTES is a usage error naming it."""
     name = "standard input" if path == "-" else path
     if path == "-":
         data = sys.stdin.buffer.read(MAX_QUESTIONS_BYTES + 1)
@@ -50,7 +50,20 @@ def read_questions(path: str) -> list[str]:
     questions = [line.strip() for line in text.splitlines() if line.strip()]
     if not questions:
         raise UsageError(f"no questions in {'standard input' if path == '-' else path} (one question per line)")
+    if questions[0].startswith("{"):  # JSON Lines (an eval data file): each row's "question"
+        return [_question_of_row(name, n, line) for n, line in enumerate(questions, 1)]
     return questions
+
+
+def _question_of_row(name: str, n: int, line: str) -> str:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    question = row.get("question") if isinstance(row, dict) else None
+    if not isinstance(question, str) or not question.strip():
+        raise UsageError(f'{name} reads as JSON Lines, but row {n} is not an object with a "question" text')
+    return question.strip()
 
 
 def _settings(args: argparse.Namespace):
@@ -417,7 +430,8 @@ def add_pipeline_commands(sub) -> None:
     p = sub.add_parser("run", help="answer questions: decompose, plan, execute, repair, adaptive retrieval",
                        description="Answer each question of a file (one per line; - for stdin). Writes "
                        "OUTPUT_DIR/<timestamp>/<n>/ with generated_code.py, trace.jsonl and result.json.")
-    p.add_argument("questions", help="questions file, one per line, or - for standard input")
+    p.add_argument("questions", help="questions file, one per line, or - for standard input; JSON Lines rows "
+                   "with a \"question\" key (an eval data file) work too")
     p.add_argument("--output-dir", help="where results go (default: $OUTPUT_DIR or ./outputs)")
     p.add_argument("--json", action="store_true", help="print results as JSON Lines instead of tables")
     p.add_argument("--concurrency", type=int, default=1, metavar="N",
