@@ -301,9 +301,19 @@ def test_questions_from_json_lines_rows():
         good.write_text('{"id": "1", "question": " Who? ", "golden_answers": ["x"]}\n\n{"question": "When?"}\n')
         assert read_questions(str(good)) == ["Who?", "When?"]
         bad = Path(d) / "bad.jsonl"
-        bad.write_text('{"question": "Who?"}\n{"query": "When?"}\n')
-        with pytest.raises(UsageError, match='row 2 is not an object with a "question" text'):
+        bad.write_text('{"question": "Who?"}\n\n{"query": "When?"}\n')
+        with pytest.raises(UsageError, match="line 3: the file reads as JSON Lines"):
             read_questions(str(bad))
         plain = Path(d) / "q.txt"
         plain.write_text('Who wrote "{x}"?\n{"question": "kept as text: the first line is not JSON"}\n')
         assert len(read_questions(str(plain))) == 2
+        braces = Path(d) / "braces.txt"  # a plain question that starts with a brace is still a question
+        braces.write_text("{Alpha} or {Beta}: which is older?\nWho?\n")
+        assert read_questions(str(braces)) == ["{Alpha} or {Beta}: which is older?", "Who?"]
+        long_row = Path(d) / "flashrag.jsonl"  # the length limit is the question's, not the row's
+        long_row.write_text(json.dumps({"question": "Who?", "metadata": {"context": "x" * 5000}}) + "\n")
+        assert read_questions(str(long_row)) == ["Who?"]
+        too_long = Path(d) / "long.jsonl"
+        too_long.write_text(json.dumps({"question": "y" * 4001}) + "\n")
+        with pytest.raises(UsageError, match="line 1: the question has 4,001 characters"):
+            read_questions(str(too_long))

@@ -294,7 +294,7 @@ def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
             with pytest.raises((RetrievalError, LLMError), match="timed out"):
                 ask()
             assert time.monotonic() - t0 < 3  # bound, not benchmark: 0.5 s + one 0.1 s wait
-            configure_breakers(3, 30.0)  # forget the failures: each call is judged alone
+            # (the retriever's and the LLM's endpoints have breakers of their own: 2 failures open neither)
         retriever.close()
         client.close()
     assert seen and len(seen) < 50  # the streamed reply was read until the time was up, not to its end
@@ -309,3 +309,40 @@ def test_a_drip_that_ends_in_time_is_read_whole():
         assert client.chat(HI, on_text=lambda t: None) == "w0 w1 w2"
         retriever.close()
         client.close()
+
+
+def test_waiting_for_the_retrievers_connection_does_not_count_against_the_timeout():
+    """The HTTP retriever has one connection: three searches at once queue for it. Each takes the server
+    0.5 s; under a 1.5 s timeout all three must succeed (the clock starts when a request is sent)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            time.sleep(0.5)
+            body = json.dumps({"result": [[{"document": {"id": q, "contents": '"T"\nx'}, "score": 1.0}]
+                                          for q in request["queries"]]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        retriever = HttpRetriever(f"http://127.0.0.1:{server.server_address[1]}", timeout=1.5, retries=0)
+        with ThreadPoolExecutor(3) as pool:
+            hits = list(pool.map(lambda q: retriever.search([q], 1)[0][0].id, ["a", "b", "c"]))
+        retriever.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert hits == ["a", "b", "c"]

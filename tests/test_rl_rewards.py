@@ -151,6 +151,9 @@ def test_plan_reward_no_program_and_bad_settings(retrieval_server):
     assert plan("I cannot write this.")["error_kind"] == "SyntaxError"
     bad = plan(JED_HOYER, run_timeout_s="soon")
     assert bad["score"] == 0.0 and bad["error_kind"].startswith("SettingsError")
+    for value in ("inf", "nan"):  # would switch the engine's time limit off
+        bad = plan(JED_HOYER, tool_timeout_s=value)
+        assert bad["score"] == 0.0 and bad["error_kind"].startswith("SettingsError"), bad
 
 
 def test_plan_reward_caches_tool_calls_across_rollouts_and_threads(retrieval_server):

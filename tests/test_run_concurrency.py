@@ -174,3 +174,33 @@ def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
     assert partial["sub_queries"] and partial["generated_code"]  # decomposed and planned before the signal
     assert any(e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text()
                                                         .splitlines()[1:]))
+
+
+def test_ctrl_c_keeps_answered_questions_as_finished_and_saves_the_ones_in_flight():
+    """Ctrl-C while question 1 is being saved: question 2 has returned meanwhile (finished, not partial),
+    question 3 is still running (its partial result, from interrupted_result, goes to on_interrupted)."""
+    import time
+
+    class Pipe:
+        def __init__(self, n):
+            self.n = n
+
+        def run(self, question):
+            time.sleep({1: 0.0, 2: 0.1, 3: 5.0}[self.n])
+            return type("R", (), {"error": None, "final_answer": question.upper()})()
+
+        def interrupted_result(self):
+            return type("R", (), {"error": {"type": "Interrupted"}, "final_answer": None})()
+
+    finished, ordered, partial = [], [], []
+
+    def on_finished(o):
+        finished.append(o.n)
+        if o.n == 1:
+            time.sleep(0.5)  # question 2 returns meanwhile
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_questions(Pipe, ["a", "b", "c"], 3, on_finished=on_finished, on_ordered=lambda o: ordered.append(o.n),
+                      on_interrupted=lambda o: partial.append((o.n, o.result.error["type"])))
+    assert finished == [1, 2] and ordered == [1, 2] and partial == [(3, "Interrupted")]

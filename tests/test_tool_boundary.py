@@ -294,11 +294,18 @@ def test_a_bad_batch_result_is_a_typed_error(name):
     assert "final_answer" not in result.variables
 
 
-def test_a_batch_exception_is_described_inside_the_time_limit():
+class _RaisingList(list):
+    def __iter__(self):
+        raise _SlowStrError()
+
+
+@pytest.mark.parametrize("batch", [_raise_slow, lambda calls: _RaisingList([[], []])],
+                         ids=["batch raises", "iterating the result raises"])
+def test_a_batch_exception_is_described_inside_the_time_limit(batch):
     src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nfinal_answer = answer("q", d1)\n'
     t0 = time.monotonic()
     result = execute(parse_program(src, limits=Limits(tool_timeout_s=0.3)),
-                     {"retrieve": _HostileBatchRetriever(_raise_slow), "answer": lambda query, docs: "x"},
+                     {"retrieve": _HostileBatchRetriever(batch), "answer": lambda query, docs: "x"},
                      mode="dataflow")
     assert time.monotonic() - t0 < 3
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, console)
     except UsageError as e:
-        err_console.print(Text("error: ", style="red") + Text(str(e)))
+        err_console.print(Text("error: ", style="red") + text(str(e)))
         return EXIT_USAGE
     except KeyboardInterrupt:
         err_console.print(f"[red]{signals.interrupt_word()}[/red]")
@@ -254,30 +254,30 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:  # a bad setting: one line that names the key (pyrag_dsl.config)
         if args.debug:
             raise
-        err_console.print(Text("error: ", style="red") + Text(str(e)))
+        err_console.print(Text("error: ", style="red") + text(str(e)))
         return EXIT_USAGE
     except (RetrievalError, LLMError) as e:
         if args.debug:
             raise
-        err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e}"))
+        err_console.print(Text("error: ", style="red") + text(f"{type(e).__name__}: {e}"))
         return EXIT_RUNTIME
     except OSError as e:  # a path that cannot be used (an output directory that is a file...): name it
         if args.debug:
             raise
         if e.filename is None:
-            err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the "
+            err_console.print(Text("error: ", style="red") + text(f"{type(e).__name__}: {e} (--debug shows the "
                                                                    "traceback)"))
             return EXIT_RUNTIME
         where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
         why = e.strerror or str(e)
         if e.errno in (errno.EEXIST, errno.ENOTDIR):
             why += " (a file is where a directory is needed)"
-        err_console.print(Text("error: ", style="red") + Text(f"cannot use {where}: {why}"))
+        err_console.print(Text("error: ", style="red") + text(f"cannot use {where}: {why}"))
         return EXIT_USAGE if e.errno in _PATH_ERRNOS else EXIT_RUNTIME
     except Exception as e:  # a one-line error for people; the traceback with --debug
         if args.debug:
             raise
-        err_console.print(Text("error: ", style="red") + Text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
+        err_console.print(Text("error: ", style="red") + text(f"{type(e).__name__}: {e} (--debug shows the traceback)"))
         return EXIT_RUNTIME
 
 

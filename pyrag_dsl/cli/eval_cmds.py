@@ -94,7 +94,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         if session.server is not None:
             config["embedded_server"] = {"gguf": str(getattr(session.server, "model_path", "")),
                                          "alias": getattr(session.server, "alias", None)}
-        console.print(f"eval [bold]{method.name}[/bold] on {qaset.source}: {len(qaset.rows)} questions"
+        console.print(f"eval [bold]{method.name}[/bold] on {markup(qaset.source)}: {len(qaset.rows)} questions"
                       + (f", {len(done_records)} already recorded" if done_records else "")
                       + f"; writing {out_dir}", highlight=False)
         state = Progress(total=len(qaset.rows), done=len(done_records),
@@ -141,7 +141,7 @@ def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qas
     from ..eval.runner import finish, resolved_settings
 
     config.update(resolved_settings(out_dir))
-    console.print(f"eval {args.method} on {qaset.source}: all {len(qaset.rows)} questions already recorded; "
+    console.print(f"eval {args.method} on {markup(qaset.source)}: all {len(qaset.rows)} questions already recorded; "
                   "summary rewritten, no server started", highlight=False)
     _print_summary(console, finish(out_dir, qaset, config), args.method, qaset, out_dir)
     return EXIT_OK

@@ -43,27 +43,33 @@ def read_questions(path: str) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UsageError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for n, line in enumerate(text.splitlines(), 1):
-        if len(line.strip()) > MAX_QUESTION_CHARS:
-            raise UsageError(f"{name} line {n}: the question has {len(line.strip()):,} characters, over the "
-                             f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)")
-    questions = [line.strip() for line in text.splitlines() if line.strip()]
-    if not questions:
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not lines:
         raise UsageError(f"no questions in {'standard input' if path == '-' else path} (one question per line)")
-    if questions[0].startswith("{"):  # JSON Lines (an eval data file): each row's "question"
-        return [_question_of_row(name, n, line) for n, line in enumerate(questions, 1)]
+    json_lines = _question_of_row(lines[0][1]) is not None  # an eval data file: each row's "question"
+    questions = []
+    for n, line in lines:
+        question = _question_of_row(line) if json_lines else line
+        if question is None:
+            raise UsageError(f'{name} line {n}: the file reads as JSON Lines (its first line is an object with a '
+                             f'"question"), but this line is not one')
+        if len(question) > MAX_QUESTION_CHARS:
+            raise UsageError(f"{name} line {n}: the question has {len(question):,} characters, over the "
+                             f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)")
+        questions.append(question)
     return questions
 
 
-def _question_of_row(name: str, n: int, line: str) -> str:
+def _question_of_row(line: str) -> str | None:
+    """The "question" of a JSON Lines row, or None when the line is not such a row."""
+    if not line.startswith("{"):
+        return None
     try:
         row = json.loads(line)
     except ValueError:
-        row = None
+        return None
     question = row.get("question") if isinstance(row, dict) else None
-    if not isinstance(question, str) or not question.strip():
-        raise UsageError(f'{name} reads as JSON Lines, but row {n} is not an object with a "question" text')
-    return question.strip()
+    return question.strip() if isinstance(question, str) and question.strip() else None
 
 
 def _settings(args: argparse.Namespace):
@@ -144,14 +150,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 try:
                     result = session.pipeline.run(question)
                 except Interrupted as stop:  # keep what this question had computed, then stop
-                    if signals.interrupt_word() != "interrupted" and stop.result.error:  # not Ctrl-C: say which
-                        stop.result.error["message"] = signals.interrupt_word()
+                    error = stop.result.error
+                    if error and error.get("type") == "Interrupted" and signals.interrupt_word() != "interrupted":
+                        error["message"] = signals.interrupt_word()  # not Ctrl-C: say which signal
                     saved = save_result(run_dir, n, stop.result)
                     if quiet:  # its JSON line too, as for a finished question
                         print(json.dumps({"n": n, "output": str(saved) if saved else None,
                                           **stop.result.to_dict()}, ensure_ascii=False), flush=True)
                     status.print(f"[red]{signals.interrupt_word()}[/red] during question {n}"
-                                 + (f"; partial result in {saved}" if saved else ""), highlight=False)
+                                 + (f"; partial result in {markup(saved)}" if saved else ""), highlight=False)
                     return signals.interrupt_exit_code()
                 out = save_result(run_dir, n, result)  # on a failed write: one line on stderr, answer still shown
                 unsaved += out is None
@@ -173,7 +180,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     finally:
         session.close()
         if run_dir is not None:
-            status.print(f"[dim]outputs: {run_dir}[/dim]")
+            status.print(f"[dim]outputs: {markup(run_dir)}[/dim]")
     if unsaved:
         return EXIT_RUNTIME
     return EXIT_OK if failed == 0 else EXIT_FAILED
@@ -216,7 +223,7 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
                 _write_exec_trace(args, trace, source, cfg, executor.run,
                                   {"type": "Interrupted", "message": "interrupted by a signal"})
             except OutputError as e:
-                Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + Text(str(e)))
+                Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + text(str(e)))
         raise
     finally:
         session.close()
@@ -306,7 +313,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
                   f"{markup(repr(report.final_answer_replayed))}", highlight=False)
     if args.live and report.new_error:  # the current tools failed where the recording did not
         Console(stderr=True, soft_wrap=True).print(
-            Text("error: ", style="red") + Text(f"the live replay failed: {report.error.get('type')}: "
+            Text("error: ", style="red") + text(f"the live replay failed: {report.error.get('type')}: "
                                                 f"{report.error.get('message')}"))
         return EXIT_RUNTIME
     if args.live:

@@ -53,6 +53,7 @@ def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str],
 
     finished: dict[int, Outcome] = {}
     started: dict[int, Any] = {}  # question number -> its pipeline
+    returned: dict[int, Any] = {}  # question number -> its result, once run() returned
     state = {"next": 1}
 
     def release() -> None:
@@ -64,7 +65,8 @@ def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str],
     def answer(item: tuple[int, str]) -> Any:
         n, question = item
         pipeline = started[n] = make_pipeline(n)
-        return pipeline.run(question)
+        result = returned[n] = pipeline.run(question)
+        return result
 
     def done(_i: int, item: tuple[int, str], result: Any, err: BaseException | None) -> None:
         n, question = item
@@ -77,15 +79,22 @@ def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str],
     try:
         concurrent_map(answer, list(enumerate(questions, 1)), concurrency, done, stop=stop)
     except KeyboardInterrupt:
+        questions_by_n = dict(enumerate(questions, 1))
+        for n in sorted(set(returned) - set(finished)):  # answered, not yet collected: finished all the same
+            finished[n] = Outcome(n, questions_by_n[n], returned[n])
+            if on_finished is not None:
+                on_finished(finished[n])
         for n in sorted(finished):  # finished behind an unfinished one: still printed, in order
             if n >= state["next"] and on_ordered is not None:
                 on_ordered(finished[n])
         if on_interrupted is not None:
-            questions_by_n = dict(enumerate(questions, 1))
             for n in sorted(set(started) - set(finished)):
-                partial = getattr(started[n], "interrupted_result", lambda: None)()
-                if partial is not None:
-                    on_interrupted(Outcome(n, questions_by_n[n], partial))
+                try:  # the worker still runs: one partial result that cannot be read must not lose the others
+                    partial = getattr(started[n], "interrupted_result", lambda: None)()
+                    if partial is not None:
+                        on_interrupted(Outcome(n, questions_by_n[n], partial))
+                except Exception:  # noqa: BLE001
+                    continue
         raise
     return [finished[n] for n in sorted(finished)]
 
@@ -143,8 +152,9 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         partial: dict[int, Any] = {}
 
         def on_interrupted(o: Outcome) -> None:
-            if signals.interrupt_word() != "interrupted" and o.result.error:  # not Ctrl-C: say which
-                o.result.error["message"] = signals.interrupt_word()
+            error = o.result.error
+            if error and error.get("type") == "Interrupted" and signals.interrupt_word() != "interrupted":
+                error["message"] = signals.interrupt_word()  # not Ctrl-C: say which signal
             partial[o.n] = save_result(run_dir, o.n, o.result)
             if quiet:
                 print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,
@@ -162,7 +172,7 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
     finally:
         session.close()
         if run_dir is not None:
-            status.print(f"[dim]outputs: {run_dir}[/dim]")
+            status.print(f"[dim]outputs: {markup(run_dir)}[/dim]")
     if "interrupted" in counts:
         _exit_now_if_requests_in_flight(counts["interrupted"])
         return counts["interrupted"]

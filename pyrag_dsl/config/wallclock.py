@@ -2,7 +2,8 @@
 
 httpx's timeouts bound each wait for data: a server that sends a byte a second never times out, however
 long the reply takes. `wall_clock_hooks()` gives event hooks for an httpx client (or the httpx2 client the
-openai package uses) that end a response once its read timeout has passed since the request was sent,
+openai package uses) that end a response once its read timeout has passed since the request was sent
+(its headers written: time spent waiting for a pooled connection does not count),
 checked as each piece of the body arrives (a response ends at most one read wait after its time). Hooks,
 not a transport: the client keeps its own transport, connection limits and proxy settings.
 """
@@ -42,7 +43,17 @@ def _bounded_stream_class(module: Any) -> type:
 
 
 def _on_request(request: Any) -> None:
-    request.pyrag_sent_at = time.monotonic()
+    """Start the request's clock when its headers are sent (httpcore's `trace` extension), not now: a request
+    waiting for a pooled connection (the HTTP retriever has one) is not yet the server's time."""
+    earlier = request.extensions.get("trace")
+
+    def trace(name: str, info: dict) -> None:
+        if name.endswith("send_request_headers.started"):
+            request.pyrag_sent_at = time.monotonic()
+        if earlier is not None:
+            earlier(name, info)
+
+    request.extensions["trace"] = trace
 
 
 def _on_response(response: Any) -> None:

@@ -170,6 +170,8 @@ def read_hub(name: str, config: str | None, split: str) -> list[QARow]:
 
 def _resolve_file(spec: str, split: str | None) -> Path:
     if spec in BUILTIN:
+        if split:
+            raise DataError(spec, f"--split {split}: a built-in data set has one split")
         return builtin_path(spec)
     path = Path(spec)
     if path.is_dir():

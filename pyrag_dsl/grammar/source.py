@@ -203,9 +203,10 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
     """Check size and characters, then parse. Returns the tree (or None) and every error found."""
     if not isinstance(source, str):
         return None, SourceMap(""), [DslSyntaxError(f"program must be text, got {type(source).__name__}")]
-    if len(source) > 2 * limits.max_source_bytes:  # over the limit even with every CRLF made one byte
+    at_least = len(source) > 2 * limits.max_source_bytes  # over the limit even with every CRLF made one byte
+    if at_least:
         smap = SourceMap("")  # nothing of a huge text is split into lines or copied
-        size = len(source)
+        size = len(source)  # characters: a lower bound of its bytes
     else:
         source = normalise_newlines(source)
         smap = SourceMap(source)
@@ -213,7 +214,7 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
     if size > limits.max_source_bytes:
         return None, smap, [
             LimitExceeded(
-                f"program is {size} bytes; the limit is {limits.max_source_bytes}",
+                f"program is {'at least ' if at_least else ''}{size} bytes; the limit is {limits.max_source_bytes}",
                 limit="max_source_bytes",
                 value=size,
             )

@@ -73,14 +73,15 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
             def call() -> list[Any]:
                 try:
                     got = impl.batch([m["kwargs"] for m in misses])
+                    if not isinstance(got, list):
+                        raise ValueError(f"batch returned no list for {len(misses)} calls")
+                    # a plain copy of at most one item too many: a list subclass's len() and iteration may
+                    # disagree, or its iteration raise
+                    raws = list(itertools.islice(iter(got), len(misses) + 1))
                 except KeyboardInterrupt:
                     raise  # guarded() decides, as for a single call
                 except BaseException as e:  # noqa: BLE001 - described here, inside the time limit
                     raise tool_raised(e) from None
-                if not isinstance(got, list):
-                    raise ValueError(f"batch returned no list for {len(misses)} calls")
-                # a plain copy of at most one item too many: a list subclass's len() and iteration may disagree
-                raws = list(itertools.islice(iter(got), len(misses) + 1))
                 if len(raws) != len(misses):
                     raise ValueError(f"batch returned {len(raws)} results for {len(misses)} calls")
                 out = []

@@ -154,6 +154,8 @@ class Pipeline:
         state = self._running
         if state is None:
             return None
+        if state.done:  # run() has returned: its result is whole
+            return state.result
         if state.result.error is None:
             state.result.error = {"type": "Interrupted", "message": message}
         for _ in range(5):  # the worker may change a dict while it is read: read again
@@ -187,6 +189,7 @@ class Pipeline:
             interrupted = True
         finally:
             state.finish()
+            state.done = True
         if interrupted:
             raise Interrupted(result)
         return result
@@ -206,6 +209,7 @@ class _RunState:
         self.decompose_calls = 0
         self.plan_calls = 0
         self.plan_s = 0.0
+        self.done = False  # run() has finished with this question
 
     def emit(self, event_cls: type[TraceEvent], **kw: Any) -> None:
         _emit(self.result.trace, event_cls, **kw)

@@ -6,6 +6,7 @@ Sources, later ones win: defaults < environment < verl's `reward_kwargs` < the r
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
@@ -86,8 +87,9 @@ class RewardSettings:
             raise SettingsError(f"reward setting plan_grammar must be language, skeleton or off, "
                                 f"got {settings.plan_grammar!r}")
         for key in ("topk", "boosted_topk", "max_tool_calls", "cache_size", "tool_timeout_s", "run_timeout_s"):
-            if getattr(settings, key) <= 0:
-                raise SettingsError(f"reward setting {key} must be positive, got {getattr(settings, key)!r}")
+            value = getattr(settings, key)
+            if not (value > 0 and math.isfinite(value)):  # NaN and inf would switch an engine limit off
+                raise SettingsError(f"reward setting {key} must be positive and finite, got {value!r}")
         return settings
 
 
