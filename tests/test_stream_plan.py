@@ -3,6 +3,8 @@ then answers those calls from the call cache, with the same result as a non-stre
 
 import time
 
+import pytest
+
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler, make_pipeline
 
@@ -86,12 +88,14 @@ def _started(pre):
         time.sleep(0.01)
 
 
-def test_prefetch_waits_no_longer_than_the_tool_timeout():
-    """A prefetched call past tool_timeout_s is abandoned when the plan is done: finish() does not hang on
-    it, and its late result never reaches the call cache."""
+@pytest.mark.parametrize("limits", [Limits(tool_timeout_s=0.3, run_timeout_s=60), Limits(tool_timeout_s=60,
+                                                                                          run_timeout_s=0.4)],
+                         ids=["tool_timeout_s", "run_timeout_s"])
+def test_prefetch_waits_no_longer_than_the_limits(limits):
+    """A prefetched call past tool_timeout_s (or the stream past run_timeout_s) is abandoned when the plan is
+    done: finish() does not hang on it, and its late result never reaches the call cache."""
     cache = CallCache()
-    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=0.3, run_timeout_s=60), _slow_tools(3), cache,
-                     {"topk": 5})
+    pre = Prefetcher(DEFAULT_LANGUAGE, limits, _slow_tools(3), cache, {"topk": 5})
     pre.feed('d1 = retrieve("one")\n')
     _started(pre)
     t0 = time.monotonic()
@@ -99,16 +103,6 @@ def test_prefetch_waits_no_longer_than_the_tool_timeout():
     assert time.monotonic() - t0 < 2
     time.sleep(3.2)  # the abandoned call returns now
     assert len(cache) == 0
-
-
-def test_prefetch_waits_no_longer_than_the_run_timeout():
-    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=60, run_timeout_s=0.4), _slow_tools(3), CallCache(),
-                     {"topk": 5})
-    pre.feed('d1 = retrieve("one")\n')
-    _started(pre)
-    t0 = time.monotonic()
-    pre.finish()
-    assert time.monotonic() - t0 < 2
 
 
 def test_prefetch_still_waits_for_a_call_within_the_limits():
