@@ -161,17 +161,29 @@ def test_span_inside_fstring_after_non_ascii():
     assert err.source_line[err.span.col - 1: err.span.end_col - 1] == "nme"
 
 
-def test_many_unknown_keywords_validate_in_linear_time():
-    """A 64 kB program of 16,000 unknown keywords: each is one error (capped), checked once (was quadratic)."""
-    import time as _time
+def test_many_unknown_keywords_are_checked_without_a_scan_per_keyword(monkeypatch):
+    """A 64 kB program of thousands of unknown keywords: the validator looked each keyword up in the list of
+    unknown ones (quadratic: 5.6 s for 16,000). Counted, not timed: no membership test on that list."""
+    import importlib
 
+    validate_module = importlib.import_module("pyrag_dsl.grammar.validate")
+
+    scans = []
+
+    class CountingList(list):
+        def __contains__(self, item):
+            scans.append(1)
+            return super().__contains__(item)
+
+    real_bind = validate_module.bind
+
+    def bind(spec, node):
+        b = real_bind(spec, node)
+        b.unknown = CountingList(b.unknown)
+        return b
+
+    monkeypatch.setattr(validate_module, "bind", bind)
     src = 'q = "x"\nfinal_answer = answer("q", ' + "z=q," * 15_900 + ")\n"
-    t0 = _time.process_time()
     result = validate(src)
     assert not result.ok and len(src.encode()) <= Limits().max_source_bytes
-    small = 'q = "x"\nfinal_answer = answer("q", ' + "z=q," * 1_590 + ")\n"
-    t1 = _time.process_time()
-    validate(small)
-    t2 = _time.process_time()
-    # ten times the keywords: about ten times the work (quadratic was ~40x at these sizes)
-    assert (t1 - t0) < 25 * max(t2 - t1, 0.01)
+    assert len(scans) < 10
