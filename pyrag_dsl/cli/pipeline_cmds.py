@@ -150,9 +150,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 try:
                     result = session.pipeline.run(question)
                 except Interrupted as stop:  # keep what this question had computed, then stop
-                    error = stop.result.error
-                    if error and error.get("type") == "Interrupted" and signals.interrupt_word() != "interrupted":
-                        error["message"] = signals.interrupt_word()  # not Ctrl-C: say which signal
+                    signals.name_the_signal(stop.result)
                     saved = save_result(run_dir, n, stop.result)
                     if quiet:  # its JSON line too, as for a finished question
                         print(json.dumps({"n": n, "output": str(saved) if saved else None,

@@ -152,9 +152,7 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         partial: dict[int, Any] = {}
 
         def on_interrupted(o: Outcome) -> None:
-            error = o.result.error
-            if error and error.get("type") == "Interrupted" and signals.interrupt_word() != "interrupted":
-                error["message"] = signals.interrupt_word()  # not Ctrl-C: say which signal
+            signals.name_the_signal(o.result)
             partial[o.n] = save_result(run_dir, o.n, o.result)
             if quiet:
                 print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,

@@ -54,6 +54,13 @@ def interrupt_word() -> str:
     return "terminated (SIGTERM)" if _received == signal.SIGTERM else "interrupted"
 
 
+def name_the_signal(result: object) -> None:
+    """A result stopped by SIGTERM (not Ctrl-C) says so in its Interrupted error's message."""
+    error = getattr(result, "error", None)
+    if error and error.get("type") == "Interrupted" and interrupt_word() != "interrupted":
+        error["message"] = interrupt_word()
+
+
 def silence_stdout() -> None:
     """After a broken pipe: point stdout at /dev/null so that the final flush cannot fail again."""
     try:

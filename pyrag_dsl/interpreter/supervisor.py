@@ -75,6 +75,21 @@ class _Workers:
 _WORKERS = _Workers()
 
 
+def abandon_if_overrun(run: "Run", now: float, run_deadline: float | None) -> bool:
+    """Abandon `run` (True) when it is past `run_deadline` or its oldest call in flight is past the per-call
+    limit; the supervisor's check, also used for statements run outside it (streamed-plan prefetch)."""
+    limits = run.limits
+    if run_deadline is not None and now >= run_deadline:
+        run.abandon(LimitExceeded(f"run took longer than {limits.run_timeout_s} s", limit="run_timeout_s"))
+        return True
+    oldest = run.oldest_call()
+    if oldest is not None and limits.tool_timeout_s is not None and now - oldest[0] >= limits.tool_timeout_s:
+        run.abandon(LimitExceeded(f"a tool call took longer than {limits.tool_timeout_s} s",
+                                  limit="tool_timeout_s"), oldest[1])
+        return True
+    return False
+
+
 def supervise(run: "Run", work: Callable[[], None]) -> None:
     """Run `work` in a worker thread and enforce the per-call and per-run wall-clock limits.
 
@@ -105,14 +120,7 @@ def supervise(run: "Run", work: Callable[[], None]) -> None:
     _WORKERS.submit(target)
     try:
         while not done.acquire(timeout=0.02):
-            now = time.monotonic()
-            if run_deadline is not None and now >= run_deadline:
-                run.abandon(LimitExceeded(f"run took longer than {limits.run_timeout_s} s", limit="run_timeout_s"))
-                return
-            oldest = run.oldest_call()
-            if oldest is not None and limits.tool_timeout_s is not None and now - oldest[0] >= limits.tool_timeout_s:
-                run.abandon(LimitExceeded(f"a tool call took longer than {limits.tool_timeout_s} s",
-                                          limit="tool_timeout_s"), oldest[1])
+            if abandon_if_overrun(run, time.monotonic(), run_deadline):
                 return
         if crash:
             raise crash[0]

@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 from ..agents.plan import extract_program
 from ..grammar import FINAL_ANSWER, Language, Limits, Program, validate
-from ..grammar.errors import LimitExceeded
 from ..interpreter import CallCache, Run
+from ..interpreter.supervisor import abandon_if_overrun
 from ..interpreter.walker import run_statement
 
 _STAND_IN = f'\n{FINAL_ANSWER} = "..."\n'
@@ -128,21 +128,14 @@ class Prefetcher:
         return self.report
 
     def _wait_within_limits(self, futures: dict[Future, Run]) -> None:
-        tool_s, run_s = self.limits.tool_timeout_s, self.limits.run_timeout_s
+        run_s = self.limits.run_timeout_s
         deadline = self.t0 + run_s if run_s is not None else None
+        limited = self.limits.tool_timeout_s is not None or deadline is not None
         pending = {f for f in futures if not f.done()}
         while pending:
-            wait(pending, timeout=0.02 if tool_s is not None or deadline is not None else None,
-                 return_when=FIRST_COMPLETED)
+            wait(pending, timeout=0.02 if limited else None, return_when=FIRST_COMPLETED)
             now = time.monotonic()
             for f in list(pending):
                 run = futures[f]
-                oldest = run.oldest_call()
-                if f.done() or run.abandoned:
-                    pending.discard(f)
-                elif deadline is not None and now >= deadline:
-                    run.abandon(LimitExceeded(f"run took longer than {run_s} s", limit="run_timeout_s"))
-                    pending.discard(f)
-                elif oldest is not None and tool_s is not None and now - oldest[0] >= tool_s:
-                    run.abandon(LimitExceeded(f"a tool call took longer than {tool_s} s", limit="tool_timeout_s"))
+                if f.done() or run.abandoned or abandon_if_overrun(run, now, deadline):
                     pending.discard(f)

@@ -147,7 +147,7 @@ class Pipeline:
         self._running: _RunState | None = None  # the question run() is answering now
 
     # -- public ---------------------------------------------------------------------------------
-    def interrupted_result(self, message: str = "interrupted by the user") -> "PipelineResult | None":
+    def interrupted_result(self) -> "PipelineResult | None":
         """From another thread, while run() answers in a worker (Ctrl-C with several questions in flight):
         what the question has computed so far, marked Interrupted, as run() gives it on Ctrl-C. None when no
         question was started. The worker is not stopped; read this only when its work is to be dropped."""
@@ -157,7 +157,7 @@ class Pipeline:
         if state.done:  # run() has returned: its result is whole
             return state.result
         if state.result.error is None:
-            state.result.error = {"type": "Interrupted", "message": message}
+            state.result.error = {"type": "Interrupted", "message": "interrupted by the user"}
         for _ in range(5):  # the worker may change a dict while it is read: read again
             try:
                 state.finish()
