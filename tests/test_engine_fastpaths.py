@@ -141,3 +141,97 @@ def test_events_equal_the_ones_build_event_makes():
         assert list(e.__dict__) == list({**event_defaults(cls), **{k: None for k in e.__dict__ if k != "kind"}})
         assert event_json(e) == event_json(ref)
         assert cls.model_validate(json.loads(event_json(e))) == e
+
+
+def _long_way(program, tools, settings=None):
+    """A run whose every call node gets its arguments the general way (Frame.arguments, as adaptive retrieval and
+    batched calls do) instead of from its CallPlan: an override that forces nothing sends a call there."""
+    from pyrag_dsl.interpreter.run import Run
+    from pyrag_dsl.interpreter.walker import CallCache
+
+    run = Run(program, tools, settings=settings, cache=CallCache())
+    for call in program.bound:
+        run.overrides[call] = {}
+    run.run_all()
+    return run
+
+
+def _short_way(program, tools, settings=None):
+    from pyrag_dsl.interpreter.run import Run
+    from pyrag_dsl.interpreter.walker import CallCache
+
+    run = Run(program, tools, settings=settings, cache=CallCache())
+    run.run_all()
+    return run
+
+
+def _events_without_times(run):
+    return [event_json(e.model_copy(update={"start": 0.0, "end": 0.0})) for e in run.events]
+
+
+PLAN_PROGRAMS = {
+    "constants, names, f-strings, nested call, cache hit": (
+        'd = retrieve("q")\n'
+        'e = retrieve("q", 2)\n'
+        'x = answer("first", d)\n'
+        'a = answer(answer(f"inner {x}"), d)\n'
+        'b = answer("q", d)\n'
+        'c = answer("q", d)\n'
+        'final_answer = answer(f"{a} and {b}", e)\n', {"topk": 3}),
+    "topk from the settings out of range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 10**6}),
+    "topk from the settings in range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 1}),
+}
+
+
+@pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
+@pytest.mark.parametrize("result", ["clean Docs", "dicts", "bad", "non-ascii text"])
+def test_call_plans_give_what_the_general_path_gives(name, result, monkeypatch):
+    """A call's arguments come from its CallPlan, computed once per node; the trace (field order, charges via the
+    byte budget), values and errors equal those of the general path, for every kind of argument and result."""
+    from pyrag_dsl.interpreter.walker import Frame
+
+    planned = []
+    original = Frame.planned_arguments
+    monkeypatch.setattr(Frame, "planned_arguments", lambda self, plan: planned.append(1) or original(self, plan))
+    src, settings = PLAN_PROGRAMS[name]
+    docs = Docs((_doc1(), _doc1(id="2", text="caf\u00e9")))
+
+    def retrieve(query, topk=5):
+        if result == "dicts":
+            return [{"id": 1, "title": "T", "text": f"{query} {topk}"}]
+        if result == "bad":
+            return 42
+        return docs
+
+    def answer(query, docs=None):
+        return f"r\u00e9ponse {len(query)}" if result == "non-ascii text" else f"ans {len(query)}"
+
+    tools = {"retrieve": retrieve, "answer": answer}
+    program = parse_program(src, limits=Limits(tool_timeout_s=None, run_timeout_s=None))
+    long = _long_way(program, tools, settings)
+    assert not planned  # the long way computed no arguments from a plan
+    short = _short_way(program, tools, settings)
+    assert planned
+    assert _events_without_times(short) == _events_without_times(long)
+    assert short.values == long.values and short.recorder.bytes == long.recorder.bytes
+    assert (short.tool_calls, short.cache_hits) == (long.tool_calls, long.cache_hits)
+    assert (short.error is None) == (long.error is None)
+    if short.error is not None:
+        assert short.error.to_dict() == long.error.to_dict()
+    if name.startswith("constants") and result != "bad":
+        assert short.error is None and short.cache_hits == 1 and len(program.plans) == 8
+
+
+def test_call_plans_are_per_node_and_per_program():
+    """A plan is computed once per call node and kept with its program; another program of the same text has
+    plans of its own nodes."""
+    src = 'd = retrieve("q")\na = answer("a", d)\nfinal_answer = answer(f"x {a}", d)\n'
+    tools = {"retrieve": lambda query, topk=5: Docs((_doc1(),)), "answer": lambda query, docs=None: query[:10]}
+    program, twin = parse_program(src), parse_program(src)
+    first = execute(program, tools)
+    plans = dict(program.plans)
+    assert len(plans) == 3 and {id(n) for n in plans} <= set(program.bound)
+    execute(program, tools)
+    assert all(program.plans[n] is p for n, p in plans.items())  # not rebuilt
+    assert not twin.plans and execute(twin, tools).final_answer == first.final_answer
+    assert {id(n) for n in twin.plans} <= set(twin.bound) and not {id(n) for n in twin.plans} & set(program.bound)

@@ -50,6 +50,9 @@ class Program:
     smap: object = field(repr=False, compare=False)  # SourceMap
     tools_used: frozenset[str] = frozenset()
     bound: Mapping[int, Mapping[str, ast.AST]] = field(default_factory=dict, repr=False, compare=False)
+    # The interpreter's precomputed per-call-node data (walker.CallPlan), keyed by node, filled lazily; not part
+    # of the program's value and never an argument.
+    plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def call_count(self) -> int:

@@ -115,7 +115,7 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
         value, size = it["cached"]
         if not it.get("miss"):
             run.count_hit()
-        frame.record_call(spec, it["kwargs"], it["node"], value, size, not it.get("miss"), it["start"])
+        frame.record_call(frame.plan(it["node"]), it["kwargs"], value, size, not it.get("miss"), it["start"])
         frame.log.ok, frame.log.value = True, value
         run.values[frame.stmt.index] = value
     return logs

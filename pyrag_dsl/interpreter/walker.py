@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import Statement
-from ..grammar.tools import RunDefault, ToolSpec
+from ..documents import Docs
+from ..grammar.tools import RunDefault, ToolSpec, ValueType
 from .record import EVENT_OVERHEAD, StepLog
 from .supervisor import ABANDONED
 from .trace import CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
-from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
+from .values import BadToolResult, TooLarge, _clean_docs, describe_exception, to_value, value_size
 
 if TYPE_CHECKING:
     from .run import Run
@@ -56,8 +57,8 @@ class CallCache:
         return self._store.get(key)
 
     def put(self, key: tuple, value: Any, size: int | None = None) -> None:
-        with self._lock:
-            self._store[key] = (value, value_size(value) if size is None else size)
+        entry = (value, value_size(value) if size is None else size)
+        self._store[key] = entry  # one dict store is atomic: no lock needed
 
     def __len__(self) -> int:
         return len(self._store)
@@ -150,8 +151,11 @@ class Frame:
         return "".join(parts)
 
     def _call(self, node: ast.Call) -> Any:
-        spec: ToolSpec = self.run.language.tools[node.func.id]
-        return invoke(self, spec, self.arguments(spec, node), node)
+        plan = self.plan(node)
+        run = self.run
+        if run.overrides and id(node) in run.overrides:  # adaptive retrieval forces arguments: the long way
+            return invoke(self, plan, self.arguments(plan.spec, node), node)
+        return invoke(self, plan, self.planned_arguments(plan), node)
 
     # -- calls --------------------------------------------------------------------------------------
     def arguments(self, spec: ToolSpec, node: ast.Call) -> dict[str, Any]:
@@ -183,19 +187,94 @@ class Frame:
             kwargs[p.name] = v
         return kwargs
 
-    def record_call(self, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call, value: Any, size: int,
-                    hit: bool, start: float) -> None:
-        stmt = self.stmt
-        event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
+    def plan(self, node: ast.Call) -> "CallPlan":
+        """The call node's CallPlan, computed on first use and kept with the program."""
+        plans = self.run.program.plans
+        plan = plans.get(node)
+        if plan is None:
+            plan = plans[node] = CallPlan(self.run, self.stmt, node)
+        return plan
+
+    def planned_arguments(self, plan: "CallPlan") -> dict[str, Any]:
+        """`arguments(plan.spec, node)` for a call without overrides, from its plan."""
+        run = self.run
+        kwargs: dict[str, Any] = {}
+        for name, how, what, bounded, at in plan.params:
+            if how is _BOUND:
+                v = run.values[what]
+            elif how is _CONST:
+                v = what
+            elif how is _EVAL:
+                v = self.eval(what)
+            else:
+                v = run.settings.get(what.key, what.fallback)
+            if bounded is not None and type(v) is int:
+                problem = bounded.out_of_range(v, run.limits)
+                if problem:
+                    self.fail(ArgumentOutOfRange, f"{plan.spec.name}(): {problem}", at, tool=plan.spec.name,
+                              param=name)
+            kwargs[name] = v
+        return kwargs
+
+    def record_call(self, plan: "CallPlan", kwargs: dict[str, Any], value: Any, size: int, hit: bool,
+                    start: float) -> None:
+        """Add the call's event to the statement's log, with its charge against the trace budget."""
+        charge = plan.charge + size
         inputs: dict[str, Any] = {}
-        charge = EVENT_OVERHEAD + value_size(stmt.source) + size
         for k, v in kwargs.items():  # a Docs carries its JSON form and size, computed once
-            inputs[k] = value_to_json(v)
-            charge += value_size(v)
-        values = _event_values(event_cls, stmt, start, {
-            "tool": spec.name, "inputs": inputs, "output": value_to_json(value), "cached": hit,
-            "target": stmt.target if node is stmt.node.value else None})
-        self.log.events.append((event_cls, values, _CALL_FIELDS, charge))
+            if isinstance(v, Docs):
+                inputs[k] = v.to_json()
+                charge += v.json_size()
+            else:
+                inputs[k] = v
+                charge += value_size(v)
+        values = plan.base.copy()  # the fields in the order build_event gives them (see _event_values)
+        values["start"] = start
+        values["end"] = time.time()
+        values["tool"] = plan.spec.name
+        values["inputs"] = inputs
+        values["output"] = value.to_json() if isinstance(value, Docs) else value
+        values["cached"] = hit
+        values["target"] = plan.target
+        self.log.events.append((plan.event_cls, values, _CALL_FIELDS, charge))
+
+
+class CallPlan:
+    """What a call node's arguments and event need from the program alone, computed once per node: how to get
+    each argument, the event class, the event's fixed fields (defaults and place, see _event_values) and its
+    fixed charge."""
+
+    __slots__ = ("spec", "params", "event_cls", "base", "charge", "target")
+
+    def __init__(self, run: "Run", stmt: Statement, node: ast.Call) -> None:
+        spec: ToolSpec = run.language.tools[node.func.id]
+        given = run.program.arguments(node)
+        params = []
+        for p in spec.params:  # (name, how, what, param or None when unbounded, node an error points at)
+            bounded = p if (p.min is not None or p.max is not None) else None
+            if p.name in given:
+                a = given[p.name]
+                if type(a) is ast.Constant:
+                    params.append((p.name, _CONST, a.value, bounded, a))
+                elif type(a) is ast.Name:
+                    params.append((p.name, _BOUND, stmt.binds[a.id], bounded, a))
+                else:
+                    params.append((p.name, _EVAL, a, bounded, a))
+            elif isinstance(p.default, RunDefault):
+                params.append((p.name, _SETTING, p.default, bounded, node))
+            else:
+                params.append((p.name, _CONST, p.default, bounded, node))
+        self.spec = spec
+        self.params = tuple(params)
+        self.event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
+        span = stmt.span
+        self.base = {**event_defaults(self.event_cls), "statement": stmt.index, "line": span.line, "col": span.col,
+                     "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source}
+        self.charge = EVENT_OVERHEAD + value_size(stmt.source)
+        self.target = stmt.target if node is stmt.node.value else None
+
+
+_CONST, _BOUND, _EVAL, _SETTING = range(4)
 
 
 def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) -> DslError:
@@ -220,6 +299,9 @@ def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) ->
         raise  # guarded() decides: the user's Ctrl-C in an inline run, a tool failure in a worker thread
     except BaseException as e:  # noqa: BLE001
         raise tool_raised(e) from None
+    if type(raw) is Docs and spec.returns is ValueType.DOCS and _clean_docs(raw.items, run.limits):
+        value = Docs(raw.items)  # to_value's shortcut (our retrievers' results), without its two calls
+        return value, value.json_size()
     return convert(spec, raw, run)
 
 
@@ -229,9 +311,10 @@ def tool_raised(e: BaseException) -> Exception:
     return _ToolRaised(text, text.split(":")[0])
 
 
-def invoke(frame: Frame, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call) -> Any:
+def invoke(frame: Frame, plan: CallPlan, kwargs: dict[str, Any], node: ast.Call) -> Any:
     """Call a tool (or answer from the cache) and record the call event."""
     run = frame.run
+    spec = plan.spec
     key = run.cache_key(spec, kwargs)
     start = time.time()
     cached = run.cache.entry(key) if key is not None else None
@@ -246,7 +329,7 @@ def invoke(frame: Frame, spec: ToolSpec, kwargs: dict[str, Any], node: ast.Call)
     else:
         value, size = cached
         run.count_hit()
-    frame.record_call(spec, kwargs, node, value, size, cached is not None, start)
+    frame.record_call(plan, kwargs, value, size, cached is not None, start)
     return value
 
 
@@ -255,10 +338,10 @@ def run_statement(run: "Run", stmt: Statement) -> StepLog:
     log = StepLog(stmt.index)
     frame = Frame(run, stmt, log)
     node = stmt.node.value
-    is_call = isinstance(node, ast.Call)  # a call statement's event is its call's (times taken there)
+    is_call = type(node) is ast.Call  # a call statement's event is its call's (times taken there)
     start = 0.0 if is_call else time.time()
     try:
-        value = frame.eval(node)
+        value = frame._call(node) if is_call else frame.eval(node)
     except Stop as s:
         log.error = s.error
         return log
