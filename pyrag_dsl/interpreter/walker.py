@@ -40,25 +40,23 @@ class Stop(Exception):
 
 
 class CallCache:
-    """Tool results keyed by (tool, arguments): a repeated call is answered from here. Thread-safe."""
+    """Tool results keyed by (tool, arguments): a repeated call is answered from here. Thread-safe without a
+    lock: entries are only added, each with one dict store, and read with one dict lookup (both atomic)."""
 
     def __init__(self) -> None:
         self._store: dict[tuple, tuple[Any, int]] = {}
-        self._lock = threading.Lock()
 
     def get(self, key: tuple) -> tuple[bool, Any]:
-        with self._lock:
-            if key in self._store:
-                return True, self._store[key][0]
-        return False, None
+        entry = self._store.get(key)
+        return (False, None) if entry is None else (True, entry[0])
 
     def entry(self, key: tuple) -> tuple[Any, int] | None:
-        """(value, JSON size) of a cached result, or None. A lone dict lookup is atomic: no lock needed."""
+        """(value, JSON size) of a cached result, or None."""
         return self._store.get(key)
 
     def put(self, key: tuple, value: Any, size: int | None = None) -> None:
         entry = (value, value_size(value) if size is None else size)
-        self._store[key] = entry  # one dict store is atomic: no lock needed
+        self._store[key] = entry
 
     def __len__(self) -> int:
         return len(self._store)
