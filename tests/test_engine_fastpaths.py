@@ -143,32 +143,43 @@ def test_events_equal_the_ones_build_event_makes():
         assert cls.model_validate(json.loads(event_json(e))) == e
 
 
-def _long_way(program, tools, settings=None):
-    """A run whose every call node gets its arguments the general way (Frame.arguments, as adaptive retrieval and
-    batched calls do) instead of from its CallPlan: an override that forces nothing sends a call there."""
-    from pyrag_dsl.interpreter.run import Run
-    from pyrag_dsl.interpreter.walker import CallCache
+def _reference_arguments(frame, node):
+    """The argument values computed from the tool's signature and the call's argument nodes on every call (the
+    engine's way before call plans): the oracle for Frame.arguments."""
+    import ast
 
-    run = Run(program, tools, settings=settings, cache=CallCache())
-    for call in program.bound:
-        run.overrides[call] = {}
-    run.run_all()
-    return run
+    from pyrag_dsl.grammar.tools import RunDefault
+
+    run = frame.run
+    spec = run.language.tools[node.func.id]
+    given = run.program.arguments(node)
+    forced = run.overrides.get(id(node)) if run.overrides else None
+    kwargs = {}
+    for p in spec.params:
+        if forced and p.name in forced:
+            v = forced[p.name]
+        elif p.name in given:
+            a = given[p.name]
+            if type(a) is ast.Constant:
+                v = a.value
+            elif type(a) is ast.Name:
+                v = run.values[frame.stmt.binds[a.id]]
+            elif type(a) is ast.JoinedStr:  # of constants and names here
+                v = "".join(part.value if type(part) is ast.Constant else run.values[frame.stmt.binds[part.value.id]]
+                            for part in a.values)
+            else:
+                v = NESTED_CALL  # evaluating it here would call the tool again
+        else:
+            v = p.default
+            if isinstance(v, RunDefault):
+                v = run.settings.get(v.key, v.fallback)
+        if type(v) is int and p.out_of_range(v, run.limits):
+            return ("out of range", p.name)
+        kwargs[p.name] = v
+    return kwargs
 
 
-def _short_way(program, tools, settings=None):
-    from pyrag_dsl.interpreter.run import Run
-    from pyrag_dsl.interpreter.walker import CallCache
-
-    run = Run(program, tools, settings=settings, cache=CallCache())
-    run.run_all()
-    return run
-
-
-def _events_without_times(run):
-    return [event_json(e.model_copy(update={"start": 0.0, "end": 0.0})) for e in run.events]
-
-
+NESTED_CALL = object()
 PLAN_PROGRAMS = {
     "constants, names, f-strings, nested call, cache hit": (
         'd = retrieve("q")\n'
@@ -177,49 +188,68 @@ PLAN_PROGRAMS = {
         'a = answer(answer(f"inner {x}"), d)\n'
         'b = answer("q", d)\n'
         'c = answer("q", d)\n'
-        'final_answer = answer(f"{a} and {b}", e)\n', {"topk": 3}),
-    "topk from the settings out of range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 10**6}),
-    "topk from the settings in range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 1}),
+        'final_answer = answer(f"{a} and {b}", e)\n', {"topk": 3}, False),
+    "topk from the settings out of range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 10**6}, False),
+    "topk from the settings in range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 1}, False),
+    "forced topk (adaptive retrieval)": ('d = retrieve("q", 2)\nfinal_answer = answer("q", d)\n', {}, True),
 }
 
 
 @pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
 @pytest.mark.parametrize("result", ["clean Docs", "dicts", "bad", "non-ascii text"])
-def test_call_plans_give_what_the_general_path_gives(name, result, monkeypatch):
-    """A call's arguments come from its CallPlan, computed once per node; the trace (field order, charges via the
-    byte budget), values and errors equal those of the general path, for every kind of argument and result."""
-    from pyrag_dsl.interpreter.walker import Frame
+def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch):
+    """A call's arguments come from its CallPlan, computed once per node: on every call they equal what walking
+    the tool's signature and the call's argument nodes gives (constants, bound names, f-strings, a nested call,
+    run settings, forced overrides, out-of-range values), and the run's events equal build_event's."""
+    from pyrag_dsl.grammar.errors import ArgumentOutOfRange
+    from pyrag_dsl.interpreter.run import Run
+    from pyrag_dsl.interpreter.walker import CallCache, Frame
 
-    planned = []
-    original = Frame.planned_arguments
-    monkeypatch.setattr(Frame, "planned_arguments", lambda self, plan: planned.append(1) or original(self, plan))
-    src, settings = PLAN_PROGRAMS[name]
+    checked = []
+    original = Frame.arguments
+
+    def arguments(self, plan, node):
+        want = _reference_arguments(self, node)
+        try:
+            got = original(self, plan, node)
+        except Exception as e:  # a Stop with its typed error
+            assert isinstance(getattr(e, "error", None), ArgumentOutOfRange) and isinstance(want, tuple), want
+            assert e.error.details["param"] == want[1]
+            checked.append((node, "out of range"))
+            raise
+        assert got.keys() == want.keys()
+        assert all(got[k] == want[k] and type(got[k]) is type(want[k]) for k in want if want[k] is not NESTED_CALL)
+        checked.append((node, got))
+        return got
+
+    monkeypatch.setattr(Frame, "arguments", arguments)
+    src, settings, force = PLAN_PROGRAMS[name]
     docs = Docs((_doc1(), _doc1(id="2", text="caf\u00e9")))
 
     def retrieve(query, topk=5):
         if result == "dicts":
             return [{"id": 1, "title": "T", "text": f"{query} {topk}"}]
-        if result == "bad":
-            return 42
-        return docs
+        return 42 if result == "bad" else docs
 
     def answer(query, docs=None):
         return f"r\u00e9ponse {len(query)}" if result == "non-ascii text" else f"ans {len(query)}"
 
-    tools = {"retrieve": retrieve, "answer": answer}
     program = parse_program(src, limits=Limits(tool_timeout_s=None, run_timeout_s=None))
-    long = _long_way(program, tools, settings)
-    assert not planned  # the long way computed no arguments from a plan
-    short = _short_way(program, tools, settings)
-    assert planned
-    assert _events_without_times(short) == _events_without_times(long)
-    assert short.values == long.values and short.recorder.bytes == long.recorder.bytes
-    assert (short.tool_calls, short.cache_hits) == (long.tool_calls, long.cache_hits)
-    assert (short.error is None) == (long.error is None)
-    if short.error is not None:
-        assert short.error.to_dict() == long.error.to_dict()
+    run = Run(program, {"retrieve": retrieve, "answer": answer}, settings=settings, cache=CallCache())
+    if force:
+        run.overrides[id(program.statements[0].node.value)] = {"topk": 7}
+    run.run_all()
+    assert checked and len(program.plans) == len({id(node) for node, _ in checked})
+    if force:
+        assert checked[0][1] == {"query": "q", "topk": 7}
+    if "out of range" in name:
+        assert [got for _, got in checked] == ["out of range"] and run.error.kind == "ArgumentOutOfRange"
+    for e in run.events:
+        if e.kind != "error":
+            explicit = {k: e.__dict__[k] for k in e.__dict__ if k in e.model_fields_set}
+            assert event_json(e) == event_json(build_event(type(e), explicit))
     if name.startswith("constants") and result != "bad":
-        assert short.error is None and short.cache_hits == 1 and len(program.plans) == 8
+        assert run.error is None and run.cache_hits == 1 and len(program.plans) == 8
 
 
 def test_call_plans_are_per_node_and_per_program():

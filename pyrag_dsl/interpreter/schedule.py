@@ -56,7 +56,7 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
         frame = Frame(run, stmt, log)
         node = stmt.node.value
         try:
-            kwargs = frame.arguments(spec, node)
+            kwargs = frame.arguments(frame.plan(node), node)
         except Stop as s:
             log.error = s.error
             continue

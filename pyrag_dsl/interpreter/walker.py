@@ -150,41 +150,9 @@ class Frame:
 
     def _call(self, node: ast.Call) -> Any:
         plan = self.plan(node)
-        run = self.run
-        if run.overrides and id(node) in run.overrides:  # adaptive retrieval forces arguments: the long way
-            return invoke(self, plan, self.arguments(plan.spec, node), node)
-        return invoke(self, plan, self.planned_arguments(plan), node)
+        return invoke(self, plan, self.arguments(plan, node), node)
 
     # -- calls --------------------------------------------------------------------------------------
-    def arguments(self, spec: ToolSpec, node: ast.Call) -> dict[str, Any]:
-        """The call's argument values by parameter name: run defaults and overrides applied, ranges checked."""
-        run = self.run
-        given = run.program.arguments(node)
-        forced = run.overrides.get(id(node)) if run.overrides else None
-        kwargs: dict[str, Any] = {}
-        for p in spec.params:
-            if forced and p.name in forced:
-                v = forced[p.name]
-            elif p.name in given:
-                a = given[p.name]
-                if type(a) is ast.Constant:  # the two commonest arguments, as their handlers evaluate them
-                    v = a.value
-                elif type(a) is ast.Name:
-                    v = run.values[self.stmt.binds[a.id]]
-                else:
-                    v = self.eval(a)
-            else:
-                v = p.default
-                if isinstance(v, RunDefault):
-                    v = run.settings.get(v.key, v.fallback)
-            if type(v) is int and (p.min is not None or p.max is not None):
-                problem = p.out_of_range(v, run.limits)
-                if problem:
-                    self.fail(ArgumentOutOfRange, f"{spec.name}(): {problem}", given.get(p.name, node),
-                              tool=spec.name, param=p.name)
-            kwargs[p.name] = v
-        return kwargs
-
     def plan(self, node: ast.Call) -> "CallPlan":
         """The call node's CallPlan, computed on first use and kept with the program."""
         plans = self.run.program.plans
@@ -193,12 +161,16 @@ class Frame:
             plan = plans[node] = CallPlan(self.run, self.stmt, node)
         return plan
 
-    def planned_arguments(self, plan: "CallPlan") -> dict[str, Any]:
-        """`arguments(plan.spec, node)` for a call without overrides, from its plan."""
+    def arguments(self, plan: "CallPlan", node: ast.Call) -> dict[str, Any]:
+        """The call's argument values by parameter name: run defaults and overrides (adaptive retrieval's forced
+        top-k) applied, ranges checked."""
         run = self.run
+        forced = run.overrides.get(id(node)) if run.overrides else None
         kwargs: dict[str, Any] = {}
         for name, how, what, bounded, at in plan.params:
-            if how is _BOUND:
+            if forced and name in forced:
+                v = forced[name]
+            elif how is _BOUND:
                 v = run.values[what]
             elif how is _CONST:
                 v = what
