@@ -83,8 +83,7 @@ class Docs:
         """The JSON form (built once per value and shared: do not modify it)."""
         rows = self._memo.get("json")
         if rows is None:
-            rows = self._memo["json"] = [{"id": d.id, "title": d.title, "text": d.text, "score": d.score}
-                                         for d in self.items]  # Doc.to_json, inlined
+            rows = self._memo["json"] = [d.to_json() for d in self.items]
         return rows
 
     @classmethod

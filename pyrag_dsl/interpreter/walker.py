@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import Statement
-from ..documents import Docs
-from ..grammar.tools import RunDefault, ToolSpec, ValueType
+from ..grammar.tools import RunDefault, ToolSpec
 from .record import EVENT_OVERHEAD, StepLog
 from .supervisor import ABANDONED
 from .trace import CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
-from .values import BadToolResult, TooLarge, _clean_docs, describe_exception, to_value, value_size
+from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
 
 if TYPE_CHECKING:
     from .run import Run
@@ -192,18 +191,14 @@ class Frame:
         charge = plan.charge + size
         inputs: dict[str, Any] = {}
         for k, v in kwargs.items():  # a Docs carries its JSON form and size, computed once
-            if isinstance(v, Docs):
-                inputs[k] = v.to_json()
-                charge += v.json_size()
-            else:
-                inputs[k] = v
-                charge += value_size(v)
+            inputs[k] = value_to_json(v)
+            charge += value_size(v)
         values = plan.base.copy()  # the fields in the order build_event gives them (see _event_values)
         values["start"] = start
         values["end"] = time.time()
         values["tool"] = plan.spec.name
         values["inputs"] = inputs
-        values["output"] = value.to_json() if isinstance(value, Docs) else value
+        values["output"] = value_to_json(value)
         values["cached"] = hit
         values["target"] = plan.target
         self.log.events.append((plan.event_cls, values, _CALL_FIELDS, charge))
@@ -237,9 +232,7 @@ class CallPlan:
         self.spec = spec
         self.params = tuple(params)
         self.event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
-        span = stmt.span
-        self.base = {**event_defaults(self.event_cls), "statement": stmt.index, "line": span.line, "col": span.col,
-                     "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source}
+        self.base = _event_base(self.event_cls, stmt)
         self.charge = EVENT_OVERHEAD + value_size(stmt.source)
         self.target = stmt.target if node is stmt.node.value else None
 
@@ -269,9 +262,6 @@ def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) ->
         raise  # guarded() decides: the user's Ctrl-C in an inline run, a tool failure in a worker thread
     except BaseException as e:  # noqa: BLE001
         raise tool_raised(e) from None
-    if type(raw) is Docs and spec.returns is ValueType.DOCS and _clean_docs(raw.items, run.limits):
-        value = Docs(raw.items)  # to_value's shortcut (our retrievers' results), without its two calls
-        return value, value.json_size()
     return convert(spec, raw, run)
 
 
@@ -327,13 +317,18 @@ def run_statement(run: "Run", stmt: Statement) -> StepLog:
     return log
 
 
-def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]) -> dict[str, Any]:
-    """All of an event's fields but `step`, in the order build_event gives them: the class's defaults, the
-    statement's place, the times, then `rest`."""
+def _event_base(cls: type, stmt: Statement) -> dict[str, Any]:
+    """The fields of an event of `cls` at `stmt` known before it runs: the class's defaults, then the
+    statement's place."""
     span = stmt.span
     return {**event_defaults(cls), "statement": stmt.index, "line": span.line, "col": span.col,
-            "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source, "start": start,
-            "end": time.time(), **rest}
+            "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source}
+
+
+def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]) -> dict[str, Any]:
+    """All of an event's fields but `step`, in the order build_event gives them: `_event_base`, the times,
+    then `rest`."""
+    return {**_event_base(cls, stmt), "start": start, "end": time.time(), **rest}
 
 
 # The fields a call / assign event is given explicitly (the others are the class's defaults), `step` included.
