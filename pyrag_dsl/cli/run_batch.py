@@ -112,7 +112,7 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
     from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
     from ..pipeline.outputs import new_run_dir
     from ..pipeline.runner import Pipeline
-    from .pipeline_cmds import open_session, save_result
+    from .pipeline_cmds import open_session, save_result, server_died
 
     quiet = args.json
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
@@ -120,6 +120,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
     run_dir = None
     counts = {"failed": 0, "unsaved": 0}
     try:
+        if not quiet:
+            status.print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
         base = session.pipeline
         r = session.settings.retriever
         endpoint = str(r.url or r.index or "embedded")
@@ -138,6 +140,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
             saved[o.n] = save_result(run_dir, o.n, o.result)
             counts["unsaved"] += saved[o.n] is None
             counts["failed"] += o.result.error is not None
+            if session.server_crash() is not None:  # a dead embedded server: ask no more questions
+                stop.set()
 
         def on_ordered(o: Outcome) -> None:
             res = o.result
@@ -158,9 +162,12 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
                 print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,
                                   **o.result.to_dict()}, ensure_ascii=False), flush=True)
 
+        stop = threading.Event()
         try:
             run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered,
-                          on_interrupted=on_interrupted)
+                          on_interrupted=on_interrupted, stop=stop)
+            if session.server_crash() is not None:
+                counts["crashed"] = server_died(status, session.server_crash(), len(saved), len(questions))
         except KeyboardInterrupt:
             status.print(f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
                          f"finished and saved; {len(partial)} in flight saved with what they had computed "
@@ -171,9 +178,12 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         session.close()
         if run_dir is not None:
             status.print(f"[dim]outputs: {markup(run_dir)}[/dim]")
+            status.print(f"[dim]view: pyrag-dsl view {markup(run_dir)}[/dim]")
     if "interrupted" in counts:
         _exit_now_if_requests_in_flight(counts["interrupted"])
         return counts["interrupted"]
+    if "crashed" in counts:
+        return counts["crashed"]
     if counts["unsaved"]:
         return EXIT_RUNTIME
     return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED

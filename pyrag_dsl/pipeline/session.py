@@ -54,6 +54,7 @@ class Session:
             config = LLMConfig(**{**s.llm.client_fields(), "model": self.server.alias, "base_url": self.server.base_url,
                                   "grammar": "gbnf", "timeout_s": s.llama.timeout_s})
             llm = LLMClient(config)
+            llm.health = self.server.check_alive  # a failed request names a dead server, not "cannot connect"
             self.clients = [llm]
             return llm, llm
         llm_fields, plan_fields = s.llm_fields(), s.plan_llm_fields()
@@ -63,6 +64,16 @@ class Session:
         for client in self.clients:
             client.check()
         return llm, plan
+
+    def server_crash(self) -> LLMError | None:
+        """The embedded server's ServerCrashed once it has died on its own (None otherwise)."""
+        return getattr(self.server, "crash", None)
+
+    def describe_llm(self) -> str:
+        """Which model and runtime answer: the embedded server's line, or the configured URLs."""
+        if self.server is not None:
+            return self.server.describe()
+        return ", ".join(dict.fromkeys(f"{c.config.model} at {c.config.base_url}" for c in self.clients))
 
     def pipeline_config(self) -> PipelineConfig:
         """The pipeline's config; `plan_grammar` auto is decided per Plan server (pipeline.defaults)."""

@@ -50,6 +50,11 @@ def embedded_corpus_path() -> Path:
 DEFAULT_KIND = "tantivy"  # in-process BM25 without a JVM: fastest first run; "bm25" gives Lucene via pyserini
 
 
+def embedded_index_built(kind: str = DEFAULT_KIND) -> bool:
+    """Whether the embedded corpus's index of this kind is already in the cache."""
+    return (cache_dir() / f"embedded-{kind}-{_digest()}" / META_FILE).exists()
+
+
 def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
     """The index directory of the embedded corpus; built under a file lock on first use."""
     corpus = embedded_corpus_path()
