@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import threading
@@ -12,7 +13,10 @@ from ..config.deadline import DeadlineExceeded
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 
 CHECK_TIMEOUT_S = 10.0
-_THINK = re.compile(r"<think>.*?(</think>|\Z)", re.S | re.I)
+# Hears each chat call made in this context: observer(client, messages, on_usage, chat) returns chat(on_usage),
+# the reply (pyrag_dsl.pipeline.events.LLMCalls records a question's LLM calls with it; unset: nothing)
+CHAT_OBSERVER: contextvars.ContextVar[Any] = contextvars.ContextVar("pyrag_dsl_chat_observer", default=None)
+_THINK = re.compile(r"\s*<think>.*?(?:</think>|\Z)", re.S | re.I)  # a leading think block (or one still open)
 
 
 class LLMError(Exception):
@@ -68,7 +72,10 @@ class LLMConfig:
 
 
 def strip_thinking(text: str) -> str:
-    return _THINK.sub("", text).strip()
+    """The reply without its leading <think> block (all of it while that block is still open); a <think>
+    later in the text is part of the reply (a question may mention one)."""
+    m = _THINK.match(text)
+    return (text[m.end():] if m else text).strip()
 
 
 class LLMClient:
@@ -91,6 +98,8 @@ class LLMClient:
         self._server_kind: str | None = None
         self.retry = RetryPolicy(config.retries, config.backoff_s)
         self.breaker = breaker_for(config.base_url)  # shared by every client of this server
+        # raises the server's own error (e.g. local_server.ServerCrashed) when a failed request finds it dead
+        self.health: Any = None
 
     @property
     def where(self) -> str:
@@ -136,12 +145,20 @@ class LLMClient:
             return {"guided_grammar": lark, "structured_outputs": {"grammar": lark}}
         return {}
 
+    def _stream_usage(self) -> dict[str, Any]:
+        """Ask for the token usage at the end of a streamed reply where the server is known to send it (vLLM)."""
+        return {"stream_options": {"include_usage": True}} if self._server_kind == "vllm" else {}
+
     def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
              extra_body: dict[str, Any] | None = None, stop: list[str] | None = None,
              on_usage: Any = None, on_text: Any = None) -> str:
         """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one.
         With `on_text`, the reply is streamed and `on_text(text_so_far)` is called as it grows (a retry
         starts the text again from empty); its exceptions are ignored."""
+        observer = CHAT_OBSERVER.get()
+        if observer is not None:  # the question records its LLM calls (pipeline.events.LLMCalls)
+            return observer(self, messages, on_usage, lambda hear: self.chat(
+                messages, max_tokens=max_tokens, extra_body=extra_body, stop=stop, on_usage=hear, on_text=on_text))
         body = {**self.config.extra_body, **(extra_body or {})}
         if self.config.enable_thinking is False:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
@@ -154,7 +171,7 @@ class LLMClient:
                     return _streamed(self._client.chat.completions.create(
                         model=self.config.model, messages=messages, temperature=self.config.temperature,
                         max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
-                        timeout=timeout, stream=True), on_text, on_usage)
+                        timeout=timeout, stream=True, **self._stream_usage()), on_text, on_usage)
                 response = self._client.chat.completions.create(
                     model=self.config.model, messages=messages, temperature=self.config.temperature,
                     max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
@@ -166,6 +183,8 @@ class LLMClient:
             except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError
                 with self._lock:
                     self.failures += 1
+                if self.health is not None:
+                    self.health()
                 if _retryable(e):
                     raise TransientError(_describe(e, timeout)) from None
                 raise LLMError(self.where, _describe(e, timeout)) from None

@@ -20,9 +20,10 @@ from . import signals
 from .debug import add_debug_everywhere
 from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
                      read_text, render_error)
+from .doctor import add_doctor_command
 from .models_cmds import add_models_commands
 from .safe_text import markup, text
-from .pipeline_cmds import add_pipeline_commands
+from .pipeline_cmds import add_llm_flags, add_pipeline_commands
 from .eval_cmds import add_eval_commands
 
 
@@ -122,18 +123,33 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
+    import math
+
     import uvicorn
 
-    from ..retrievers.server import ServerLimits, create_app
+    from ..retrievers.server import ServerLimits, create_app, serve_config
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
-    limits = ServerLimits(default_topk=check_topk(args.default_topk, "--default-topk"))
+    for flag, value in (("--max-queries", args.max_queries), ("--max-documents", args.max_documents),
+                        ("--max-pending-searches", args.max_pending_searches),
+                        ("--max-connections", args.max_connections)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if not (math.isfinite(args.request_timeout) and 0 < args.request_timeout <= 86_400):
+        raise UsageError(f"--request-timeout must be seconds from 0 to 86400, got {args.request_timeout}")
+    max_topk = check_topk(args.max_topk, "--max-topk")
+    default_topk = check_topk(args.default_topk, "--default-topk")
+    if default_topk > max_topk:
+        raise UsageError(f"--default-topk ({default_topk}) is over --max-topk ({max_topk})")
+    limits = ServerLimits(default_topk=default_topk, max_topk=max_topk, max_queries=args.max_queries,
+                          max_documents=args.max_documents, max_pending_searches=args.max_pending_searches,
+                          max_connections=args.max_connections, request_timeout_s=args.request_timeout)
     retriever = _open_retriever(args, console)
     name = args.index or "embedded hotpotqa-dev300"
     app = create_app(retriever, limits, name=name)
     console.print(f"serving {name} on http://{args.host}:{args.port}/retrieve (Ctrl-C stops)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(serve_config(app, limits, host=args.host, port=args.port, log_level=args.log_level)).run()
     return EXIT_OK
 
 
@@ -211,6 +227,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
     p.add_argument("--default-topk", type=int, default=5, help="topk when a request gives none (default: 5)")
+    p.add_argument("--max-topk", type=int, default=1000, help="largest topk a request may ask (default: 1000)")
+    p.add_argument("--max-queries", type=int, default=512, help="most queries in one request (default: 512)")
+    p.add_argument("--max-documents", type=int, default=20_000,
+                   help="most documents in one response, queries x topk; larger requests get 422 (default: 20000)")
+    p.add_argument("--max-pending-searches", type=int, default=64,
+                   help="requests searching or waiting for the search thread; more get 503 (default: 64)")
+    p.add_argument("--max-connections", type=int, default=512,
+                   help="open connections; requests past it get 503 (uvicorn limit_concurrency; default: 512)")
+    p.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time a connection has to send a whole request, and to read its response, before it "
+                   "is closed (default: 30)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve_retriever)
 
@@ -223,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
     add_pipeline_commands(sub)
     add_models_commands(sub)
+    add_doctor_command(sub, add_llm_flags)
     add_eval_commands(sub)
+    from .view_cmds import add_view_commands  # issue 22
+
+    add_view_commands(sub)
     from .rl_cmds import add_rl_commands  # issue 9; rl_cmds imports pyrag_dsl.rl inside its commands
 
     add_rl_commands(sub)

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..config import jsonl
+from ..config.limits import MAX_QUESTION_CHARS  # one question (a line); eval's cap too
 from . import signals
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError, progress_bar, read_text, render_error
 from .render import show_program, show_result, step_table
@@ -21,13 +23,13 @@ EXIT_FAILED = 1
 VLLM_PORTS = {"plan": 8336, "answer": 8337}
 
 
-MAX_QUESTION_CHARS = 4_000  # one question (a line)
 MAX_QUESTIONS_BYTES = 10_000_000  # the questions file as a whole
 
 
 def read_questions(path: str) -> list[str]:
     """One question per non-empty line, or JSON Lines rows with a "question" (when the first line is an
-    object); a line over MAX_QUESTION_CHARS or a file over MAX_QUESTIONS_BYTES is a usage error naming it."""
+    object); lines are split on "\\n" only and a BOM is dropped (config.jsonl), so a JSON row holding U+2028
+    stays one row. A line over MAX_QUESTION_CHARS or a file over MAX_QUESTIONS_BYTES is a usage error naming it."""
     name = "standard input" if path == "-" else path
     if path == "-":
         data = sys.stdin.buffer.read(MAX_QUESTIONS_BYTES + 1)
@@ -43,7 +45,7 @@ def read_questions(path: str) -> list[str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UsageError(f"{name} is not UTF-8 text ({e.reason} at byte {e.start})") from None
-    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    lines = [(n, line.strip()) for n, line in jsonl.lines(text)]
     if not lines:
         raise UsageError(f"no questions in {'standard input' if path == '-' else path} (one question per line)")
     json_lines = _question_of_row(lines[0][1]) is not None  # an eval data file: each row's "question"
@@ -65,8 +67,8 @@ def _question_of_row(line: str) -> str | None:
     if not line.startswith("{"):
         return None
     try:
-        row = json.loads(line)
-    except ValueError:
+        row = jsonl.loads(line)
+    except jsonl.JsonError:
         return None
     question = row.get("question") if isinstance(row, dict) else None
     return question.strip() if isinstance(question, str) and question.strip() else None
@@ -137,6 +139,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     failed = unsaved = 0
     run_dir = None
     try:
+        if not quiet:
+            status.print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
         from rich.progress import Progress
 
         run_dir = new_run_dir(settings.output_dir)
@@ -172,6 +176,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                     show_result(console, result)
                 if progress:
                     progress.advance(task)
+                if session.server_crash() is not None:
+                    return server_died(status, session.server_crash(), n, len(questions))
         finally:
             if progress:
                 progress.stop()
@@ -179,9 +185,18 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         session.close()
         if run_dir is not None:
             status.print(f"[dim]outputs: {markup(run_dir)}[/dim]")
+            status.print(f"[dim]view: pyrag-dsl view {markup(run_dir / '1' if len(questions) == 1 else run_dir)}[/dim]")
     if unsaved:
         return EXIT_RUNTIME
     return EXIT_OK if failed == 0 else EXIT_FAILED
+
+
+def server_died(status: Console, crash: Exception, done: int, total: int) -> int:
+    """One line naming the dead embedded server and its fix; the questions not asked keep their place."""
+    status.print(Text("error: ", style="red") + text(f"{type(crash).__name__}: {crash}"), highlight=False)
+    status.print(f"{done} of {total} question{'s' if total != 1 else ''} asked and saved; "
+                 f"{total - done} not started", highlight=False)
+    return EXIT_RUNTIME
 
 
 def cmd_exec(args: argparse.Namespace, console: Console) -> int:
