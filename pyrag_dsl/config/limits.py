@@ -7,6 +7,7 @@ from typing import Any
 from .errors import ConfigError
 
 MAX_TOPK = 1000  # documents per retrieval: topk must be 1..MAX_TOPK everywhere
+MAX_QUESTION_CHARS = 4_000  # one question, as `run` reads it from a file and `eval` from a data set
 
 
 def check_topk(value: Any, where: str = "topk") -> int:
