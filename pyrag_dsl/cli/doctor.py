@@ -130,29 +130,41 @@ def _llama(model: str | None, settings, quick: bool) -> Iterator[Check]:
     yield completion_check(model, settings, version, REBUILD_LLAMA)
 
 
+SPEED_PROMPT = "Count from one to forty in words, separated by commas. " * 8
+
+
+def measure_speed(base_url: str, model: str, decode_tokens: int = 32, nonce: int = 0) -> tuple[float, float]:
+    """(prompt, decode) tokens/s of a running OpenAI-compatible server: a one-token completion times the
+    prompt's evaluation (`nonce` starts the prompt, so that no earlier prompt's cache is reused); a streamed
+    one times the gaps between tokens (pure generation)."""
+    import httpx
+
+    body = {"model": model, "max_tokens": 1, "temperature": 0,
+            "messages": [{"role": "user", "content": f"Round {nonce}. {SPEED_PROMPT}"}]}
+    t = time.perf_counter()
+    r = httpx.post(base_url + "/chat/completions", timeout=120, json=body)
+    r.raise_for_status()
+    prompt_tps = (r.json().get("usage") or {}).get("prompt_tokens", 0) / (time.perf_counter() - t)
+    stamps = []
+    with httpx.stream("POST", base_url + "/chat/completions", timeout=120,
+                      json={**body, "max_tokens": decode_tokens + 1, "stream": True}) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                stamps.append(time.perf_counter())
+    decode_tps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+    return prompt_tps, decode_tps
+
+
 def completion_check(model: str | None, llama_settings, version: str, rebuild: str) -> Check:
-    """Start the embedded server, time a prompt and a short generation: prompt and decode tokens/s."""
+    """Start the embedded server and time a prompt and a short generation: prompt and decode tokens/s."""
     import httpx
 
     from ..agents.llm import LLMError
     from ..agents.local_server import LocalLLMServer, ServerCrashed
 
-    prompt = "Count from one to forty in words, separated by commas. " * 8
-    body = {"max_tokens": 1, "temperature": 0, "messages": [{"role": "user", "content": prompt}]}
     try:
         with LocalLLMServer(model, settings=llama_settings, startup_timeout_s=180) as server:
-            body["model"] = server.alias
-            t = time.perf_counter()  # the prompt's evaluation (and one token)
-            r = httpx.post(server.base_url + "/chat/completions", timeout=120, json=body)
-            r.raise_for_status()
-            prompt_tps = (r.json().get("usage") or {}).get("prompt_tokens", 0) / (time.perf_counter() - t)
-            stamps = []  # arrival of each streamed token: the gaps between them are pure generation
-            with httpx.stream("POST", server.base_url + "/chat/completions", timeout=120,
-                              json={**body, "max_tokens": 33, "stream": True}) as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("data: {") and '"content"' in line:
-                        stamps.append(time.perf_counter())
-            decode_tps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+            prompt_tps, decode_tps = measure_speed(server.base_url, server.alias)
             return Check("llama.cpp", "ok", f"llama-cpp-python {version}, {server.model_path.name}: one-token "
                          f"completion ok; prompt {prompt_tps:.0f} tokens/s, decode {decode_tps:.1f} tokens/s "
                          f"({server.threads} threads)")
