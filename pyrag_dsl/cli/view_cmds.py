@@ -1,0 +1,51 @@
+"""`pyrag-dsl view`: one self-contained HTML page of a trace, a question, a run or an eval run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from .common import EXIT_OK, UsageError
+from .safe_text import markup
+
+
+def cmd_view(args: argparse.Namespace, console: Console) -> int:
+    from ..observe.view import ViewError, write_view
+
+    path = Path(args.path)
+    if not path.exists():
+        raise UsageError(f"no such file or directory: {args.path}")
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a directory; give the HTML file to write")
+    try:
+        out, payload = write_view(path, args.out)
+    except ViewError as e:
+        raise UsageError(str(e)) from None
+    what = (f"{len(payload.get('rows') or [])} questions" if payload.get("kind") in ("eval", "run")
+            else f"{len(payload.get('events') or [])} events")
+    size = out.stat().st_size
+    console.print(f"wrote {markup(out)} ({what}, {size / 1024:.0f} KiB; no network needed)", highlight=False)
+    uri = out.resolve().as_uri()
+    console.print(f"open: {markup(uri)}", highlight=False)
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(uri):
+            console.print("[yellow]could not start a browser; open the file above[/yellow]")
+    return EXIT_OK
+
+
+def add_view_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("view", help="write one self-contained HTML page of a trace, a question, a run or an eval",
+                       description="Write one HTML file (no network, works from file://) showing a question "
+                       "(sub-queries, every program version with repairs as diffs, steps with values, retrieved "
+                       "documents, LLM calls, adaptive retries, a timeline) or an eval run (a sortable, filterable "
+                       "table of questions, each opening its question's view).")
+    p.add_argument("path", help="a trace.jsonl, a question directory (outputs/<ts>/<n>), a run directory "
+                   "(outputs/<ts>) or an eval output directory (records.jsonl, summary.json)")
+    p.add_argument("--out", help="the HTML file to write (default: view.html in the directory given, or the trace's "
+                   "name with .html beside it)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.set_defaults(func=cmd_view)
