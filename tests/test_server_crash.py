@@ -17,6 +17,8 @@ from pyrag_dsl.agents.cpu import NO_AMX_CFLAGS, AmxProbe, cpu_flags, probe_amx, 
 from pyrag_dsl.agents.llm import LLMClient, LLMConfig, LLMError
 from pyrag_dsl.agents.local_server import LocalLLMServer, ServerCrashed, crash_remedy
 
+from ops_helpers import tantivy_index  # noqa: F401 - a module fixture
+
 STANDIN = Path(__file__).parent / "llama_standin"
 
 
@@ -104,7 +106,7 @@ def test_amx_probe_reports_xcr0_and_survives_a_faulting_child(monkeypatch):
     assert faulted.os_enabled is True and faulted.usable is False
 
 
-def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, monkeypatch, tmp_path, bm25_index):
+def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, monkeypatch, tmp_path, tantivy_index):
     monkeypatch.setenv("STANDIN_CRASH_AT", "3")  # warm-up, decompose of question 1, then the plan call dies
     questions = tmp_path / "q.txt"
     questions.write_text("Who wrote Hamlet?\nWho painted the Mona Lisa?\nWhere is Paris?\n")
@@ -113,7 +115,7 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
     for key in ("LLM_BASE_URL", "PLAN_LLM_BASE_URL"):
         env.pop(key, None)
     proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "run", str(questions), "--model", str(standin),
-                           "--index", str(bm25_index)], capture_output=True, text=True, env=env, timeout=300,
+                           "--index", str(tantivy_index)], capture_output=True, text=True, env=env, timeout=300,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "ServerCrashed" in line]
@@ -124,3 +126,23 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
     saved = json.loads((run_dir / "1" / "result.json").read_text())
     assert "SIGSEGV" in saved["error"]["message"]
     assert not (run_dir / "2").exists()
+
+
+def test_eval_stops_at_a_dead_server_and_keeps_its_records(standin, monkeypatch, tmp_path, tantivy_index):
+    monkeypatch.setenv("STANDIN_CRASH_AT", "4")  # warm-up, question 1's direct answer, 2's, then the crash
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "golden_answers": ["x"]}) + "\n"
+                          for i in range(1, 6)))
+    out = tmp_path / "eval"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("LLM_BASE_URL")}
+    proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "eval", "--data", str(qa), "--method", "direct",
+                           "--out", str(out), "--model", str(standin), "--index", str(tantivy_index)],
+                          capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 3, text
+    assert sum("ServerCrashed" in line for line in text.splitlines()) == 1 and "SIGSEGV" in text, text
+    assert "--resume --retry-errors" in text
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["q1", "q2", "q3"]  # q4 and q5 were never asked
+    assert records[2]["error"] and not records[0]["error"]
+    assert (out / "summary.json").is_file()

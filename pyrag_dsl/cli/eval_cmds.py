@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError
 from .safe_text import markup
 
 
@@ -45,6 +45,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from ..eval.runner import Progress, finish, pending, prepare_out_dir, run_config, run_rows
     from ..pipeline.batch import EndpointLimits
     from .pipeline_cmds import _settings, open_session
+    from .trace_cmds import export_record
 
     if not args.data:
         raise UsageError("eval needs --data FILE|NAME (e.g. --data hotpotqa-dev300), or: eval report DIR...")
@@ -85,7 +86,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         return run_on_ray(args, settings, qaset, out_dir, config, done_records, console)
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
     session = open_session(settings, console)
-    interrupted = False
+    interrupted, crash = False, None
     try:
         method = method_class(args.method).from_session(session, limits=limits)
         if args.retrieval_inflight:
@@ -106,7 +107,10 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
                             em=_pct(state.em), errors=state.errors)
 
         def on_record(record, p) -> None:
+            export_record(out_dir, record)  # with --otlp-endpoint: the question's spans
             bar.update(task, completed=p.done, em=_pct(p.em), errors=p.errors)
+            if session.server_crash() is not None:  # a dead embedded server: ask no more questions
+                stop.set()
             if args.verbose:
                 mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
                 bar.console.print(f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
@@ -123,10 +127,17 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
             interrupted = True
         finally:
             writer.close()
+        crash = session.server_crash()
     finally:
         session.close()
     summary = finish(out_dir, qaset, config)
     _print_summary(console, summary, args.method, qaset, out_dir)
+    if crash is not None:
+        from .pipeline_cmds import server_died
+
+        server_died(console, crash, summary["overall"]["n"], len(qaset.rows))
+        console.print("continue with the same command plus --resume --retry-errors once it is fixed", highlight=False)
+        return EXIT_RUNTIME
     if interrupted:
         from . import signals
 
@@ -197,6 +208,7 @@ def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
 
 def add_eval_commands(sub) -> None:
     from .pipeline_cmds import add_llm_flags
+    from .trace_cmds import add_otel_flags
 
     p = sub.add_parser(
         "eval", help="score a method (pyrag, vanilla, direct) on a QA data set: EM, F1, Acc, recall, costs",
@@ -235,6 +247,7 @@ def add_eval_commands(sub) -> None:
     e.add_argument("-v", "--verbose", action="store_true", help="print each question's prediction as it finishes")
     add_llm_flags(p)
     p.set_defaults(func=cmd_eval)
+    add_otel_flags(p)
     rsub = p.add_subparsers(dest="eval_command", metavar="report")
     r = rsub.add_parser("report", help="compare eval runs side by side (table and PNG)",
                         description="Put eval runs side by side: a table of metrics and costs per method and data "
