@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_models_commands(sub)
     add_doctor_command(sub, add_llm_flags)
     add_eval_commands(sub)
+    from .trace_cmds import add_trace_commands  # issue 22: recorded traces as OpenTelemetry spans
+
+    add_trace_commands(sub)
     from .view_cmds import add_view_commands  # issue 22
 
     add_view_commands(sub)

@@ -108,7 +108,9 @@ def save_result(run_dir: Path, n: int, result) -> Path | None:
     """Write question n's files; when that fails (disk full...), say which file in one line on stderr
     and return None: the caller still prints the answer."""
     from ..pipeline.outputs import OutputError, write_result
+    from .trace_cmds import export_result
 
+    export_result(result)  # with --otlp-endpoint: the question's spans, now that it is done
     try:
         return write_result(run_dir, n, result)
     except OutputError as e:
@@ -204,6 +206,7 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from ..grammar import validate
     from ..interpreter.walker import CallCache
     from ..pipeline.runner import Executor
+    from .trace_cmds import export_trace
 
     source = read_text(args.program)
     settings = _settings(args)
@@ -223,6 +226,7 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
         executor = Executor(cfg, tools, Sentinels(cfg.sentinels), trace)
         run = executor.execute(checked.program, CallCache(), 1)
         executor.adaptive(1)
+        export_trace({"program": args.program, "final_answer": run.env.get("final_answer")}, trace)  # --otlp-endpoint
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the steps that finished (shown, and saved with --trace)
         if trace:
             try:
@@ -447,6 +451,8 @@ def add_llm_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_pipeline_commands(sub) -> None:
+    from .trace_cmds import add_otel_flags
+
     p = sub.add_parser("run", help="answer questions: decompose, plan, execute, repair, adaptive retrieval",
                        description="Answer each question of a file (one per line; - for stdin). Writes "
                        "OUTPUT_DIR/<timestamp>/<n>/ with generated_code.py, trace.jsonl and result.json.")
@@ -462,12 +468,14 @@ def add_pipeline_commands(sub) -> None:
                    help="cap on requests in flight to the retriever (default: none)")
     add_llm_flags(p)
     p.set_defaults(func=cmd_run)
+    add_otel_flags(p)
 
     p = sub.add_parser("exec", help="run a given program with the configured tools and print its trace")
     p.add_argument("program", help="program file (.py), or - for standard input")
     p.add_argument("--trace", help="also write the trace (JSON Lines) to this file")
     add_llm_flags(p)
     p.set_defaults(func=cmd_exec)
+    add_otel_flags(p)
 
     p = sub.add_parser("replay", help="re-execute a recorded run with its recorded tool outputs",
                        description="Render a recorded run (trace.jsonl) and re-execute its program with the "

@@ -33,7 +33,8 @@ def pipeline_config(settings: "Settings", **overrides: Any) -> "PipelineConfig":
     fields = dict(topk=p.topk, boosted_topk=p.boosted_topk, max_repairs=p.max_repairs, policy=p.policy,
                   use_grammar=p.use_grammar, plan_grammar=p.plan_grammar, parallel=p.parallel,
                   max_workers=p.max_workers, stream_plan=p.stream_plan,
-                  sentinels=tuple(p.sentinels) if p.sentinels is not None else None, deadline_s=p.deadline_s)
+                  sentinels=tuple(p.sentinels) if p.sentinels is not None else None, deadline_s=p.deadline_s,
+                  llm_events=True)  # run, eval and Session traces record each LLM call (the viewer, OpenTelemetry)
     return PipelineConfig(**{**fields, **overrides})
 
 

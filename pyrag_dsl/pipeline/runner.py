@@ -22,6 +22,7 @@ from .events import (
     AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, PlanStreamEvent, RepairEvent,
 )
 from .prefetch import Prefetcher
+from .events import LLMCalls
 from .retrieved import first_program_valid, retrieved_documents
 from . import recorded_config
 from .defaults import resolve_plan_grammar
@@ -44,6 +45,7 @@ class PipelineConfig:
     stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     deadline_s: float | None = None  # per question: every LLM/retriever call gets the time left; None: none
+    llm_events: bool = False  # record each LLM call as an "llm" trace event (pipeline.events.LLMCalls)
     limits: Limits = field(default_factory=Limits)
     language: Language = DEFAULT_LANGUAGE
 
@@ -202,7 +204,8 @@ class _RunState:
         self.result = result
         self.t0 = time.monotonic()
         self.llm_before = (pipeline.llm.calls, pipeline.plan_llm.calls)
-        tools = deadline.carry(pipeline.tools())  # tool threads run under this question's deadline
+        self.llm_calls = LLMCalls(cfg.llm_events)
+        tools = self.llm_calls.tools(deadline.carry(pipeline.tools()))  # tool threads: this question's deadline
         self.retrieve = tools["retrieve"] = _Counting(tools["retrieve"])
         self.answer = tools["answer"] = _Counting(tools["answer"])
         self.executor = Executor(cfg, tools, pipeline.is_sentinel, self.result.trace, self.result)
@@ -224,7 +227,7 @@ class _RunState:
     def go(self) -> None:
         q, cfg, res = self.result.original_query, self.cfg, self.result
         start = time.time()
-        d = self.p.decomposer.run(q)
+        d = self.llm_calls.call("decompose", self.p.decomposer.run, q)
         self.decompose_calls = d.attempts
         res.sub_queries = d.sub_queries
         self.emit(DecomposeEvent, start=start, question=q, sub_queries=d.sub_queries, fallback=d.fallback,
@@ -238,13 +241,13 @@ class _RunState:
             prefetch = Prefetcher(cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk},
                                   max_workers=cfg.max_workers)
             try:
-                source = self.p.planner.write(q, d.sub_queries, on_text=prefetch.feed)
+                source = self.llm_calls.call("plan", self.p.planner.write, q, d.sub_queries, on_text=prefetch.feed)
             finally:
                 report = prefetch.finish()
                 self.emit(PlanStreamEvent, start=start, plan_done_s=report.plan_done_s,
                           dispatched=[vars(x) for x in report.dispatched])
         else:
-            source = self.p.planner.write(q, d.sub_queries)
+            source = self.llm_calls.call("plan", self.p.planner.write, q, d.sub_queries)
         self.plan_s = time.monotonic() - t_plan
         self.plan_calls += 1
         attempt = 0
@@ -273,7 +276,7 @@ class _RunState:
                 return
             start, t_repair = time.time(), time.monotonic()
             feedback = render_errors(errors)
-            source = self.p.planner.repair(q, d.sub_queries, source, errors)
+            source = self.llm_calls.call("repair", self.p.planner.repair, q, d.sub_queries, source, errors)
             self.plan_s += time.monotonic() - t_repair
             self.plan_calls += 1
             res.repair_rounds = round_ + 1
@@ -305,6 +308,7 @@ class _RunState:
                          "total_requests": total}
         res.timings["plan_s"] = round(self.plan_s, 3)
         res.timings["total_s"] = round(time.monotonic() - self.t0, 3)
+        self.llm_calls.flush(res.trace, self.cfg.limits.max_trace_bytes)
         self.emit(FinalEvent, final_answer=res.final_answer, program=res.generated_code, error=res.error)
 
 
