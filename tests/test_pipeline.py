@@ -221,6 +221,36 @@ def test_garbage_from_every_agent(bm25):
     assert result.final_answer is None and result.retrieval_calls == 0
 
 
+def test_a_decompose_reply_nested_too_deep_falls_back(bm25):
+    """A JSON list nested past the decoder's recursion limit is a bad reply like any other, not a crash."""
+    base = default_handler()
+
+    def handler(role, prompt, body):
+        return "[" * 3000 + "]" if role == "decompose" else base(role, prompt, body)
+
+    with ScriptedLLM(handler) as llm:
+        result = make_pipeline(llm.url, bm25).run(QUESTION)
+    assert result.ok, result.error
+    assert result.sub_queries == [QUESTION] and result.trace[0].fallback is True
+    assert result.final_answer == "John William Henry II"
+
+
+THINK_QUESTION = "What does the <think> tag hold in a Qwen3 reply?"
+THINK_PROGRAM = f'''docs1 = retrieve("What does the <think> tag hold?")
+held = answer("What does the <think> tag hold?", docs1)
+final_answer = answer(f"Given: it holds {{held}}. Answer the question: {THINK_QUESTION}")
+'''
+
+
+def test_a_question_that_mentions_think_is_answered(bm25):
+    """Only a leading think block is thinking: a <think> inside the program (from the question) stays."""
+    with ScriptedLLM(default_handler(["<think>It needs one lookup.</think>\n" + fenced(THINK_PROGRAM)])) as llm:
+        result = make_pipeline(llm.url, bm25).run(THINK_QUESTION)
+    assert result.ok, result.error
+    assert result.generated_code == THINK_PROGRAM and result.repair_rounds == 0
+    assert result.final_answer == "John William Henry II"  # the scripted synthesis answer
+
+
 def test_llm_server_down_is_typed(bm25):
     from test_http_retrieval import _free_port
 

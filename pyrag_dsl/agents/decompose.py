@@ -23,7 +23,7 @@ def parse_sub_queries(text: str) -> list[str] | None:
             continue
         try:
             value = json.loads(chunk[start : end + 1])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # not JSON, or nested too deep to decode: a bad reply
             continue
         if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
             return [v.strip() for v in value][:10]
