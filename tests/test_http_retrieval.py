@@ -50,6 +50,18 @@ def test_client_batches_queries_in_one_request(retrieval_server):
     assert httpx.get(retrieval_server.url + "/health").json()["requests"] == before + 1
 
 
+def test_client_keeps_each_request_under_the_servers_document_cap(retrieval_server):
+    from pyrag_dsl.retrievers.server import ServerLimits
+
+    assert HttpRetriever().max_documents == ServerLimits().max_documents
+    queries = ["Jed Hoyer", "Mount Everest", "Marie Curie", "Eiffel Tower", "Tokyo"]
+    with HttpRetriever(retrieval_server.url, max_documents=6) as client:
+        results = client.search(queries, 3)
+        assert client.requests == 3  # 2 + 2 + 1 queries: 6 documents at most per request
+    with HttpRetriever(retrieval_server.url) as whole:
+        assert results == whole.search(queries, 3) and whole.requests == 1
+
+
 def test_client_splits_contents_into_title_and_text(retrieval_server, bm25):
     with HttpRetriever(retrieval_server.url) as client:
         over_http = client.search(["Virginia Bruce actress"], 3)[0]

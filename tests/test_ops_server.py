@@ -15,13 +15,16 @@ from ops_helpers import cli, env, tantivy_index  # noqa: F401
 from test_http_retrieval import _free_port
 
 CAP = 4_000_000  # ServerLimits.max_body_bytes
+MAX_DOCUMENTS = 100  # --max-documents of the server below
+REQUEST_TIMEOUT_S = 2.0  # --request-timeout of the server below
 
 
 @pytest.fixture(scope="module")
 def server(tantivy_index):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "serve-retriever", "--index", str(tantivy_index),
-                             "--port", str(port), "--log-level", "warning"], stdout=subprocess.PIPE,
+                             "--port", str(port), "--log-level", "warning", "--max-documents", str(MAX_DOCUMENTS),
+                             "--request-timeout", str(REQUEST_TIMEOUT_S)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env())
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -126,6 +129,44 @@ def test_50_mb_chunked_body_is_refused_at_the_cap(server):
     sent, data = _send_until_answered(server, head, (chunk for _ in range(50)), 50 * len(chunk))
     assert data.startswith(b"HTTP/1.1 413"), data[:200]
     assert sent < 50 * len(chunk) and b"over 4000000 bytes" in data
+
+
+def test_document_cap_flag_is_enforced(server):
+    ok = _post(server, json.dumps({"queries": ["Tokyo"] * 2, "topk": MAX_DOCUMENTS // 2}).encode())
+    assert ok.status_code == 200
+    body = _json_4xx(_post(server, json.dumps({"queries": ["Tokyo"] * 3, "topk": MAX_DOCUMENTS // 2}).encode()), 422)
+    assert f"max_documents {MAX_DOCUMENTS}" in body["error"]
+    assert httpx.get(f"http://127.0.0.1:{server}/health", timeout=10).json()["limits"]["max_documents"] == MAX_DOCUMENTS
+
+
+def test_request_timeout_flag_closes_a_half_sent_body_with_408(server):
+    with socket.create_connection(("127.0.0.1", server), timeout=30 * REQUEST_TIMEOUT_S) as sock:
+        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"queries\": ")
+        assert httpx.get(f"http://127.0.0.1:{server}/health", timeout=10).status_code == 200
+        data = b""
+        while part := sock.recv(65536):  # until the server closes the connection (socket timeout otherwise)
+            data += part
+    assert data.startswith(b"HTTP/1.1 408 "), data[:200]
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--max-documents", "0", "--max-documents must be at least 1, got 0"),
+    ("--max-connections", "-1", "--max-connections must be at least 1, got -1"),
+    ("--request-timeout", "nan", "--request-timeout must be seconds from 0 to 86400, got nan"),
+    ("--request-timeout", "0", "--request-timeout must be seconds from 0 to 86400, got 0.0"),
+    ("--max-topk", "1001", "--max-topk: must be an integer from 1 to 1000, got 1001"),
+])
+def test_bad_limit_flags_are_one_line_usage_errors(flag, value, message):
+    r = cli("serve-retriever", flag, value)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: {message}"
+
+
+def test_help_lists_the_limit_flags():
+    out = cli("serve-retriever", "--help").stdout
+    for flag in ("--max-queries", "--max-topk", "--max-documents", "--max-pending-searches", "--max-connections",
+                 "--request-timeout"):
+        assert flag in out
 
 
 def test_port_out_of_range_is_a_one_line_usage_error():

@@ -17,7 +17,8 @@ CHECK_TIMEOUT_S = 10.0
 
 
 class HttpRetriever:
-    """One pooled connection; many queries go out in one request (split into chunks of `max_batch`).
+    """One pooled connection; many queries go out in one request (split into chunks of `max_batch` queries and at most
+    `max_documents` documents, queries x topk: the default is serve-retriever's default cap per response).
     Connection errors, timeouts and 5xx are retried by the shared policy (pyrag_dsl.config.retry): backoff,
     the question's deadline, and failing fast once the server has failed several times in a row."""
 
@@ -29,6 +30,7 @@ class HttpRetriever:
         retries: int = 3,
         backoff: float = 0.5,
         max_batch: int = 256,
+        max_documents: int = 20_000,
     ) -> None:
         base = url.rstrip("/")
         self.endpoint = base if base.endswith("/retrieve") else base + "/retrieve"
@@ -38,6 +40,7 @@ class HttpRetriever:
         self.retry = RetryPolicy(retries, backoff)
         self.breaker = breaker_for(self.endpoint)  # shared by every client of this server
         self.max_batch = max_batch
+        self.max_documents = max_documents
         # each request bounded on the wall clock (httpx alone bounds each wait: a slow drip never times out)
         self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
                                     event_hooks=wall_clock_hooks())
@@ -69,8 +72,9 @@ class HttpRetriever:
     def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]:
         out: list[list[Doc]] = []
         queries = list(queries)
-        for i in range(0, len(queries), self.max_batch):
-            out.extend(self._post(queries[i : i + self.max_batch], topk))
+        batch = max(1, min(self.max_batch, self.max_documents // max(topk, 1)))
+        for i in range(0, len(queries), batch):
+            out.extend(self._post(queries[i : i + batch], topk))
         return out
 
     def _post(self, queries: list[str], topk: int) -> list[list[Doc]]:

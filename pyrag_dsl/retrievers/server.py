@@ -1,4 +1,8 @@
-"""A retrieval server speaking the Search-R1 `/retrieve` JSON protocol (FastAPI + uvicorn)."""
+"""A retrieval server speaking the Search-R1 `/retrieve` JSON protocol (FastAPI + uvicorn).
+
+Hostile clients are bounded: each response holds at most `max_documents` documents (queries x topk), searches run
+on one worker thread with at most `max_pending_searches` waiting, uvicorn answers 503 past `max_connections`, and a
+connection that does not send a whole request (or read its response) within `request_timeout_s` is closed."""
 
 from __future__ import annotations
 
@@ -8,24 +12,36 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
-from fastapi import FastAPI, Request
+import h11
 import orjson
+import uvicorn
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..config.limits import MAX_TOPK
+from ..documents import Doc
 from .base import RetrievalError, Retriever
 
 
 @dataclass(frozen=True)
 class ServerLimits:
+    """What one client may ask of the server; each field is a flag of `pyrag-dsl serve-retriever`."""
+
     max_queries: int = 512
     max_query_chars: int = 4_096
     max_topk: int = MAX_TOPK  # the bound every layer shares (pyrag_dsl.config.limits)
     default_topk: int = 5
     max_body_bytes: int = 4_000_000
+    max_documents: int = 20_000  # documents in one response: queries x topk (about 16 MB of JSON)
+    max_pending_searches: int = 64  # requests running or waiting for the search thread; more get 503
+    max_connections: int = 512  # uvicorn's limit_concurrency: requests past it get 503
+    request_timeout_s: float = 30.0  # to send a whole request, and to read a response, per connection
+    max_header_bytes: int = 16_384  # h11's bound on a request line and headers
 
 
 class BadRequest(Exception):
@@ -45,11 +61,14 @@ async def read_body(request: Request, limits: ServerLimits) -> bytes:
             raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise BadRequest(f"request body over {limits.max_body_bytes} bytes", 413)
+            chunks.append(chunk)
+    except ClientDisconnect:  # closed by the client, or by the request timeout: nobody reads the answer
+        raise BadRequest("the client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
@@ -90,15 +109,30 @@ def parse_request(body: bytes, limits: ServerLimits) -> tuple[list[str], int, bo
         topk = limits.default_topk
     if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= limits.max_topk:
         raise BadRequest(f"'topk' must be an integer from 1 to {limits.max_topk}", 422)
+    if len(queries) * topk > limits.max_documents:
+        raise BadRequest(f"too many documents: {len(queries)} queries x topk {topk} = {len(queries) * topk} > "
+                         f"max_documents {limits.max_documents} per response; send fewer queries per request", 422)
     return_scores = data.get("return_scores", False)
     if not isinstance(return_scores, bool):
         raise BadRequest("'return_scores' must be true or false", 422)
     return queries, topk, return_scores
 
 
+def render(results: Sequence[Sequence[Doc]], return_scores: bool) -> bytes:
+    """The response body, serialized one query at a time (no dict tree of the whole response is ever built)."""
+    rows = []
+    for hits in results:
+        row = []
+        for d in hits:
+            document = {"id": d.id, "contents": f'"{d.title}"\n{d.text}' if d.title else d.text}
+            row.append({"document": document, "score": d.score} if return_scores else document)
+        rows.append(orjson.dumps(row))
+    return b'{"result":[' + b",".join(rows) + b"]}"
+
+
 def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name: str = "index") -> FastAPI:
-    """The app. Searches run on one worker thread (backends such as the JVM prefer that); the event loop
-    stays free, so slow searches never block other requests' I/O."""
+    """The app. Searches and their serialization run on one worker thread (backends such as the JVM prefer that),
+    at most `limits.max_pending_searches` queued; the event loop stays free for /health and other I/O."""
     limits = limits or ServerLimits()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retriever")
 
@@ -108,52 +142,120 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
         pool.shutdown(wait=False)
 
     app = FastAPI(title="pyrag-dsl retriever", version="1", lifespan=lifespan)
+    app.state.limits = limits  # read by serve_config: one ServerLimits for the app and its connections
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # JSON, never plain text
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
     stats = {"requests": 0, "queries": 0}
+    pending = 0  # searches running or queued; read and written on the event loop thread only
     lock = threading.Lock()
+
+    def search(queries: list[str], topk: int, return_scores: bool) -> bytes:
+        return render(retriever.search(queries, topk), return_scores)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         size = len(retriever) if hasattr(retriever, "__len__") else None  # type: ignore[arg-type]
-        return {"status": "ok", "index": name, "documents": size, **stats}
+        return {"status": "ok", "index": name, "documents": size, **stats, "pending_searches": pending,
+                "limits": asdict(limits)}
 
     @app.post("/retrieve")
-    async def retrieve(request: Request) -> JSONResponse:
+    async def retrieve(request: Request) -> Response:
+        nonlocal pending
         try:
             queries, topk, return_scores = parse_request(await read_body(request, limits), limits)
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
-        loop = asyncio.get_running_loop()
+        if pending >= limits.max_pending_searches:
+            return JSONResponse({"error": f"busy: {pending} searches pending (max_pending_searches "
+                                          f"{limits.max_pending_searches}); retry later"},
+                                status_code=503, headers={"Retry-After": "1"})
+        pending += 1
         try:
-            results = await loop.run_in_executor(pool, retriever.search, queries, topk)
+            body = await asyncio.get_running_loop().run_in_executor(pool, search, queries, topk, return_scores)
         except RetrievalError as e:
             return JSONResponse({"error": f"retrieval failed: {e.cause}"}, status_code=503)
+        finally:
+            pending -= 1
         with lock:
             stats["requests"] += 1
             stats["queries"] += len(queries)
-        out = []
-        for hits in results:
-            row = []
-            for d in hits:
-                document = {"id": d.id, "contents": f'"{d.title}"\n{d.text}' if d.title else d.text}
-                row.append({"document": document, "score": d.score} if return_scores else document)
-            out.append(row)
-        return Response(orjson.dumps({"result": out}), media_type="application/json")
+        return Response(body, media_type="application/json")
 
     return app
 
 
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline per connection: from its opening and from the end of each response,
+    the client has `request_timeout_s` to send a whole request (line, headers, body) and to read what it was sent.
+    Past it the connection is closed (with a 408 when a request was begun and not answered), or aborted when the
+    client has not read its response. A request being answered is never cut: the deadline waits for its response."""
+
+    request_timeout_s: float = ServerLimits.request_timeout_s
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._deadline: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = self.loop.call_later(self.request_timeout_s, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._deadline = None
+        transport = self.transport
+        if transport.get_write_buffer_size() > 0:  # a response left unread for a whole period
+            transport.abort()
+            return
+        if transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and not cycle.response_complete:
+            self._arm()  # a whole request is being answered: look again later
+            return
+        headers_begun = self.conn.their_state is h11.IDLE and bool(self.conn.trailing_data[0])
+        body_begun = self.conn.their_state is h11.SEND_BODY and not cycle.response_started
+        if headers_begun or body_begun:  # an unfinished request, not answered yet (an idle one is closed silently)
+            transport.write(REQUEST_TIMEOUT_RESPONSE)
+        transport.close()
+
+
+_TIMEOUT_BODY = b'{"error": "request timeout: the whole request was not received in time"}'
+REQUEST_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                            b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n"
+                            + _TIMEOUT_BODY)
+
+
+def serve_config(app: Any, limits: ServerLimits | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                 log_level: str = "warning") -> uvicorn.Config:
+    """The uvicorn.Config that enforces `limits` on connections (default: the app's own limits, else defaults):
+    the h11 protocol with its header bound and the request timeout, and limit_concurrency."""
+    limits = limits or getattr(getattr(app, "state", None), "limits", None) or ServerLimits()
+    protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"request_timeout_s": limits.request_timeout_s})
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", http=protocol,
+                          limit_concurrency=limits.max_connections,
+                          h11_max_incomplete_event_size=limits.max_header_bytes)
+
+
 class BackgroundServer:
-    """Run an app with uvicorn on a loopback port in a background thread (port 0: a free one)."""
+    """Run an app with uvicorn on a loopback port in a background thread (port 0: a free one), with the connection
+    limits of `serve_config`."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        import uvicorn
-
-        self._server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                     lifespan="on"))
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None) -> None:
+        self._server = uvicorn.Server(serve_config(app, limits, host=host, port=port))
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.run, name="retriever-server", daemon=True)
         self.host = host
@@ -172,6 +274,11 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (uvicorn's own count, the one limit_concurrency reads)."""
+        return len(self._server.server_state.connections)
 
     def stop(self) -> None:
         self._server.should_exit = True
