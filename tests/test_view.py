@@ -486,7 +486,7 @@ def _open_everything(browser: Chromium, scope: str = "#app") -> None:
     })""" % scope)
 
 
-def _paint(browser: Chromium, page: Path, runs: int = 3) -> list[dict[str, float]]:
+def _paint(browser: Chromium, page: Path, runs: int = 5) -> list[dict[str, float]]:
     out = []
     for _ in range(runs):
         browser.open(page)
@@ -594,4 +594,50 @@ def test_a_1000_step_trace_paints_in_under_a_second(browser, tmp_path):
         assert time.monotonic() < deadline, "the other steps were not rendered after the first paint"
         time.sleep(0.1)
     browser.screenshot(tmp_path / "trace.png")
+    assert browser.console_errors() == []
+
+
+def _real_run_handler():
+    """A scripted Plan LLM whose first program has an error (one repair round) over a real index, where one
+    answer needs the boosted top-k (one adaptive retry): every part of the question view has something."""
+    from test_pipeline import ADAPTIVE_PROGRAM, _synth_age, _unknown_at_top5, default_handler
+
+    broken = ADAPTIVE_PROGRAM.replace("{bruce_birth}", "{bruce_brith}")
+    base = default_handler([broken, ADAPTIVE_PROGRAM], answers=_unknown_at_top5)
+    return lambda role, prompt, body: _synth_age(role, prompt, body) or base(role, prompt, body)
+
+
+def run_for_view(bm25_index: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """`pyrag-dsl run --parallel` against a scripted LLM and the real Lucene index; the view command it printed."""
+    from scripted_llm import ScriptedLLM
+
+    questions = out.parent / "questions.txt"
+    questions.write_text("How old was Virginia Bruce in Let Freedom Ring?\n")
+    with ScriptedLLM(_real_run_handler()) as llm:
+        r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "run", str(questions), "--llm-url", llm.url,
+                            "--llm-model", "scripted", "--index", str(bm25_index), "--output-dir", str(out),
+                            "--parallel", *extra], capture_output=True, text=True, timeout=300,
+                           env={k: v for k, v in os.environ.items() if not k.endswith(("LLM_MODEL", "LLM_BASE_URL"))})
+    printed = [line.split("view: ", 1)[1].split() for line in (r.stdout + r.stderr).splitlines() if "view: pyrag-dsl view" in line]
+    return r, printed[0] if printed else []
+
+
+def test_a_real_run_prints_its_view_command_and_the_view_opens(bm25_index, browser, tmp_path):
+    r, command = run_for_view(bm25_index, tmp_path / "outputs")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert command[:2] == ["pyrag-dsl", "view"] and Path(command[2]).name == "1"
+    v = _cli(*command[1:])
+    assert v.returncode == 0, v.stderr
+    page = Path(command[2]) / "view.html"
+    _fresh(browser)
+    browser.open(page)
+    text = browser.js("document.body.innerText")
+    assert "How old was Virginia Bruce in Let Freedom Ring?" in text and "28" in text
+    assert "Repair round 1" in text and "UndefinedName" in text and "Adaptive retrieval" in text
+    trace = [json.loads(x) for x in (Path(command[2]) / "trace.jsonl").read_text().splitlines()[1:]]
+    calls = [e for e in trace if e["kind"] in ("retrieve", "answer", "execute", "adaptive_retry", "assign", "error")]
+    assert browser.js("document.querySelectorAll('table.steps tbody tr.row').length") == len(calls)
+    _open_everything(browser)
+    assert browser.js("document.querySelectorAll('.wf .bar').length") >= len(calls) - 2  # execute/adaptive: instants too
+    browser.screenshot(tmp_path / "real-run.png")
     assert browser.console_errors() == []

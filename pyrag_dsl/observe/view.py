@@ -305,10 +305,12 @@ def render_html(payload: dict[str, Any], questions: list[dict[str, Any]] | None 
              "<title>pyrag-dsl view</title>\n",
              f"<style>{css}</style>\n</head><body>\n<div id=\"app\"><noscript>This page needs JavaScript "
              "(one inline script, no network).</noscript></div>\n",
-             f"<script type=\"application/json\" id=\"pyrag-data\">{json_for_script(payload)}</script>\n"]
+             f"<script type=\"application/json\" id=\"pyrag-data\">{json_for_script(payload)}</script>\n",
+             f"<script>{js}</script>\n"]
+    # each question's data after the script: the table is drawn (and painted) before they are parsed
     for i, q in enumerate(questions or []):
         parts.append(f"<script type=\"application/json\" id=\"pyrag-q-{i}\">{json_for_script(q)}</script>\n")
-    parts.append(f"<script>{js}</script>\n</body></html>\n")
+    parts.append("</body></html>\n")
     return "".join(parts)
 
 

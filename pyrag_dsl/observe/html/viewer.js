@@ -161,17 +161,51 @@
     if (Object.keys(rest).length) box.appendChild(el("div", "muted mono t", JSON.stringify(rest)));
     return box;
   }
+  /* a long program shows its first 60 lines and a button for the others */
   function numbered(program) {
     var lines = str(program).split("\n");
     if (lines.length && lines[lines.length - 1] === "") lines.pop();
-    return el("pre", null, lines.map(function (l, i) { return String(i + 1).padStart(4) + " | " + l + "\n"; }));
+    var pre = el("pre"), LIMIT = 60;
+    function line(i) { return String(i + 1).padStart(4) + " | " + lines[i] + "\n"; }
+    add(pre, lines.slice(0, LIMIT).map(function (l, i) { return line(i); }).join(""));
+    if (lines.length > LIMIT) {
+      var more = el("button", "fold", "show the other " + (lines.length - LIMIT) + " lines");
+      on(more, "click", function () {
+        more.remove();
+        add(pre, lines.slice(LIMIT).map(function (l, i) { return line(LIMIT + i); }).join(""));
+      });
+      pre.appendChild(more);
+    }
+    return pre;
   }
+  /* a line diff; runs of unchanged lines keep 3 lines of context on each side, the rest behind a button */
   function diffBox(diff) {
-    var box = el("pre", "diff");
-    diff.forEach(function (d) {
-      box.appendChild(el("div", d[0] === "-" ? "del" : d[0] === "+" ? "add" : null,
-        (d[0] === "=" ? "  " : d[0] + " ") + d[1]));
-    });
+    var box = el("pre", "diff"), CONTEXT = 3;
+    function row(d) {
+      return el("div", d[0] === "-" ? "del" : d[0] === "+" ? "add" : null, (d[0] === "=" ? "  " : d[0] + " ") + d[1]);
+    }
+    var i = 0;
+    while (i < diff.length) {
+      var j = i;
+      while (j < diff.length && diff[j][0] === "=") j++;
+      var run = diff.slice(i, j), keepHead = i === 0 ? 0 : CONTEXT, keepTail = j === diff.length ? 0 : CONTEXT;
+      if (run.length > keepHead + keepTail + 2) {
+        run.slice(0, keepHead).forEach(function (d) { box.appendChild(row(d)); });
+        var hidden = run.slice(keepHead, run.length - keepTail);
+        var more = el("button", "fold", "\u2026 " + hidden.length + " unchanged lines");
+        (function (hidden, more) {
+          on(more, "click", function () {
+            var f = D.createDocumentFragment();
+            hidden.forEach(function (d) { f.appendChild(row(d)); });
+            more.replaceWith(f);
+          });
+        })(hidden, more);
+        box.appendChild(el("div", null, more));
+        run.slice(run.length - keepTail).forEach(function (d) { box.appendChild(row(d)); });
+      } else run.forEach(function (d) { box.appendChild(row(d)); });
+      while (j < diff.length && diff[j][0] !== "=") box.appendChild(row(diff[j++]));
+      i = j;
+    }
     return box;
   }
 
@@ -259,8 +293,8 @@
       b.appendChild(h);
       var rep = repairs.filter(function (r) { return r.round === p.round; })[0];
       if (rep) {
-        b.appendChild(el("div", "muted", "sent back to the Plan LLM (" + (secs(rep) || 0).toFixed(3) + " s):"));
-        (rep.errors || []).forEach(function (e) { b.appendChild(errorBox(e, plans[i - 1] && plans[i - 1].program)); });
+        b.appendChild(el("div", "muted", "the errors above, as sent back to the Plan LLM (" + (secs(rep) || 0).toFixed(3) +
+          " s):"));
         b.appendChild(fold(rep.feedback, 300, "pre"));
         b.appendChild(el("div", "muted", "the program that came back, as a diff:"));
       }
@@ -273,7 +307,7 @@
   function stepTable(b, ev) {
     var tb = table(["step", "try", "stmt", "target", "call", "source", "value", "cached", "time"]);
     tb.table.className = "steps";
-    var attempt = 0, shown = 0, FIRST = 200, rows = [];
+    var attempt = 0, shown = 0, FIRST = 100, rows = [];
     ev.forEach(function (e) {
       if (e.kind === "execute") { attempt = e.attempt || attempt + 1; }
       if (!(CALL_KINDS[e.kind] || e.kind === "assign" || e.kind === "error" || e.kind === "execute" ||
@@ -351,7 +385,8 @@
       var s = secs(e);
       add(tr, [td(str(e.step), "num"), td(el("span", "k-llm", str(e.agent))), td(t(e.model), "mono"),
         td(num(e.prompt_tokens), "num"), td(num(e.completion_tokens), "num"), td(s === null ? "" : s.toFixed(3), "num"),
-        td(fold(e.reply, 160))]);
+        td(e.error ? el("span", "err t", "failed: " + str(e.error)) : e.content_dropped ?
+          el("span", "muted", "(texts left out: the trace's byte budget was spent)") : fold(e.reply, 160))]);
       var detail = null;
       on(tr, "click", function () {
         if (detail) { detail.remove(); detail = null; return; }
@@ -376,13 +411,8 @@
      one batch; statements dispatched while the plan streamed are "prefetch" bars */
   function waterfall(b, ev, t0, t1) {
     var items = [];
-    var batch = {};
     ev.forEach(function (e) {
       if (typeof e.start !== "number" || typeof e.end !== "number" || e.kind === "final") return;
-      if (e.kind === "retrieve" && !e.cached) {
-        var key = e.start.toFixed(4) + "/" + e.end.toFixed(4);
-        batch[key] = (batch[key] || 0) + 1;
-      }
       items.push(e);
       if (e.kind === "plan_stream" && Array.isArray(e.dispatched)) {
         e.dispatched.forEach(function (d) {
@@ -395,6 +425,16 @@
       }
     });
     items.sort(function (a, c) { return a.start - c.start || (a.step || 0) - (c.step || 0); });
+    /* retrievals that started and ended together (within 2 ms) went out as one batched request */
+    var batch = new Map(), group = [];
+    function close() { group.forEach(function (g) { batch.set(g, group.length); }); group = []; }
+    items.forEach(function (e) {
+      if (e.kind !== "retrieve" || e.cached) return;
+      var last = group[group.length - 1];
+      if (last && (Math.abs(e.start - last.start) > 0.002 || Math.abs(e.end - last.end) > 0.002)) close();
+      group.push(e);
+    });
+    close();
     var span = Math.max(t1 - t0, 1e-6);
     var legend = el("div", "legend muted", el("span", "k-retrieve", "\u25A0 retrieve"), el("span", "k-answer", "\u25A0 answer"),
       el("span", "k-llm", "\u25A0 llm"), el("span", "k-prefetch", "\u25A0 prefetched while the plan streamed"),
@@ -409,9 +449,9 @@
       var label = "#" + str(e.step) + " " + (e.kind === "llm" ? "llm " + str(e.agent) :
         e.kind === "prefetch" ? "prefetch stmt " + str(e.statement) : str(e.kind)) +
         (e.target ? " " + str(e.target) : "");
-      var n = e.kind === "retrieve" && !e.cached ? batch[e.start.toFixed(4) + "/" + e.end.toFixed(4)] : 0;
+      var n = batch.get(e) || 0;
       if (n > 1) label += " \u00D7" + n;
-      var bar = el("div", "bar " + k + (e.cached ? " cached" : ""));
+      var bar = el("div", "bar " + (e.error && e.kind !== "final" ? "error" : k) + (e.cached ? " cached" : ""));
       bar.style.left = (100 * (e.start - t0) / span) + "%";
       bar.style.width = (100 * Math.max(0, e.end - e.start) / span) + "%";
       bar.title = label + ": " + ((e.start - t0) * 1000).toFixed(1) + " ms + " + ((e.end - e.start) * 1000).toFixed(1) + " ms" +
@@ -477,6 +517,7 @@
       gl.textContent = name.slice(0, 20) + " (n=" + G.n + ")";
       svg.appendChild(gl);
     });
+    svg.groups = order.length;
     return svg;
   }
 
@@ -501,7 +542,7 @@
       root.appendChild(cards);
       var chart = el("div", "chart");
       var svg = metricChart(rows, S);
-      if (svg) chart.appendChild(svg);
+      if (svg && (!P.chart_png || svg.groups > 1)) chart.appendChild(svg);  /* per question type, or no PNG */
       if (P.chart_png) {
         var img = el("img");
         img.alt = "eval report chart";
@@ -608,6 +649,10 @@
   function route() {
     if (P.kind === "question") return;
     var m = /^#q(\d+)$/.exec(location.hash);
+    if (m && !D.getElementById("pyrag-q-" + m[1]) && D.readyState === "loading") {
+      D.addEventListener("DOMContentLoaded", route);  /* the question blocks follow the script: not parsed yet */
+      return;
+    }
     var qv = D.getElementById("qview");
     if (qv) qv.remove();
     if (!m || !D.getElementById("pyrag-q-" + m[1])) {
@@ -623,7 +668,7 @@
     var back = el("a", null, "\u2190 all questions"); back.href = "#";
     nav.appendChild(back);
     if (i > 0) { var prev = el("a", null, "\u2190 previous"); prev.href = "#q" + (i - 1); nav.appendChild(prev); }
-    if (D.getElementById("pyrag-q-" + (i + 1))) { var next = el("a", null, "next \u2192"); next.href = "#q" + (i + 1); nav.appendChild(next); }
+    if (i + 1 < (P.rows || []).length) { var next = el("a", null, "next \u2192"); next.href = "#q" + (i + 1); nav.appendChild(next); }
     nav.appendChild(el("span", "muted", "question " + (i + 1) + " of " + (P.rows || []).length));
     view.appendChild(nav);
     if (!cache[i]) cache[i] = data("pyrag-q-" + i);
