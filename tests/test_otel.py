@@ -465,3 +465,20 @@ def test_without_the_extra_the_flag_is_a_usage_error_with_the_pip_command(tmp_pa
     assert r.returncode == 2 and "pip install 'pyrag-dsl[otel]'" in r.stderr
     r = cli("run", "-", "--otlp-endpoint", "http://127.0.0.1:9", env=env)  # before any server starts
     assert r.returncode == 2 and "pip install 'pyrag-dsl[otel]'" in r.stderr
+
+
+def test_the_library_example_of_docs_trace(bm25_index):
+    """docs/trace.md's embedding example, with a scripted LLM and a real index instead of the defaults."""
+    from pyrag_dsl.observe.otel import OtelSink
+    from pyrag_dsl.pipeline import Session, Settings
+
+    with ScriptedLLM(handler()) as llm, Receiver() as receiver:
+        settings = Settings.resolve(flags={"llm_url": llm.url, "llm_model": "scripted", "index": str(bm25_index)},
+                                    environ={})
+        with Session(settings) as session, OtelSink(receiver.url, content=True) as spans:
+            for question in [QUESTION]:
+                result = session.pipeline.run(question)  # the Session's pipeline records the llm events
+                spans.export_result(result)
+        assert result.final_answer == "John William Henry II" and spans.exported == 1 and spans.failed == 0
+        got = receiver.spans()
+    assert len(got) == 8 and sum(1 for s in got if s["attributes"].get("llm.token_count.total") == 2) == 5
