@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import tokenize
+import warnings
+from typing import Callable
 
 from ..grammar import DEFAULT_LANGUAGE, DslError, Language
 from ..grammar.skeleton import steps_gbnf, steps_lark
 from . import small_model
-from .llm import LLMClient
+from .llm import LLMClient, strip_thinking
 from .prompts import load_prompt, render
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)(?:```|\Z)", re.S)
@@ -17,14 +21,59 @@ _STATEMENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\s*=")
 
 
 def extract_program(text: str) -> str:
-    """The program inside an LLM reply: fenced code if any, smart quotes made plain, prose lines dropped
-    before the first assignment and after the last line that belongs to a statement."""
+    """The program inside an LLM reply (thinking already stripped): the first fenced code if any, smart quotes
+    made plain, prose lines dropped before the first assignment, and after the last statement when they are
+    prose (`_drop_trailing_prose`)."""
     m = _FENCE.search(text)
     code = m.group(1) if m else text
     code = code.translate(_SMART).replace("\r\n", "\n")
     lines = code.split("\n")
     first = next((i for i, line in enumerate(lines) if _STATEMENT.match(line)), 0)
-    return "\n".join(lines[first:]).strip() + "\n"
+    return "\n".join(_drop_trailing_prose(lines[first:])).strip() + "\n"
+
+
+def _drop_trailing_prose(lines: list[str]) -> list[str]:
+    """`lines` without those after the end of the last statement when, taken together, they are not Python
+    ("Hope this helps!"). Trailing lines that parse are kept, for the validator to point at."""
+    last = max((i for i, line in enumerate(lines) if _STATEMENT.match(line)), default=None)
+    end = None if last is None else _logical_line_end(lines, last)
+    if end is None or end >= len(lines):
+        return lines
+    rest = "\n".join(lines[end:])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences and the like
+            ast.parse(rest)
+    except SyntaxError:  # prose (an IndentationError too)
+        return lines[:end]
+    except (ValueError, RecursionError, MemoryError):  # not plain prose: left for the validator to report
+        pass
+    return lines
+
+
+def _logical_line_end(lines: list[str], start: int) -> int | None:
+    """The index of the line after the logical line (continued lines, open brackets) that begins at
+    `lines[start]`; None when it does not end in `lines` or does not tokenize."""
+    pending = (line + "\n" for line in lines[start:])
+    try:
+        for tok in tokenize.generate_tokens(lambda: next(pending, "")):
+            if tok.type == tokenize.NEWLINE:
+                return start + tok.start[0]
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
+
+
+def settled_program(reply_so_far: str, constrained: bool = False) -> str:
+    """The program of a Plan reply still being written, cut from its complete lines as `extract_program` cuts
+    the finished reply, but only once no later text can change where the program is taken from: after the
+    leading think block, inside the first code fence, or from the start when the reply is `constrained` to the
+    language's grammar (no fence, no prose); '' before that. Every statement of it but the last is final (the
+    last may still be continued); the whole may still turn out invalid (a later line, or no `final_answer`)."""
+    text = strip_thinking(reply_so_far[: reply_so_far.rfind("\n") + 1])
+    if not text or not (constrained or _FENCE.search(text)):
+        return ""
+    return extract_program(text)
 
 
 def render_errors(errors: list[DslError]) -> str:
@@ -79,13 +128,25 @@ class PlanAgent:
         user = render(load_prompt("plan"), question=question, sub_queries=json.dumps(sub_queries, ensure_ascii=False))
         return self._messages(user)
 
-    def write(self, question: str, sub_queries: list[str], on_text=None) -> str:
-        """The program for a question; with `on_text`, the reply is streamed to it as it is written."""
+    @property
+    def can_stream(self) -> bool:
+        """Whether a streamed reply shows statements of the finished program: not in skeleton mode, where the
+        finished program may replace the reply's steps."""
+        return self.grammar != "skeleton"
+
+    def write(self, question: str, sub_queries: list[str], on_text: Callable[[str], None] | None = None) -> str:
+        """The program for a question. With `on_text` (and `can_stream`), the reply is streamed, and `on_text`
+        gets the program written so far (`settled_program` of the reply) each time the reply grows."""
         if self.grammar == "skeleton" and len(sub_queries) <= 1:  # one step: nothing to plan, no model call
             return self._finish(question, sub_queries, small_model.plain_steps(sub_queries or [question]))
         self.calls += 1
-        reply = self.llm.chat(self.write_messages(question, sub_queries), extra_body=self._extra(sub_queries),
-                              max_tokens=self.max_tokens, on_text=on_text)
+        extra = self._extra(sub_queries)
+        listen = None
+        if on_text is not None and self.can_stream:
+            constrained = self.grammar == "language" and bool(extra)  # the server decodes to the language
+            listen = lambda reply_so_far: on_text(settled_program(reply_so_far, constrained))
+        reply = self.llm.chat(self.write_messages(question, sub_queries), extra_body=extra,
+                              max_tokens=self.max_tokens, on_text=listen)
         return self._finish(question, sub_queries, extract_program(reply))
 
     def _finish(self, question: str, sub_queries: list[str], program: str) -> str:

@@ -1,11 +1,16 @@
 """Streamed plan execution: statements run while the Plan agent is still writing the program.
 
-As the reply streams in, each complete line is checked: the program text so far (with a stand-in
-last line for `final_answer`) must validate against the language and the names bound so far. The
-new statements of a valid prefix are dispatched as soon as the statements they read from are done.
-Tools are side-effect-free reads, so this is safe: their results go to the question's call cache,
-and the finished program then runs as usual, answering those calls from the cache (a repair reuses
-them the same way). Nothing of a prefix that does not validate is dispatched.
+The Plan agent tells the prefetcher the program so far, cut from the reply as the finished reply will
+be cut (agents.plan.settled_program: no thinking, no prose, no draft before the fence). That text, with
+a stand-in last line for `final_answer`, must validate against the language, the names bound so far and
+the limits. A statement of it is dispatched when it is final (another statement follows it, so no
+continued line can still change it), the statements it reads from are done, its calls are memoized (their
+results are reused, not made again) and the calls dispatched so far leave room for its own within
+`max_tool_calls`. The results go to the question's call cache; the finished program then runs as usual
+and answers those calls from the cache (a repair reuses them the same way). Nothing of a prefix that
+does not validate is dispatched. What streaming cannot know is whether the rest of the reply will be
+valid: when it is not, the calls of its valid prefix were made, and a repair that keeps those
+statements finds them in the cache.
 """
 
 from __future__ import annotations
@@ -16,11 +21,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..agents.plan import extract_program
-from ..grammar import FINAL_ANSWER, Language, Limits, Program, validate
+from ..grammar import FINAL_ANSWER, Language, Limits, Program, Statement, validate
 from ..interpreter import CallCache, Run
 from ..interpreter.supervisor import abandon_if_overrun
-from ..interpreter.walker import run_statement
 
 _STAND_IN = f'\n{FINAL_ANSWER} = "..."\n'
 
@@ -45,7 +48,7 @@ class PrefetchReport:
 
 
 class Prefetcher:
-    """Feed it the Plan reply as it grows (`feed`); call `finish()` when the reply is complete."""
+    """Feed it the program so far as the Plan reply grows (`feed`); call `finish()` when the reply is complete."""
 
     def __init__(self, language: Language, limits: Limits, tools: dict[str, Callable[..., Any]], cache: CallCache,
                  settings: dict[str, Any], max_workers: int = 8) -> None:
@@ -63,43 +66,50 @@ class Prefetcher:
         self._generation = 0  # a new reply (a retry) starts a new generation
         self._closed = False
         self._futures: dict[Future, Run] = {}  # each dispatched statement and the run it belongs to
+        self._calls = 0  # tool calls of the statements dispatched, over every retry of the reply
 
     # -- the stream ---------------------------------------------------------------------------------------
-    def feed(self, reply_so_far: str) -> None:
-        lines = reply_so_far[: reply_so_far.rfind("\n") + 1]  # complete lines only
-        complete = extract_program(lines) if lines.strip() else ""
+    def feed(self, program_so_far: str) -> None:
+        """The program written so far (agents.plan.settled_program of the reply): dispatch what is ready."""
         with self.lock:
-            if self._closed or complete == self._text or not complete.strip():
+            if self._closed or program_so_far == self._text or not program_so_far.strip():
                 return
-            if not complete.startswith(self._text):  # the reply started again (a retry): start over
+            if not program_so_far.startswith(self._text):  # the reply started again (a retry): start over
                 self._started, self._done, self._program, self._run = set(), {}, None, None
                 self._generation += 1
-            self._text = complete
-            checked = validate(complete + _STAND_IN, self.language, self.limits)
+            self._text = program_so_far
+            checked = validate(program_so_far + _STAND_IN, self.language, self.limits)
             if not checked.ok:
                 return  # not (yet) a valid prefix: nothing new is dispatched
             program = checked.program
             run = Run(program, self.tools, settings=self.settings, cache=self.cache)
             for i, value in self._done.items():
-                run.values[i] = value
+                run.seed_value(i, value)
             self._program, self._run = program, run
             self._dispatch_ready()
 
+    def _reused(self, program: Program, stmt: Statement) -> bool:
+        """Whether the finished program will find this statement's calls in the cache (memoized tools only)."""
+        return all(self.language.tools[call.func.id].memoize for call in program.calls(stmt))
+
     def _dispatch_ready(self) -> None:
         program, run = self._program, self._run
-        real = len(program.statements) - 1  # the last statement is the stand-in
-        for stmt in program.statements[:real]:
+        final = len(program.statements) - 2  # the last is the stand-in; the one before it may still be continued
+        for stmt in program.statements[:max(final, 0)]:
             i = stmt.index
-            if i in self._started or not all(d in self._done for d in stmt.deps):
+            if i in self._started or not all(d in self._done for d in stmt.deps) or not self._reused(program, stmt):
                 continue
+            if self._calls + stmt.calls > self.limits.max_tool_calls:
+                continue  # the run's call budget: retries of the reply share it
             self._started.add(i)
+            self._calls += stmt.calls
             record = Dispatched(i, stmt.source, round(time.monotonic() - self.t0, 4))
             self.report.dispatched.append(record)
             self._futures[self.pool.submit(self._execute, run, stmt, record, self._generation)] = run
 
     def _execute(self, run: Run, stmt, record: Dispatched, generation: int) -> None:
         try:
-            log = run_statement(run, stmt)
+            log = run.evaluate(stmt)
         except Exception:  # noqa: BLE001 - a prefetch failure only means the final run does the work
             log = None
         with self.lock:
@@ -109,7 +119,7 @@ class Prefetcher:
                 return
             self._done[stmt.index] = log.value
             if self._run is not None:
-                self._run.values[stmt.index] = log.value
+                self._run.seed_value(stmt.index, log.value)
                 self._dispatch_ready()
 
     # -- the end ------------------------------------------------------------------------------------------

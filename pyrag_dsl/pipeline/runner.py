@@ -43,6 +43,7 @@ class PipelineConfig:
     max_workers: int = 8  # dataflow mode: statements in flight at once
     batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
     stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
+    # (never with policy "reference" or a skeleton plan: _RunState._stream_plan)
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
     deadline_s: float | None = None  # per question: every LLM/retriever call gets the time left; None: none
     llm_events: bool = False  # record each LLM call as an "llm" trace event (pipeline.events.LLMCalls)
@@ -219,7 +220,11 @@ class _RunState:
 
     def _stream_plan(self) -> bool:
         """Streamed plan execution: as configured; by default only with a server that serves requests
-        concurrently (vLLM), where it was measured to help (benchmarks/dataflow.py)."""
+        concurrently (vLLM), where it was measured to help (benchmarks/dataflow.py). Never where the streamed
+        calls would not be reused: the reference policy runs programs without the call cache, and a skeleton
+        plan may be replaced when it is finished."""
+        if self.cfg.policy == "reference" or not self.p.planner.can_stream:
+            return False
         if self.cfg.stream_plan is not None:
             return self.cfg.stream_plan
         return self.p.plan_llm.server_kind() == "vllm"
