@@ -271,3 +271,26 @@ def test_flags_that_would_do_nothing_are_usage_errors(tmp_path, args, message):
                         "--out", str(tmp_path / "out"), *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_questions_with_line_breakers_finish_resume_and_report(tmp_path, tantivy_index, monkeypatch):
+    """A question holding U+2028/U+0085 (escaped in an ASCII data file) used to end the run with exit 3 and no
+    summary.json, and --resume and eval report then refused the directory (records read with splitlines)."""
+    from pyrag_dsl.cli import main
+
+    rows = [{"id": "b1", "question": "Which city\u2028has the Eiffel\x85Tower?", "golden_answers": ["Paris"]},
+            {"id": "b2", "question": "Capital\u2029of France?", "golden_answers": ["Paris\x0b"]}]
+    qa = write_qa(tmp_path / "qa.jsonl", rows)
+    assert qa.read_text().isascii()
+    out = tmp_path / "run"
+    for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
+        monkeypatch.delenv(key, raising=False)
+    with ScriptedLLM(handler) as llm:
+        base = ["eval", "--data", str(qa), "--method", "direct", "--out", str(out), "--llm-url", llm.url,
+                "--index", str(tantivy_index)]
+        assert main(base) == 0
+        assert main([*base, "--resume"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["overall"]["n"] == 2 and summary["overall"]["em"] == 1.0
+    assert len((out / "records.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+    assert main(["eval", "report", str(out), "--no-plot", "--markdown"]) == 0

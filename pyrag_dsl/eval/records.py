@@ -3,18 +3,19 @@
 An output directory holds `records.jsonl` (and `records-<shard>.jsonl` files from Ray tasks). Reading
 tolerates a torn last line (a crash mid-write): the partial line is cut off the file, and that question is
 simply run again by `--resume`. A question is never recorded twice: `--resume` skips ids already recorded.
+Lines are written and read by config.jsonl (split on "\\n" only: any text in a question or answer round-trips).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from ..config import jsonl
 from ..pipeline.outputs import write_result
 from .data import QARow
 from .metrics import retrieval_recall, score
@@ -47,6 +48,15 @@ def _cut_torn_tail(path: Path) -> int:
         return size - keep
 
 
+def _record(line: str) -> dict[str, Any] | None:
+    """The record on a line: an object with a string id and a metrics object; None for another JSON value.
+    Raises JsonError for a line that is not JSON."""
+    rec = jsonl.loads(line)
+    if isinstance(rec, dict) and isinstance(rec.get("id"), str) and isinstance(rec.get("metrics", {}), dict):
+        return rec
+    return None
+
+
 def read_records(out_dir: Path, repair: bool = True) -> list[dict[str, Any]]:
     """Every record of a run directory; the first record of an id wins (a duplicate is ignored)."""
     seen: set[str] = set()
@@ -54,16 +64,14 @@ def read_records(out_dir: Path, repair: bool = True) -> list[dict[str, Any]]:
     for path in record_files(out_dir):
         if repair:
             _cut_torn_tail(path)
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for n, line in jsonl.lines(path.read_text(encoding="utf-8")):
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
+                rec = _record(line)
+            except jsonl.JsonError as e:
                 if not repair:  # a file being written by another process: its last line may be partial
                     continue
-                raise EvalError(f"{path}:{n}: not a JSON record") from None
-            if isinstance(rec, dict) and "id" in rec and rec["id"] not in seen:
+                raise EvalError(f"{path}:{n}: not a JSON record ({e})") from None
+            if rec is not None and rec["id"] not in seen:
                 seen.add(rec["id"])
                 out.append(rec)
     return out
@@ -76,14 +84,14 @@ def drop_error_records(out_dir: Path) -> int:
     for path in record_files(out_dir):
         _cut_torn_tail(path)
         keep, dropped = [], 0
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for _, line in jsonl.lines(path.read_text(encoding="utf-8")):
             try:
-                rec = json.loads(line) if line.strip() else None
-            except json.JSONDecodeError:
+                rec = _record(line)
+            except jsonl.JsonError:
                 rec = None
-            if isinstance(rec, dict) and rec.get("error"):
+            if rec is not None and rec.get("error"):
                 dropped += 1
-            elif line.strip():
+            else:
                 keep.append(line)
         if dropped:
             tmp = path.with_name(path.name + ".tmp")
@@ -105,7 +113,7 @@ class RecordWriter:
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = jsonl.dumps(record) + "\n"
         with self._lock:
             self._f.write(line)
             self._f.flush()
@@ -138,7 +146,7 @@ def write_trace(out_dir: Path, row: QARow, outcome: Outcome) -> str | None:
     d = base / name
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / ".result.json.tmp"
-    tmp.write_text(json.dumps(outcome.result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(jsonl.dumps(outcome.result, indent=2) + "\n", encoding="utf-8")
     tmp.replace(d / "result.json")
     return f"traces/{name}/result.json"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
+from ..config import jsonl
 from ..config.retry import wait_for_open_breakers
 from ..pipeline.batch import concurrent_map
 from .data import QARow, QASet
@@ -93,9 +94,11 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
     records = read_records(out_dir) if any(out_dir.glob("records*.jsonl")) else []
     if cfg_path.exists():
         try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise EvalError(f"{cfg_path} is not JSON; use another --out") from None
+            old = jsonl.loads(cfg_path.read_text(encoding="utf-8"))
+        except ValueError as e:  # JsonError, UnicodeDecodeError
+            raise EvalError(f"{cfg_path} is not JSON ({e}); use another --out") from None
+        if not isinstance(old, dict) or not isinstance(old.get("resumed", []), list):
+            raise EvalError(f"{cfg_path} is not a run configuration (an object); use another --out")
         if not resume and records:
             raise EvalError(f"{out_dir} already holds {len(records)} records: add --resume to continue, "
                             "or choose another --out")
@@ -109,7 +112,7 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
     elif records and not resume:
         raise EvalError(f"{out_dir} holds records but no config.json; choose another --out")
     tmp = cfg_path.with_name("config.json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(jsonl.dumps(config, indent=2) + "\n", encoding="utf-8")
     tmp.replace(cfg_path)
     return records
 
@@ -208,7 +211,7 @@ def resolved_settings(out_dir: Path) -> dict[str, Any]:
     """What an earlier session of this run resolved at its start (`settings_resolved`, `embedded_server`), from
     its summary: kept when a resumed run has nothing left to ask and starts no server."""
     try:
-        old = json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8")).get("config", {})
+        old = jsonl.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8")).get("config", {})
     except (OSError, ValueError, AttributeError):
         return {}
     return {k: old[k] for k in ("settings_resolved", "embedded_server") if isinstance(old, dict) and k in old}

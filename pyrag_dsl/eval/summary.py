@@ -5,11 +5,12 @@ counted only where the server reports usage; recall only where rows carry suppor
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
+
+from ..config import jsonl
 
 FIELDS = ("n", "em", "f1", "acc", "recall", "recall_n", "llm_calls", "prompt_tokens", "completion_tokens",
           "retrievals", "repair_rate", "first_program_valid_rate", "adaptive_retry_rate", "error_rate",
@@ -115,16 +116,16 @@ def to_markdown(summary: dict[str, Any]) -> str:
               "LLM calls, tokens and retrievals are means per question; seconds per question.", ""]
     if summary.get("error_types"):
         lines += ["Errors: " + ", ".join(f"{k} {v}" for k, v in summary["error_types"].items()), ""]
-    lines += ["## Configuration", "", "```json", json.dumps(cfg, indent=2, ensure_ascii=False), "```", ""]
+    lines += ["## Configuration", "", "```json", jsonl.dumps(cfg, indent=2), "```", ""]
     return "\n".join(lines)
 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     pj, pm = out_dir / "summary.json", out_dir / "summary.md"
-    for path, text in ((pj, json.dumps(summary, indent=2, ensure_ascii=False) + "\n"), (pm, to_markdown(summary))):
+    for path, text in ((pj, jsonl.dumps(summary, indent=2) + "\n"), (pm, to_markdown(summary))):
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")  # a lone surrogate in a path
         tmp.replace(path)
     return pj, pm
 

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..config import jsonl
 from ..documents import Docs
 
 SCHEMA_VERSION = 1
@@ -156,9 +157,10 @@ def event_from_dict(obj: dict[str, Any]) -> TraceEvent:
 
 
 def event_json(event: TraceEvent) -> str:
-    """One event as a JSON line; total: text the UTF-8 encoder refuses (a lone surrogate) is escaped."""
+    """One event as a JSON line; total: text the UTF-8 encoder refuses (a lone surrogate) is escaped, and so
+    are the line breakers JSON allows raw (U+2028, U+2029, U+0085), so that any line splitter reads it whole."""
     try:
-        return event.model_dump_json()
+        return jsonl.escape_breaks(event.model_dump_json())
     except Exception:  # pydantic refuses lone surrogates: fall back to ASCII-escaped JSON
         return json.dumps(event.model_dump(mode="python"), ensure_ascii=True, default=str)
 
@@ -167,9 +169,8 @@ def dumps_jsonl(events: Iterable[TraceEvent], meta: dict[str, Any] | None = None
     """The trace as JSON Lines: a header line with the schema version, then one event per line."""
     header = {"schema": "pyrag-dsl-trace", "version": SCHEMA_VERSION, **(meta or {})}
     try:
-        first = json.dumps(header, ensure_ascii=False)
-        first.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError):
+        first = jsonl.dumps(header)
+    except (TypeError, ValueError):
         first = json.dumps(header, ensure_ascii=True, default=str)
     lines = [first]
     lines += [event_json(e) for e in events]
@@ -177,23 +178,30 @@ def dumps_jsonl(events: Iterable[TraceEvent], meta: dict[str, Any] | None = None
 
 
 def loads_jsonl(text: str) -> tuple[dict[str, Any], list[TraceEvent]]:
-    """Parse a JSON Lines trace; returns (header, events). Raises ValueError on a bad file."""
-    rows = [line for line in text.splitlines() if line.strip()]
+    """Parse a JSON Lines trace (see config.jsonl: lines split on "\\n" only, nesting bounded, no NaN);
+    returns (header, events). Raises ValueError naming the line on a bad file."""
+    rows = list(jsonl.lines(text))
     if not rows:
         raise ValueError("empty trace file")
+    n, first = rows[0]
     try:
-        header = json.loads(rows[0])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"line 1: not JSON ({e.msg})") from None
+        header = jsonl.loads(first)
+    except jsonl.JsonError as e:
+        raise ValueError(f"line {n}: {e}") from None
     if not isinstance(header, dict) or header.get("schema") != "pyrag-dsl-trace":
-        raise ValueError("line 1: not a pyrag-dsl trace header")
+        raise ValueError(f"line {n}: not a pyrag-dsl trace header")
     if header.get("version") != SCHEMA_VERSION:
         raise ValueError(f"trace schema version {header.get('version')!r} is not supported (want {SCHEMA_VERSION})")
     events = []
-    for n, row in enumerate(rows[1:], start=2):
+    for n, row in rows[1:]:
         try:
-            events.append(event_from_dict(json.loads(row)))
-        except (json.JSONDecodeError, ValueError) as e:
+            events.append(event_from_dict(jsonl.loads(row)))
+        except ValidationError as e:  # one line: the first problem and how many more
+            first = e.errors(include_url=False)[0]
+            field = ".".join(map(str, first["loc"])) or "event"
+            more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+            raise ValueError(f"line {n}: {field}: {first['msg']}{more}") from None
+        except ValueError as e:  # JsonError, or a kind that is not a name
             raise ValueError(f"line {n}: {e}") from None
     return header, events
 

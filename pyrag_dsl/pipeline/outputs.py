@@ -3,11 +3,11 @@ Each file is written atomically; a question's files are complete before the next
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
+from ..config import jsonl
 from ..interpreter.trace import dumps_jsonl
 from .runner import PipelineResult
 
@@ -66,5 +66,5 @@ def write_result(run_dir: Path, n: int, result: PipelineResult) -> Path:
         _atomic_write(out / "generated_code.py", result.generated_code)
     _atomic_write(out / "trace.jsonl", dumps_jsonl(result.trace, {"question": result.original_query,
                                                                   "settings": result.settings}))
-    _atomic_write(out / "result.json", json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    _atomic_write(out / "result.json", jsonl.dumps(result.to_dict(), indent=2) + "\n")
     return out

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 from ..agents.answer import AnswerAgent
 from ..agents.decompose import DecomposeAgent
 from ..agents.plan import PlanAgent
+from ..config import jsonl
 from ..documents import Docs
 from ..eval.metrics import accuracy, exact_match, f1_score
 from ..retrievers.base import Retriever
@@ -222,7 +223,7 @@ def write_sets(rows: dict[str, list[dict[str, Any]]], reports: dict[str, SetRepo
             files[split] = str(path)
         summary["sets"][name] = {**reports[name].to_dict(), "files": files}
     tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(jsonl.dumps(summary, indent=2) + "\n", encoding="utf-8")
     tmp.replace(out / "summary.json")
     return summary
 

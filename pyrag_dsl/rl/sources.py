@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from ..config import jsonl
 
 
 class SourceError(ValueError):
@@ -51,17 +52,18 @@ def _golds(obj: dict[str, Any]) -> list[str]:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a JSON Lines file, read by config.jsonl; a SourceError names the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SourceError(f"{path}: cannot read ({e.strerror or e})") from None
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    for n, line in jsonl.lines(text):
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"{path}:{n}: not JSON ({e.msg})") from None
+            obj = jsonl.loads(line)
+        except jsonl.JsonError as e:
+            raise SourceError(f"{path}:{n}: {e}") from None
         if not isinstance(obj, dict):
             raise SourceError(f"{path}:{n}: expected a JSON object")
         yield n, obj
@@ -85,13 +87,13 @@ def _synthesis_query(trace_path: Path) -> str | None:
     """The query of the last answer() call without documents that assigned final_answer."""
     found = None
     try:
-        lines = trace_path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        text = trace_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
-    for line in lines:
+    for _, line in jsonl.lines(text):
         try:
-            e = json.loads(line)
-        except json.JSONDecodeError:
+            e = jsonl.loads(line)
+        except jsonl.JsonError:
             continue
         if isinstance(e, dict) and e.get("kind") == "answer" and e.get("target") == "final_answer":
             inputs = e.get("inputs") or {}
@@ -143,8 +145,8 @@ def read_records(path: str | Path) -> tuple[list[Item], int]:
         raise SourceError(f"no such records file or directory: {path}")
     if path.suffix == ".json":
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
+            obj = jsonl.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:  # JsonError, UnicodeDecodeError
             raise SourceError(f"{path}: not a JSON result ({e})") from None
         item = _record_item(obj, str(path), path.parent) if isinstance(obj, dict) else None
         if item is not None and item.synthesis_query is None:
