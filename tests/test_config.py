@@ -73,6 +73,70 @@ def test_bad_environment_variable_names_it(tmp_path, questions):
     assert r.stderr.strip().splitlines() == ["error: ENABLE_THINKING: must be true or false, got 'maybe'"]
 
 
+# -- hostile config files and variables: exit 2, one short line naming the file, key or variable -------------
+@pytest.mark.parametrize("name, text, line", [
+    ("t.toml", "[pipeline]\ntopk = true\n", "config [pipeline] topk: must be an integer from 1 to 1000, got True"),
+    ("b.toml", "[llm]\ntimeout_s = false\n", "config [llm] timeout_s: must be a number > 0 and <= 86400, got False"),
+    ("k.toml", "[pipeline]\n" + "k" * 1_000_000 + " = 1\n",
+     "config [pipeline] " + "k" * 37 + "...: unknown setting; known: boosted_topk, deadline_s, max_repairs, "
+     "max_workers, parallel, plan_grammar, policy, sentinels, stream_plan, topk, use_grammar"),
+    ("d.toml", "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "config file {path} is not valid TOML: nested deeper "
+     "than 100 levels"),
+    ("i.toml", "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", "config file {path} is not valid TOML: nested "
+     "deeper than 100 levels"),
+    ("e.toml", ".".join(["a"] * 100_000) + " = 1\n", "config file {path} is not valid TOML: a key nested deeper "
+     "than 100 levels"),
+    ("h.toml", "[" + ".".join(["a"] * 100_000) + "]\n", "config file {path} is not valid TOML: a key nested "
+     "deeper than 100 levels"),
+    ("d.json", '{"pipeline": ' + "[" * 100_000 + "]" * 100_000 + "}", "config file {path} is not valid JSON: "
+     "nested deeper than 100 levels"),
+    ("n.json", '{"pipeline": {"topk": Infinity}}', "config file {path} is not valid JSON: Infinity is not a "
+     "number JSON allows"),
+])
+def test_hostile_config_file_is_one_short_line(tmp_path, name, text, line):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Settings.resolve(config_file=str(path), environ={})
+    assert str(info.value) == line.format(path=path)
+
+
+def test_config_file_with_a_bom_loads(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("\ufeff[pipeline]\ntopk = 3\n", encoding="utf-8")
+    assert Settings.resolve(config_file=str(path), environ={}).pipeline.topk == 3
+
+
+@pytest.mark.parametrize("value, line", [
+    ("http://[::1", "LLM_BASE_URL: must be an http(s) URL, got 'http://[::1'"),
+    ("http://127.0.0.1:8000/v1\r\nX-Injected: 1", "LLM_BASE_URL: must be an http(s) URL (without spaces or "
+     "control characters), got 'http://127.0.0.1:8000/v1\\r\\nX-Injected: 1'"),
+    ("http://127.0.0.1:99999/v1", "LLM_BASE_URL: must be an http(s) URL, got 'http://127.0.0.1:99999/v1'"),
+    ("http:///v1", "LLM_BASE_URL: must be an http(s) URL, got 'http:///v1'"),
+])
+def test_a_url_an_http_client_refuses_is_a_settings_error(value, line):
+    with pytest.raises(ConfigError) as info:
+        Settings.resolve(environ={"LLM_BASE_URL": value})
+    assert str(info.value) == line
+    ok = Settings.resolve(environ={"LLM_BASE_URL": "http://[::1]:8000/v1"})
+    assert ok.llm.base_url == "http://[::1]:8000/v1"
+
+
+def test_a_bad_url_variable_exits_2_naming_it(tmp_path, questions):
+    r = cli("run", questions, "--output-dir", str(tmp_path / "out"), env={"LLM_BASE_URL": "http://[::1"})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == ["error: LLM_BASE_URL: must be an http(s) URL, got 'http://[::1'"]
+
+
+def test_a_boolean_topk_in_a_config_file_exits_2_like_the_flag(tmp_path, questions):
+    config = tmp_path / "c.toml"
+    config.write_text("[pipeline]\ntopk = true\n")
+    r = cli("run", questions, "--config", str(config), "--output-dir", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == ["error: config [pipeline] topk: must be an integer from 1 to 1000, "
+                                             "got True"]
+
+
 @pytest.mark.parametrize("args, line", [
     (["search", "Jed Hoyer", "--topk", "0"], "--topk: must be an integer from 1 to 1000, got 0"),
     (["serve-retriever", "--default-topk", "5000"], "--default-topk: must be an integer from 1 to 1000, got 5000"),

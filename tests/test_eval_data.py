@@ -1,5 +1,6 @@
 """QA data loading: the built-in HotpotQA set, row shapes, typed errors with line numbers, selection."""
 
+import datetime
 import json
 
 import pytest
@@ -107,3 +108,57 @@ def test_trace_directory_names_are_safe_and_never_shared():
     assert all(n and len(n) <= 113 and "/" not in n and n.strip("._") for n in names)
     assert safe_name("a_b") == "a_b" and safe_name("5a8c7595554299585d9e36b6") == "5a8c7595554299585d9e36b6"
     assert safe_name("a/b") == safe_name("a/b")  # stable: a resumed run finds its directory again
+
+
+# -- hostile data: exit 2 with one line naming the file and row ---------------------------------------------
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "question": "Q", "golden_answers": [NaN]}', "NaN is not a number JSON allows"),
+    ('{"id": "a", "question": "Q", "golden_answers": [Infinity]}', "Infinity is not a number JSON allows"),
+    ('{"id": "a", "question": "Q", "golden_answers": [1e999]}', "number 1e999 is out of range"),
+    ('{"id": "a", "question": "Q", "golden_answers": ["x"], "m": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "nested deeper than 100 levels"),
+    (json.dumps({"id": "a", "question": "Q" * 4001, "golden_answers": ["x"]}),
+     "the question has 4,001 characters, over the 4,000-character limit"),
+])
+def test_hostile_rows_name_the_line(tmp_path, line, message):
+    good = json.dumps({"id": "g", "question": "Q" * 4000, "golden_answers": ["x"]})  # at the cap: accepted
+    path = write(tmp_path / "d.jsonl", [good, line])
+    with pytest.raises(DataError) as e:
+        load_questions(str(path))
+    assert e.value.where == f"{path}:2" and message in str(e.value) and len(str(e.value)) < 300
+
+
+def test_a_json_list_file_is_bounded_too(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text('[{"id": "a", "question": "Q", "golden_answers": [NaN]}]')
+    with pytest.raises(DataError, match="NaN is not a number JSON allows"):
+        load_questions(str(path))
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("id", [b"\xff\x00bytes", b"y"], "'id' must be a non-empty string or an integer, got b'\\xff\\x00bytes'"),
+    ("golden_answers", [[b"Paris"], [b"x"]], "'golden_answers' must be a non-empty list of strings, got [b'Paris']"),
+    ("golden_answers", [[datetime.date(1973, 12, 7)], [datetime.date(2000, 1, 1)]],
+     "must be a non-empty list of strings, got [datetime.date(1973, 12, 7)]"),
+    ("golden_answers", [[float("nan")], [1.0]], "must be a non-empty list of strings, got [nan]"),
+])
+def test_parquet_values_of_any_type_are_named_not_crashed_on(tmp_path, column, values, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {"id": ["a", "b"], "question": ["Q1?", "Q2?"], "golden_answers": [["x"], ["y"]]}
+    rows[column] = values
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table(rows), str(path))
+    with pytest.raises(DataError) as e:
+        load_questions(str(path))
+    assert e.value.where == f"{path}: row 1" and message in str(e.value), str(e.value)
+
+
+def test_eval_cli_refuses_bad_data_with_exit_2(tmp_path):
+    from ops_helpers import cli
+
+    path = write(tmp_path / "d.jsonl", ['{"id": "a", "question": "Q", "golden_answers": [NaN]}'])
+    r = cli("eval", "--data", str(path), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip().splitlines() == [f"error: {path}:1: NaN is not a number JSON allows"]

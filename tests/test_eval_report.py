@@ -55,3 +55,33 @@ def test_report_prints_the_paired_table(tmp_path, capsys):
     assert "| qa | pyrag | vanilla | 12 | 12 | 0 | <0.001 |" in out
     assert main(["eval", "report", str(a), str(b), "--no-plot"]) == 0
     assert "sign test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("summary, key", [
+    ([1, 2], "the file must be an object, got [1, 2]"),
+    ({"overall": [], "config": {}}, "overall must be an object, got []"),
+    ({"overall": {"em": "high"}, "config": {}}, "overall.em must be a number, got 'high'"),
+    ({"overall": {"em": {"x": 1}}, "config": {}}, "overall.em must be a number, got {'x': 1}"),
+    ({"overall": {"n": 3}, "config": []}, "config must be an object, got []"),
+    ({"overall": {"n": 3}, "config": {"data": "qa.jsonl"}}, "config.data must be an object, got 'qa.jsonl'"),
+    ({"overall": {"n": 3}, "config": {"llm": ["m"]}}, "config.llm must be an object, got ['m']"),
+    ('{"overall": {"em": NaN}}', "NaN is not a number JSON allows"),
+    ('{"overall": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 100 levels"),
+])
+def test_a_summary_of_the_wrong_shape_is_exit_2_naming_file_and_key(tmp_path, capsys, summary, key):
+    d = run_dir(tmp_path, "a", "pyrag", [1, 0])
+    (d / "summary.json").write_text(summary if isinstance(summary, str) else json.dumps(summary))
+    assert main(["eval", "report", str(d), "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"error: {d / 'summary.json'}: not an eval summary ({key})"], err
+
+
+def test_records_with_non_numeric_metrics_are_not_paired(tmp_path):
+    a = run_dir(tmp_path, "a", "pyrag", [1, 1, 0])
+    b = run_dir(tmp_path, "b", "vanilla", [0, 1, 0])
+    with open(b / "records.jsonl", "a") as f:
+        f.write(json.dumps({"id": "q9", "metrics": {"em": "yes"}}) + "\n" + json.dumps({"id": ["q8"]}) + "\n")
+    with open(a / "records.jsonl", "a") as f:
+        f.write(json.dumps({"id": "q9", "metrics": {"em": 1}}) + "\n")
+    p = paired(load_runs([str(a), str(b)]))[0]
+    assert (p.n, p.a_better, p.b_better) == (3, 1, 0)

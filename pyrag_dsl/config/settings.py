@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextvars
 import os
 from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -26,13 +27,33 @@ DEFAULT_LLM_MODEL = "local"
 
 
 def _http_url(value: Optional[str]) -> Optional[str]:
-    if value is not None and (not value.startswith(("http://", "https://")) or len(value.split("//", 1)[1]) == 0):
+    """`value` when it is an http(s) URL with a host that an HTTP client accepts (no spaces or control
+    characters, brackets and port well formed)."""
+    if value is None:
+        return value
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be an http(s) URL (without spaces or control characters)")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("must be an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
     return value
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """true/false where a number is expected is refused (pydantic would take it as 1/0), as the flags do."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _unwrap(field.annotation) in (int, float):
+            raise ValueError(f"must be {_expected(field)}")
+        return value
 
 
 class LLMSettings(_Section):
@@ -368,7 +389,7 @@ class _Layers:
 
 
 def _key(path: tuple) -> str:
-    path = tuple(str(p) for p in path)
+    path = tuple(str(p) if len(str(p)) <= 40 else str(p)[:37] + "..." for p in path)
     return f"[{path[0]}] {'.'.join(path[1:])}" if len(path) > 1 else path[0]
 
 

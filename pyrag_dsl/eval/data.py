@@ -14,13 +14,16 @@ The question type (HotpotQA `type`: bridge/comparison) comes from `type` at the 
 
 from __future__ import annotations
 
-import json
+import math
 import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..config import jsonl
+from ..config.errors import show
+from ..config.limits import MAX_QUESTION_CHARS
 from ..retrievers.index_meta import file_sha256
 
 BUILTIN = {"hotpotqa-dev300": "hotpotqa-dev300.qa.jsonl"}
@@ -83,13 +86,23 @@ def _titles(value: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _gold_ok(value: Any) -> bool:
+    """A gold answer is a string or a number (not a boolean, NaN or an infinity)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
 def row_from_dict(obj: Any, where: str, index: int) -> QARow:
-    """One data row, checked; `where` names it in errors."""
+    """One data row, checked; `where` names it in errors (values of any type are shown shortened)."""
     if not isinstance(obj, dict):
         raise DataError(where, f"a row must be a JSON object, got {type(obj).__name__}")
     question = obj.get("question")
     if not isinstance(question, str) or not question.strip():
         raise DataError(where, "missing or empty 'question' (a string)")
+    if len(question.strip()) > MAX_QUESTION_CHARS:
+        raise DataError(where, f"the question has {len(question.strip()):,} characters, over the "
+                               f"{MAX_QUESTION_CHARS:,}-character limit")
     key = next((k for k in _ANSWER_KEYS if k in obj), None)
     if key is None:
         raise DataError(where, "missing 'golden_answers' (a list of strings)")
@@ -98,14 +111,13 @@ def row_from_dict(obj: Any, where: str, index: int) -> QARow:
         golds = golds["target"]
     if isinstance(golds, str):
         golds = [golds]
-    if (not isinstance(golds, (list, tuple)) or not golds
-            or not all(isinstance(g, (str, int, float)) and not isinstance(g, bool) for g in golds)):
-        raise DataError(where, f"'{key}' must be a non-empty list of strings, got {json.dumps(golds)[:80]}")
+    if not isinstance(golds, (list, tuple)) or not golds or not all(_gold_ok(g) for g in golds):
+        raise DataError(where, f"'{key}' must be a non-empty list of strings, got {show(golds)}")
     ident = obj.get("id", obj.get("_id"))
     if ident is None:
         ident = f"row{index}"
     elif not isinstance(ident, (str, int)) or isinstance(ident, bool) or not str(ident).strip():
-        raise DataError(where, f"'id' must be a non-empty string or an integer, got {json.dumps(ident)[:80]}")
+        raise DataError(where, f"'id' must be a non-empty string or an integer, got {show(ident)}")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     qtype = obj.get("type", meta.get("type"))
     support = next((obj[k] for k in ("supporting_titles", "supporting_facts") if k in obj),
@@ -117,26 +129,25 @@ def row_from_dict(obj: Any, where: str, index: int) -> QARow:
 
 
 def read_jsonl(path: Path) -> list[QARow]:
-    """Rows of a JSON Lines file (or a JSON list); errors name the line."""
+    """Rows of a JSON Lines file (or a JSON list), read as config.jsonl reads every JSON Lines file (lines
+    split on "\\n" only, a BOM dropped, nesting bounded, no NaN); errors name the line."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DataError(str(path), f"not UTF-8 text ({e.reason} at byte {e.start})") from None
-    stripped = text.lstrip()
+    stripped = text.lstrip(jsonl.BOM + " \t\r\n")
     if path.suffix == ".json" and stripped.startswith("["):
         try:
-            items = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}", f"not JSON ({e.msg})") from None
+            items = jsonl.loads(text)
+        except jsonl.JsonError as e:
+            raise DataError(str(path), str(e)) from None
         return [row_from_dict(o, f"{path}: row {i + 1}", i) for i, o in enumerate(items)]
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, line in jsonl.lines(text):
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{n}", f"not JSON ({e.msg} at column {e.colno})") from None
+            obj = jsonl.loads(line)
+        except jsonl.JsonError as e:
+            raise DataError(f"{path}:{n}", str(e)) from None
         rows.append(row_from_dict(obj, f"{path}:{n}", len(rows)))
     return rows
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+from ..config import jsonl
+from ..config.errors import show
 from .summary import fmt
 
 
@@ -32,7 +33,7 @@ class RunSummary:
 
 
 def _dataset_name(cfg: dict[str, Any]) -> str:
-    data = cfg.get("data") or {}
+    data = cfg.get("data") or {}  # checked to be an object by read_summary
     src = str(data.get("source") or "?")
     if src.startswith("hub:"):
         return src[4:]
@@ -44,6 +45,40 @@ def _dataset_name(cfg: dict[str, Any]) -> str:
     return name
 
 
+def _object(value: Any, key: str) -> dict[str, Any]:
+    """`value` when it is an object (None: empty); else a ReportError naming `key` (the caller adds the file)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ReportError(f"{key} must be an object, got {show(value)}")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def read_summary(sj: Path) -> RunSummary:
+    """One run's summary.json, its shape checked; a ReportError naming the file and the bad key."""
+    try:
+        s = _object(jsonl.loads(sj.read_text(encoding="utf-8")), "the file")
+        if not isinstance(s.get("overall"), dict):
+            raise ReportError(f"overall must be an object, got {show(s.get('overall'))}")
+        overall = s["overall"]
+        bad = next((k for k in TABLE_FIELDS if not _number(overall.get(k))), None)
+        if bad is not None:
+            raise ReportError(f"overall.{bad} must be a number, got {show(overall[bad])}")
+        cfg = _object(s.get("config"), "config")
+        data = _object(cfg.get("data"), "config.data")
+        model = _object(cfg.get("llm"), "config.llm").get("model")
+        return RunSummary(path=sj.parent, method=str(cfg.get("method", "?")), dataset=_dataset_name(cfg),
+                          overall=overall, complete=bool(s.get("complete", True)),
+                          model=None if model is None else str(model),
+                          data_sha256=None if data.get("sha256") is None else str(data["sha256"]))
+    except (ReportError, ValueError, OSError) as e:  # JsonError and UnicodeDecodeError are ValueErrors
+        raise ReportError(f"{sj}: not an eval summary ({e})") from None
+
+
 def load_runs(dirs: list[str]) -> list[RunSummary]:
     runs = []
     for d in dirs:
@@ -52,15 +87,7 @@ def load_runs(dirs: list[str]) -> list[RunSummary]:
         if not sj.is_file():
             raise ReportError(f"{d}: no summary.json (is it an eval --out directory? an unfinished run gets one "
                               "when it ends or with --resume)")
-        try:
-            s = json.loads(sj.read_text(encoding="utf-8"))
-            cfg = s.get("config") or {}
-            runs.append(RunSummary(path=sj.parent, method=str(cfg.get("method", "?")), dataset=_dataset_name(cfg),
-                                   overall=s["overall"], complete=bool(s.get("complete", True)),
-                                   model=(cfg.get("llm") or {}).get("model"),
-                                   data_sha256=(cfg.get("data") or {}).get("sha256")))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ReportError(f"{sj}: not an eval summary ({type(e).__name__}: {e})") from None
+        runs.append(read_summary(sj))
     if not runs:
         raise ReportError("no runs given")
     return runs
@@ -129,8 +156,8 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
 
     scores = {}
     for r in runs:
-        scores[r.path] = {rec["id"]: (rec.get("metrics") or {}).get(metric)
-                          for rec in read_records(r.path, repair=False)}
+        scores[r.path] = {rec["id"]: value for rec in read_records(r.path, repair=False)
+                          if _number(value := (rec.get("metrics") or {}).get(metric))}
     out = []
     ordered = sorted(runs, key=lambda r: (r.dataset, r.method, str(r.model)))
     for a, b in combinations(ordered, 2):
@@ -223,5 +250,5 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
     return png
 
 
-__all__ = ["Paired", "ReportError", "RunSummary", "load_runs", "paired", "paired_markdown", "paired_table", "plot",
+__all__ = ["Paired", "ReportError", "RunSummary", "load_runs", "paired", "read_summary", "paired_markdown", "paired_table", "plot",
            "runs_table", "sign_test", "to_markdown"]

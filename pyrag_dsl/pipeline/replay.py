@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..agents.answer import Sentinels
-from ..grammar import FINAL_ANSWER, Language, validate
+from ..grammar import FINAL_ANSWER, Language, Limits, validate
 from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
 from . import events as pev
-from ..interpreter.walker import CallCache
+from ..interpreter import CallCache
 from .recorded_config import RecordedConfigError, config_from_header
 from .runner import Executor
 
@@ -107,10 +107,13 @@ def _final_answer(run: Any) -> str | None:
 
 
 def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str, Callable[..., Any]] | None = None,
-           language: Language | None = None, overrides: dict[str, Any] | None = None) -> ReplayReport:
+           language: Language | None = None, overrides: dict[str, Any] | None = None,
+           limits: Limits | None = None) -> ReplayReport:
     """Re-execute the recorded final program with the recorded settings, limits and language. Without
     `tools`, with the recorded outputs (exact replay); with `tools` (for --live), against those and report
-    the differences. `overrides` (topk, boosted_topk, policy, parallel) make it a what-if run."""
+    the differences. `overrides` (topk, boosted_topk, policy, parallel) make it a what-if run. The recorded
+    limits are tightened to the defaults (a trace is input: it cannot lift the engine's bounds); a run
+    recorded with looser limits replays with `limits` given explicitly."""
     final = _find_final(events)
     start, recorded = final_execution(events)
     if final is None or start is None or not final.program:
@@ -119,7 +122,7 @@ def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str,
     if language is not None:
         extra["language"] = language
     try:
-        cfg = config_from_header(header, **extra)
+        cfg = config_from_header(header, limits=limits, **extra)
     except RecordedConfigError as e:
         raise ReplayError(str(e)) from None
     checked = validate(final.program, cfg.language, cfg.limits)
