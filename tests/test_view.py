@@ -641,3 +641,54 @@ def test_a_real_run_prints_its_view_command_and_the_view_opens(bm25_index, brows
     assert browser.js("document.querySelectorAll('.wf .bar').length") >= len(calls) - 2  # execute/adaptive: instants too
     browser.screenshot(tmp_path / "real-run.png")
     assert browser.console_errors() == []
+
+
+def test_serve_ui_serves_views_read_only_and_nothing_outside_its_directory(browser, tmp_path):
+    import http.client
+
+    from pyrag_dsl.observe.serve import serve_in_thread
+
+    root = tmp_path / "served"
+    write_eval_dir(root / "runs" / "pyrag", n=4)
+    write_trace(root / "outputs" / "20260101-000000" / "1" / "trace.jsonl", "Q1")
+    write_trace(root / "outputs" / "20260101-000000" / "2" / "trace.jsonl", "Q2")
+    write_trace(tmp_path / "secret" / "trace.jsonl", "SECRET")
+    server, url = serve_in_thread(root)
+    port = server.server_address[1]
+
+    def get(path: str, method: str = "GET", host: str | None = None) -> tuple[int, str, dict]:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.putrequest(method, path, skip_host=True)
+        c.putheader("Host", host or f"127.0.0.1:{port}")
+        c.endheaders()
+        r = c.getresponse()
+        body = r.read().decode("utf-8", "replace")
+        c.close()
+        return r.status, body, dict(r.getheaders())
+
+    try:
+        status, body, headers = get("/")
+        assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
+        rows = json.loads(_blocks(body)["pyrag-data"])["rows"]
+        assert rows == [{"path": "outputs/20260101-000000", "kind": "run"}, {"path": "runs/pyrag", "kind": "eval"}]
+        status, body, _ = get("/view/runs/pyrag")
+        assert status == 200 and len(json.loads(_blocks(body)["pyrag-data"])["rows"]) == 4
+        for bad in ("/view/../secret", "/view/%2e%2e/secret", "/view//" + str(tmp_path / "secret"),
+                    "/view/runs/../../secret/trace.jsonl"):
+            status, body, _ = get(bad)
+            assert status == 403 and "SECRET" not in body, bad
+        assert get("/view/runs/nothing-here")[0] == 404
+        assert get("/", host="evil.example:80")[0] == 403  # DNS rebinding
+        assert get("/", method="POST")[0] == 501 and get("/", method="PUT")[0] == 501
+        _fresh(browser)
+        browser.page("Page.navigate", {"url": url + "/"})
+        browser.wait_event("Page.loadEventFired")
+        browser.js("document.querySelectorAll('#app a')[1].click()")
+        deadline = time.monotonic() + 10
+        while browser.js("document.querySelectorAll('tbody tr.row').length") != 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert browser.console_errors() == []
+    finally:
+        server.shutdown()
+        server.server_close()

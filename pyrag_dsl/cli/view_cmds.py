@@ -37,6 +37,23 @@ def cmd_view(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def cmd_serve_ui(args: argparse.Namespace, console: Console) -> int:
+    from ..observe.serve import make_server
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"not a directory: {args.dir}")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    server = make_server(args.dir, args.host, args.port)
+    console.print(f"serving the runs under {markup(Path(args.dir).resolve())} read-only on "
+                  f"http://{markup(args.host)}:{server.server_address[1]}/ (Ctrl-C stops)", highlight=False)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
 def add_view_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("view", help="write one self-contained HTML page of a trace, a question, a run or an eval",
                        description="Write one HTML file (no network, works from file://) showing a question "
@@ -49,3 +66,12 @@ def add_view_commands(sub: argparse._SubParsersAction) -> None:
                    "name with .html beside it)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("serve-ui", help="serve the view pages of the runs under a directory (loopback, read-only)",
+                       description="Serve `pyrag-dsl view` pages of every run, eval and question under DIR, "
+                       "rendered on request. Read-only; paths outside DIR are refused; only requests addressed "
+                       "to this host and port are answered.")
+    p.add_argument("dir", help="the directory to serve, e.g. outputs/ or runs/")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8010, help="port (default: 8010; 0 picks a free one)")
+    p.set_defaults(func=cmd_serve_ui)

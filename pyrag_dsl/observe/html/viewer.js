@@ -676,8 +676,21 @@
     app.appendChild(view);
     window.scrollTo(0, 0);
   }
+  function renderIndex(P, root) {
+    /* serve-ui's first page: the runs, evals and questions under the served directory */
+    D.title = "pyrag-dsl: " + str(P.source);
+    root.appendChild(el("h1", null, "Runs under ", t(P.source)));
+    var tb = table(["kind", "path"]);
+    (P.rows || []).forEach(function (r) {
+      var a = el("a", "t", str(r.path));
+      a.href = "/view/" + str(r.path).split("/").map(encodeURIComponent).join("/");
+      tb.body.appendChild(el("tr", null, td(str(r.kind)), td(a, "mono")));
+    });
+    root.appendChild((P.rows || []).length ? tb.table : el("p", "muted", "nothing to show here"));
+  }
   try {
     if (P.kind === "question") renderQuestion(P, app);
+    else if (P.kind === "index") renderIndex(P, app);
     else {
       listView = el("div");
       app.appendChild(listView);
