@@ -67,6 +67,10 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
         lines.append(f'ans{i} = answer("what about {i}?", docs{i})')
     lines.append('final_answer = answer(f"Given: {ans0}. Answer the question: the question")')
     good = "\n".join(lines) + "\n"
+    # streamed plan execution: the first statement was dispatched 0.3 s into the plan, done at 0.5 s
+    add("plan_stream", 0.9, dispatched=[{"statement": 0, "source": lines[0], "at_s": 0.3, "done_s": 0.5, "ok": True}],
+        plan_done_s=0.8)
+    t -= 0.9  # the plan event below spans the same time
     if repair:
         bad = good.replace("{ans0}", "{ans_0}")
         line = len(lines)
@@ -92,7 +96,8 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
                 source=src_r, target=f"docs{i}", tool="retrieve", inputs={"query": query, "topk": 5}, output=docs,
                 cached=False)
         if i % 2 == 1:  # batched with the one before: same start and end
-            e["start"], e["end"] = ev[-3]["start"], ev[-3]["end"]
+            before = [x for x in ev[:-1] if x["kind"] == "retrieve"][-1]
+            e["start"], e["end"] = before["start"], before["end"]
         answer = HOSTILE if hostile and i == 0 else ("unknown" if i == 1 else f"answer {i}")
         if llm:
             add("llm", 0.2, agent="answer", model="Qwen2.5-7B-Instruct",
@@ -524,6 +529,8 @@ def test_hostile_question_renders_as_text_with_no_console_error(browser, tmp_pat
     assert browser.js("document.querySelectorAll('.diff .del').length") == 1
     llm_events = [e for e in json.loads(_blocks(page.read_text())["pyrag-data"])["events"] if e["kind"] == "llm"]
     assert browser.js("document.querySelectorAll('.wf .bar.llm').length") == len(llm_events) == 8
+    assert browser.js("document.querySelectorAll('.wf .bar.prefetch').length") == 1
+    assert "prefetch stmt 0" in text and "retrieve docs1 \u00d72" in text  # streamed prefetch, a batch of two
     assert (tmp_path / "question.png").stat().st_size > 10_000
 
 
