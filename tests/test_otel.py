@@ -64,6 +64,19 @@ class UsageStreaming(ScriptedLLM):
             yield line
 
 
+@pytest.fixture
+def otel_sdk():
+    """The [otel] extra (opentelemetry-sdk, opentelemetry-exporter-otlp-proto-http): CI must have it."""
+    from pyrag_dsl.observe.otel import OtelUnavailable, require_otel
+
+    try:
+        require_otel()
+    except OtelUnavailable as e:
+        if os.environ.get("CI"):
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+
+
 def client(url):
     return LLMClient(LLMConfig(base_url=url, model="scripted", timeout_s=10, retries=0, backoff_s=0.01))
 
@@ -336,7 +349,7 @@ def shape(spans):
                    by_id[s["parent"]]["name"] if s["parent"] else None) for s in spans)
 
 
-def test_a_sink_sends_one_trace_per_question_with_the_recorded_times(recorded, monkeypatch):
+def test_a_sink_sends_one_trace_per_question_with_the_recorded_times(recorded, monkeypatch, otel_sdk):
     from pyrag_dsl.observe.otel import OtelSink
 
     header, events = recorded
@@ -359,7 +372,7 @@ def test_a_sink_sends_one_trace_per_question_with_the_recorded_times(recorded, m
     assert shape(one) == shape([s for s in spans if s["trace"] == sorted(traces)[1]])
 
 
-def test_the_application_provider_gets_the_spans(recorded):
+def test_the_application_provider_gets_the_spans(recorded, otel_sdk):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -388,7 +401,7 @@ def cli(*args, env=None, timeout=300):
                           timeout=timeout, env=full_env)
 
 
-def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_path):
+def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_path, otel_sdk):
     questions = tmp_path / "q.txt"
     questions.write_text(f"{QUESTION}\n{QUESTION}\n")
     with ScriptedLLM(handler()) as llm, Receiver() as receiver:
@@ -410,7 +423,7 @@ def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_
     assert tokens == [2] * 10
 
 
-def test_exec_and_eval_export(bm25_index, tmp_path):
+def test_exec_and_eval_export(bm25_index, tmp_path, otel_sdk):
     program = tmp_path / "p.py"
     program.write_text(JED_HOYER)
     qa = tmp_path / "qa.jsonl"
@@ -433,7 +446,7 @@ def test_exec_and_eval_export(bm25_index, tmp_path):
     assert {s["attributes"]["openinference.span.kind"] for s in spans} == {"CHAIN", "LLM", "RETRIEVER"}
 
 
-def test_cli_errors(tmp_path, recorded):
+def test_cli_errors(tmp_path, recorded, otel_sdk):
     trace = tmp_path / "trace.jsonl"
     trace.write_text(dumps_jsonl(recorded[1], recorded[0]))
     r = cli("trace", "export", str(trace))
@@ -467,7 +480,7 @@ def test_without_the_extra_the_flag_is_a_usage_error_with_the_pip_command(tmp_pa
     assert r.returncode == 2 and "pip install 'pyrag-dsl[otel]'" in r.stderr
 
 
-def test_the_library_example_of_docs_trace(bm25_index):
+def test_the_library_example_of_docs_trace(bm25_index, otel_sdk):
     """docs/trace.md's embedding example, with a scripted LLM and a real index instead of the defaults."""
     from pyrag_dsl.observe.otel import OtelSink
     from pyrag_dsl.pipeline import Session, Settings

@@ -20,7 +20,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.text import Text
 
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError
+from .common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import markup, text
 
 _ACTIVE: dict[str, Any] = {}  # "sink": the OtelSink of the running command (one command per process)
@@ -148,23 +148,28 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
             files += trace_files(path)
         except FileNotFoundError as e:
             raise UsageError(str(e)) from None
-    traces = []
-    for f in files:  # every file is read before anything is sent: a bad one is a usage error, nothing half-sent
-        traces.append((f, _read(f)))
     sink = open_sink(args, required=True)
+    unreadable = 0
     try:
-        for f, (header, events) in traces:
+        for f in files:  # one at a time: an eval directory may hold thousands
+            try:
+                header, events = _read(f)
+            except UsageError as e:  # not a trace: said, and the others still go
+                _err().print(Text("error: ", style="red") + text(str(e)))
+                unreadable += 1
+                continue
             if not sink.export(header, events):
                 _err().print(Text("error: ", style="red") + text(f"{f}: not exported to {sink.endpoint}: "
                                                                  f"{sink.last_error}"))
     finally:
         sink.close()
+    if sink.exported:
+        console.print(f"exported {sink.exported} trace(s), {sink.spans_sent} spans, to {markup(sink.endpoint)}",
+                      highlight=False)
     if sink.failed:
-        _err().print(Text("error: ", style="red") + text(f"{sink.failed} of {len(traces)} trace(s) not exported"))
+        _err().print(Text("error: ", style="red") + text(f"{sink.failed} of {len(files)} trace(s) not exported"))
         return EXIT_RUNTIME
-    console.print(f"exported {sink.exported} trace(s), {sink.spans_sent} spans, to {markup(sink.endpoint)}",
-                  highlight=False)
-    return EXIT_OK
+    return EXIT_USAGE if unreadable else EXIT_OK
 
 
 def _read(path: Path) -> tuple[dict[str, Any], list[Any]]:
