@@ -200,8 +200,10 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         else:
             q = {"kind": "question", "source": None, "header": None, "events": [], "diffs": [], "result": None,
                  "code": None, "notes": []}
-            if rec.get("trace"):
-                q["notes"].append("the record's trace path is outside the run directory or missing; not read")
+            if rec.get("trace") and trace is None:
+                q["notes"].append("the record's trace path leads outside the eval directory; not read")
+            elif rec.get("trace"):
+                q["notes"].append(f"the record's trace ({rec['trace']}) is not in the eval directory (not kept?)")
         q["record"] = rec
         questions.append(q)
         gold = rec.get("gold")
