@@ -12,9 +12,14 @@ import numpy as np
 import pytest
 
 from corpus import HOSTILE, JED_HOYER
+from pyrag_dsl.config.deadline import DeadlineExceeded
+from pyrag_dsl.grammar import validate
+from pyrag_dsl.interpreter.supervisor import ABANDONED
 from pyrag_dsl.rl.cache import SharedCache
-from pyrag_dsl.rl.rewards import compute_score, golds_of, run_guarded
-from pyrag_dsl.rl.settings import RewardSettings
+from pyrag_dsl.rl.endpoints import llm_client
+from pyrag_dsl.rl.program_rewards import grounding
+from pyrag_dsl.rl.rewards import MAX_ROLLOUT_CHARS, compute_score, golds_of, has_answer_span, run_guarded
+from pyrag_dsl.rl.settings import RewardSettings, SettingsError
 from scripted_llm import ScriptedLLM, doc_titles
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
@@ -59,6 +64,14 @@ def plan(solution, **kw):
     return compute_score("pyrag_plan", solution, GOLD, {"question": QUESTION, "topk": 5}, **kw)
 
 
+def wait_until(condition, cap_s=30.0):
+    """Polls `condition` until it holds or `cap_s` passes; its last value."""
+    end = time.monotonic() + cap_s
+    while not condition() and time.monotonic() < end:
+        time.sleep(0.05)
+    return condition()
+
+
 # -- answer -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["pyrag_answer_with_docs", "pyrag_answer_no_docs"])
@@ -90,6 +103,36 @@ def test_answer_reward_reads_golds_the_way_parquet_gives_them():
                          ["Paris"])["em"] == 1.0
 
 
+def test_hostile_golds_are_flattened_and_non_finite_numbers_are_no_gold():
+    assert golds_of([["Paris", "paris"]]) == ["Paris", "paris"]
+    assert golds_of(np.array([["Paris", "paris"]])) == ["Paris", "paris"]
+    nested = compute_score("pyrag_answer_no_docs", "<answer>Paris</answer>", [["Paris", "paris"]])
+    assert nested["score"] == pytest.approx(1.0)  # was 0.47: the list became the one gold "['Paris', 'paris']"
+    assert golds_of([float("nan"), float("inf"), np.float32("-inf"), np.nan, 1984, 2.5]) == ["1984", "2.5"]
+    for gold in ([float("nan")], float("inf"), np.array([np.nan])):
+        assert compute_score("pyrag_answer_no_docs", "<answer>nan</answer>", gold)["error_kind"] == "no_gold"
+    assert compute_score("pyrag_answer_no_docs", "<answer>nan</answer>", ["Paris", float("nan")])["score"] == 0.0
+    deep = "Paris"
+    for _ in range(100_000):
+        deep = [deep]
+    assert compute_score("pyrag_answer_no_docs", "<answer>Paris</answer>", deep)["error_kind"] == "no_gold"
+
+
+def test_answer_tag_scan_is_linear_and_rollouts_are_capped():
+    """Repeated unclosed tags made the old span regex quadratic (1 MB: about 15 min); the result is asserted
+    here, the time in benchmarks/rl_rewards.py."""
+    huge = "<answer>" * (1_000_000 // 8)
+    for source in ("pyrag_answer_with_docs", "pyrag_plan", "pyrag_decompose"):
+        out = compute_score(source, huge, GOLD, {"question": QUESTION})
+        assert out["score"] == 0.0 and out["error_kind"] == "rollout_too_long"
+    under = "<answer>" * (MAX_ROLLOUT_CHARS // 8)
+    assert len(under) == MAX_ROLLOUT_CHARS and not has_answer_span(under)
+    assert compute_score("pyrag_answer_with_docs", under, GOLD)["error_kind"] == "no_answer_tag"
+    assert has_answer_span("x <ANSWER><answer>a</Answer>") and not has_answer_span("</answer><answer>a")
+    closed_late = "<answer>" * 1000 + "John William Henry II</answer>"
+    assert compute_score("pyrag_answer_with_docs", closed_late, GOLD)["error_kind"] == ""
+
+
 # -- plan -------------------------------------------------------------------------------------------
 
 def test_plan_reward_correct_and_wrong_program(retrieval_server):
@@ -101,6 +144,62 @@ def test_plan_reward_correct_and_wrong_program(retrieval_server):
     assert ok["error_kind"] == "" and ok["pred"] == "John William Henry II" and ok["score"] == pytest.approx(1.0)
     assert ok["calls"] == 5 and ok["retried"] == 0
     assert wrong["error_kind"] == "" and wrong["score"] == 0.0 and wrong["pred"] == "December 7, 1973"
+
+
+@pytest.mark.parametrize("owned_by", ["vllm", "llama.cpp", "scripted"])
+def test_plan_reward_is_the_same_whatever_the_server(owned_by, retrieval_server):
+    """A vLLM server turns streamed plans on by default; the plan reward's program is given: it never streams."""
+    with ScriptedLLM(frozen_agents(), owned_by=owned_by) as llm:
+        out = plan("```python\n" + JED_HOYER + "```", **kwargs(llm, retrieval_server))
+        streamed = [r for r in llm.requests if r.get("stream")]
+    assert out["error_kind"] == "" and out["score"] == pytest.approx(1.0) and out["calls"] == 5
+    assert streamed == []
+
+
+def test_plan_reward_unfenced_program_followed_by_prose(retrieval_server):
+    """The extraction drops a closing sentence after an unfenced program (agents.plan.extract_program)."""
+    with ScriptedLLM(frozen_agents()) as llm:
+        out = plan("Here is the program:\n" + JED_HOYER + "\nHope this helps!\n", **kwargs(llm, retrieval_server))
+    assert out["error_kind"] == "" and out["score"] == pytest.approx(1.0)
+
+
+GROUNDED = [
+    JED_HOYER,
+    'd1 = retrieve("When was Jed Hoyer born?")\nd2 = d1\na = answer(query="When?", docs=d2)\nfinal_answer = a\n',
+    'd = retrieve("q")\na = answer("q", d)\nb = a\nfinal_answer = answer(f"Given: {b}. Answer the question: Q")\n',
+]
+UNGROUNDED = [
+    ('final_answer = "John William Henry II"\n', "no_answer_call"),
+    ('d = retrieve("q")\na = answer("q", d)\nfinal_answer = "John William Henry II"\n', "no_answer_call"),
+    ('d = retrieve("q")\na = answer("q", d)\nfinal_answer = f"{a}"\n', "no_answer_call"),
+    ('x = "John William Henry II"\ny = x\nfinal_answer = y\n', "no_answer_call"),
+    ('final_answer = answer("Who is older, Jed Hoyer or John William Henry II?")\n', "no_retrieval"),
+    ('q = "Who is older?"\na = answer(q)\nfinal_answer = answer(f"Given: {a}. Answer the question: {q}")\n',
+     "no_retrieval"),
+    # a retrieval that feeds nothing, and a reassigned name: the final answer reads the unfed answer
+    ('d = retrieve("q")\na = answer("q")\nfinal_answer = a\na = answer("q", d)\n', "no_retrieval"),
+]
+
+
+@pytest.mark.parametrize("source", GROUNDED)
+def test_grounding_accepts_answers_fed_by_retrieval(source):
+    checked = validate(source)
+    assert checked.ok and grounding(checked.program) == ""
+
+
+@pytest.mark.parametrize("source, why", UNGROUNDED)
+def test_grounding_names_what_is_missing(source, why):
+    checked = validate(source)
+    assert checked.ok and grounding(checked.program) == why
+
+
+@pytest.mark.parametrize("source, why", UNGROUNDED[:1] + UNGROUNDED[4:5])
+def test_plan_reward_does_not_pay_a_guess(source, why, retrieval_server):
+    """`final_answer = "<the gold>"` scored 1.0, like a real plan; now 0 with the reason, and no call is made."""
+    with ScriptedLLM(frozen_agents()) as llm:
+        out = plan(source, **kwargs(llm, retrieval_server))
+        assert llm.requests == []
+    assert out["score"] == 0.0 and out["error_kind"] == f"UngroundedAnswer:{why}" and out["pred"] == ""
 
 
 @pytest.mark.parametrize("hostile", [h for h in HOSTILE if h.category in ("dunder", "frames")][:8],
@@ -154,6 +253,23 @@ def test_plan_reward_no_program_and_bad_settings(retrieval_server):
     for value in ("inf", "nan"):  # would switch the engine's time limit off
         bad = plan(JED_HOYER, tool_timeout_s=value)
         assert bad["score"] == 0.0 and bad["error_kind"].startswith("SettingsError"), bad
+
+
+@pytest.mark.parametrize("where, key, value", [
+    ("extra_info", "topk", float("inf")), ("extra_info", "topk", float("nan")), ("extra_info", "topk", 2.5),
+    ("extra_info", "topk", True), ("extra_info", "topk", 5000), ("extra_info", "topk", np.float32("inf")),
+    ("kwargs", "run_timeout_s", 5e9), ("kwargs", "tool_timeout_s", 1e4), ("kwargs", "max_tool_calls", "inf"),
+    ("kwargs", "boosted_topk", 10**400),
+])
+def test_out_of_range_settings_are_settings_errors(where, key, value):
+    """topk=inf was InternalError:OverflowError; run_timeout_s=5e9 overflowed the guard's wait, which returned
+    at once while the rollout ran on."""
+    info = {"question": QUESTION, "topk": value} if where == "extra_info" else {"question": QUESTION}
+    kw = {key: value} if where == "kwargs" else {}
+    out = compute_score("pyrag_plan", JED_HOYER, GOLD, info, **kw)
+    assert out["score"] == 0.0 and out["error_kind"].startswith(f"SettingsError: reward setting {key}"), out
+    with pytest.raises(SettingsError, match=key):
+        RewardSettings.resolve(kw, info, environ={})
 
 
 def test_plan_reward_caches_tool_calls_across_rollouts_and_threads(retrieval_server):
@@ -212,13 +328,50 @@ def test_decompose_reward_failures(retrieval_server):
 
 def test_rollout_guard_never_hangs_or_raises():
     t0 = time.monotonic()
-    assert run_guarded(lambda: time.sleep(5) or {}, 0.2)["error_kind"] == "RolloutTimeout"
+    assert run_guarded(lambda deadline: time.sleep(5) or {}, 0.2)["error_kind"] == "RolloutTimeout"
     assert time.monotonic() - t0 < 1.0
 
-    def boom():
+    def boom(deadline):
         raise RuntimeError("bug")
 
     assert run_guarded(boom, 1)["error_kind"] == "InternalError:RuntimeError"
+
+
+def test_rollout_guard_cancels_its_deadline_when_it_returns():
+    seen = []
+    assert run_guarded(lambda deadline: seen.append(deadline) or {"score": 1.0}, 60) == {"score": 1.0}
+    assert run_guarded(lambda deadline: seen.append(deadline) or time.sleep(1) or {}, 0.1)["error_kind"] == \
+        "RolloutTimeout"
+    for deadline in seen:  # a request made under it now fails before it is sent
+        assert deadline.remaining() == 0.0
+        with pytest.raises(DeadlineExceeded):
+            deadline.bound(5.0)
+
+
+def test_no_request_after_the_plan_reward_returned(retrieval_server):
+    """The engine abandons a tool call past tool_timeout_s and the reward returns; the call's client then timed
+    out and retried: a request reached the Answer endpoint after the reward had returned."""
+    program = ('born = answer("When was Jed Hoyer born?")\nd = retrieve(f"born {born}")\n'
+               'final_answer = answer("Who is older?", d)\n')  # the first call is the slow one
+    with ScriptedLLM(frozen_agents(), delay=2.0) as llm:
+        kw = kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5, llm_retries=1, cache_size=21)
+        llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={}))  # made before: it can take 1 s
+        out = plan(program, **kw)
+        assert wait_until(lambda: ABANDONED.count == 0)  # the abandoned call has ended
+        assert len(llm.requests) <= 1  # at most the call in flight when the reward returned; never its retry
+    assert out["error_kind"] == "LimitExceeded:tool_timeout_s"
+
+
+def test_no_request_after_a_rollout_timeout(retrieval_server):
+    """The frozen Plan agent replies after the rollout's guard has given up: the program it wrote used to run
+    behind the returned reward (retrieval, then the Answer agent)."""
+    with ScriptedLLM(frozen_agents(), delay=4.0) as llm:  # the guard gives up at 2 x run_timeout_s = 3 s
+        kw = kwargs(llm, retrieval_server, run_timeout_s=1.5, tool_timeout_s=5, cache_size=22)
+        llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={}))  # made before: it can take 1 s
+        out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION}, **kw)
+        assert out["error_kind"] == "RolloutTimeout"
+        assert wait_until(lambda: not any(t.name == "pyrag-reward" for t in threading.enumerate()))
+        assert [r["role"] for r in llm.requests] == ["plan"]
 
 
 def test_shared_cache_single_flight_bounded_and_failures_not_cached():

@@ -4,6 +4,9 @@ with their results cached across rollouts (`SharedCache`).
 The cache key is the endpoint plus the call's arguments (query, top-k; query and documents), so the n
 rollouts of a prompt, and any other prompt making the same call, reuse one result: the frozen agents
 decode greedily, so a call's result depends on its arguments only.
+
+The tools make their requests under the rollout's deadline (`config.deadline`): once it has passed or been
+cancelled, a call, or a retry of one, fails before anything is sent.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Sequence
 
 from ..agents.answer import AnswerAgent
 from ..agents.llm import LLMClient, LLMConfig
+from ..config.deadline import Deadline, active
 from ..documents import Doc, Docs
 from ..retrievers.http_client import HttpRetriever
 from .cache import SharedCache
@@ -64,35 +68,46 @@ def _thread_retriever(url: str, settings: RewardSettings) -> HttpRetriever:
 
 
 class CachedRetriever:
-    """The Retriever protocol over the retrieval endpoint, one cached search per (query, top-k)."""
+    """The Retriever protocol over the retrieval endpoint, one cached search per (query, top-k); requests under
+    `deadline`."""
 
-    def __init__(self, settings: RewardSettings, cache: SharedCache) -> None:
+    def __init__(self, settings: RewardSettings, cache: SharedCache, deadline: Deadline | None = None) -> None:
         self.settings = settings
         self.url = settings.retriever_url
         self.cache = cache
+        self.deadline = deadline
 
     def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]:
         out = []
         for q in queries:
             key = ("retrieve", self.url, q, int(topk))
-            out.append(self.cache.get_or_compute(
-                key, lambda q=q: _thread_retriever(self.url, self.settings).search([q], topk)[0],
-                wait_s=self.settings.tool_timeout_s))
+            out.append(self.cache.get_or_compute(key, lambda q=q: self._search(q, topk),
+                                                 wait_s=self.settings.tool_timeout_s))
         return out
+
+    def _search(self, query: str, topk: int) -> list[Doc]:
+        with active(self.deadline):
+            return _thread_retriever(self.url, self.settings).search([query], topk)[0]
 
     def close(self) -> None:  # the per-thread connections live as long as the worker
         pass
 
 
 class CachedAnswer:
-    """The engine's `answer(query, docs)` tool: the frozen Answer agent (same prompts as inference), cached."""
+    """The engine's `answer(query, docs)` tool: the frozen Answer agent (same prompts as inference), cached;
+    requests under `deadline`."""
 
-    def __init__(self, settings: RewardSettings, cache: SharedCache) -> None:
+    def __init__(self, settings: RewardSettings, cache: SharedCache, deadline: Deadline | None = None) -> None:
         self.settings = settings
         self.cache = cache
+        self.deadline = deadline
         self.agent = AnswerAgent(llm_client(settings.answer_url, settings.answer_model, settings),
                                  use_grammar=settings.use_grammar)
 
     def __call__(self, query: str, docs: Docs | None = None) -> str:
         key = ("answer", self.settings.answer_url, self.settings.answer_model, query, docs)
-        return self.cache.get_or_compute(key, lambda: self.agent(query, docs), wait_s=self.settings.tool_timeout_s)
+        return self.cache.get_or_compute(key, lambda: self._answer(query, docs), wait_s=self.settings.tool_timeout_s)
+
+    def _answer(self, query: str, docs: Docs | None) -> str:
+        with active(self.deadline):
+            return self.agent(query, docs)

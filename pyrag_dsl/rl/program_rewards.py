@@ -2,17 +2,23 @@
 limits, adaptive retrieval; for decompose also the frozen Plan agent with its repair rounds), never exec.
 
 The rollout replaces one agent of the pipeline: the Plan agent (plan stage: the rollout's program,
-no repair) or the Decompose agent (decompose stage: the rollout's sub-queries). The other agents are
-the frozen endpoints of `RewardSettings`.
+no repair, never streamed) or the Decompose agent (decompose stage: the rollout's sub-queries). The other
+agents are the frozen endpoints of `RewardSettings`. Every endpoint call runs under the rollout's deadline
+(`run_guarded`), so none is sent once the reward has returned.
+
+A plan rollout earns the answer reward only when its `final_answer` is the result of an `answer(...)` call
+fed by a `retrieve(...)` (`grounding`); a program that writes the answer itself scores 0.
 """
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 from ..agents.decompose import Decomposition, parse_sub_queries
 from ..agents.plan import extract_program
-from ..grammar import Limits
+from ..config.deadline import Deadline, active
+from ..grammar import Limits, Program, validate
 from ..pipeline import Pipeline, PipelineConfig, PipelineResult
 from .endpoints import CachedAnswer, CachedRetriever, llm_client, shared_cache
 from .rewards import answer_score, result
@@ -30,7 +36,9 @@ class _GivenSubQueries:
 
 
 class _GivenProgram:
-    """Stands in for the Plan agent: the rollout's program; no repair (max_repairs is 0)."""
+    """Stands in for the Plan agent: the rollout's program; no repair (max_repairs is 0), nothing to stream."""
+
+    can_stream = False
 
     def __init__(self, program: str) -> None:
         self.program = program
@@ -42,18 +50,55 @@ class _GivenProgram:
         return self.program
 
 
-def _pipeline(settings: RewardSettings, max_repairs: int) -> Pipeline:
+class _PlanUnder:
+    """The frozen Plan agent with its requests under the rollout's deadline (they run in the pipeline's thread)."""
+
+    def __init__(self, agent: Any, deadline: Deadline | None) -> None:
+        self.agent = agent
+        self.deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the agent's interface, unchanged
+        return getattr(self.agent, name)
+
+    def write(self, *args: Any, **kw: Any) -> str:
+        with active(self.deadline):
+            return self.agent.write(*args, **kw)
+
+    def repair(self, *args: Any, **kw: Any) -> str:
+        with active(self.deadline):
+            return self.agent.repair(*args, **kw)
+
+
+def _config(settings: RewardSettings, max_repairs: int, stream_plan: bool | None) -> PipelineConfig:
     limits = Limits(max_tool_calls=settings.max_tool_calls, tool_timeout_s=settings.tool_timeout_s,
                     run_timeout_s=settings.run_timeout_s)
-    config = PipelineConfig(topk=settings.topk, boosted_topk=settings.boosted_topk, max_repairs=max_repairs,
-                            use_grammar=settings.use_grammar, plan_grammar=settings.plan_grammar,
-                            parallel=settings.parallel, limits=limits)
+    return PipelineConfig(topk=settings.topk, boosted_topk=settings.boosted_topk, max_repairs=max_repairs,
+                          use_grammar=settings.use_grammar, plan_grammar=settings.plan_grammar,
+                          parallel=settings.parallel, stream_plan=stream_plan, limits=limits)
+
+
+def _pipeline(settings: RewardSettings, config: PipelineConfig, deadline: Deadline | None) -> Pipeline:
+    """The pipeline over the frozen endpoints; every request it makes is under `deadline`."""
     cache = shared_cache(settings)
     answer_llm = llm_client(settings.answer_url, settings.answer_model, settings)
     plan_llm = llm_client(settings.plan_url, settings.plan_model, settings)
-    pipeline = Pipeline(answer_llm, CachedRetriever(settings, cache), plan_llm=plan_llm, config=config)
-    pipeline.answerer = CachedAnswer(settings, cache)
+    pipeline = Pipeline(answer_llm, CachedRetriever(settings, cache, deadline), plan_llm=plan_llm, config=config)
+    pipeline.answerer = CachedAnswer(settings, cache, deadline)
+    pipeline.planner = _PlanUnder(pipeline.planner, deadline)
     return pipeline
+
+
+def grounding(program: Program) -> str:
+    """Why the program's answer is not its own (`no_answer_call`, `no_retrieval`), or "" when `final_answer` is
+    the value of an `answer(...)` call (directly or through plain names) that a `retrieve(...)` feeds (its docs,
+    or for a synthesis an upstream step). Read from the resolved program's bindings, not from its text."""
+    stmt = program.final_statement
+    while stmt is not None and program.answer_call(stmt) is None:
+        value = stmt.node.value
+        stmt = program.statements[stmt.binds[value.id]] if isinstance(value, ast.Name) else None
+    if stmt is None:
+        return "no_answer_call"
+    return "" if program.feeding_retrieves(stmt) else "no_retrieval"
 
 
 def error_kind(error: dict[str, Any] | None) -> str:
@@ -79,18 +124,26 @@ def _score(res: PipelineResult, golds: list[str], num_sub_queries: int) -> dict[
 
 
 def plan_reward(solution_str: str, golds: list[str], question: str, settings: RewardSettings,
-                sub_queries: list[str] | None = None) -> dict[str, Any]:
-    """Score the Plan agent's rollout: its program, run by the engine against the frozen Answer agent."""
+                deadline: Deadline | None = None) -> dict[str, Any]:
+    """Score the Plan agent's rollout: its program, run by the engine against the frozen Answer agent. A valid
+    program whose answer is not grounded (`grounding`) scores 0 with `UngroundedAnswer:<why>` and makes no call."""
     if not (solution_str or "").strip():
         return result(error_kind="no_program")
     program = extract_program(solution_str)
-    pipeline = _pipeline(settings, max_repairs=0)
-    pipeline.decomposer = _GivenSubQueries(list(sub_queries or [question]))
+    config = _config(settings, max_repairs=0, stream_plan=False)  # the program is given: nothing to stream
+    checked = validate(program, config.language, config.limits)
+    if checked.ok:
+        why = grounding(checked.program)
+        if why:
+            return result(error_kind=f"UngroundedAnswer:{why}")
+    pipeline = _pipeline(settings, config, deadline)
+    pipeline.decomposer = _GivenSubQueries([question])
     pipeline.planner = _GivenProgram(program)
     return _score(pipeline.run(question), golds, 0)
 
 
-def decompose_reward(solution_str: str, golds: list[str], question: str, settings: RewardSettings) -> dict[str, Any]:
+def decompose_reward(solution_str: str, golds: list[str], question: str, settings: RewardSettings,
+                     deadline: Deadline | None = None) -> dict[str, Any]:
     """Score the Decompose agent's rollout: its JSON list of sub-queries goes to the frozen Plan agent (with
     repair rounds), the program runs against the frozen Answer agent."""
     sub_queries = parse_sub_queries(solution_str or "")
@@ -98,6 +151,7 @@ def decompose_reward(solution_str: str, golds: list[str], question: str, setting
         return result(error_kind="no_sub_queries")
     if not question:
         return result(error_kind="no_question", num_sub_queries=len(sub_queries))
-    pipeline = _pipeline(settings, max_repairs=settings.max_repairs)
+    config = _config(settings, max_repairs=settings.max_repairs, stream_plan=None)
+    pipeline = _pipeline(settings, config, deadline)
     pipeline.decomposer = _GivenSubQueries(sub_queries)
     return _score(pipeline.run(question), golds, len(sub_queries))

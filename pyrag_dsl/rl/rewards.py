@@ -5,18 +5,25 @@ verl 0.9.1: `reward.custom_reward_function.path=pkg://pyrag_dsl.rl.rewards` and 
 
 Every data source returns the same keys, so batches that mix sources log cleanly:
 `score, f1, em, pred, error_kind, calls, retried, num_sub_queries`. `error_kind` is "" on success.
-Nothing here raises or hangs: any failure scores 0 with its kind, and a rollout that runs past
-`RewardSettings.rollout_timeout_s` scores 0 with `RolloutTimeout` (its worker thread is abandoned and
-ends with its own HTTP timeouts). No signals: safe in any thread of any process.
+Nothing here raises or hangs: any failure scores 0 with its kind, a rollout over `MAX_ROLLOUT_CHARS`
+scores 0 with `rollout_too_long`, and a plan/decompose rollout that runs past
+`RewardSettings.rollout_timeout_s` scores 0 with `RolloutTimeout`. When a reward returns, the rollout's
+deadline is cancelled: a request still in flight ends with its own HTTP timeout, and no new one is sent.
+No signals: safe in any thread of any process.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..agents.answer import extract_answer
+from ..config.deadline import Deadline
 from ..eval.metrics import exact_match, f1_score
 from .settings import RewardSettings, SettingsError
 
@@ -26,21 +33,48 @@ PLAN = "pyrag_plan"
 DECOMPOSE = "pyrag_decompose"
 DATA_SOURCES = (ANSWER_WITH_DOCS, ANSWER_NO_DOCS, PLAN, DECOMPOSE)
 
-_ANSWER_SPAN = re.compile(r"<answer>.*?</answer>", re.S | re.I)
+MAX_ROLLOUT_CHARS = 65_536  # far above any response length verl samples; bounds every reward's text work
+MAX_GOLD_DEPTH = 4  # lists of golds nested deeper than this are not read
+_OPEN, _CLOSE = re.compile("<answer>", re.I), re.compile("</answer>", re.I)
 F1_WEIGHT, EM_WEIGHT = 0.7, 0.3
 
 
 def golds_of(ground_truth: Any) -> list[str]:
-    """The gold answers from a parquet ground truth: a string, a list/array of strings, or {"target": [...]}."""
+    """The gold answers from a parquet ground truth: a string, a (nested) list/array of strings, or
+    {"target": [...]}. Nested lists are flattened; None, blanks, NaN and infinities are no gold."""
     if isinstance(ground_truth, Mapping):
         ground_truth = ground_truth.get("target", ground_truth.get("golden_answers", []))
-    if isinstance(ground_truth, (str, bytes)):
-        ground_truth = [ground_truth]
-    try:
-        items = list(ground_truth)
-    except TypeError:
-        items = [ground_truth]
-    return [g.decode() if isinstance(g, bytes) else str(g) for g in items if g is not None and str(g).strip()]
+    out: list[str] = []
+    _add_golds(ground_truth, 0, out)
+    return out
+
+
+def _add_golds(item: Any, depth: int, out: list[str]) -> None:
+    if item is None or isinstance(item, Mapping) or depth > MAX_GOLD_DEPTH:
+        return
+    if isinstance(item, bytes):
+        item = item.decode("utf-8", errors="replace")
+    if isinstance(item, Iterable) and not isinstance(item, str):
+        try:
+            items = list(item)
+        except TypeError:  # a 0-d numpy array says it is iterable
+            items = None
+        if items is not None:
+            for x in items:
+                _add_golds(x, depth + 1, out)
+            return
+    if isinstance(item, numbers.Real) and not isinstance(item, numbers.Integral) and not math.isfinite(item):
+        return
+    text = str(item)
+    if text.strip():
+        out.append(text)
+
+
+def has_answer_span(text: str) -> bool:
+    """Whether `text` holds a closed <answer>...</answer> span, in linear time: a closing tag exists after the
+    first opening one (any later opening tag closes at or after that same closing tag)."""
+    opening = _OPEN.search(text)
+    return opening is not None and _CLOSE.search(text, opening.end()) is not None
 
 
 def answer_score(pred: str, golds: list[str]) -> tuple[float, float, float]:
@@ -58,7 +92,7 @@ def result(score: float = 0.0, *, f1: float = 0.0, em: float = 0.0, pred: str = 
 def answer_reward(solution_str: str, golds: list[str]) -> dict[str, Any]:
     """The Answer agent's rollout: 0 without an <answer>...</answer> span, else 0.7 F1 + 0.3 EM of the
     answer as inference reads it (`extract_answer`: the first span's first line)."""
-    if not _ANSWER_SPAN.search(solution_str or ""):
+    if not has_answer_span(solution_str):
         return result(error_kind="no_answer_tag")
     pred = extract_answer(solution_str)
     score, f1, em = answer_score(pred, golds)
@@ -72,6 +106,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
         golds = golds_of(ground_truth)
         if not golds:
             return result(error_kind="no_gold")
+        solution_str = "" if solution_str is None else str(solution_str)
+        if len(solution_str) > MAX_ROLLOUT_CHARS:
+            return result(error_kind="rollout_too_long")
         source = str(data_source)
         if source in (ANSWER_WITH_DOCS, ANSWER_NO_DOCS):
             return answer_reward(solution_str, golds)
@@ -83,31 +120,48 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
         fn = plan_reward if source == PLAN else decompose_reward
         question = str(info.get("question") or "")
-        return run_guarded(lambda: fn(solution_str, golds, question, settings), settings.rollout_timeout_s)
+        return run_guarded(lambda deadline: fn(solution_str, golds, question, settings, deadline),
+                           settings.rollout_timeout_s)
     except SettingsError as e:
         return result(error_kind=f"SettingsError: {e}"[:200])
     except Exception as e:  # noqa: BLE001 - a reward must never take the trainer down
         return result(error_kind=f"InternalError:{type(e).__name__}")
 
 
-def run_guarded(fn: Callable[[], dict[str, Any]], timeout_s: float) -> dict[str, Any]:
-    """`fn()` in a daemon thread; a zero score with `RolloutTimeout` when it is not done in `timeout_s`,
-    `InternalError:<type>` when it raises."""
+@dataclass(frozen=True)
+class RolloutDeadline(Deadline):
+    """The deadline of one rollout's requests; `cancel()` ends it at once."""
+
+    stopped: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+    def cancel(self) -> None:
+        self.stopped.set()
+
+    def remaining(self) -> float:
+        return 0.0 if self.stopped.is_set() else super().remaining()
+
+
+def run_guarded(fn: Callable[[Deadline], dict[str, Any]], timeout_s: float) -> dict[str, Any]:
+    """`fn(deadline)` in a daemon thread, where `deadline` ends `timeout_s` from now and is cancelled when this
+    returns (the rollout's requests go under it: `endpoints`). A zero score with `RolloutTimeout` when `fn` is
+    not done in `timeout_s`, `InternalError:<type>` when it raises."""
+    deadline = RolloutDeadline.after(timeout_s)
     box: list[dict[str, Any]] = []
     done = threading.Event()
 
     def target() -> None:
         try:
-            box.append(fn())
+            box.append(fn(deadline))
         except BaseException as e:  # noqa: BLE001
             box.append(result(error_kind=f"InternalError:{type(e).__name__}"))
         finally:
             done.set()
 
     threading.Thread(target=target, name="pyrag-reward", daemon=True).start()
-    if not done.wait(timeout_s):
-        return result(error_kind="RolloutTimeout")
-    return box[0]
+    done.wait(timeout_s)
+    deadline.cancel()  # whatever the rollout still runs sends nothing more
+    return box[0] if done.is_set() else result(error_kind="RolloutTimeout")
 
 
-__all__ = ["DATA_SOURCES", "answer_reward", "answer_score", "compute_score", "golds_of", "result", "run_guarded"]
+__all__ = ["DATA_SOURCES", "MAX_ROLLOUT_CHARS", "RolloutDeadline", "answer_reward", "answer_score", "compute_score",
+           "golds_of", "has_answer_span", "result", "run_guarded"]

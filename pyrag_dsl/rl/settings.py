@@ -11,6 +11,9 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from ..config.limits import MAX_TOPK
+from ..grammar import Limits
+
 # environment variable -> field; the PYRAG_RL_* names win over the reference's LLM_* names
 ENV = (
     ("LLM_BASE_URL", "answer_url"), ("LLM_MODEL", "answer_model"),
@@ -24,6 +27,12 @@ ENV = (
 
 class SettingsError(ValueError):
     """A reward setting has an unknown name or a bad value."""
+
+
+# Upper bounds: the engine's own defaults (grammar.Limits, config.limits). A larger timeout is a typo, and
+# one past what a thread can wait for would end the rollout's guard at once while the rollout ran on.
+MAX = {"topk": MAX_TOPK, "boosted_topk": MAX_TOPK, "tool_timeout_s": Limits.tool_timeout_s,
+       "run_timeout_s": Limits.run_timeout_s}
 
 
 @dataclass(frozen=True)
@@ -88,8 +97,10 @@ class RewardSettings:
                                 f"got {settings.plan_grammar!r}")
         for key in ("topk", "boosted_topk", "max_tool_calls", "cache_size", "tool_timeout_s", "run_timeout_s"):
             value = getattr(settings, key)
-            if not (value > 0 and math.isfinite(value)):  # NaN and inf would switch an engine limit off
+            if not (value > 0 and (isinstance(value, int) or math.isfinite(value))):  # NaN and inf: no limit
                 raise SettingsError(f"reward setting {key} must be positive and finite, got {value!r}")
+            if key in MAX and value > MAX[key]:
+                raise SettingsError(f"reward setting {key} must be at most {MAX[key]:g}, got {value!r}")
         return settings
 
 
@@ -99,10 +110,14 @@ def _convert(key: str, value: Any, kind: type) -> Any:
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
+        if kind in (int, float) and isinstance(value, bool):
+            raise TypeError("a boolean is not a number")
         if kind is int:
+            if isinstance(value, float) and not value.is_integer():  # 2.5, inf and NaN are not counts
+                raise ValueError("not a whole number")
             return int(value)
         if kind is float:
             return float(value)
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise SettingsError(f"reward setting {key}: cannot read {value!r} as {kind.__name__}") from None
