@@ -1,6 +1,8 @@
 """Cost of the verl rewards (pyrag_dsl.rl.rewards.compute_score), in one run:
 
-1. The answer reward (pure: extraction + EM/F1): microseconds per rollout.
+1. The answer reward (pure: extraction + EM/F1): microseconds per rollout; and on hostile rollouts of
+   repeated unclosed "<answer>" tags, 1 MB (refused by the length cap) and just under the cap (the tag scan;
+   the old span regex was quadratic there).
 2. The plan reward for one GRPO group of n rollouts of one prompt, scored by n threads at once as verl's
    reward workers do, against a scripted frozen Answer agent on loopback (every call waits --latency s)
    and our retrieval server over a tantivy index of the test corpus: wall time of the group, and the
@@ -34,7 +36,7 @@ from test_rl_rewards import GOLD, QUESTION, frozen_agents  # noqa: E402
 from pyrag_dsl.retrievers import open_index  # noqa: E402
 from pyrag_dsl.retrievers.server import BackgroundServer, create_app  # noqa: E402
 from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index  # noqa: E402
-from pyrag_dsl.rl.rewards import compute_score  # noqa: E402
+from pyrag_dsl.rl.rewards import MAX_ROLLOUT_CHARS, compute_score  # noqa: E402
 
 VARIANT = JED_HOYER.replace("Who is older", "Which one is older")
 GROUP = [JED_HOYER] * 5 + [VARIANT] * 2 + ['x = __import__("os")\nfinal_answer = "x"\n']
@@ -56,6 +58,15 @@ def main() -> None:
     for _ in range(10_000):
         compute_score("pyrag_answer_with_docs", "<answer>John William Henry II</answer>", GOLD)
     answer_us = (time.perf_counter() - t0) / 10_000 * 1e6
+    hostile_ms = {}
+    for name, size in (("repeated_tags_1MB", 1_000_000), ("repeated_tags_at_cap", MAX_ROLLOUT_CHARS)):
+        rollout = "<answer>" * (size // 8)
+        times = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            kind = compute_score("pyrag_answer_with_docs", rollout, GOLD)["error_kind"]
+            times.append((time.perf_counter() - t) * 1e3)
+        hostile_ms[name] = {**stats(times), "error_kind": kind}
 
     with tempfile.TemporaryDirectory() as tmp:
         build_tantivy_index(ROOT / "tests" / "data" / "small-corpus.jsonl", Path(tmp) / "idx")
@@ -79,6 +90,7 @@ def main() -> None:
             kinds = sorted({o["error_kind"] for o in outs})
     print(json.dumps({
         "answer_reward_us_per_rollout": round(answer_us, 1),
+        "answer_reward_hostile_ms": hostile_ms,
         "plan_group": {"n": args.n, "latency_s": args.latency, "repeats": args.repeats,
                        "cold_group_s": stats(cold), "warm_group_s": stats(warm),
                        "tool_calls_made_by_programs": stats(made), "llm_requests_sent_cold": stats(sent),
