@@ -135,3 +135,35 @@ def test_run_reads_a_jsonl_questions_file_whole(tmp_path, bom):
     plain = tmp_path / "q.txt"
     plain.write_text(bom + "First question?\r\nSecond question?\n", encoding="utf-8")
     assert read_questions(str(plain)) == ["First question?", "Second question?"]
+
+
+def test_every_reader_of_json_lines_in_the_package_uses_config_jsonl():
+    """One reader: outside config/jsonl.py, JSON is parsed directly only where the text is one document this
+    list names (with why), and no module splits file text into lines with str.splitlines(), which breaks at
+    U+2028/U+2029/U+0085 inside JSON strings. A new direct parser fails here until it is weighed."""
+    import re
+    from pathlib import Path
+
+    import pyrag_dsl
+
+    one_document = {
+        "config/jsonl.py": "the reader itself",
+        "agents/cpu.py": "the AMX probe's own output",
+        "agents/small_model.py": "the package's own example file",
+        "agents/decompose.py": "an LLM reply; RecursionError is a bad reply",
+        "retrievers/bm25.py": "raw passages stored in our own index",
+        "retrievers/index_meta.py": "our own index metadata",
+        "retrievers/http_client.py": "an HTTP response body",
+        "retrievers/server.py": "an HTTP request body, size-capped",
+        "rl/merge.py": "a LoRA adapter's config",
+    }
+    root = Path(pyrag_dsl.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        src = path.read_text(encoding="utf-8")
+        if rel not in one_document and re.search(r"\b(json|orjson)\.loads\(", src):
+            offenders.append(f"{rel}: json.loads")
+        for m in re.finditer(r"^.*\.read_text\([^)]*\)\.splitlines\(\).*$", src, re.M):
+            offenders.append(f"{rel}: {m.group(0).strip()[:80]}")
+    assert offenders == []

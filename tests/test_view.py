@@ -394,8 +394,9 @@ def test_a_bad_line_is_noted_and_the_rest_is_shown(tmp_path):
     lines.insert(5, "[" * 100_000)
     trace.write_text("\n".join(lines))
     q, _ = load(trace)
-    assert len(q["notes"]) == 2 and all("not JSON" in n for n in q["notes"])
-    assert {"kind": "answer", "step": 98, "start": None, "end": None, "output": "x"} in q["events"]
+    # the project's one JSON reader (config.jsonl) refuses NaN/Infinity, as replay does: noted, not shown
+    assert len(q["notes"]) == 3 and all("not JSON" in n for n in q["notes"])
+    assert not any(e.get("step") in (98, 99) for e in q["events"]) and q["events"]
     json.loads(_blocks(render_html(q))["pyrag-data"])
 
 

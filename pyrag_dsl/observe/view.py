@@ -20,6 +20,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..config import jsonl
+
 ASSETS = Path(__file__).parent / "html"
 MAX_FILE_BYTES = 64 << 20  # a file bigger than this is left out of the page (and the page says so)
 TRACE_NAMES = ("trace.jsonl",)
@@ -32,12 +34,9 @@ class ViewError(ValueError):
 
 # -- reading ---------------------------------------------------------------------------------------------
 
-def _no_constants(name: str) -> None:
-    return None  # NaN / Infinity in a file become null: JSON.parse in the page would refuse them
-
-
 def _loads(text: str) -> Any:
-    return json.loads(text, parse_constant=_no_constants)
+    """config.jsonl's reader: nesting bounded, NaN/Infinity refused (JSON.parse in the page would refuse them)."""
+    return jsonl.loads(text)
 
 
 def _read_text(path: Path, notes: list[str]) -> str | None:
@@ -73,9 +72,7 @@ def read_trace(path: Path, notes: list[str]) -> tuple[dict[str, Any] | None, lis
         return None, []
     header: dict[str, Any] | None = None
     events: list[dict[str, Any]] = []
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
+    for n, line in jsonl.lines(text):
         try:
             obj = _loads(line)
         except (ValueError, RecursionError) as e:
@@ -177,9 +174,7 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     seen: set[str] = set()
     for path in sorted(p for p in base.glob(RECORD_GLOB) if p.is_file()):
         text = _read_text(path, notes) or ""
-        for n, line in enumerate(text.split("\n"), 1):
-            if not line.strip():
-                continue
+        for n, line in jsonl.lines(text):
             try:
                 rec = _loads(line)
             except (ValueError, RecursionError):

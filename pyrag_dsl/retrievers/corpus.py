@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..config import jsonl
 from ..documents import Doc, split_contents
 
 
@@ -33,10 +33,7 @@ class Passage:
 
 def parse_line(line: str) -> Passage:
     """One corpus row; raises ValueError with a short reason. Accepts {id, contents} or {id, title, text}."""
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON ({e.msg})") from None
+    row = jsonl.loads(line)  # a JsonError (a ValueError) with a short reason; nesting bounded
     if not isinstance(row, dict):
         raise ValueError("not a JSON object")
     if "id" not in row:

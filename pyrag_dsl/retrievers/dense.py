@@ -7,12 +7,12 @@ models the `query: ` / `passage: ` prefixes are applied, as the Search-R1 E5 ind
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..config import jsonl
 from ..documents import Doc
 from .base import RetrievalError
 from .corpus import Passage, iter_corpus
@@ -88,7 +88,7 @@ def build_dense_index(
     faiss.write_index(index, str(out / "index.faiss"))
     with open(out / "docs.jsonl", "w", encoding="utf-8") as f:
         for p in passages:
-            f.write(json.dumps({"id": p.id, "contents": p.contents}, ensure_ascii=False) + "\n")
+            f.write(jsonl.dumps({"id": p.id, "contents": p.contents}) + "\n")
     return write_meta(out, "dense", documents=len(passages), model=model or DEFAULT_MODEL, dim=index.d,
                       e5=is_e5(model), corpus=str(corpus), corpus_sha256=file_sha256(corpus),
                       seconds=round(time.monotonic() - t0, 2), max_seq_length=max_seq_length)
@@ -107,7 +107,7 @@ class DenseRetriever:
         try:
             self._index = faiss.read_index(str(self.index_dir / "index.faiss"))
             with open(self.index_dir / "docs.jsonl", encoding="utf-8") as f:
-                self._docs = [Passage(**json.loads(line)) for line in f]
+                self._docs = [Passage(**jsonl.loads(line)) for line in f]
         except (OSError, RuntimeError, ValueError) as e:
             raise RetrievalError(str(index_dir), f"cannot open the dense index: {e}") from None
         self._encoder = load_encoder(None if self.model_name == DEFAULT_MODEL else self.model_name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..config import jsonl
+from .rewards import golds_of
 
 
 class SourceError(ValueError):
@@ -44,10 +45,7 @@ def _golds(obj: dict[str, Any]) -> list[str]:
         value = obj.get(name)
         if value is None:
             continue
-        if isinstance(value, dict):
-            value = value.get("target", [])
-        values = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else []
-        return [str(v) for v in values if str(v).strip()]
+        return golds_of(value)  # nested lists flattened; blanks, NaN and infinities are no gold
     return []
 
 
