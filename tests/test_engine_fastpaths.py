@@ -153,7 +153,7 @@ def _reference_arguments(frame, node):
     run = frame.run
     spec = run.language.tools[node.func.id]
     given = run.program.arguments(node)
-    forced = run.overrides.get(id(node)) if run.overrides else None
+    forced = run.forced.get(id(node))
     kwargs = {}
     for p in spec.params:
         if forced and p.name in forced:
@@ -198,12 +198,13 @@ PLAN_PROGRAMS = {
 @pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
 @pytest.mark.parametrize("result", ["clean Docs", "dicts", "bad", "non-ascii text"])
 def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch):
-    """A call's arguments come from its CallPlan, computed once per node: on every call they equal what walking
+    """A call's arguments come from its CallPlan, built once per node with the program: on every call they equal what walking
     the tool's signature and the call's argument nodes gives (constants, bound names, f-strings, a nested call,
     run settings, forced overrides, out-of-range values), and the run's events equal build_event's."""
     from pyrag_dsl.grammar.errors import ArgumentOutOfRange
     from pyrag_dsl.interpreter.run import Run
-    from pyrag_dsl.interpreter.walker import CallCache, Frame
+    from pyrag_dsl.interpreter import CallCache
+    from pyrag_dsl.interpreter.walker import Frame
 
     checked = []
     original = Frame.arguments
@@ -237,9 +238,9 @@ def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch)
     program = parse_program(src, limits=Limits(tool_timeout_s=None, run_timeout_s=None))
     run = Run(program, {"retrieve": retrieve, "answer": answer}, settings=settings, cache=CallCache())
     if force:
-        run.overrides[id(program.statements[0].node.value)] = {"topk": 7}
+        run.force_argument(program.statements[0].node.value, "topk", 7)
     run.run_all()
-    assert checked and len(program.plans) == len({id(node) for node, _ in checked})
+    assert checked and {id(node) for node, _ in checked} <= {id(node) for node in program.plans}
     if force:
         assert checked[0][1] == {"query": "q", "topk": 7}
     if "out of range" in name:
@@ -253,15 +254,34 @@ def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch)
 
 
 def test_call_plans_are_per_node_and_per_program():
-    """A plan is computed once per call node and kept with its program; another program of the same text has
-    plans of its own nodes."""
-    src = 'd = retrieve("q")\na = answer("a", d)\nfinal_answer = answer(f"x {a}", d)\n'
+    """A plan is built for every call node when the program is resolved, before any run, and is read-only;
+    runs neither add nor rebuild plans; another program of the same text has plans of its own nodes."""
+    src = 'd = retrieve("q")\na = answer(answer("a"), d)\nfinal_answer = answer(f"x {a}", d)\n'
     tools = {"retrieve": lambda query, topk=5: Docs((_doc1(),)), "answer": lambda query, docs=None: query[:10]}
     program, twin = parse_program(src), parse_program(src)
-    first = execute(program, tools)
     plans = dict(program.plans)
-    assert len(plans) == 3 and {id(n) for n in plans} <= set(program.bound)
+    assert len(plans) == 4 and {id(n) for n in plans} == set(program.bound)
+    with pytest.raises(TypeError):
+        program.plans[program.statements[0].node.value] = None
+    with pytest.raises(AttributeError):
+        plans[program.statements[0].node.value].target = "x"
+    first = execute(program, tools)
     execute(program, tools)
-    assert all(program.plans[n] is p for n, p in plans.items())  # not rebuilt
-    assert not twin.plans and execute(twin, tools).final_answer == first.final_answer
-    assert {id(n) for n in twin.plans} <= set(twin.bound) and not {id(n) for n in twin.plans} & set(program.bound)
+    assert dict(program.plans) == plans and all(program.plans[n] is p for n, p in plans.items())  # not rebuilt
+    assert execute(twin, tools).final_answer == first.final_answer
+    assert {id(n) for n in twin.plans} == set(twin.bound) and not {id(n) for n in twin.plans} & set(program.bound)
+
+
+def test_call_plan_event_fields_equal_the_statement_and_its_charge():
+    """A plan's `where` and `source_size` are what the trace gives a call event of its statement and what the
+    budget charges for its source (value_size), for text with quotes, escapes and non-ASCII characters."""
+    from pyrag_dsl.interpreter.values import value_size
+
+    src = 'd = retrieve("caf\u00e9 \\"q\\" \\\\ \\t \U0001f600")\nfinal_answer = answer("\u00fc\\n\u2028", d)\n'
+    program = parse_program(src)
+    for node, plan in program.plans.items():
+        stmt = plan.statement
+        assert plan.source_size == value_size(stmt.source)
+        assert plan.where == {"statement": stmt.index, "line": stmt.span.line, "col": stmt.span.col,
+                              "end_line": stmt.span.end_line, "end_col": stmt.span.end_col, "source": stmt.source}
+        assert plan.kind == program.tool_kind(node)

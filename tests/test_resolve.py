@@ -68,7 +68,7 @@ def test_adaptive_rerun_uses_the_bindings_not_the_last_value():
     run = Run(prog, tools.as_dict(), cache=CallCache())
     supervise(run, run.run_all)
     retrieve_node = prog.statements[1].node.value
-    run.overrides[id(retrieve_node)] = {"topk": 10}
+    run.force_argument(retrieve_node, "topk", 10)
     rerun = sorted({1, *prog.dependents(1)})
     supervise(run, lambda: run.run_statements(rerun))
     boosted = [c for c in tools.calls if c[0] == "retrieve" and c[1]["topk"] == 10]
@@ -169,11 +169,11 @@ def test_incremental_rerun_equals_a_fresh_run(source, data):
     tools = BatchingTools()
     run = Run(prog, tools.as_dict(), cache=CallCache(), mode=mode)
     supervise(run, run.run_all)
-    run.overrides[id(node)] = {"topk": 9}
+    run.force_argument(node, "topk", 9)
     supervise(run, lambda: run.run_statements(sorted({i, *prog.dependents(i)})))
 
     fresh = Run(prog, BatchingTools().as_dict(), cache=CallCache())
-    fresh.overrides[id(node)] = {"topk": 9}
+    fresh.force_argument(node, "topk", 9)
     supervise(fresh, fresh.run_all)
     assert run.error is None and fresh.error is None
     assert [run.value(k) for k in range(len(prog.statements))] == \

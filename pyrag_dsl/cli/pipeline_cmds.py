@@ -204,7 +204,7 @@ def server_died(status: Console, crash: Exception, done: int, total: int) -> int
 def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from ..agents.answer import Sentinels
     from ..grammar import validate
-    from ..interpreter.walker import CallCache
+    from ..interpreter import CallCache
     from ..pipeline.runner import Executor
     from .trace_cmds import export_trace
 

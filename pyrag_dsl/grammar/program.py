@@ -10,12 +10,14 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
+
+import orjson
 
 from .errors import Span
 from .language import FINAL_ANSWER, Language
 from .limits import Limits
-from .tools import ValueType
+from .tools import RunDefault, ToolSpec, ValueType
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,15 @@ class Program:
     smap: object = field(repr=False, compare=False)  # SourceMap
     tools_used: frozenset[str] = frozenset()
     bound: Mapping[int, Mapping[str, ast.AST]] = field(default_factory=dict, repr=False, compare=False)
-    # The interpreter's precomputed per-call-node data (walker.CallPlan), keyed by node, filled lazily; not part
-    # of the program's value and never an argument.
-    plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Every tool call node's CallPlan, built here, once, with the program (read-only); derived from the fields
+    # above, so not part of the program's value and never an argument.
+    plans: Mapping[ast.Call, "CallPlan"] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plans = {node: CallPlan(self.language.tools[node.func.id], self.bound[id(node)], stmt, node)
+                 for stmt in self.statements for node in ast.walk(stmt.node.value)
+                 if type(node) is ast.Call and id(node) in self.bound}
+        object.__setattr__(self, "plans", MappingProxyType(plans))
 
     @property
     def call_count(self) -> int:
@@ -127,6 +135,65 @@ class Program:
         if node is not None:
             return [(where.index, node)] if self.tool_kind(node) == "retrieve" else []
         return [(i, n) for i in self.ancestors(stmt.index) for n in self.calls(self.statements[i], "retrieve")]
+
+
+# How a CallPlan parameter gets its value.
+ARG_CONST, ARG_BOUND, ARG_EVAL, ARG_SETTING = range(4)
+
+
+class CallPlan:
+    """How one validated tool call gets its arguments, computed once per call node with the program.
+
+    `params` holds one (name, how, what, bounded, at) per parameter of the tool, in signature order: `how` is
+    ARG_CONST (`what` is the value), ARG_BOUND (`what` is the index of the statement whose value it is),
+    ARG_EVAL (`what` is the expression to evaluate) or ARG_SETTING (`what` is the RunDefault to read from the
+    run's settings); `bounded` is the Param when it has a range, else None; `at` is the node an error points
+    at. `target` is the statement's name when the call is the statement's whole value, else None.
+
+    For the call's trace event: `kind` is the tool's event kind; `where` the statement's place under the
+    names events give it (statement, line, col, end_line, end_col, source; shared: do not modify);
+    `source_size` the UTF-8 size of the source's JSON string (validated text holds no lone surrogate).
+    """
+
+    __slots__ = ("spec", "params", "statement", "target", "kind", "where", "source_size")
+
+    spec: ToolSpec
+    params: tuple[tuple[str, int, Any, Any, ast.AST], ...]
+    statement: Statement
+    target: str | None
+    kind: str
+    where: dict[str, Any]
+    source_size: int
+
+    def __init__(self, spec: ToolSpec, given: Mapping[str, ast.AST], stmt: Statement, node: ast.Call) -> None:
+        params = []
+        for p in spec.params:
+            bounded = p if (p.min is not None or p.max is not None) else None
+            if p.name in given:
+                a = given[p.name]
+                if type(a) is ast.Constant:
+                    params.append((p.name, ARG_CONST, a.value, bounded, a))
+                elif type(a) is ast.Name:
+                    params.append((p.name, ARG_BOUND, stmt.binds[a.id], bounded, a))
+                else:
+                    params.append((p.name, ARG_EVAL, a, bounded, a))
+            elif isinstance(p.default, RunDefault):
+                params.append((p.name, ARG_SETTING, p.default, bounded, node))
+            else:
+                params.append((p.name, ARG_CONST, p.default, bounded, node))
+        setattr_ = object.__setattr__
+        setattr_(self, "spec", spec)
+        setattr_(self, "params", tuple(params))
+        setattr_(self, "statement", stmt)
+        setattr_(self, "target", stmt.target if node is stmt.node.value else None)
+        setattr_(self, "kind", spec.event_kind)
+        span = stmt.span
+        setattr_(self, "where", {"statement": stmt.index, "line": span.line, "col": span.col,
+                                 "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source})
+        setattr_(self, "source_size", len(orjson.dumps(stmt.source)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a CallPlan is read-only")
 
 
 def freeze(bound: dict[int, dict[str, ast.AST]]) -> Mapping[int, Mapping[str, ast.AST]]:

@@ -18,17 +18,17 @@ import itertools
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from ..grammar.program import Statement
 from .record import StepLog
-from .walker import Frame, Stop, convert, failure, guarded, run_statement, tool_raised
-
-if TYPE_CHECKING:
-    from ..grammar.program import Statement
-    from .run import Run
+from .state import RunState, Stop
+from .walker import Frame, convert, failure, guarded, run_statement, tool_raised
 
 
-def sequential(run: "Run", indexes: list[int]) -> None:
+def sequential(run: RunState, indexes: list[int], max_workers: int = 1, batch_window_s: float = 0.0) -> None:
+    """One statement at a time, in order, in the calling thread (`max_workers` and `batch_window_s` do not
+    apply)."""
     for i in indexes:
         if run.abandoned:
             return
@@ -36,7 +36,7 @@ def sequential(run: "Run", indexes: list[int]) -> None:
             return
 
 
-def batchable(run: "Run", stmt: "Statement") -> str | None:
+def batchable(run: RunState, stmt: Statement) -> str | None:
     """The tool name when the statement is one call of a tool with `batch` and no nested calls."""
     node = stmt.node.value
     if run.program.tool_kind(node) is None:
@@ -47,7 +47,7 @@ def batchable(run: "Run", stmt: "Statement") -> str | None:
     return node.func.id if callable(getattr(impl, "batch", None)) else None
 
 
-def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
+def run_batch(run: RunState, tool: str, stmts: list[Statement]) -> list[StepLog]:
     """One batched call for several single-call statements; each statement still gets its own log."""
     spec = run.language.tools[tool]
     logs = [StepLog(s.index) for s in stmts]
@@ -67,7 +67,8 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
     if misses:
         first = misses[0]
         try:
-            run.spend(len(misses), first["frame"], first["node"])
+            if not run.spend(len(misses)):
+                first["frame"].budget_spent(first["node"])
             impl = run.tools[tool]
 
             def call() -> list[Any]:
@@ -122,7 +123,7 @@ def run_batch(run: "Run", tool: str, stmts: list["Statement"]) -> list[StepLog]:
 
 
 class _ReadyQueue:
-    def __init__(self, run: "Run", indexes: list[int], max_workers: int, batch_window_s: float) -> None:
+    def __init__(self, run: RunState, indexes: list[int], max_workers: int, batch_window_s: float) -> None:
         self.run = run
         self.stmts = run.program.statements
         self.order = sorted(set(indexes))
@@ -240,8 +241,11 @@ class _ReadyQueue:
             raise crash
 
 
-def dataflow(run: "Run", indexes: list[int]) -> None:
-    _ReadyQueue(run, indexes, run.max_workers, run.batch_window_s).go()
+def dataflow(run: RunState, indexes: list[int], max_workers: int, batch_window_s: float) -> None:
+    """A ready queue of up to `max_workers` statements at once, batching retrieves within `batch_window_s`."""
+    _ReadyQueue(run, indexes, max_workers, batch_window_s).go()
 
 
-SCHEDULERS: dict[str, Callable[["Run", list[int]], None]] = {"sequential": sequential, "dataflow": dataflow}
+# mode -> scheduler(state, statement indexes, max_workers, batch_window_s)
+SCHEDULERS: dict[str, Callable[[RunState, list[int], int, float], None]] = {"sequential": sequential,
+                                                                             "dataflow": dataflow}

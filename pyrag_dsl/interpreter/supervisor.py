@@ -1,8 +1,9 @@
 """Wall-clock supervision: per-call and per-run time limits, and a cap on abandoned tool calls.
 
 Python cannot kill a thread: a tool call that overruns its limit is abandoned (the run stops and
-ignores its late result). Abandoned calls still running are counted process-wide; past
+ignores its late result). Abandoned calls still running are counted process-wide (state.ABANDONED); past
 MAX_ABANDONED_CALLS a supervised run refuses to start, so stuck threads cannot grow without bound.
+The supervisor sees a run only through the `Supervised` protocol.
 """
 
 from __future__ import annotations
@@ -12,38 +13,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..grammar.errors import LimitExceeded
-
-if TYPE_CHECKING:
-    from .run import Run
+from ..grammar.errors import DslError, LimitExceeded
+from ..grammar.limits import Limits
+from ..grammar.program import Statement
+from .state import ABANDONED
 
 MAX_ABANDONED_CALLS = 32
 
 
-class Abandoned:
-    """Counts tool calls that were abandoned on a timeout and have not returned yet."""
+class Supervised(Protocol):
+    """What the supervisor needs of a run: its limits, its oldest call in flight, and a way to stop it."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._tokens: set[int] = set()
+    limits: Limits
 
-    def add(self, tokens) -> None:
-        with self._lock:
-            self._tokens.update(tokens)
+    def oldest_call(self) -> tuple[float, Statement | None] | None: ...
 
-    def returned(self, token: int) -> None:
-        if token in self._tokens:  # a set lookup is atomic; the lock only guards the change
-            with self._lock:
-                self._tokens.discard(token)
-
-    @property
-    def count(self) -> int:
-        return len(self._tokens)
-
-
-ABANDONED = Abandoned()
+    def abandon(self, err: DslError, stmt: Statement | None = None) -> None: ...
 
 
 class _Workers:
@@ -75,7 +62,7 @@ class _Workers:
 _WORKERS = _Workers()
 
 
-def abandon_if_overrun(run: "Run", now: float, run_deadline: float | None) -> bool:
+def abandon_if_overrun(run: Supervised, now: float, run_deadline: float | None) -> bool:
     """Abandon `run` (True) when it is past `run_deadline` or its oldest call in flight is past the per-call
     limit; the supervisor's check, also used for statements run outside it (streamed-plan prefetch)."""
     limits = run.limits
@@ -90,7 +77,7 @@ def abandon_if_overrun(run: "Run", now: float, run_deadline: float | None) -> bo
     return False
 
 
-def supervise(run: "Run", work: Callable[[], None]) -> None:
+def supervise(run: Supervised, work: Callable[[], None]) -> None:
     """Run `work` in a worker thread and enforce the per-call and per-run wall-clock limits.
 
     Without timeouts the work runs inline in the caller's thread.

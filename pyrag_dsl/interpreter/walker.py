@@ -1,9 +1,10 @@
 """The walk: evaluate one statement's expression, node by node, against the values of its bound inputs.
 
 No exec, eval or compile of program text. Names are looked up through the statement's bindings
-(resolved at validation), never by their string in an environment. Tool calls go through one
-guarded boundary: the call and the conversion of its result run inside the time limit, and any
-failure becomes a typed error.
+(resolved at validation), never by their string in an environment; a call's arguments come from its
+CallPlan, built with the resolved program. Tool calls go through one guarded boundary: the call and the
+conversion of its result run inside the time limit, and any failure becomes a typed error. The walker
+reads and writes the run's state (state.py) and calls nothing above it.
 """
 
 from __future__ import annotations
@@ -13,52 +14,17 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
-from ..grammar.program import Statement
-from ..grammar.tools import RunDefault, ToolSpec
+from ..grammar.program import ARG_BOUND, ARG_CONST, ARG_EVAL, CallPlan, Statement
+from ..grammar.tools import ToolSpec
 from .record import EVENT_OVERHEAD, StepLog
-from .supervisor import ABANDONED
+from .state import ABANDONED, RunState, Stop, Tool
 from .trace import CALL_EVENT_KINDS, AssignEvent, event_defaults, value_to_json
 from .values import BadToolResult, TooLarge, describe_exception, to_value, value_size
 
-if TYPE_CHECKING:
-    from .run import Run
-
-Tool = Callable[..., Any]
 _TOKENS = itertools.count(1)
-
-
-class Stop(Exception):
-    """Ends a statement; `error` is its typed error (None when the run was abandoned)."""
-
-    def __init__(self, error: DslError | None) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-class CallCache:
-    """Tool results keyed by (tool, arguments): a repeated call is answered from here. Thread-safe without a
-    lock: entries are only added, each with one dict store, and read with one dict lookup (both atomic)."""
-
-    def __init__(self) -> None:
-        self._store: dict[tuple, tuple[Any, int]] = {}
-
-    def get(self, key: tuple) -> tuple[bool, Any]:
-        entry = self._store.get(key)
-        return (False, None) if entry is None else (True, entry[0])
-
-    def entry(self, key: tuple) -> tuple[Any, int] | None:
-        """(value, JSON size) of a cached result, or None."""
-        return self._store.get(key)
-
-    def put(self, key: tuple, value: Any, size: int | None = None) -> None:
-        entry = (value, value_size(value) if size is None else size)
-        self._store[key] = entry
-
-    def __len__(self) -> int:
-        return len(self._store)
 
 
 class _ToolRaised(Exception):
@@ -67,7 +33,7 @@ class _ToolRaised(Exception):
         self.cause = cause
 
 
-def convert(spec: ToolSpec, raw: Any, run: "Run") -> tuple[Any, int]:
+def convert(spec: ToolSpec, raw: Any, run: RunState) -> tuple[Any, int]:
     """A tool result as a value of the tool's declared type, with its JSON size."""
     try:
         value = to_value(spec.returns, raw, run.limits)
@@ -78,7 +44,7 @@ def convert(spec: ToolSpec, raw: Any, run: "Run") -> tuple[Any, int]:
     return value, value_size(value)
 
 
-def guarded(run: "Run", stmt: Statement, fn: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
+def guarded(run: RunState, stmt: Statement, fn: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
     """Run `fn(*args)` as an in-flight tool call that the supervisor can time out; never raises its exceptions."""
     token = next(_TOKENS)
     run.inflight[token] = (time.monotonic(), stmt)
@@ -102,7 +68,7 @@ class Frame:
 
     __slots__ = ("run", "stmt", "log")
 
-    def __init__(self, run: "Run", stmt: Statement, log: StepLog) -> None:
+    def __init__(self, run: RunState, stmt: Statement, log: StepLog) -> None:
         self.run = run
         self.stmt = stmt
         self.log = log
@@ -148,32 +114,28 @@ class Frame:
         return "".join(parts)
 
     def _call(self, node: ast.Call) -> Any:
-        plan = self.plan(node)
+        plan = self.run.program.plans[node]
         return invoke(self, plan, self.arguments(plan, node), node)
 
     # -- calls --------------------------------------------------------------------------------------
-    def plan(self, node: ast.Call) -> "CallPlan":
-        """The call node's CallPlan, computed on first use and kept with the program."""
-        plans = self.run.program.plans
-        plan = plans.get(node)
-        if plan is None:
-            plan = plans[node] = CallPlan(self.run, self.stmt, node)
-        return plan
+    def plan(self, node: ast.Call) -> CallPlan:
+        """The call node's CallPlan, built with the program."""
+        return self.run.program.plans[node]
 
-    def arguments(self, plan: "CallPlan", node: ast.Call) -> dict[str, Any]:
-        """The call's argument values by parameter name: run defaults and overrides (adaptive retrieval's forced
+    def arguments(self, plan: CallPlan, node: ast.Call) -> dict[str, Any]:
+        """The call's argument values by parameter name: run defaults and forced arguments (adaptive retrieval's
         top-k) applied, ranges checked."""
         run = self.run
-        forced = run.overrides.get(id(node)) if run.overrides else None
+        forced = run.forced.get(id(node)) if run.forced else None
         kwargs: dict[str, Any] = {}
         for name, how, what, bounded, at in plan.params:
             if forced and name in forced:
                 v = forced[name]
-            elif how is _BOUND:
+            elif how is ARG_BOUND:
                 v = run.values[what]
-            elif how is _CONST:
+            elif how is ARG_CONST:
                 v = what
-            elif how is _EVAL:
+            elif how is ARG_EVAL:
                 v = self.eval(what)
             else:
                 v = run.settings.get(what.key, what.fallback)
@@ -185,15 +147,21 @@ class Frame:
             kwargs[name] = v
         return kwargs
 
-    def record_call(self, plan: "CallPlan", kwargs: dict[str, Any], value: Any, size: int, hit: bool,
+    def budget_spent(self, node: ast.AST) -> None:
+        """Stop this statement at `node`: the run's tool call budget is spent (`RunState.spend` said no)."""
+        self.fail(LimitExceeded, f"tool call budget of {self.run.limits.max_tool_calls} is spent", node,
+                  limit="max_tool_calls")
+
+    def record_call(self, plan: CallPlan, kwargs: dict[str, Any], value: Any, size: int, hit: bool,
                     start: float) -> None:
         """Add the call's event to the statement's log, with its charge against the trace budget."""
-        charge = plan.charge + size
+        cls, defaults = _CALL_EVENTS.get(plan.kind) or _CALL_EVENTS["call"]
+        charge = EVENT_OVERHEAD + plan.source_size + size
         inputs: dict[str, Any] = {}
         for k, v in kwargs.items():  # a Docs carries its JSON form and size, computed once
             inputs[k] = value_to_json(v)
             charge += value_size(v)
-        values = plan.base.copy()  # the fields in the order build_event gives them (see _event_values)
+        values = {**defaults, **plan.where}  # the fields in the order build_event gives them (see _event_values)
         values["start"] = start
         values["end"] = time.time()
         values["tool"] = plan.spec.name
@@ -201,43 +169,7 @@ class Frame:
         values["output"] = value_to_json(value)
         values["cached"] = hit
         values["target"] = plan.target
-        self.log.events.append((plan.event_cls, values, _CALL_FIELDS, charge))
-
-
-class CallPlan:
-    """What a call node's arguments and event need from the program alone, computed once per node: how to get
-    each argument, the event class, the event's fixed fields (defaults and place, see _event_values) and its
-    fixed charge."""
-
-    __slots__ = ("spec", "params", "event_cls", "base", "charge", "target")
-
-    def __init__(self, run: "Run", stmt: Statement, node: ast.Call) -> None:
-        spec: ToolSpec = run.language.tools[node.func.id]
-        given = run.program.arguments(node)
-        params = []
-        for p in spec.params:  # (name, how, what, param or None when unbounded, node an error points at)
-            bounded = p if (p.min is not None or p.max is not None) else None
-            if p.name in given:
-                a = given[p.name]
-                if type(a) is ast.Constant:
-                    params.append((p.name, _CONST, a.value, bounded, a))
-                elif type(a) is ast.Name:
-                    params.append((p.name, _BOUND, stmt.binds[a.id], bounded, a))
-                else:
-                    params.append((p.name, _EVAL, a, bounded, a))
-            elif isinstance(p.default, RunDefault):
-                params.append((p.name, _SETTING, p.default, bounded, node))
-            else:
-                params.append((p.name, _CONST, p.default, bounded, node))
-        self.spec = spec
-        self.params = tuple(params)
-        self.event_cls = CALL_EVENT_KINDS.get(spec.event_kind, CALL_EVENT_KINDS["call"])
-        self.base = _event_base(self.event_cls, stmt)
-        self.charge = EVENT_OVERHEAD + value_size(stmt.source)
-        self.target = stmt.target if node is stmt.node.value else None
-
-
-_CONST, _BOUND, _EVAL, _SETTING = range(4)
+        self.log.events.append((cls, values, _CALL_FIELDS, charge))
 
 
 def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) -> DslError:
@@ -254,7 +186,7 @@ def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) ->
                       cause=describe_exception(exc).split(":")[0])
 
 
-def call_once(run: "Run", spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) -> tuple[Any, int]:
+def call_once(run: RunState, spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) -> tuple[Any, int]:
     """Call the tool and convert its result: (value, JSON size)."""
     try:
         raw = impl(**kwargs)
@@ -279,7 +211,8 @@ def invoke(frame: Frame, plan: CallPlan, kwargs: dict[str, Any], node: ast.Call)
     start = time.time()
     cached = run.cache.entry(key) if key is not None else None
     if cached is None:
-        run.spend(1, frame, node)
+        if not run.spend(1):
+            frame.budget_spent(node)
         result, exc = guarded(run, frame.stmt, call_once, run, spec, run.tools[spec.name], kwargs)
         if exc is not None:
             raise Stop(failure(spec, exc, frame, node))
@@ -293,7 +226,7 @@ def invoke(frame: Frame, plan: CallPlan, kwargs: dict[str, Any], node: ast.Call)
     return value
 
 
-def run_statement(run: "Run", stmt: Statement) -> StepLog:
+def run_statement(run: RunState, stmt: Statement) -> StepLog:
     """Evaluate one statement; its value, events and error are in the returned log."""
     log = StepLog(stmt.index)
     frame = Frame(run, stmt, log)
@@ -335,6 +268,9 @@ def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]
 _WHERE_FIELDS = ("statement", "line", "col", "end_line", "end_col", "source")
 _CALL_FIELDS = frozenset((*_WHERE_FIELDS, "start", "end", "tool", "inputs", "output", "cached", "target", "step"))
 _ASSIGN_FIELDS = frozenset((*_WHERE_FIELDS, "start", "end", "output", "target", "step"))
+
+# event kind -> (call event class, its defaults)
+_CALL_EVENTS = {kind: (cls, event_defaults(cls)) for kind, cls in CALL_EVENT_KINDS.items()}
 
 _HANDLERS: dict[type, Callable[[Frame, Any], Any]] = {
     ast.Constant: Frame._constant,

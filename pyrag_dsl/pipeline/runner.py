@@ -388,7 +388,7 @@ class Executor:
                     continue
                 boosted.add(id(node))
                 if _current_topk(node, program.statements[i], run, cfg.topk) < cfg.boosted_topk:
-                    run.overrides[id(node)] = {"topk": cfg.boosted_topk}
+                    run.force_argument(node, "topk", cfg.boosted_topk)
                     changed.append(i)
             if not changed:
                 continue
@@ -416,7 +416,7 @@ def _repairable(err: DslError) -> bool:
 def _current_topk(node: ast.Call, stmt, run: Run, default: int) -> int:
     """The top-k a retrieve call ran with: forced, a constant, a variable (through the statement's
     bindings), or the run default."""
-    forced = run.overrides.get(id(node), {}).get("topk")
+    forced = run.forced_argument(node, "topk")
     if forced is not None:
         return forced
     arg = run.program.argument(node, "topk")
