@@ -281,3 +281,18 @@ def test_package_never_calls_exec_eval_or_compile():
                 name = f.id if isinstance(f, ast.Name) else f.attr if (
                     isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "builtins") else None
                 assert name not in banned, f"{name}() called in {path}:{node.lineno}"
+
+
+def test_one_max_workers_default_for_the_library_and_the_pipeline():
+    """execute(), Run, the pipeline's config, the prefetcher and the settings read one default (config.limits)."""
+    import inspect
+
+    from pyrag_dsl.config.limits import DEFAULT_MAX_WORKERS
+    from pyrag_dsl.config.settings import PipelineSettings
+    from pyrag_dsl.interpreter import execute
+    from pyrag_dsl.pipeline.prefetch import Prefetcher
+    from pyrag_dsl.pipeline.runner import PipelineConfig
+
+    defaults = [inspect.signature(f).parameters["max_workers"].default for f in (execute, Run, Prefetcher)]
+    assert defaults == [DEFAULT_MAX_WORKERS] * 3
+    assert PipelineConfig().max_workers == PipelineSettings().max_workers == DEFAULT_MAX_WORKERS == 8

@@ -8,6 +8,8 @@ from .errors import ConfigError
 
 MAX_TOPK = 1000  # documents per retrieval: topk must be 1..MAX_TOPK everywhere
 MAX_QUESTION_CHARS = 4_000  # one question, as `run` reads it from a file and `eval` from a data set
+# Dataflow mode: statements in flight at once, by default, for the library's execute() and the pipeline alike.
+DEFAULT_MAX_WORKERS = 8
 
 
 def check_topk(value: Any, where: str = "topk") -> int:

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .errors import ConfigError
 from .files import load_config_file
-from .limits import MAX_TOPK
+from .limits import DEFAULT_MAX_WORKERS, MAX_TOPK
 
 DEFAULT_LLM_URL = "http://127.0.0.1:8337/v1"  # the reference's Decompose/Answer port
 DEFAULT_LLM_MODEL = "local"
@@ -113,7 +113,7 @@ class PipelineSettings(_Section):
     use_grammar: bool = True
     plan_grammar: Literal["auto", "language", "skeleton", "off"] = "auto"
     parallel: bool = False
-    max_workers: int = Field(8, ge=1, le=256)  # dataflow mode: statements in flight at once
+    max_workers: int = Field(DEFAULT_MAX_WORKERS, ge=1, le=256)  # dataflow mode: statements in flight at once
     stream_plan: Optional[bool] = None  # run statements while the plan streams; None: only with vLLM servers
     sentinels: Optional[list[str]] = None  # None: agents/prompts/sentinels.txt
     deadline_s: Optional[float] = Field(None, gt=0, le=604_800)  # per question; None: no deadline

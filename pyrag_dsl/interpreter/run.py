@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.limits import DEFAULT_MAX_WORKERS
 from ..grammar.errors import DslError
 from ..grammar.language import FINAL_ANSWER
 from ..grammar.program import Program, Statement
@@ -61,7 +62,7 @@ class Run(RunState):
         cache: CallCache | None = None,
         on_event: EventSink | None = None,
         mode: str = "sequential",
-        max_workers: int = 4,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         batch_window_s: float = 0.005,
     ) -> None:
         if mode not in SCHEDULERS:
@@ -101,7 +102,7 @@ def execute(
     cache: CallCache | None = None,
     on_event: EventSink | None = None,
     mode: str = "sequential",
-    max_workers: int = 4,
+    max_workers: int = DEFAULT_MAX_WORKERS,
     batch_window_s: float = 0.005,
 ) -> ExecutionResult:
     """Execute a validated program with the given tool implementations.

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..config.limits import DEFAULT_MAX_WORKERS
 from ..grammar import FINAL_ANSWER, Language, Limits, Program, Statement, validate
 from ..interpreter import CallCache, Run
 from ..interpreter.supervisor import abandon_if_overrun
@@ -51,7 +52,7 @@ class Prefetcher:
     """Feed it the program so far as the Plan reply grows (`feed`); call `finish()` when the reply is complete."""
 
     def __init__(self, language: Language, limits: Limits, tools: dict[str, Callable[..., Any]], cache: CallCache,
-                 settings: dict[str, Any], max_workers: int = 8) -> None:
+                 settings: dict[str, Any], max_workers: int = DEFAULT_MAX_WORKERS) -> None:
         self.language, self.limits, self.tools, self.cache = language, limits, tools, cache
         self.settings = settings
         self.pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pyrag-dsl-prefetch")

@@ -13,6 +13,7 @@ from ..agents.decompose import DecomposeAgent
 from ..agents.llm import LLMClient, LLMError
 from ..agents.plan import PlanAgent, render_errors
 from ..config import deadline
+from ..config.limits import DEFAULT_MAX_WORKERS
 from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
 from ..grammar.errors import DslError
 from ..interpreter.trace import TraceEvent, value_to_json
@@ -40,7 +41,7 @@ class PipelineConfig:
     use_grammar: bool = True  # constrained decoding wherever the server supports it
     plan_grammar: str = "auto"  # language | skeleton (small models) | off | auto: per Plan server (pipeline.defaults)
     parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
-    max_workers: int = 8  # dataflow mode: statements in flight at once
+    max_workers: int = DEFAULT_MAX_WORKERS  # dataflow mode: statements in flight at once
     batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
     stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
     # (never with policy "reference" or a skeleton plan: _RunState._stream_plan)
