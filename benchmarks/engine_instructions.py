@@ -7,8 +7,10 @@ For each chain program of engine_overhead.py (5, 20, 100 statements; inline and 
 process runs it K times and once with K = 0; the difference over the K x n tool calls is the count per call,
 the tools' own work included (retrieve builds a fresh result of 5 x 1 kB documents per call, as in
 engine_overhead.py). `--root` runs another checkout's engine (e.g. a `git worktree` of an older commit) with
-this script's tools. Needs Linux `perf` with access to user-space counters. PYTHONHASHSEED is fixed so
-that repeated runs count the same to within about 1%.
+this script's tools. Counts with Linux `perf` where it can read user-space counters; elsewhere (a virtual
+machine without a PMU) with valgrind's callgrind (`--counter callgrind`, about 50x slower: use fewer
+`--calls` and `--modes inline`). PYTHONHASHSEED is fixed so that repeated runs count the same to within
+about 1%.
 """
 
 from __future__ import annotations
@@ -40,31 +42,52 @@ for _ in range(k):
 """
 
 
-def instructions(root: str, n: int, mode: str, k: int) -> int:
+_COUNTERS = {
+    "perf": ["perf", "stat", "-x,", "-e", "instructions:u"],
+    "callgrind": ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"],
+}
+
+
+def instructions(root: str, n: int, mode: str, k: int, counter: str = "perf") -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", sys.executable, "-c", _CHILD, root,
-                           str(HERE), str(n), mode, str(k)], capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run([*_COUNTERS[counter], sys.executable, "-c", _CHILD, root, str(HERE), str(n), mode, str(k)],
+                          capture_output=True, text=True, env=env, check=True)
     for line in proc.stderr.splitlines():
-        if "instructions" in line:
+        if counter == "perf" and "instructions" in line and line.split(",")[0].isdigit():
             return int(line.split(",")[0])
-    raise SystemExit(f"perf printed no instruction count: {proc.stderr.strip()[-300:]}")
+        if counter == "callgrind" and "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise SystemExit(f"{counter} printed no instruction count: {proc.stderr.strip()[-300:]}")
+
+
+def pick_counter() -> str:
+    """perf when it counts user-space instructions here, else callgrind."""
+    if shutil.which("perf") is not None:
+        probe = subprocess.run(_COUNTERS["perf"] + ["true"], capture_output=True, text=True)
+        if any(line.split(",")[0].isdigit() for line in probe.stderr.splitlines()):
+            return "perf"
+    if shutil.which("valgrind") is not None:
+        return "callgrind"
+    sys.exit("needs Linux perf with user-space counters (perf stat -e instructions:u) or valgrind")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=4000, help="tool calls measured per case")
     ap.add_argument("--root", default=str(HERE.parent), help="checkout whose pyrag_dsl is measured")
+    ap.add_argument("--counter", choices=("auto", *_COUNTERS), default="auto",
+                    help="perf where it can count, else callgrind (default: auto)")
+    ap.add_argument("--modes", nargs="+", choices=("inline", "supervised"), default=["inline", "supervised"])
     args = ap.parse_args()
-    if shutil.which("perf") is None:
-        sys.exit("needs Linux perf (perf stat -e instructions:u)")
+    counter = pick_counter() if args.counter == "auto" else args.counter
     root = str(Path(args.root).resolve())
-    print(f"user-space instructions per tool call (thousands), engine of {root}; tools' own work included")
-    print(f"{'stmts':>5} {'inline':>8} {'supervised':>11}")
+    print(f"user-space instructions per tool call (thousands, {counter}), engine of {root}; tools' own work included")
+    print(f"{'stmts':>5}" + "".join(f" {mode:>10}" for mode in args.modes), flush=True)
     for n in (5, 20, 100):
         k = max(1, args.calls // n)
-        row = [(instructions(root, n, mode, k) - instructions(root, n, mode, 0)) / (k * n) / 1000
-               for mode in ("inline", "supervised")]
-        print(f"{n:>5} {row[0]:>8.1f} {row[1]:>11.1f}")
+        row = [(instructions(root, n, mode, k, counter) - instructions(root, n, mode, 0, counter)) / (k * n) / 1000
+               for mode in args.modes]
+        print(f"{n:>5}" + "".join(f" {x:>10.1f}" for x in row), flush=True)
 
 
 if __name__ == "__main__":
