@@ -11,7 +11,7 @@ BM25 index, uvicorn), reached through HttpRetriever and the Answer agent.
    so it includes the real retrieval server and HTTP costs, not only the latency model.
 2. The whole pipeline (`Pipeline.run`) on a two-branch comparison question: sequential, parallel, and
    parallel + streamed plan (`PipelineConfig(stream_plan=True)`, when that field exists).
-3. Batch throughput of many questions (pyrag_dsl.cli.run_batch, the `run --concurrency` code) at
+3. Batch throughput of many questions (pyrag_dsl.pipeline.questions, the `run --concurrency` code) at
    concurrency 1 vs 16 against a server that answers every request after 200 ms.
 
     python benchmarks/dataflow.py [--runs 5] [--base-ms 20] [--per-token-ms 10] [--skip-batch]
@@ -218,7 +218,7 @@ def pipeline_part(llm: LatencyServer, retriever_url: str, runs: int) -> None:
 
 
 def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
-    from pyrag_dsl.cli.run_batch import run_questions
+    from pyrag_dsl.pipeline.questions import run_questions
     from pyrag_dsl.pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
 
     print(f"\n3. Batch throughput (run --concurrency, parallel mode), every LLM request answered after 200 ms; "

@@ -225,7 +225,7 @@ def test_retry_errors_asks_failed_questions_again_and_replaces_their_records(tmp
 def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_index, monkeypatch, capsys):
     """`eval --resume` (e.g. at a smaller --limit, to summarise) when no question is left: the summary is rewritten
     from the records, and no session (embedded llama.cpp server, index, LLM client) is opened."""
-    import pyrag_dsl.cli.pipeline_cmds as pipeline_cmds
+    import pyrag_dsl.cli.eval_cmds as eval_cmds
     from pyrag_dsl.cli import main
 
     qa = write_qa(tmp_path / "qa.jsonl", QA[:4])
@@ -243,7 +243,7 @@ def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_inde
         def no_session(*a, **kw):
             raise AssertionError("a session was opened")
 
-        monkeypatch.setattr(pipeline_cmds, "open_session", no_session)
+        monkeypatch.setattr(eval_cmds, "open_session", no_session)
         capsys.readouterr()
         assert main([*base, "--resume"]) == 0
         assert "all 3 questions already recorded" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from conftest import SMALL_CORPUS
 
 @pytest.fixture(scope="module")
 def tantivy_retriever(tmp_path_factory):
-    from pyrag_dsl.retrievers.index_meta import open_index
+    from pyrag_dsl.retrievers.indexes import open_index
     from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
 
     out = tmp_path_factory.mktemp("tantivy") / "idx"

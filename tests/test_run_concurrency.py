@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from latency_server import LatencyServer, Script  # noqa: E402
 
-from pyrag_dsl.cli.run_batch import run_questions  # noqa: E402
+from pyrag_dsl.pipeline.questions import run_questions  # noqa: E402
 from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index  # noqa: E402
 
 SMALL_CORPUS = Path(__file__).resolve().parent / "data" / "small-corpus.jsonl"

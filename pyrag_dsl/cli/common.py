@@ -1,23 +1,25 @@
-"""Helpers shared by the command modules."""
+"""Helpers shared by the command modules: exit codes, input files, error rendering, the settings from the
+flags, sessions, saved results."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
 from ..grammar import DslError
-from .safe_text import plain
+from .exits import EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError
+from .safe_text import plain, text
 
-# 0 ok; 1 invalid program or some questions failed; 2 usage; 3 runtime failure (I/O, a server down);
-# 130 / 143 stopped by SIGINT / SIGTERM; 141 standard output closed by its reader.
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME, EXIT_PIPE = 0, 1, 2, 3, 141
-
-
-class UsageError(Exception):
-    """A problem with how the command was called (missing file...): exit code 2."""
+# the flags every pipeline command takes (add_llm_flags) that become settings as they are
+SETTINGS_FLAGS = ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model", "retriever_url", "index",
+                  "output_dir", "topk", "boosted_topk", "max_repairs", "policy", "plan_grammar", "timeout",
+                  "threads", "n_ctx", "omp_wait_policy", "deadline", "retriever_timeout", "retriever_retries",
+                  "breaker_failures", "max_workers", "stream_plan")
 
 
 def read_text(path: str) -> str:
@@ -63,3 +65,64 @@ def progress_bar(console: Console):
         bar.update(tasks[stage], completed=done, total=total)
 
     return update, bar
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The resolved Settings of a pipeline command: its flags > --config file > the environment."""
+    from ..pipeline.session import Settings
+
+    flags = {k: getattr(args, k, None) for k in SETTINGS_FLAGS}
+    if getattr(args, "no_prompt_cache", False):
+        flags["prompt_cache"] = False
+    if getattr(args, "parallel", False):
+        flags["parallel"] = True
+    flags["no_grammar"] = getattr(args, "no_grammar", False)
+    from ..agents.models import MODELS
+
+    if getattr(args, "model", None) and args.model not in MODELS and not Path(args.model).is_file():
+        raise UsageError(f"model file not found: {args.model} (or a model name: {', '.join(MODELS)})")
+    return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
+
+
+def open_session(settings, console: Console):
+    """An entered Session; a progress bar shows while the embedded index is built on first use."""
+    from ..pipeline.session import Session
+
+    update, bar = progress_bar(console)
+    with bar:
+        return Session(settings, progress=update).__enter__()
+
+
+def save_result(run_dir: Path, n: int, result: Any) -> Path | None:
+    """Write question n's files; when that fails (disk full...), say which file in one line on stderr
+    and return None: the caller still prints the answer."""
+    from ..pipeline.outputs import OutputError, write_result
+    from .trace_cmds import export_result
+
+    export_result(result)  # with --otlp-endpoint: the question's spans, now that it is done
+    try:
+        return write_result(run_dir, n, result)
+    except OutputError as e:
+        Console(stderr=True, soft_wrap=True).print(
+            Text("error: ", style="red") + Text(f"question {n}: {e}; its answer is printed, not saved"))
+        return None
+
+
+def server_died(status: Console, crash: Exception, done: int, total: int) -> int:
+    """One line naming the dead embedded server and its fix; the questions not asked keep their place."""
+    status.print(Text("error: ", style="red") + text(f"{type(crash).__name__}: {crash}"), highlight=False)
+    status.print(f"{done} of {total} question{'s' if total != 1 else ''} asked and saved; "
+                 f"{total - done} not started", highlight=False)
+    return EXIT_RUNTIME
+
+
+def wide(console: Console) -> Console:
+    """Wide tables stay legible when the output is a file or a pipe (rich assumes 80 columns there)."""
+    if console.is_terminal or console.width >= 160:
+        return console
+    return Console(file=console.file, width=200, soft_wrap=False)
+
+
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_PIPE", "EXIT_RUNTIME", "EXIT_USAGE", "SETTINGS_FLAGS", "UsageError",
+           "open_session", "progress_bar", "read_text", "render_error", "save_result", "server_died",
+           "settings_from_args", "wide"]

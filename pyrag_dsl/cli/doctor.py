@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .common import EXIT_OK
+from .common import EXIT_OK, settings_from_args
 from .safe_text import plain
 
 EXIT_NOT_READY = 1
@@ -224,7 +224,6 @@ def _configured_llms(settings) -> Iterator[Check]:
 
 
 def run_checks(settings, quick: bool = False) -> list[Check]:
-    from ..agents.local_server import LlamaSettings
     from ..agents.models import DEFAULT_MODEL
 
     checks = [*_python_and_pip(), *_extras(), *_cpu()]
@@ -233,7 +232,7 @@ def run_checks(settings, quick: bool = False) -> list[Check]:
         checks += [*_models(model)]
         models_ok = not any(c.blocking and c.status == "fail" for c in checks if c.name.startswith("model "))
         if models_ok:
-            checks += _llama(model, LlamaSettings(**settings.llama.server_fields()), quick)
+            checks += _llama(model, settings.llama, quick)
     else:
         checks += _configured_llms(settings)
     checks += _index(settings)
@@ -241,9 +240,8 @@ def run_checks(settings, quick: bool = False) -> list[Check]:
 
 
 def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
-    from .pipeline_cmds import _settings
 
-    checks = run_checks(_settings(args), quick=args.quick)
+    checks = run_checks(settings_from_args(args), quick=args.quick)
     ready = not any(c.blocking and c.status == "fail" for c in checks)
     if args.json:
         print(json.dumps({"ready": ready, "checks": [asdict(c) for c in checks]}, indent=2))

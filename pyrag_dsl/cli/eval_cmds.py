@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError, open_session, server_died, settings_from_args, wide
 from .safe_text import markup
 
 
@@ -44,7 +44,6 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from ..eval.records import EvalError, RecordWriter
     from ..eval.runner import Progress, finish, pending, prepare_out_dir, run_config, run_rows
     from ..pipeline.batch import EndpointLimits
-    from .pipeline_cmds import _settings, open_session
     from .trace_cmds import export_record
 
     if not args.data:
@@ -57,7 +56,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--shards splits the questions over Ray tasks: it needs --ray")
     qaset = _load_data(args)
     out_dir = _out_dir(args, qaset)
-    settings = _settings(args)
+    settings = settings_from_args(args)
     if settings.embedded_llm:
         console.print("[dim]No LLM configured: the embedded llama.cpp server with a tiny model; its scores show "
                       "the machinery, not the method (see README for a 7B model behind vLLM).[/dim]")
@@ -81,9 +80,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if args.resume and not todo:
         return _summary_only(args, console, out_dir, qaset, config)
     if args.ray is not None:
-        from ..eval.ray_shards import run_on_ray
-
-        return run_on_ray(args, settings, qaset, out_dir, config, done_records, console)
+        return _eval_on_ray(args, console, todo, settings, qaset, out_dir, config, len(done_records))
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
     session = open_session(settings, console)
     interrupted, crash = False, None
@@ -131,10 +128,8 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     finally:
         session.close()
     summary = finish(out_dir, qaset, config)
-    _print_summary(console, summary, args.method, qaset, out_dir)
+    _print_summary(console, summary, f"{args.method} on {qaset.source}", out_dir)
     if crash is not None:
-        from .pipeline_cmds import server_died
-
         server_died(console, crash, summary["overall"]["n"], len(qaset.rows))
         console.print("continue with the same command plus --resume --retry-errors once it is fixed", highlight=False)
         return EXIT_RUNTIME
@@ -154,24 +149,36 @@ def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qas
     config.update(resolved_settings(out_dir))
     console.print(f"eval {args.method} on {markup(qaset.source)}: all {len(qaset.rows)} questions already recorded; "
                   "summary rewritten, no server started", highlight=False)
-    _print_summary(console, finish(out_dir, qaset, config), args.method, qaset, out_dir)
+    _print_summary(console, finish(out_dir, qaset, config), f"{args.method} on {qaset.source}", out_dir)
     return EXIT_OK
 
 
-def _print_summary(console: Console, summary: dict, method: str, qaset, out_dir: Path) -> None:
+def _eval_on_ray(args: argparse.Namespace, console: Console, todo: list, settings, qaset, out_dir: Path,
+                 config: dict, recorded: int) -> int:
+    """`eval --ray`: the pending questions sharded over Ray tasks (pyrag_dsl.eval.ray_shards), then the
+    summary as for a local run; exit 1 when a task failed or questions are left, 130 when interrupted."""
+    from ..eval.ray_shards import run_on_ray
+
+    run = run_on_ray(todo, settings, qaset, out_dir, config, recorded, console, method=args.method,
+                     address=args.ray, shards=args.shards, concurrency=args.concurrency,
+                     llm_inflight=args.llm_inflight, retrieval_inflight=args.retrieval_inflight)
+    _print_summary(console, run.summary, f"{args.method} on {qaset.source} (ray)")
+    for f in run.failures:
+        console.print(f"[red]a Ray task failed[/red]: {f}", highlight=False)
+    if run.interrupted or run.failures or not run.summary["complete"]:
+        console.print("continue with the same command plus --resume", highlight=False)
+        return 130 if run.interrupted else 1
+    return EXIT_OK
+
+
+def _print_summary(console: Console, summary: dict, title: str, out_dir: Path | None = None) -> None:
+    """The summary table (" (partial)" while questions are left), then where the records are (`out_dir`)."""
     from ..eval.summary import rich_table
 
-    _wide(console).print(rich_table(summary, title=f"{method} on {qaset.source}"
-                                    + (" (partial)" if not summary["complete"] else "")))
-    console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
-                  highlight=False)
-
-
-def _wide(console: Console) -> Console:
-    """Wide tables stay legible when the output is a file or a pipe (rich assumes 80 columns there)."""
-    if console.is_terminal or console.width >= 160:
-        return console
-    return Console(file=console.file, width=200, soft_wrap=False)
+    wide(console).print(rich_table(summary, title=title + (" (partial)" if not summary["complete"] else "")))
+    if out_dir is not None:
+        console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
+                      highlight=False)
 
 
 def _pct(value) -> str:
@@ -193,9 +200,9 @@ def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
         if pairs:
             print("\n" + paired_markdown(pairs, args.metric), end="")
     else:
-        _wide(console).print(runs_table(runs, args.metric))
+        wide(console).print(runs_table(runs, args.metric))
         if pairs:
-            _wide(console).print(paired_table(pairs, args.metric))
+            wide(console).print(paired_table(pairs, args.metric))
     if not args.no_plot:
         png = Path(args.png) if args.png else Path(args.dirs[0]).parent / "eval-report.png"
         try:

@@ -15,7 +15,8 @@ from rich.text import Text
 from ..config import jsonl
 from ..config.limits import MAX_QUESTION_CHARS  # one question (a line); eval's cap too
 from . import signals
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError, progress_bar, read_text, render_error
+from .common import (EXIT_OK, EXIT_RUNTIME, UsageError, open_session, read_text, render_error, save_result,
+                     server_died, settings_from_args)
 from .render import show_program, show_result, step_table
 from .safe_text import error_line, markup, text
 
@@ -74,60 +75,14 @@ def _question_of_row(line: str) -> str | None:
     return question.strip() if isinstance(question, str) and question.strip() else None
 
 
-def _settings(args: argparse.Namespace):
-    from ..pipeline.session import Settings
-
-    flags = {k: getattr(args, k, None) for k in ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model",
-                                                  "retriever_url", "index", "output_dir", "topk", "boosted_topk",
-                                                  "max_repairs", "policy", "plan_grammar", "timeout",
-                                                  "threads", "n_ctx", "omp_wait_policy", "deadline",
-                                                  "retriever_timeout", "retriever_retries", "breaker_failures",
-                                                  "max_workers", "stream_plan")}
-    if getattr(args, "no_prompt_cache", False):
-        flags["prompt_cache"] = False
-    if getattr(args, "parallel", False):
-        flags["parallel"] = True
-    flags["no_grammar"] = getattr(args, "no_grammar", False)
-    from ..agents.models import MODELS
-
-    if getattr(args, "model", None) and args.model not in MODELS and not Path(args.model).is_file():
-        raise UsageError(f"model file not found: {args.model} (or a model name: {', '.join(MODELS)})")
-    return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
-
-
-def open_session(settings, console: Console):
-    """An entered Session; a progress bar shows while the embedded index is built on first use."""
-    from ..pipeline.session import Session
-
-    update, bar = progress_bar(console)
-    with bar:
-        return Session(settings, progress=update).__enter__()
-
-
-def save_result(run_dir: Path, n: int, result) -> Path | None:
-    """Write question n's files; when that fails (disk full...), say which file in one line on stderr
-    and return None: the caller still prints the answer."""
-    from ..pipeline.outputs import OutputError, write_result
-    from .trace_cmds import export_result
-
-    export_result(result)  # with --otlp-endpoint: the question's spans, now that it is done
-    try:
-        return write_result(run_dir, n, result)
-    except OutputError as e:
-        Console(stderr=True, soft_wrap=True).print(
-            Text("error: ", style="red") + Text(f"question {n}: {e}; its answer is printed, not saved"))
-        return None
-
-
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from ..pipeline.outputs import new_run_dir
     from ..pipeline.runner import Interrupted
-
     from .run_batch import check_flags, cmd_run_concurrent
 
     check_flags(args)
     questions = read_questions(args.questions)
-    settings = _settings(args)
+    settings = settings_from_args(args)
     quiet = args.json
     status = Console(stderr=True) if quiet else console
     if settings.embedded_llm and not quiet:
@@ -193,14 +148,6 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if failed == 0 else EXIT_FAILED
 
 
-def server_died(status: Console, crash: Exception, done: int, total: int) -> int:
-    """One line naming the dead embedded server and its fix; the questions not asked keep their place."""
-    status.print(Text("error: ", style="red") + text(f"{type(crash).__name__}: {crash}"), highlight=False)
-    status.print(f"{done} of {total} question{'s' if total != 1 else ''} asked and saved; "
-                 f"{total - done} not started", highlight=False)
-    return EXIT_RUNTIME
-
-
 def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from ..agents.answer import Sentinels
     from ..grammar import validate
@@ -209,8 +156,8 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     from .trace_cmds import export_trace
 
     source = read_text(args.program)
-    settings = _settings(args)
-    from ..pipeline.defaults import pipeline_config
+    settings = settings_from_args(args)
+    from ..pipeline.config import pipeline_config
 
     cfg = pipeline_config(settings)
     checked = validate(source, cfg.language, cfg.limits)
@@ -302,7 +249,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     tools = None
     session = None
     if args.live:
-        session = open_session(_settings(args), console)
+        session = open_session(settings_from_args(args), console)
         tools = session.pipeline.tools()
     try:
         report = replay(header, events, tools=tools, overrides=overrides)

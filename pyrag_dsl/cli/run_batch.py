@@ -1,9 +1,9 @@
 """`pyrag-dsl run --concurrency N`: N questions in flight, results saved as they finish and printed in
 input order.
 
-The per-server caps are the eval command's mechanism (pyrag_dsl.pipeline.batch): every question gets its
-own metered views of the session's shared LLM clients and retriever, which take a slot of the endpoint's
-semaphore around each request. A question that fails (an error result or an unexpected exception) is
+The batch runner is pyrag_dsl.pipeline.questions; the per-server caps are the eval command's mechanism
+(pyrag_dsl.pipeline.batch): every question gets its own metered views of the session's shared LLM clients
+and retriever, which take a slot of the endpoint's semaphore around each request. A question that fails (an error result or an unexpected exception) is
 recorded as failed; the others go on. Ctrl-C / SIGTERM stops submitting, saves and prints what finished,
 and saves each question in flight with what it had computed (error Interrupted), without waiting for it.
 """
@@ -15,88 +15,18 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from . import signals
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError, open_session, save_result, server_died
 from .safe_text import error_line, markup
 
+if TYPE_CHECKING:
+    from ..pipeline.questions import Outcome
+
 EXIT_FAILED = 1
-
-
-@dataclass
-class Outcome:
-    n: int  # 1-based position in the input
-    question: str
-    result: Any  # PipelineResult (an unexpected exception becomes a result with `error` set)
-
-
-def _failed_result(question: str, e: BaseException) -> Any:
-    from ..pipeline.runner import PipelineResult
-
-    return PipelineResult(original_query=question, error={"type": type(e).__name__, "message": str(e)[:2000]})
-
-
-def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str], concurrency: int, *,
-                  on_finished: Callable[[Outcome], None] | None = None,
-                  on_ordered: Callable[[Outcome], None] | None = None,
-                  on_interrupted: Callable[[Outcome], None] | None = None,
-                  stop: threading.Event | None = None) -> list[Outcome]:
-    """Answer `questions` with `concurrency` in flight; `make_pipeline(n)` gives question n its pipeline.
-    `on_finished` runs as each finishes (completion order), `on_ordered` in input order; both in the calling
-    thread. On Ctrl-C, `on_interrupted` gets each question in flight with its partial result (input order),
-    then KeyboardInterrupt propagates. Returns the finished outcomes in input order."""
-    from ..pipeline.batch import concurrent_map
-
-    finished: dict[int, Outcome] = {}
-    started: dict[int, Any] = {}  # question number -> its pipeline
-    returned: dict[int, Any] = {}  # question number -> its result, once run() returned
-    state = {"next": 1}
-
-    def release() -> None:
-        while state["next"] in finished:
-            if on_ordered is not None:
-                on_ordered(finished[state["next"]])
-            state["next"] += 1
-
-    def answer(item: tuple[int, str]) -> Any:
-        n, question = item
-        pipeline = started[n] = make_pipeline(n)
-        result = returned[n] = pipeline.run(question)
-        return result
-
-    def done(_i: int, item: tuple[int, str], result: Any, err: BaseException | None) -> None:
-        n, question = item
-        out = Outcome(n, question, result if err is None else _failed_result(question, err))
-        finished[n] = out
-        if on_finished is not None:
-            on_finished(out)
-        release()
-
-    try:
-        concurrent_map(answer, list(enumerate(questions, 1)), concurrency, done, stop=stop)
-    except KeyboardInterrupt:
-        questions_by_n = dict(enumerate(questions, 1))
-        for n in sorted(set(returned) - set(finished)):  # answered, not yet collected: finished all the same
-            finished[n] = Outcome(n, questions_by_n[n], returned[n])
-            if on_finished is not None:
-                on_finished(finished[n])
-        for n in sorted(finished):  # finished behind an unfinished one: still printed, in order
-            if n >= state["next"] and on_ordered is not None:
-                on_ordered(finished[n])
-        if on_interrupted is not None:
-            for n in sorted(set(started) - set(finished)):
-                try:  # the worker still runs: one partial result that cannot be read must not lose the others
-                    partial = getattr(started[n], "interrupted_result", lambda: None)()
-                    if partial is not None:
-                        on_interrupted(Outcome(n, questions_by_n[n], partial))
-                except Exception:  # noqa: BLE001
-                    continue
-        raise
-    return [finished[n] for n in sorted(finished)]
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -111,8 +41,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
     """The body of `run` with --concurrency > 1 (same files, same printed lines, same exit codes)."""
     from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
     from ..pipeline.outputs import new_run_dir
+    from ..pipeline.questions import run_questions
     from ..pipeline.runner import Pipeline
-    from .pipeline_cmds import open_session, save_result, server_died
 
     quiet = args.json
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
@@ -202,4 +132,4 @@ def _exit_now_if_requests_in_flight(code: int) -> None:
         os._exit(code)
 
 
-__all__ = ["Outcome", "check_flags", "cmd_run_concurrent", "run_questions"]
+__all__ = ["check_flags", "cmd_run_concurrent"]

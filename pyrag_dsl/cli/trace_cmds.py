@@ -20,7 +20,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.text import Text
 
-from .common import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
+from .exits import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import markup, text
 
 _ACTIVE: dict[str, Any] = {}  # "sink": the OtelSink of the running command (one command per process)

@@ -10,6 +10,11 @@ class ConfigError(Exception):
     """A bad config file, flag or environment variable, or contradictory settings (CLI exit code 2)."""
 
 
+class UsageError(Exception):
+    """A problem with how the command was called (missing file, a missing optional dependency...): CLI exit
+    code 2. Defined here so that any layer may raise it without importing the CLI."""
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlevel = 3

@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from . import defaults as D
 from .errors import ConfigError
 from .files import load_config_file
-from .limits import DEFAULT_MAX_WORKERS, MAX_TOPK
+from .limits import MAX_TOPK
 
 DEFAULT_LLM_URL = "http://127.0.0.1:8337/v1"  # the reference's Decompose/Answer port
 DEFAULT_LLM_MODEL = "local"
@@ -63,7 +64,7 @@ class LLMSettings(_Section):
     base_url: Optional[str] = Field(None, json_schema_extra={"expected": "an http(s) URL"})
     model: Optional[str] = None
     api_key: str = "EMPTY"
-    timeout_s: float = Field(120.0, gt=0, le=86_400)
+    timeout_s: float = Field(D.LLM_TIMEOUT_S, gt=0, le=86_400)
     retries: int = Field(2, ge=0, le=20)
     backoff_s: float = Field(1.0, ge=0, le=600)
     temperature: float = Field(0.0, ge=0, le=2)
@@ -93,8 +94,8 @@ class RetrieverSettings(_Section):
 
     url: Optional[str] = Field(None, json_schema_extra={"expected": "an http(s) URL"})
     index: Optional[str] = None
-    timeout_s: float = Field(30.0, gt=0, le=86_400)
-    retries: int = Field(3, ge=0, le=20)
+    timeout_s: float = Field(D.RETRIEVER_TIMEOUT_S, gt=0, le=86_400)
+    retries: int = Field(D.RETRIEVER_RETRIES, ge=0, le=20)
     backoff_s: float = Field(0.5, ge=0, le=600)
 
     @field_validator("url")
@@ -106,44 +107,62 @@ class RetrieverSettings(_Section):
 class PipelineSettings(_Section):
     """The pipeline's knobs. `plan_grammar` auto: decided per Plan server by pipeline.defaults."""
 
-    topk: int = Field(5, ge=1, le=MAX_TOPK)
-    boosted_topk: int = Field(10, ge=1, le=MAX_TOPK)
-    max_repairs: int = Field(3, ge=0, le=100)
-    policy: Literal["incremental", "reference"] = "incremental"
+    topk: int = Field(D.TOPK, ge=1, le=MAX_TOPK)
+    boosted_topk: int = Field(D.BOOSTED_TOPK, ge=1, le=MAX_TOPK)
+    max_repairs: int = Field(D.MAX_REPAIRS, ge=0, le=100)
+    policy: Literal["incremental", "reference"] = D.POLICY
     use_grammar: bool = True
-    plan_grammar: Literal["auto", "language", "skeleton", "off"] = "auto"
+    plan_grammar: Literal["auto", "language", "skeleton", "off"] = D.PLAN_GRAMMAR
     parallel: bool = False
-    max_workers: int = Field(DEFAULT_MAX_WORKERS, ge=1, le=256)  # dataflow mode: statements in flight at once
+    max_workers: int = Field(D.MAX_WORKERS, ge=1, le=256)  # dataflow mode: statements in flight at once
     stream_plan: Optional[bool] = None  # run statements while the plan streams; None: only with vLLM servers
     sentinels: Optional[list[str]] = None  # None: agents/prompts/sentinels.txt
     deadline_s: Optional[float] = Field(None, gt=0, le=604_800)  # per question; None: no deadline
 
 
 class LlamaSettings(_Section):
-    """The embedded llama.cpp server ([llama]), started when no LLM server is configured; its GGUF is the
-    top-level `model`. Mirrors agents.local_server.LlamaSettings, plus start-up and request timeouts."""
+    """The embedded llama.cpp server ([llama] in a config file; flags --threads, --n-ctx, --omp-wait-policy,
+    --no-prompt-cache), started when no LLM server is configured; its GGUF is the top-level `model`.
+    agents.local_server.LocalLLMServer takes it as it is (the one definition of these settings)."""
 
     threads: Optional[int] = Field(None, ge=1, le=1024)  # None: the CPUs this process may use, at most 8
     threads_batch: Optional[int] = Field(None, ge=1, le=1024)  # prompt evaluation; None: same as threads
-    n_ctx: int = Field(4096, ge=256, le=1_048_576)
+    n_ctx: int = Field(D.LLAMA_N_CTX, ge=256, le=1_048_576)
     n_batch: int = Field(512, ge=1, le=65_536)
-    omp_wait_policy: Literal["passive", "active"] = "passive"
-    prompt_cache: bool = False  # llama-cpp-python's RAM prompt cache: off, see agents/local_server.py
-    cache_mb: int = Field(1024, ge=1, le=1_048_576)
+    omp_wait_policy: Literal["passive", "active"] = D.OMP_WAIT_POLICY  # active: OpenMP busy-waiting
+    # llama-cpp-python's RAM cache of evaluated prompts. Off by default: each entry also copies the model's
+    # score array (n_batch x vocabulary floats, ~300 MB for Qwen2.5), which the cache's size limit does not
+    # count, so the server grows by that much per distinct prompt (an OOM kill at 23 GB seen with the 1.5B).
+    # Without it the server still reuses the prefix a prompt shares with the previous one.
+    prompt_cache: bool = False
+    cache_mb: int = Field(1024, ge=1, le=1_048_576)  # the cache's limit (it counts the model state only)
     startup_timeout_s: float = Field(180.0, gt=0, le=86_400)
-    timeout_s: float = Field(300.0, gt=0, le=86_400)  # per request to it
+    timeout_s: float = Field(D.LLAMA_TIMEOUT_S, gt=0, le=86_400)  # per request to it
 
     def server_fields(self) -> dict[str, Any]:
-        """The fields of agents.local_server.LlamaSettings."""
+        """The fields that shape the server process (not the start-up and request timeouts)."""
         return self.model_dump(exclude={"startup_timeout_s", "timeout_s"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def resolved_threads(self) -> int:
+        """`threads`, or the CPUs this process may use, at most 8."""
+        if self.threads:
+            return self.threads
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:
+            n = os.cpu_count() or 2
+        return max(1, min(n, 8))
 
 
 class BreakerSettings(_Section):
     """Fail fast: after `failures` consecutive failed requests to one endpoint (LLM or retriever), calls to
     it fail at once for `cooldown_s`, then one call may try again."""
 
-    failures: int = Field(3, ge=1, le=1000)
-    cooldown_s: float = Field(30.0, ge=0, le=86_400)
+    failures: int = Field(D.BREAKER_FAILURES, ge=1, le=1000)
+    cooldown_s: float = Field(D.BREAKER_COOLDOWN_S, ge=0, le=86_400)
 
 
 _LAYERS: contextvars.ContextVar[Optional[tuple[dict, dict]]] = contextvars.ContextVar("pyrag_dsl_layers",

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.errors import UsageError
 from .data import QARow
+from .records import read_records
+from .runner import finish
 
 
 def shard_rows(rows: list[QARow], shards: int) -> list[list[QARow]]:
@@ -53,8 +57,6 @@ def _ray():
     try:
         import ray
     except ImportError:
-        from ..cli.common import UsageError
-
         raise UsageError("--ray needs Ray: pip install 'pyrag-dsl[ray]'") from None
     return ray
 
@@ -70,69 +72,68 @@ def ensure_ray(address: str | None, num_cpus: int | None = None):
     return ray
 
 
-def run_on_ray(args: Any, settings: Any, qaset: Any, out_dir: Path, config: dict[str, Any],
-               done_records: list[dict[str, Any]], console: Any) -> int:
-    """Driver: shard the pending questions over Ray tasks, show progress from the record files, summarise."""
+@dataclass
+class RayRun:
+    """What a sharded run left: the summary (from every record file), the Ray tasks that failed, and
+    whether it was interrupted. The eval command prints it as it prints a local run."""
+
+    summary: dict[str, Any]
+    failures: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_on_ray(todo: list[QARow], settings: Any, qaset: Any, out_dir: Path, config: dict[str, Any], recorded: int,
+               console: Any, *, method: str, address: str | None, shards: int | None, concurrency: int = 1,
+               llm_inflight: int | None = None, retrieval_inflight: int | None = None) -> RayRun:
+    """Driver: shard the pending questions `todo` over Ray tasks, show progress from the record files, and
+    summarise (`recorded`: the questions recorded before)."""
     started_here = not _ray().is_initialized()
-    ray = ensure_ray(args.ray or None, args.shards)
+    ray = ensure_ray(address or None, shards)
     try:
-        return _drive(ray, args, qaset, out_dir, settings, config, done_records, console)
+        n_shards = shards or int(ray.cluster_resources().get("CPU", 1))
+        parts = shard_rows(todo, n_shards) if todo else []
+        console.print(f"eval [bold]{method}[/bold] on {qaset.source} over Ray: {len(qaset.rows)} questions, "
+                      f"{recorded} already recorded, {len(parts)} tasks; writing {out_dir}", highlight=False)
+        task_fn = ray.remote(num_cpus=1, max_retries=0)(run_shard)
+        out = str(Path(out_dir).resolve())
+        refs = [task_fn.remote(i, [r.to_dict() for r in rows], settings, method, out, concurrency, llm_inflight,
+                               retrieval_inflight) for i, rows in enumerate(parts)]
+        run = RayRun(summary={})
+        try:
+            run.failures = _wait(ray, refs, Path(out_dir), f"{method} (ray)", len(qaset.rows), recorded, console)
+        except KeyboardInterrupt:
+            run.interrupted = True
+            for ref in refs:
+                ray.cancel(ref, force=True)
+        run.summary = finish(Path(out_dir), qaset, config)
+        return run
     finally:
         if started_here:
             ray.shutdown()  # a local instance started for this command goes with it
 
 
-def _drive(ray: Any, args: Any, qaset: Any, out_dir: Path, settings: Any, config: dict[str, Any],
-           done_records: list[dict[str, Any]], console: Any) -> int:
+def _wait(ray: Any, refs: list[Any], out_dir: Path, name: str, total: int, recorded: int, console: Any) -> list[str]:
+    """Wait for the tasks with a progress bar read from the record files; returns the failed tasks' errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .records import read_records
-    from .runner import finish, pending
-    from .summary import rich_table
-
-    todo = pending(qaset, done_records)
-    n_shards = args.shards or int(ray.cluster_resources().get("CPU", 1))
-    shards = shard_rows(todo, n_shards) if todo else []
-    console.print(f"eval [bold]{args.method}[/bold] on {qaset.source} over Ray: {len(qaset.rows)} questions, "
-                  f"{len(done_records)} already recorded, {len(shards)} tasks; writing {out_dir}", highlight=False)
-    task_fn = ray.remote(num_cpus=1, max_retries=0)(run_shard)
-    out = str(Path(out_dir).resolve())
-    refs = [task_fn.remote(i, [r.to_dict() for r in rows], settings, args.method, out, args.concurrency,
-                           args.llm_inflight, args.retrieval_inflight) for i, rows in enumerate(shards)]
     failures: list[str] = []
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console)
-    interrupted = False
-    try:
-        with bar:
-            task = bar.add_task(f"{args.method} (ray)", total=len(qaset.rows), completed=len(done_records))
-            remaining = list(refs)
-            while remaining:
-                ready, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=1.0)
-                for ref in ready:
-                    try:
-                        ray.get(ref)
-                    except Exception as e:  # noqa: BLE001 - a task that died: its recorded questions stay
-                        failures.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
-                bar.update(task, completed=len(read_records(Path(out_dir), repair=False)))
-                if not remaining:
-                    break
-                time.sleep(0.2)
-    except KeyboardInterrupt:
-        interrupted = True
-        for ref in refs:
-            ray.cancel(ref, force=True)
-    summary = finish(Path(out_dir), qaset, config)
-    from ..cli.eval_cmds import _wide
-
-    _wide(console).print(rich_table(summary, title=f"{args.method} on {qaset.source} (ray)"
-                             + (" (partial)" if not summary["complete"] else "")))
-    for f in failures:
-        console.print(f"[red]a Ray task failed[/red]: {f}", highlight=False)
-    if interrupted or failures or not summary["complete"]:
-        console.print("continue with the same command plus --resume", highlight=False)
-        return 130 if interrupted else 1
-    return 0
+    with bar:
+        task = bar.add_task(name, total=total, completed=recorded)
+        remaining = list(refs)
+        while remaining:
+            ready, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=1.0)
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                except Exception as e:  # noqa: BLE001 - a task that died: its recorded questions stay
+                    failures.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+            bar.update(task, completed=len(read_records(out_dir, repair=False)))
+            if not remaining:
+                break
+            time.sleep(0.2)
+    return failures
 
 
-__all__ = ["ensure_ray", "run_on_ray", "run_shard", "shard_rows"]
+__all__ = ["RayRun", "ensure_ray", "run_on_ray", "run_shard", "shard_rows"]

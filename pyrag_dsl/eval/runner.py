@@ -53,7 +53,7 @@ def _scrub(value: Any) -> Any:
 def run_config(method_name: str, settings: Any, qaset: QASet, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The exact configuration of a run, from the resolved Settings (the ones `pyrag-dsl run` uses): enough to
     reproduce a number. The same for a local and a Ray run, so either may --resume the other."""
-    from ..pipeline.defaults import pipeline_config
+    from ..pipeline.config import pipeline_config
 
     if settings.embedded_llm:
         llm: dict[str, Any] | None = {"embedded": True, "model": settings.gguf or "default",

@@ -6,10 +6,14 @@ double quotes, decimal ints, parentheses spanning lines, comments); the validato
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .ir import Chars, Lit, Node, Ref, alt, opt, plus, seq, star, render
-from .language import Language
 from .source import FORBIDDEN_CHARS
 from .tools import ToolSpec
+
+if TYPE_CHECKING:  # annotations only: Language.to_lark / to_gbnf import this module
+    from .language import Language
 
 _NEVER = "\n" + "".join(FORBIDDEN_CHARS)  # no class may produce a newline where it ends a line, NUL or bidi controls
 _HSPACE = Chars(" \t")

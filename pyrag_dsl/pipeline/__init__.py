@@ -1,6 +1,6 @@
 """The pipeline that joins agents, engine and retrieval; replay of recorded runs."""
 
-from .defaults import pipeline_config
+from .config import pipeline_config
 from .runner import Pipeline, PipelineConfig, PipelineResult
 from .session import Session, Settings
 

@@ -1,5 +1,6 @@
-"""The run configuration a trace header records, and the PipelineConfig rebuilt from it for replay:
-top-k values, policy, mode, sentinels, the engine's Limits and the language's enabled node kinds.
+"""The PipelineConfig rebuilt for replay from the run configuration a trace header records
+(PipelineConfig.settings()): top-k values, policy, mode, sentinels, the engine's Limits and the language's
+enabled node kinds; a key an older header lacks takes its default (config.defaults).
 
 A header is input like any file: every entry is checked for its type, and a bad one is a
 RecordedConfigError naming its key (`settings.topk`). Recorded limits looser than the defaults are
@@ -12,9 +13,11 @@ import math
 from typing import Any
 
 from ..config import MAX_TOPK, ConfigError, check_topk
+from ..config import defaults as D
 from ..config.errors import show
 from ..grammar import DEFAULT_LANGUAGE, Language, Limits
 from ..grammar.extensions import TEXT_CONCAT
+from .config import POLICIES, PipelineConfig
 
 # Node kinds a recorded language may enable, by name.
 KNOWN_NODE_KINDS = {kind.name: kind for kind in (TEXT_CONCAT,)}
@@ -22,10 +25,6 @@ KNOWN_NODE_KINDS = {kind.name: kind for kind in (TEXT_CONCAT,)}
 
 class RecordedConfigError(ValueError):
     """The recorded configuration cannot be rebuilt by this version (unknown limit, node kind or tool)."""
-
-
-def limits_to_json(limits: Limits) -> dict[str, Any]:
-    return dataclasses.asdict(limits)
 
 
 def _table(data: Any, key: str) -> dict[str, Any]:
@@ -73,10 +72,6 @@ def bounded_limits(recorded: Limits, defaults: Limits | None = None) -> Limits:
     return Limits(**tighter)
 
 
-def language_to_json(language: Language) -> dict[str, Any]:
-    return {"tools": list(language.tools), "nodes": [kind.name for kind in language.nodes.values()]}
-
-
 def language_from_json(data: dict[str, Any] | None) -> Language:
     """The default language plus the recorded node kinds; a tool outside the default language cannot be
     rebuilt from a name, so a trace that used one is refused."""
@@ -96,11 +91,6 @@ def language_from_json(data: dict[str, Any] | None) -> Language:
     return lang
 
 
-def to_json(cfg: Any) -> dict[str, Any]:
-    """The `limits` and `language` entries of a PipelineConfig's recorded settings."""
-    return {"limits": limits_to_json(cfg.limits), "language": language_to_json(cfg.language)}
-
-
 def _topk(value: Any, key: str) -> int:
     try:
         return check_topk(value, key)
@@ -112,10 +102,8 @@ def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, 
     """The PipelineConfig a trace was recorded with (settings, language, and its limits tightened to the
     defaults by bounded_limits unless `limits` is given), then `overrides`. A RecordedConfigError names the
     bad key."""
-    from .runner import POLICIES, PipelineConfig
-
     s = _table(header.get("settings"), "settings")
-    policy = s.get("policy", "incremental")
+    policy = s.get("policy", D.POLICY)
     if policy not in POLICIES:
         raise RecordedConfigError(f"settings.policy must be one of {', '.join(POLICIES)}, got {show(policy)}")
     parallel = s.get("parallel") or False
@@ -123,8 +111,8 @@ def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, 
         raise RecordedConfigError(f"settings.parallel must be true or false, got {show(parallel)}")
     sentinels = None if s.get("sentinels") is None else _names(s["sentinels"], "settings.sentinels")
     recorded = limits_from_json(s.get("limits"))
-    cfg = PipelineConfig(topk=_topk(s.get("topk", 5), "settings.topk"),
-                         boosted_topk=_topk(s.get("boosted_topk", 10), "settings.boosted_topk"),
+    cfg = PipelineConfig(topk=_topk(s.get("topk", D.TOPK), "settings.topk"),
+                         boosted_topk=_topk(s.get("boosted_topk", D.BOOSTED_TOPK), "settings.boosted_topk"),
                          policy=policy, parallel=parallel, sentinels=None if sentinels is None else tuple(sentinels),
                          limits=limits if limits is not None else bounded_limits(recorded),
                          language=language_from_json(s.get("language")))
@@ -135,4 +123,4 @@ def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, 
 
 
 __all__ = ["KNOWN_NODE_KINDS", "RecordedConfigError", "bounded_limits", "config_from_header", "language_from_json",
-           "language_to_json", "limits_from_json", "limits_to_json"]
+           "limits_from_json"]

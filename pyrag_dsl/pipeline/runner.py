@@ -13,8 +13,7 @@ from ..agents.decompose import DecomposeAgent
 from ..agents.llm import LLMClient, LLMError
 from ..agents.plan import PlanAgent, render_errors
 from ..config import deadline
-from ..config.limits import DEFAULT_MAX_WORKERS
-from ..grammar import DEFAULT_LANGUAGE, FINAL_ANSWER, Language, Limits, Program, validate
+from ..grammar import FINAL_ANSWER, Program, validate
 from ..grammar.errors import DslError
 from ..interpreter.trace import TraceEvent, value_to_json
 from ..interpreter import CallCache, Run, supervise
@@ -25,44 +24,9 @@ from .events import (
 from .prefetch import Prefetcher
 from .events import LLMCalls
 from .retrieved import first_program_valid, retrieved_documents
-from . import recorded_config
+from .config import PipelineConfig
 from .defaults import resolve_plan_grammar
 from .steps import execution_log
-
-POLICIES = ("incremental", "reference")
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    topk: int = 5
-    boosted_topk: int = 10
-    max_repairs: int = 3
-    policy: str = "incremental"  # "reference": re-run the whole program on repair and on adaptive retry
-    use_grammar: bool = True  # constrained decoding wherever the server supports it
-    plan_grammar: str = "auto"  # language | skeleton (small models) | off | auto: per Plan server (pipeline.defaults)
-    parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
-    max_workers: int = DEFAULT_MAX_WORKERS  # dataflow mode: statements in flight at once
-    batch_window_s: float = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
-    stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
-    # (never with policy "reference" or a skeleton plan: _RunState._stream_plan)
-    sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)
-    deadline_s: float | None = None  # per question: every LLM/retriever call gets the time left; None: none
-    llm_events: bool = False  # record each LLM call as an "llm" trace event (pipeline.events.LLMCalls)
-    limits: Limits = field(default_factory=Limits)
-    language: Language = DEFAULT_LANGUAGE
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
-
-    def settings(self) -> dict[str, Any]:
-        return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
-                "plan_grammar": self.plan_grammar if self.use_grammar else "off",
-                "max_repairs": self.max_repairs, "parallel": self.parallel, "deadline_s": self.deadline_s,
-                "max_workers": self.max_workers, "stream_plan": self.stream_plan,
-                "sentinels": list(Sentinels(self.sentinels).phrases),
-                **recorded_config.to_json(self)}  # limits and language: replay rebuilds them
-
 
 @dataclass
 class PipelineResult:

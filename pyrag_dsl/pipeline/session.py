@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..agents.llm import LLMClient, LLMConfig, LLMError
-from ..agents.local_server import LlamaSettings
 from ..config import ConfigError
 from ..config.files import load_config_file
 from ..config.retry import configure_breakers
 from ..config.settings import Settings
-from .defaults import pipeline_config
+from .config import pipeline_config
 from .runner import Pipeline, PipelineConfig
 
 
@@ -48,7 +47,7 @@ class Session:
         if s.embedded_llm:
             from ..agents.local_server import LocalLLMServer
 
-            self.server = LocalLLMServer(s.gguf, settings=LlamaSettings(**s.llama.server_fields()),
+            self.server = LocalLLMServer(s.gguf, settings=s.llama,
                                          startup_timeout_s=s.llama.startup_timeout_s, progress=self.progress)
             self.server.start()  # self.server is set first: close() stops it if start is interrupted
             config = LLMConfig(**{**s.llm.client_fields(), "model": self.server.alias, "base_url": self.server.base_url,

@@ -91,7 +91,7 @@ def open_retriever(url: str | None = None, index: str | Path | None = None, prog
     """A retrieval server by URL (with that timeout per request and retries), an index directory, or else the
     embedded corpus (indexed on first use)."""
     from .http_client import HttpRetriever
-    from .index_meta import open_index
+    from .indexes import open_index
 
     if url:
         return HttpRetriever(url, timeout=timeout_s, retries=retries, backoff=backoff_s)
@@ -101,6 +101,6 @@ def open_retriever(url: str | None = None, index: str | Path | None = None, prog
 
 
 def embedded_retriever(kind: str = DEFAULT_KIND, progress=None) -> Retriever:
-    from .index_meta import open_index
+    from .indexes import open_index
 
     return open_index(embedded_index(kind, progress))

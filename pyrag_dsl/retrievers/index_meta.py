@@ -44,19 +44,3 @@ def read_meta(index_dir: str | Path) -> dict[str, Any]:
     if meta.get("kind") not in INDEX_KINDS:
         raise RetrievalError(str(index_dir), f"unknown index kind {meta.get('kind')!r}")
     return meta
-
-
-def open_index(index_dir: str | Path, **kw: Any):
-    """Open any index directory as a Retriever."""
-    meta = read_meta(index_dir)
-    if meta["kind"] == "bm25":
-        from .bm25 import LuceneBM25Retriever
-
-        return LuceneBM25Retriever(index_dir, **kw)
-    if meta["kind"] == "tantivy":
-        from .tantivy_bm25 import TantivyRetriever
-
-        return TantivyRetriever(index_dir, **kw)
-    from .dense import DenseRetriever
-
-    return DenseRetriever(index_dir, **kw)

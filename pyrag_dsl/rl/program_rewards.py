@@ -21,7 +21,7 @@ from ..config.deadline import Deadline, active
 from ..grammar import Limits, Program, validate
 from ..pipeline import Pipeline, PipelineConfig, PipelineResult
 from .endpoints import CachedAnswer, CachedRetriever, llm_client, shared_cache
-from .rewards import answer_score, result
+from .scores import answer_score, result
 from .settings import RewardSettings
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from ..agents.answer import extract_answer
 from ..config.deadline import Deadline
-from ..eval.metrics import exact_match, f1_score
+from .scores import answer_score, result
 from .settings import RewardSettings, SettingsError
 
 ANSWER_WITH_DOCS = "pyrag_answer_with_docs"
@@ -36,7 +36,6 @@ DATA_SOURCES = (ANSWER_WITH_DOCS, ANSWER_NO_DOCS, PLAN, DECOMPOSE)
 MAX_ROLLOUT_CHARS = 65_536  # far above any response length verl samples; bounds every reward's text work
 MAX_GOLD_DEPTH = 4  # lists of golds nested deeper than this are not read
 _OPEN, _CLOSE = re.compile("<answer>", re.I), re.compile("</answer>", re.I)
-F1_WEIGHT, EM_WEIGHT = 0.7, 0.3
 
 
 def golds_of(ground_truth: Any) -> list[str]:
@@ -75,18 +74,6 @@ def has_answer_span(text: str) -> bool:
     first opening one (any later opening tag closes at or after that same closing tag)."""
     opening = _OPEN.search(text)
     return opening is not None and _CLOSE.search(text, opening.end()) is not None
-
-
-def answer_score(pred: str, golds: list[str]) -> tuple[float, float, float]:
-    """(score, f1, em) with score = 0.7 F1 + 0.3 EM, each the maximum over the golds."""
-    f1, em = f1_score(pred, golds), exact_match(pred, golds)
-    return F1_WEIGHT * f1 + EM_WEIGHT * em, f1, em
-
-
-def result(score: float = 0.0, *, f1: float = 0.0, em: float = 0.0, pred: str = "", error_kind: str = "",
-           calls: int = 0, retried: bool = False, num_sub_queries: int = 0) -> dict[str, Any]:
-    return {"score": float(score), "f1": float(f1), "em": float(em), "pred": str(pred), "error_kind": error_kind,
-            "calls": int(calls), "retried": int(bool(retried)), "num_sub_queries": int(num_sub_queries)}
 
 
 def answer_reward(solution_str: str, golds: list[str]) -> dict[str, Any]:
