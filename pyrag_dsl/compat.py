@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from .agents.llm import LLMClient, LLMConfig
+from .config.defaults import TOPK
 from .pipeline.runner import Pipeline, PipelineConfig
 from .retrievers.http_client import HttpRetriever
 
@@ -32,6 +33,6 @@ class RAGProgramRunner:
                  config: PipelineConfig | None = None) -> None:
         self.pipeline = Pipeline(llm, retrieval_agent, plan_llm=plan_llm, config=config)
 
-    def run(self, question: str, topk: int = 5) -> dict[str, Any]:
+    def run(self, question: str, topk: int = TOPK) -> dict[str, Any]:
         result = self.pipeline.run(question, topk=topk)
         return {**result.to_dict(), "trace": result.trace}

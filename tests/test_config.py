@@ -225,6 +225,58 @@ def test_every_flag_names_a_real_setting():
         Settings.resolve(environ={}, flags={"no_such_flag": 1})
 
 
+def _default_of(path: tuple[str, ...]):
+    model = Settings
+    for part in path[:-1]:
+        model = model.model_fields[part].annotation
+        model = getattr(model, "__args__", (model,))[0]
+    return model.model_fields[path[-1]].default
+
+
+def test_flag_help_states_the_settings_defaults():
+    """The pipeline flags default to None (the settings model holds the default, from config.defaults), and
+    the "(default N)" a flag's help states is that default: for --timeout one per setting it sets."""
+    import argparse
+    import re
+
+    from pyrag_dsl.cli.pipeline_cmds import add_llm_flags
+    from pyrag_dsl.config import defaults as D
+
+    parser = argparse.ArgumentParser()
+    add_llm_flags(parser)
+    actions = {a.dest: a for a in parser._actions}
+    stated = {}
+    for dest, (flag, paths) in FLAGS.items():
+        action = actions.get(dest)
+        if action is None:  # prompt_cache: set by --no-prompt-cache only
+            continue
+        assert action.default in (None, False), flag
+        said = re.search(r"\(default ([^)]*)\)", action.help or "")
+        if said is None:
+            continue
+        parts = said.group(1).split(";")
+        for path, part in zip(paths, parts):
+            value, default = part.split(":")[0].split()[-1], _default_of(path)
+            assert value == (f"{default:g}" if isinstance(default, float) else str(default)), (flag, path)
+            stated[".".join(path)] = default
+    assert stated == {"llm.timeout_s": D.LLM_TIMEOUT_S, "llama.timeout_s": D.LLAMA_TIMEOUT_S,
+                      "llama.n_ctx": D.LLAMA_N_CTX, "llama.omp_wait_policy": D.OMP_WAIT_POLICY,
+                      "retriever.timeout_s": D.RETRIEVER_TIMEOUT_S, "retriever.retries": D.RETRIEVER_RETRIES,
+                      "breaker.failures": D.BREAKER_FAILURES, "pipeline.topk": D.TOPK,
+                      "pipeline.boosted_topk": D.BOOSTED_TOPK, "pipeline.max_repairs": D.MAX_REPAIRS,
+                      "pipeline.max_workers": D.MAX_WORKERS}
+
+
+def test_the_library_and_the_settings_share_their_defaults():
+    from pyrag_dsl.pipeline.config import PipelineConfig
+    from pyrag_dsl.rl.settings import RewardSettings
+
+    cfg, settings = PipelineConfig(), Settings.resolve(environ={})
+    for name in ("topk", "boosted_topk", "max_repairs", "policy", "plan_grammar", "max_workers"):
+        assert getattr(cfg, name) == getattr(settings.pipeline, name), name
+    assert (RewardSettings().topk, RewardSettings().boosted_topk) == (cfg.topk, cfg.boosted_topk)
+
+
 # -- one bound for top-k --------------------------------------------------------------------------------
 def test_one_topk_bound_for_engine_server_and_settings():
     from pyrag_dsl.grammar import Limits

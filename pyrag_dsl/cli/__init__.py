@@ -15,6 +15,7 @@ from .. import __version__
 from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..agents.llm import LLMError
 from ..config import ConfigError, check_topk
+from ..config.defaults import TOPK
 from ..retrievers.base import RetrievalError
 from . import signals
 from .debug import add_debug_everywhere
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index directory built by 'pyrag-dsl index build' (default: embedded corpus)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
-    p.add_argument("--default-topk", type=int, default=5, help="topk when a request gives none (default: 5)")
+    p.add_argument("--default-topk", type=int, default=TOPK, help=f"topk when a request gives none (default: {TOPK})")
     p.add_argument("--max-topk", type=int, default=1000, help="largest topk a request may ask (default: 1000)")
     p.add_argument("--max-queries", type=int, default=512, help="most queries in one request (default: 512)")
     p.add_argument("--max-documents", type=int, default=20_000,
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--index", help="index directory (default: embedded corpus)")
     src.add_argument("--url", help="retrieval server URL, e.g. http://127.0.0.1:8008")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=int, default=TOPK)
     p.set_defaults(func=cmd_search)
     add_pipeline_commands(sub)
     add_models_commands(sub)

@@ -15,11 +15,9 @@ from ..grammar import DslError
 from .exits import EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import plain, text
 
-# the flags every pipeline command takes (add_llm_flags) that become settings as they are
-SETTINGS_FLAGS = ("llm_url", "llm_model", "plan_llm_url", "plan_llm_model", "model", "retriever_url", "index",
-                  "output_dir", "topk", "boosted_topk", "max_repairs", "policy", "plan_grammar", "timeout",
-                  "threads", "n_ctx", "omp_wait_policy", "deadline", "retriever_timeout", "retriever_retries",
-                  "breaker_failures", "max_workers", "stream_plan")
+# the settings flags (config.settings.FLAGS) that are not passed on as they are: --no-prompt-cache,
+# --parallel and --no-grammar are store_true flags, given to the settings only when set (see below)
+_SWITCHES = ("prompt_cache", "parallel", "no_grammar")
 
 
 def read_text(path: str) -> str:
@@ -69,9 +67,10 @@ def progress_bar(console: Console):
 
 def settings_from_args(args: argparse.Namespace):
     """The resolved Settings of a pipeline command: its flags > --config file > the environment."""
+    from ..config.settings import FLAGS
     from ..pipeline.session import Settings
 
-    flags = {k: getattr(args, k, None) for k in SETTINGS_FLAGS}
+    flags = {k: getattr(args, k, None) for k in FLAGS if k not in _SWITCHES}
     if getattr(args, "no_prompt_cache", False):
         flags["prompt_cache"] = False
     if getattr(args, "parallel", False):
@@ -123,6 +122,6 @@ def wide(console: Console) -> Console:
     return Console(file=console.file, width=200, soft_wrap=False)
 
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_PIPE", "EXIT_RUNTIME", "EXIT_USAGE", "SETTINGS_FLAGS", "UsageError",
+__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_PIPE", "EXIT_RUNTIME", "EXIT_USAGE", "UsageError",
            "open_session", "progress_bar", "read_text", "render_error", "save_result", "server_died",
            "settings_from_args", "wide"]

@@ -3,9 +3,10 @@ input order.
 
 The batch runner is pyrag_dsl.pipeline.questions; the per-server caps are the eval command's mechanism
 (pyrag_dsl.pipeline.batch): every question gets its own metered views of the session's shared LLM clients
-and retriever, which take a slot of the endpoint's semaphore around each request. A question that fails (an error result or an unexpected exception) is
-recorded as failed; the others go on. Ctrl-C / SIGTERM stops submitting, saves and prints what finished,
-and saves each question in flight with what it had computed (error Interrupted), without waiting for it.
+and retriever, which take a slot of the endpoint's semaphore around each request. A question that fails (an
+error result or an unexpected exception) is recorded as failed; the others go on. Ctrl-C / SIGTERM stops
+submitting, saves and prints what finished, and saves each question in flight with what it had computed
+(error Interrupted), without waiting for it.
 """
 
 from __future__ import annotations

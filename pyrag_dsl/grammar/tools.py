@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from ..config.defaults import TOPK
+
 
 class ValueType(str, Enum):
     TEXT = "text"
@@ -124,7 +126,7 @@ class ToolSpec:
 
 RETRIEVE = ToolSpec(
     name="retrieve",
-    params=(Param("query", ValueType.TEXT), Param("topk", ValueType.INT, RunDefault("topk", 5), min=1, max="max_topk")),
+    params=(Param("query", ValueType.TEXT), Param("topk", ValueType.INT, RunDefault("topk", TOPK), min=1, max="max_topk")),
     returns=ValueType.DOCS,
     doc="Search the corpus; returns the top-k passages for the query.",
     event_kind="retrieve",

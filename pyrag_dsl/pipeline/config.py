@@ -25,10 +25,11 @@ class PipelineConfig:
     max_repairs: int = D.MAX_REPAIRS
     policy: str = D.POLICY  # "reference": re-run the whole program on repair and on adaptive retry
     use_grammar: bool = True  # constrained decoding wherever the server supports it
-    plan_grammar: str = D.PLAN_GRAMMAR  # language | skeleton (small models) | off | auto: per Plan server (pipeline.defaults)
+    plan_grammar: str = D.PLAN_GRAMMAR  # language | skeleton (small models) | off | auto: per Plan server
+    # (pipeline.defaults)
     parallel: bool = False  # dataflow mode: independent statements concurrently, retrieves batched
     max_workers: int = D.MAX_WORKERS  # dataflow mode: statements in flight at once
-    batch_window_s: float = D.BATCH_WINDOW_S  # dataflow mode: retrieves ready within this window go out as one batch
+    batch_window_s: float = D.BATCH_WINDOW_S  # dataflow mode: retrieves ready within it go out as one batch
     stream_plan: bool | None = None  # run statements while the plan streams in; None: only with vLLM servers
     # (never with policy "reference" or a skeleton plan: _RunState._stream_plan)
     sentinels: tuple[str, ...] | None = None  # None: the default list (agents/prompts/sentinels.txt)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..config.defaults import TOPK
 from ..config.limits import MAX_TOPK
 from ..documents import Doc
 from .base import RetrievalError, Retriever
@@ -35,7 +36,7 @@ class ServerLimits:
     max_queries: int = 512
     max_query_chars: int = 4_096
     max_topk: int = MAX_TOPK  # the bound every layer shares (pyrag_dsl.config.limits)
-    default_topk: int = 5
+    default_topk: int = TOPK
     max_body_bytes: int = 4_000_000
     max_documents: int = 20_000  # documents in one response: queries x topk (about 16 MB of JSON)
     max_pending_searches: int = 64  # requests running or waiting for the search thread; more get 503

@@ -26,6 +26,7 @@ from ..agents.answer import AnswerAgent
 from ..agents.decompose import DecomposeAgent
 from ..agents.plan import PlanAgent
 from ..config import jsonl
+from ..config.defaults import TOPK
 from ..documents import Docs
 from ..eval.metrics import accuracy, exact_match, f1_score
 from ..retrievers.base import Retriever
@@ -141,7 +142,7 @@ class Builder:
                         report.dropped["no_sub_queries"] += 1
                         continue
                     raw.append((r, _row(PLAN, self.planner.write_messages(r.question, r.sub_queries), r,
-                                        splits[r.key], topk=5)))
+                                        splits[r.key], topk=TOPK)))
             else:
                 raw = []
                 for r in records:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
+from ..config import defaults as D
 from ..config.limits import MAX_TOPK
 from ..grammar import Limits
 
@@ -44,9 +45,9 @@ class RewardSettings:
     plan_url: str = "http://127.0.0.1:8336/v1"  # frozen Plan agent (decompose stage)
     plan_model: str = "pyrag-plan"
     retriever_url: str = "http://127.0.0.1:8008"  # Search-R1 POST /retrieve
-    topk: int = 5
-    boosted_topk: int = 10
-    max_repairs: int = 3  # Plan repair rounds in the decompose reward
+    topk: int = D.TOPK
+    boosted_topk: int = D.BOOSTED_TOPK
+    max_repairs: int = D.MAX_REPAIRS  # Plan repair rounds in the decompose reward
     max_tool_calls: int = 20  # the reference's call budget per program
     tool_timeout_s: float = 30.0  # one retrieve/answer call
     run_timeout_s: float = 60.0  # one program run; the whole rollout gets twice this (plan writing + run)
