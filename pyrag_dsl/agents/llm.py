@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextvars
-import os
 import re
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..config.deadline import DeadlineExceeded
+from ..config.defaults import LLM_TIMEOUT_S
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 
 CHECK_TIMEOUT_S = 10.0
@@ -28,13 +28,6 @@ class LLMError(Exception):
         self.cause = cause
 
 
-def _env_flag(name: str, environ: Mapping[str, str]) -> bool | None:
-    value = environ.get(name)
-    if value is None or value == "":
-        return None
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
 class LLMConfig:
     """Where and how to call one model. `grammar`: auto (ask the server), gbnf (llama.cpp), lark (vLLM), off."""
@@ -42,7 +35,7 @@ class LLMConfig:
     model: str = "local"
     base_url: str = "http://127.0.0.1:8337/v1"
     api_key: str = "EMPTY"
-    timeout_s: float = 120.0
+    timeout_s: float = LLM_TIMEOUT_S
     retries: int = 2
     backoff_s: float = 1.0
     temperature: float = 0.0
@@ -53,22 +46,6 @@ class LLMConfig:
 
     def with_(self, **kw: Any) -> "LLMConfig":
         return replace(self, **kw)
-
-    @staticmethod
-    def from_env(prefix: str = "", default: "LLMConfig | None" = None,
-                 environ: Mapping[str, str] | None = None) -> "LLMConfig | None":
-        """From the reference's variables: LLM_MODEL / LLM_BASE_URL (prefix ''), PLAN_LLM_* (prefix 'PLAN_'),
-        ENABLE_THINKING. None when neither model nor URL is set (and no default)."""
-        env = os.environ if environ is None else environ
-        model = env.get(f"{prefix}LLM_MODEL")
-        url = env.get(f"{prefix}LLM_BASE_URL")
-        if not model and not url:
-            return default
-        base = default or LLMConfig()
-        thinking = _env_flag("ENABLE_THINKING", env)
-        return base.with_(model=model or base.model, base_url=url or base.base_url,
-                          api_key=env.get(f"{prefix}LLM_API_KEY", base.api_key),
-                          enable_thinking=base.enable_thinking if thinking is None else thinking)
 
 
 def strip_thinking(text: str) -> str:

@@ -128,10 +128,6 @@ def cache_dir() -> Path:
     return Path(root) / "models"
 
 
-def is_model_name(value: str) -> bool:
-    return value in MODELS
-
-
 def _locate(spec: ModelSpec, chunk: Chunk) -> Path:
     """The chunk's file through the distribution's metadata (the package is never imported)."""
     try:

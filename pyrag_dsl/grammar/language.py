@@ -57,9 +57,6 @@ class Language:
     def with_tool(self, spec: ToolSpec) -> "Language":
         return Language([*self.tools.values(), spec], self.nodes.values())
 
-    def without_tool(self, name: str) -> "Language":
-        return Language([t for t in self.tools.values() if t.name != name], self.nodes.values())
-
     def with_node(self, kind: NodeKind) -> "Language":
         return Language(self.tools.values(), [*self.nodes.values(), kind])
 

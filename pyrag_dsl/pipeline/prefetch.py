@@ -43,10 +43,6 @@ class PrefetchReport:
     dispatched: list[Dispatched] = field(default_factory=list)
     plan_done_s: float | None = None
 
-    def before_plan_done(self) -> list[Dispatched]:
-        end = self.plan_done_s if self.plan_done_s is not None else float("inf")
-        return [d for d in self.dispatched if d.at_s < end]
-
 
 class Prefetcher:
     """Feed it the program so far as the Plan reply grows (`feed`); call `finish()` when the reply is complete."""

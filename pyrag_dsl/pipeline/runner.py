@@ -165,7 +165,7 @@ class Pipeline:
 
 class _RunState:
     def __init__(self, pipeline: Pipeline, cfg: PipelineConfig, result: PipelineResult) -> None:
-        self.p = pipeline
+        self.pipeline = pipeline
         self.cfg = cfg
         self.result = result
         self.t0 = time.monotonic()
@@ -188,16 +188,16 @@ class _RunState:
         concurrently (vLLM), where it was measured to help (benchmarks/dataflow.py). Never where the streamed
         calls would not be reused: the reference policy runs programs without the call cache, and a skeleton
         plan may be replaced when it is finished."""
-        if self.cfg.policy == "reference" or not self.p.planner.can_stream:
+        if self.cfg.policy == "reference" or not self.pipeline.planner.can_stream:
             return False
         if self.cfg.stream_plan is not None:
             return self.cfg.stream_plan
-        return self.p.plan_llm.server_kind() == "vllm"
+        return self.pipeline.plan_llm.server_kind() == "vllm"
 
     def go(self) -> None:
         q, cfg, res = self.result.original_query, self.cfg, self.result
         start = time.time()
-        d = self.llm_calls.call("decompose", self.p.decomposer.run, q)
+        d = self.llm_calls.call("decompose", self.pipeline.decomposer.run, q)
         self.decompose_calls = d.attempts
         res.sub_queries = d.sub_queries
         self.emit(DecomposeEvent, start=start, question=q, sub_queries=d.sub_queries, fallback=d.fallback,
@@ -211,13 +211,14 @@ class _RunState:
             prefetch = Prefetcher(cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk},
                                   max_workers=cfg.max_workers)
             try:
-                source = self.llm_calls.call("plan", self.p.planner.write, q, d.sub_queries, on_text=prefetch.feed)
+                source = self.llm_calls.call("plan", self.pipeline.planner.write, q, d.sub_queries,
+                                             on_text=prefetch.feed)
             finally:
                 report = prefetch.finish()
                 self.emit(PlanStreamEvent, start=start, plan_done_s=report.plan_done_s,
                           dispatched=[vars(x) for x in report.dispatched])
         else:
-            source = self.llm_calls.call("plan", self.p.planner.write, q, d.sub_queries)
+            source = self.llm_calls.call("plan", self.pipeline.planner.write, q, d.sub_queries)
         self.plan_s = time.monotonic() - t_plan
         self.plan_calls += 1
         attempt = 0
@@ -246,7 +247,7 @@ class _RunState:
                 return
             start, t_repair = time.time(), time.monotonic()
             feedback = render_errors(errors)
-            source = self.llm_calls.call("repair", self.p.planner.repair, q, d.sub_queries, source, errors)
+            source = self.llm_calls.call("repair", self.pipeline.planner.repair, q, d.sub_queries, source, errors)
             self.plan_s += time.monotonic() - t_repair
             self.plan_calls += 1
             res.repair_rounds = round_ + 1
@@ -272,8 +273,8 @@ class _RunState:
         res.first_program_valid = first_program_valid(res.trace)
         res.retrieval_calls = self.retrieve.calls
         answer_calls = self.answer.calls
-        total = (self.p.llm.calls - self.llm_before[0]) + (
-            self.p.plan_llm.calls - self.llm_before[1] if self.p.plan_llm is not self.p.llm else 0)
+        llm, plan_llm = self.pipeline.llm, self.pipeline.plan_llm
+        total = (llm.calls - self.llm_before[0]) + (plan_llm.calls - self.llm_before[1] if plan_llm is not llm else 0)
         res.llm_calls = {"decompose": self.decompose_calls, "plan": self.plan_calls, "answer": answer_calls,
                          "total_requests": total}
         res.timings["plan_s"] = round(self.plan_s, 3)
