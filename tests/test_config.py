@@ -239,7 +239,7 @@ def test_flag_help_states_the_settings_defaults():
     import argparse
     import re
 
-    from pyrag_dsl.cli.pipeline_cmds import add_llm_flags
+    from pyrag_dsl.cli.flags import add_llm_flags
     from pyrag_dsl.config import defaults as D
 
     parser = argparse.ArgumentParser()

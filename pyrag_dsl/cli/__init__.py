@@ -24,7 +24,8 @@ from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE,
 from .doctor import add_doctor_command
 from .models_cmds import add_models_commands
 from .safe_text import markup, text
-from .pipeline_cmds import add_llm_flags, add_pipeline_commands
+from .flags import add_llm_flags
+from .pipeline_cmds import add_pipeline_commands
 from .eval_cmds import add_eval_commands
 
 

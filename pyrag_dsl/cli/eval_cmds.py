@@ -214,7 +214,7 @@ def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def add_eval_commands(sub) -> None:
-    from .pipeline_cmds import add_llm_flags
+    from .flags import add_llm_flags
     from .trace_cmds import add_otel_flags
 
     p = sub.add_parser(
