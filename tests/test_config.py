@@ -275,6 +275,17 @@ def test_the_library_and_the_settings_share_their_defaults():
     for name in ("topk", "boosted_topk", "max_repairs", "policy", "plan_grammar", "max_workers"):
         assert getattr(cfg, name) == getattr(settings.pipeline, name), name
     assert (RewardSettings().topk, RewardSettings().boosted_topk) == (cfg.topk, cfg.boosted_topk)
+    from pyrag_dsl.agents.llm import LLMConfig
+    from pyrag_dsl.retrievers.http_client import HttpRetriever
+
+    client = LLMConfig()
+    for name in ("api_key", "timeout_s", "retries", "backoff_s", "temperature", "max_tokens", "enable_thinking",
+                 "grammar"):
+        assert getattr(client, name) == getattr(settings.llm, name), name
+    r = HttpRetriever()
+    assert (r.timeout, r.retries, r.backoff) == (settings.retriever.timeout_s, settings.retriever.retries,
+                                                 settings.retriever.backoff_s)
+    r.close()
 
 
 # -- one bound for top-k --------------------------------------------------------------------------------

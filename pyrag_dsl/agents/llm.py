@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.deadline import DeadlineExceeded
-from ..config.defaults import LLM_TIMEOUT_S
+from ..config import defaults as D
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 
 CHECK_TIMEOUT_S = 10.0
@@ -35,11 +35,11 @@ class LLMConfig:
     model: str = "local"
     base_url: str = "http://127.0.0.1:8337/v1"
     api_key: str = "EMPTY"
-    timeout_s: float = LLM_TIMEOUT_S
-    retries: int = 2
-    backoff_s: float = 1.0
+    timeout_s: float = D.LLM_TIMEOUT_S
+    retries: int = D.LLM_RETRIES
+    backoff_s: float = D.LLM_BACKOFF_S
     temperature: float = 0.0
-    max_tokens: int = 512
+    max_tokens: int = D.LLM_MAX_TOKENS
     enable_thinking: bool = False
     grammar: str = "auto"
     extra_body: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, TypeVar
 
+from . import defaults as D
 from .deadline import DeadlineExceeded, current
 
 T = TypeVar("T")
@@ -45,7 +46,7 @@ class CircuitBreaker:
     opens: calls raise EndpointUnavailable at once for `cooldown_s`; then one call may try (others still fail
     fast); a success closes it."""
 
-    def __init__(self, endpoint: str, failures: int = 3, cooldown_s: float = 30.0,
+    def __init__(self, endpoint: str, failures: int = D.BREAKER_FAILURES, cooldown_s: float = D.BREAKER_COOLDOWN_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.failures = failures
@@ -102,7 +103,7 @@ class CircuitBreaker:
 
 
 _BREAKERS: dict[str, CircuitBreaker] = {}
-_DEFAULTS = {"failures": 3, "cooldown_s": 30.0}
+_DEFAULTS = {"failures": D.BREAKER_FAILURES, "cooldown_s": D.BREAKER_COOLDOWN_S}
 _REGISTRY_LOCK = threading.Lock()
 
 

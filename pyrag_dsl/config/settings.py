@@ -65,10 +65,10 @@ class LLMSettings(_Section):
     model: Optional[str] = None
     api_key: str = "EMPTY"
     timeout_s: float = Field(D.LLM_TIMEOUT_S, gt=0, le=86_400)
-    retries: int = Field(2, ge=0, le=20)
-    backoff_s: float = Field(1.0, ge=0, le=600)
+    retries: int = Field(D.LLM_RETRIES, ge=0, le=20)
+    backoff_s: float = Field(D.LLM_BACKOFF_S, ge=0, le=600)
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(512, ge=1, le=1_000_000)
+    max_tokens: int = Field(D.LLM_MAX_TOKENS, ge=1, le=1_000_000)
     enable_thinking: bool = False
     grammar: Literal["auto", "gbnf", "lark", "off"] = "auto"
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -96,7 +96,7 @@ class RetrieverSettings(_Section):
     index: Optional[str] = None
     timeout_s: float = Field(D.RETRIEVER_TIMEOUT_S, gt=0, le=86_400)
     retries: int = Field(D.RETRIEVER_RETRIES, ge=0, le=20)
-    backoff_s: float = Field(0.5, ge=0, le=600)
+    backoff_s: float = Field(D.RETRIEVER_BACKOFF_S, ge=0, le=600)
 
     @field_validator("url")
     @classmethod

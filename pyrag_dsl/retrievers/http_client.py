@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import httpx
 import orjson
 
+from ..config import defaults as D
 from ..config.deadline import DeadlineExceeded
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 from ..config.wallclock import wall_clock_hooks
@@ -26,9 +27,9 @@ class HttpRetriever:
         self,
         url: str = "http://127.0.0.1:8008",
         *,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.5,
+        timeout: float = D.RETRIEVER_TIMEOUT_S,
+        retries: int = D.RETRIEVER_RETRIES,
+        backoff: float = D.RETRIEVER_BACKOFF_S,
         max_batch: int = 256,
         max_documents: int = 20_000,
     ) -> None:
