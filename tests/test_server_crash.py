@@ -146,3 +146,37 @@ def test_eval_stops_at_a_dead_server_and_keeps_its_records(standin, monkeypatch,
     assert [r["id"] for r in records] == ["q1", "q2", "q3"]  # q4 and q5 were never asked
     assert records[2]["error"] and not records[0]["error"]
     assert (out / "summary.json").is_file()
+
+
+def test_a_foreign_server_on_the_chosen_port_is_not_taken_for_ours(standin, monkeypatch):
+    """The launcher picks a free port and releases it; if another process binds it first, that process's
+    answers must not pass for the embedded server's: the launcher checks the listening socket is its child's,
+    and starts again on another port when its child could not bind."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    from pyrag_dsl.agents import local_server
+
+    class Foreign(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"data": []}')
+
+    foreign = ThreadingHTTPServer(("127.0.0.1", 0), Foreign)
+    threading.Thread(target=foreign.serve_forever, daemon=True).start()
+    ports = iter([foreign.server_address[1]])  # the first "free" port is taken; then real free ports
+    real = local_server._free_port
+    monkeypatch.setattr(local_server, "_free_port", lambda: next(ports, None) or real())
+    assert local_server.listens(os.getpid(), foreign.server_address[1]) is True
+    monkeypatch.setenv("STANDIN_CRASH_AT", "1")
+    try:
+        with pytest.raises(ServerCrashed) as info:  # our stand-in's own crash, not the foreign 200
+            LocalLLMServer(standin, startup_timeout_s=60).start()
+        assert info.value.how == "SIGSEGV"
+        info.value.log_path.unlink()
+    finally:
+        foreign.shutdown()

@@ -51,7 +51,8 @@ class ServerCrashed(LLMError):
     def __init__(self, where: str, how: str, when: str, log_tail: str, remedy: str, log_path: Path | None) -> None:
         self.how, self.when, self.log_tail, self.remedy, self.log_path = how, when, log_tail, remedy, log_path
         log = f"; log {log_path}" if log_path else ""
-        super().__init__(where, f"the embedded llama.cpp server died with {how} {when}"
+        ended = f"exited with {how.removeprefix('exit ')}" if how.startswith("exit code") else f"died with {how}"
+        super().__init__(where, f"the embedded llama.cpp server {ended} {when}"
                                 f"{f' (last lines: {log_tail})' if log_tail else ''}{log}; fix: {remedy}")
 
 
@@ -68,6 +69,28 @@ def crash_remedy(returncode: int, log_tail: str = "", flags: frozenset[str] | No
     if name == "SIGKILL":
         return "it was killed (out of memory?): try a smaller model (--model) or a smaller --n-ctx"
     return "read the log above; `pyrag-dsl doctor` checks every part of the set-up"
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds the TCP socket listening on loopback `port` (None where /proc cannot tell)."""
+    inodes = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for row in f.readlines()[1:]:
+                    cols = row.split()
+                    if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{cols[9]}]")
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _free_port() -> int:
@@ -140,6 +163,17 @@ class LocalLLMServer:
         """Start the server, wait until it answers, send a one-token warm-up completion, then watch it."""
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMError("embedded model", "llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')")
+        for attempt in range(3):  # another process may take the free port before the server binds it
+            try:
+                return self._start()
+            except ServerCrashed as e:
+                if e.when != "at start" or "already in use" not in e.log_tail or attempt == 2:
+                    raise
+                if e.log_path is not None:
+                    e.log_path.unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def _start(self) -> "LocalLLMServer":
         self.port = _free_port()
         fd, log = tempfile.mkstemp(prefix="pyrag-llama-", suffix=".log")
         self.log_path = Path(log)
@@ -171,7 +205,9 @@ class LocalLLMServer:
         """True once /models answers; raises when the server died or the deadline passed."""
         self._raise_if_dead()
         try:
-            if httpx.get(self.base_url + "/models", timeout=2).status_code == 200:
+            # 200 from our own child only: the port was free when chosen, not reserved for it
+            if httpx.get(self.base_url + "/models", timeout=2).status_code == 200 and \
+                    listens(self.proc.pid, self.port) is not False:
                 return True
         except httpx.TransportError:
             pass

@@ -98,7 +98,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     run_dir = None
     try:
         if not quiet:
-            status.print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
+            # on stderr: a reader of standard output that goes away (`| head`) must not lose the results
+            Console(stderr=True).print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
         from rich.progress import Progress
 
         run_dir = new_run_dir(settings.output_dir)

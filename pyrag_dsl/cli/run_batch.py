@@ -52,7 +52,8 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
     counts = {"failed": 0, "unsaved": 0}
     try:
         if not quiet:
-            status.print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
+            # on stderr: a reader of standard output that goes away (`| head`) must not lose the results
+            Console(stderr=True).print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
         base = session.pipeline
         r = session.settings.retriever
         endpoint = str(r.url or r.index or "embedded")
