@@ -44,8 +44,16 @@ from pyrag_dsl.retrievers.http_client import HttpRetriever  # noqa: E402
 from pyrag_dsl.retrievers.server import BackgroundServer, create_app  # noqa: E402
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
-TOPICS = ["Jed Hoyer", "John William Henry II", "Kiss and Tell", "Big Stone Gap", "Virginia Bruce",
-          "Let Freedom Ring", "Shirley Temple", "Adriana Trigiani"]
+TOPICS = [
+    "Jed Hoyer",
+    "John William Henry II",
+    "Kiss and Tell",
+    "Big Stone Gap",
+    "Virginia Bruce",
+    "Let Freedom Ring",
+    "Shirley Temple",
+    "Adriana Trigiani",
+]
 
 
 @dataclasses.dataclass
@@ -133,10 +141,11 @@ def shapes_part(llm_url: str, retriever_url: str, runs: int) -> None:
     client = LLMClient(LLMConfig(base_url=llm_url, model="latency", retries=0, grammar="off"))
     answerer = AnswerAgent(client, use_grammar=False)
     print(f"\n1. Program shapes through execute(): seconds, median (min-max) of {runs} runs; {load()}")
-    print("   critical path: longest dependency path, statements priced at their median measured "
-          "sequential duration")
-    print(f"   {'shape':<22} {'sequential':>22} {'parallel':>22} {'crit. path':>10} {'par/crit':>8} "
-          f"{'seq/par':>7} {'/retrieve seq':>13} {'par':>4}")
+    print("   critical path: longest dependency path, statements priced at their median measured sequential duration")
+    print(
+        f"   {'shape':<22} {'sequential':>22} {'parallel':>22} {'crit. path':>10} {'par/crit':>8} "
+        f"{'seq/par':>7} {'/retrieve seq':>13} {'par':>4}"
+    )
     for shape in [branches(1), branches(2), branches(4), branches(8), uneven(), chain()]:
         program = parse_program(shape.source)
         times: dict[str, list[float]] = {"sequential": [], "dataflow": []}
@@ -165,22 +174,25 @@ def shapes_part(llm_url: str, retriever_url: str, runs: int) -> None:
                         per_stmt[i].append(spans.get(i, 0.0))
         crit = critical_path(shape, [statistics.median(x) for x in per_stmt])
         seq, par = statistics.median(times["sequential"]), statistics.median(times["dataflow"])
-        print(f"   {shape.name:<22} {med(times['sequential']):>22} {med(times['dataflow']):>22} {crit:>10.3f} "
-              f"{par / crit:>7.2f}x {seq / par:>6.2f}x {statistics.median(reqs['sequential']):>13.0f} "
-              f"{statistics.median(reqs['dataflow']):>4.0f}")
+        print(
+            f"   {shape.name:<22} {med(times['sequential']):>22} {med(times['dataflow']):>22} {crit:>10.3f} "
+            f"{par / crit:>7.2f}x {seq / par:>6.2f}x {statistics.median(reqs['sequential']):>13.0f} "
+            f"{statistics.median(reqs['dataflow']):>4.0f}"
+        )
     client.close()
 
 
 def pipeline_part(llm: LatencyServer, retriever_url: str, runs: int) -> None:
     llm_url = llm.url
     has_stream = "stream_plan" in {f.name for f in dataclasses.fields(PipelineConfig)}
-    variants: list[tuple[str, dict[str, Any]]] = [("sequential", {"parallel": False}),
-                                                  ("parallel", {"parallel": True})]
+    variants: list[tuple[str, dict[str, Any]]] = [("sequential", {"parallel": False}), ("parallel", {"parallel": True})]
     if has_stream:
         variants.append(("parallel + streamed", {"parallel": True, "stream_plan": True}))
     think = getattr(llm.script, "think_tokens", 0)
-    print(f"\n2. Whole pipeline on {QUESTION!r}, answers of {'~' + str(think + 10) if think else '~10'} tokens: "
-          f"seconds, median (min-max) of {runs} runs; {load()}")
+    print(
+        f"\n2. Whole pipeline on {QUESTION!r}, answers of {'~' + str(think + 10) if think else '~10'} tokens: "
+        f"seconds, median (min-max) of {runs} runs; {load()}"
+    )
     first = len(llm.requests)
     results: dict[str, list[float]] = {}
     client = LLMClient(LLMConfig(base_url=llm_url, model="latency", retries=0, grammar="off"))
@@ -203,12 +215,17 @@ def pipeline_part(llm: LatencyServer, retriever_url: str, runs: int) -> None:
     # the most streaming can save: everything but Decompose, Plan and the statements after the plan's last
     # token (here the synthesis answer) overlaps with the Plan reply; priced by the latency model
     reqs = [r for r in llm.requests[first:] if not r["stream"]]
-    model = {role: statistics.median(llm.seconds_for(r["completion_tokens"]) for r in reqs if r["role"] == role)
-             for role in ("decompose", "plan", "answer_docs", "answer_synth") if any(r["role"] == role for r in reqs)}
+    model = {
+        role: statistics.median(llm.seconds_for(r["completion_tokens"]) for r in reqs if r["role"] == role)
+        for role in ("decompose", "plan", "answer_docs", "answer_synth")
+        if any(r["role"] == role for r in reqs)
+    }
     bound = model["decompose"] + model["plan"] + model["answer_synth"]
-    print(f"   latency model: decompose {model['decompose']:.3f} s, plan {model['plan']:.3f} s, answer "
-          f"{model.get('answer_docs', 0):.3f} s, synthesis {model['answer_synth']:.3f} s; streamed bound "
-          f"(decompose + plan + synthesis) {bound:.3f} s = {100 * (1 - bound / par):.1f}% below measured parallel")
+    print(
+        f"   latency model: decompose {model['decompose']:.3f} s, plan {model['plan']:.3f} s, answer "
+        f"{model.get('answer_docs', 0):.3f} s, synthesis {model['answer_synth']:.3f} s; streamed bound "
+        f"(decompose + plan + synthesis) {bound:.3f} s = {100 * (1 - bound / par):.1f}% below measured parallel"
+    )
     if has_stream:
         st = statistics.median(results["parallel + streamed"])
         print(f"   streamed vs parallel: {100 * (1 - st / par):.1f}% lower (target >= 20%)")
@@ -218,11 +235,13 @@ def pipeline_part(llm: LatencyServer, retriever_url: str, runs: int) -> None:
 
 
 def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
-    from pyrag_dsl.pipeline.questions import run_questions
     from pyrag_dsl.pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
+    from pyrag_dsl.pipeline.questions import run_questions
 
-    print(f"\n3. Batch throughput (run --concurrency, parallel mode), every LLM request answered after 200 ms; "
-          f"{n_low} questions at concurrency 1, {n_high} at 16; median (min-max) of {runs} runs; {load()}")
+    print(
+        f"\n3. Batch throughput (run --concurrency, parallel mode), every LLM request answered after 200 ms; "
+        f"{n_low} questions at concurrency 1, {n_high} at 16; median (min-max) of {runs} runs; {load()}"
+    )
     qs = [f"Who is older, {TOPICS[i % 8]} or {TOPICS[(i + 3) % 8]}?" for i in range(max(n_low, n_high))]
     rates: dict[int, list[float]] = {}
     with LatencyServer(Script(default_answer="1950"), delay_for=lambda role, prompt: 0.2) as llm:
@@ -233,9 +252,12 @@ def batch_part(retriever_url: str, n_low: int, n_high: int, runs: int) -> None:
                 limits = EndpointLimits(per_endpoint=conc)  # as `run`: --llm-inflight defaults to --concurrency
 
                 def make(_i: int, lim: EndpointLimits = limits) -> Pipeline:
-                    return Pipeline(MeteredLLM(client, lim),
-                                    MeteredRetriever(retriever, retriever_url, lim),
-                                    config=PipelineConfig(parallel=True))
+                    return Pipeline(
+                        MeteredLLM(client, lim),
+                        MeteredRetriever(retriever, retriever_url, lim),
+                        config=PipelineConfig(parallel=True),
+                    )
+
                 t0 = time.perf_counter()
                 done = run_questions(make, qs[:n], concurrency=conc)
                 wall = time.perf_counter() - t0
@@ -256,28 +278,46 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="measured runs per case (after one warm-up)")
     ap.add_argument("--base-ms", type=float, default=20.0, help="LLM latency before the first token")
     ap.add_argument("--per-token-ms", type=float, default=10.0, help="LLM latency per completion token")
-    ap.add_argument("--think-tokens", type=int, default=54,
-                    help="also run the pipeline with a <think> of this many tokens before each answer "
-                    "(~64-token answers, as in the issue; 0: skip)")
+    ap.add_argument(
+        "--think-tokens",
+        type=int,
+        default=54,
+        help="also run the pipeline with a <think> of this many tokens before each answer "
+        "(~64-token answers, as in the issue; 0: skip)",
+    )
     ap.add_argument("--skip-shapes", action="store_true")
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
-    ap.add_argument("--batch-questions", type=int, nargs=2, default=(8, 64), metavar=("N1", "N16"),
-                    help="questions at concurrency 1 and at 16")
+    ap.add_argument(
+        "--batch-questions",
+        type=int,
+        nargs=2,
+        default=(8, 64),
+        metavar=("N1", "N16"),
+        help="questions at concurrency 1 and at 16",
+    )
     args = ap.parse_args()
-    print(f"LLM: latency server {args.base_ms:g} ms + {args.per_token_ms:g} ms per completion token "
-          f"(tokens = ceil(chars/4)); retrieval: real server over the embedded corpus (BM25); {load()}")
+    print(
+        f"LLM: latency server {args.base_ms:g} ms + {args.per_token_ms:g} ms per completion token "
+        f"(tokens = ceil(chars/4)); retrieval: real server over the embedded corpus (BM25); {load()}"
+    )
     retr = embedded_retriever()
-    with BackgroundServer(create_app(retr)) as rserver, \
-            LatencyServer(Script(default_answer="1950"), base_s=args.base_ms / 1000,
-                          per_token_s=args.per_token_ms / 1000) as llm:
+    with (
+        BackgroundServer(create_app(retr)) as rserver,
+        LatencyServer(
+            Script(default_answer="1950"), base_s=args.base_ms / 1000, per_token_s=args.per_token_ms / 1000
+        ) as llm,
+    ):
         if not args.skip_shapes:
             shapes_part(llm.url, rserver.url, args.runs)
         if not args.skip_pipeline:
             pipeline_part(llm, rserver.url, args.runs)
             if args.think_tokens:
-                with LatencyServer(Script(default_answer="1950", think_tokens=args.think_tokens),
-                                   base_s=args.base_ms / 1000, per_token_s=args.per_token_ms / 1000) as slow:
+                with LatencyServer(
+                    Script(default_answer="1950", think_tokens=args.think_tokens),
+                    base_s=args.base_ms / 1000,
+                    per_token_s=args.per_token_ms / 1000,
+                ) as slow:
                     pipeline_part(slow, rserver.url, args.runs)
         if not args.skip_batch:
             batch_part(rserver.url, *args.batch_questions, runs=max(1, min(args.runs, 3)))

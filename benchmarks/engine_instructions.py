@@ -50,8 +50,13 @@ _COUNTERS = {
 
 def instructions(root: str, n: int, mode: str, k: int, counter: str = "perf") -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
-    proc = subprocess.run([*_COUNTERS[counter], sys.executable, "-c", _CHILD, root, str(HERE), str(n), mode, str(k)],
-                          capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run(
+        [*_COUNTERS[counter], sys.executable, "-c", _CHILD, root, str(HERE), str(n), mode, str(k)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     for line in proc.stderr.splitlines():
         if counter == "perf" and "instructions" in line and line.split(",")[0].isdigit():
             return int(line.split(",")[0])
@@ -75,8 +80,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=4000, help="tool calls measured per case")
     ap.add_argument("--root", default=str(HERE.parent), help="checkout whose pyrag_dsl is measured")
-    ap.add_argument("--counter", choices=("auto", *_COUNTERS), default="auto",
-                    help="perf where it can count, else callgrind (default: auto)")
+    ap.add_argument(
+        "--counter",
+        choices=("auto", *_COUNTERS),
+        default="auto",
+        help="perf where it can count, else callgrind (default: auto)",
+    )
     ap.add_argument("--modes", nargs="+", choices=("inline", "supervised"), default=["inline", "supervised"])
     args = ap.parse_args()
     counter = pick_counter() if args.counter == "auto" else args.counter
@@ -85,8 +94,10 @@ def main() -> None:
     print(f"{'stmts':>5}" + "".join(f" {mode:>10}" for mode in args.modes), flush=True)
     for n in (5, 20, 100):
         k = max(1, args.calls // n)
-        row = [(instructions(root, n, mode, k, counter) - instructions(root, n, mode, 0, counter)) / (k * n) / 1000
-               for mode in args.modes]
+        row = [
+            (instructions(root, n, mode, k, counter) - instructions(root, n, mode, 0, counter)) / (k * n) / 1000
+            for mode in args.modes
+        ]
         print(f"{n:>5}" + "".join(f" {x:>10.1f}" for x in row), flush=True)
 
 

@@ -42,11 +42,21 @@ except ImportError:  # pragma: no cover
     sys.exit("RestrictedPython is needed: pip install -e '.[bench]'")
 
 
-_WORDS = ("the river city was founded by a merchant family in the year when the old bridge opened and "
-          "its first mayor served two terms before the war ").split()
-DOCS = Docs(tuple(Doc(id=str(1000 + i), title=f"Passage {i}",
-                      text=" ".join(_WORDS[(i + j) % len(_WORDS)] for j in range(190))[:1000], score=10.0 - i)
-                  for i in range(5)))  # 5 documents of about 1 kB
+_WORDS = (
+    "the river city was founded by a merchant family in the year when the old bridge opened and "
+    "its first mayor served two terms before the war "
+).split()
+DOCS = Docs(
+    tuple(
+        Doc(
+            id=str(1000 + i),
+            title=f"Passage {i}",
+            text=" ".join(_WORDS[(i + j) % len(_WORDS)] for j in range(190))[:1000],
+            score=10.0 - i,
+        )
+        for i in range(5)
+    )
+)  # 5 documents of about 1 kB
 
 
 SHARED_RESULT = False  # --shared-result: return the one DOCS object every time (what rounds before 2026-11-26 did)
@@ -68,8 +78,14 @@ TOOLS = {"retrieve": noop_retrieve, "answer": noop_answer}
 
 def restricted_globals(tools: dict) -> dict:
     g = dict(safe_globals)
-    g.update(_getattr_=safer_getattr, _getitem_=default_guarded_getitem, _getiter_=default_guarded_getiter,
-             _iter_unpack_sequence_=guarded_iter_unpack_sequence, _write_=full_write_guard, **tools)
+    g.update(
+        _getattr_=safer_getattr,
+        _getitem_=default_guarded_getitem,
+        _getiter_=default_guarded_getiter,
+        _iter_unpack_sequence_=guarded_iter_unpack_sequence,
+        _write_=full_write_guard,
+        **tools,
+    )
     return g
 
 
@@ -114,33 +130,61 @@ def overhead_table(repeat: int) -> list[dict]:
     for n in (5, 20, 100):
         src = chain_program(n)
         inner = max(20, 2000 // n)
-        v = interleaved({"ours": lambda: validate(src), "exec": lambda: compile(src, "<program>", "exec"),
-                         "rp": lambda: compile_restricted(src, "<program>", "exec")}, repeat, inner)
+        v = interleaved(
+            {
+                "ours": lambda: validate(src),
+                "exec": lambda: compile(src, "<program>", "exec"),
+                "rp": lambda: compile_restricted(src, "<program>", "exec"),
+            },
+            repeat,
+            inner,
+        )
         v_ours, v_exec, v_rp = spread(v["ours"]), spread(v["exec"]), spread(v["rp"])
 
         prog_sup = parse_program(src)  # default limits: supervised run with hard timeouts
         prog_inl = parse_program(src, limits=inline)
         code = compile(src, "<program>", "exec")
         rcode = compile_restricted(src, "<program>", "exec")
-        e = interleaved({"sup": lambda: execute(prog_sup, TOOLS), "inl": lambda: execute(prog_inl, TOOLS),
-                         "exec": lambda: exec(code, {"__builtins__": {}, **TOOLS}),
-                         "rp": lambda: exec(rcode, restricted_globals(TOOLS))}, repeat, inner)
+        e = interleaved(
+            {
+                "sup": lambda: execute(prog_sup, TOOLS),
+                "inl": lambda: execute(prog_inl, TOOLS),
+                "exec": lambda: exec(code, {"__builtins__": {}, **TOOLS}),
+                "rp": lambda: exec(rcode, restricted_globals(TOOLS)),
+            },
+            repeat,
+            inner,
+        )
         per_call = {k: [t / n for t in ts] for k, ts in e.items()}
-        rows.append(dict(n=n, v_ours=v_ours, v_exec=v_exec, v_rp=v_rp, e_inl=spread(per_call["inl"]),
-                         e_sup=spread(per_call["sup"]), e_exec=spread(per_call["exec"]), e_rp=spread(per_call["rp"]),
-                         o_inl=spread([a - b for a, b in zip(per_call["inl"], per_call["exec"])]),
-                         o_sup=spread([a - b for a, b in zip(per_call["sup"], per_call["exec"])])))
+        rows.append(
+            dict(
+                n=n,
+                v_ours=v_ours,
+                v_exec=v_exec,
+                v_rp=v_rp,
+                e_inl=spread(per_call["inl"]),
+                e_sup=spread(per_call["sup"]),
+                e_exec=spread(per_call["exec"]),
+                e_rp=spread(per_call["rp"]),
+                o_inl=spread([a - b for a, b in zip(per_call["inl"], per_call["exec"])]),
+                o_sup=spread([a - b for a, b in zip(per_call["sup"], per_call["exec"])]),
+            )
+        )
     return rows
 
 
 def hostile_sources() -> dict[str, str]:
     cap = Limits().max_source_bytes - 200
-    surplus = 'd = retrieve("q")\nfinal_answer = answer("q", d, ' + '"a", ' * ((cap - 60) // 5) + ')\n'
+    surplus = 'd = retrieve("q")\nfinal_answer = answer("q", d, ' + '"a", ' * ((cap - 60) // 5) + ")\n"
     undefined = 'final_answer = answer(f"' + "".join(f"{{n_{i}_xyz}}" for i in range(cap // 12)) + '")\n'
     long_names = "".join(f'v{i} = answer(f"{{{"q" * 300}{i}}}")\n' for i in range(190)) + 'final_answer = "x"\n'
-    deep = 'final_answer = ' + 'answer(' * 180 + '"q"' + ')' * 180 + "\n"
-    return {"12,748 surplus arguments (one line)": surplus, "5,316 undefined names": undefined,
-            "190 long undefined names": long_names[:cap], "180 nested calls": deep}
+    deep = "final_answer = " + "answer(" * 180 + '"q"' + ")" * 180 + "\n"
+    return {
+        "12,748 surplus arguments (one line)": surplus,
+        "5,316 undefined names": undefined,
+        "190 long undefined names": long_names[:cap],
+        "180 nested calls": deep,
+    }
 
 
 def validate_cost(source: str) -> tuple[float, float, int]:
@@ -190,8 +234,7 @@ print(json.dumps(out))
 
 def restricted_python_verdict(source: str) -> dict:
     try:
-        proc = subprocess.run([sys.executable, "-c", _WORKER], input=source, capture_output=True, text=True,
-                              timeout=3)
+        proc = subprocess.run([sys.executable, "-c", _WORKER], input=source, capture_output=True, text=True, timeout=3)
     except subprocess.TimeoutExpired:
         return {"outcome": "timeout", "calls": 0}
     try:
@@ -207,8 +250,16 @@ def hostile_table() -> tuple[dict, dict, list]:
             ours["rejected"] += 1
     with ThreadPoolExecutor(2) as pool:
         verdicts = list(pool.map(lambda c: restricted_python_verdict(c.source), HOSTILE))
-    rp = {"rejected": 0, "total": len(HOSTILE), "compile_error": 0, "runtime_error": 0, "ran": 0, "timeout": 0,
-          "called_tools": 0, "other": 0}
+    rp = {
+        "rejected": 0,
+        "total": len(HOSTILE),
+        "compile_error": 0,
+        "runtime_error": 0,
+        "ran": 0,
+        "timeout": 0,
+        "called_tools": 0,
+        "other": 0,
+    }
     leaks = []
     for case, v in zip(HOSTILE, verdicts):
         outcome = v["outcome"]
@@ -227,37 +278,49 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (median and min-max reported)")
     ap.add_argument("--skip-hostile", action="store_true", help="skip the RestrictedPython adversarial run")
-    ap.add_argument("--shared-result", action="store_true",
-                    help="retrieve returns the same Docs object every call (as rounds before 2026-11-26 measured)")
+    ap.add_argument(
+        "--shared-result",
+        action="store_true",
+        help="retrieve returns the same Docs object every call (as rounds before 2026-11-26 measured)",
+    )
     args = ap.parse_args()
     global SHARED_RESULT
     SHARED_RESULT = args.shared_result
 
     import os
 
-    print(f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
-          f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents "
-          f"({'one shared object' if SHARED_RESULT else 'a fresh result per call'}).\n")
+    print(
+        f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents "
+        f"({'one shared object' if SHARED_RESULT else 'a fresh result per call'}).\n"
+    )
     rows = overhead_table(args.repeat)
     print("Validation time per program (us)")
     print(f"{'stmts':>5} {'pyrag-dsl':>24} {'compile()':>22} {'RestrictedPy':>22} {'ours/compile':>13} {'ours/RP':>8}")
     for r in rows:
-        print(f"{r['n']:>5} {fmt(r['v_ours']):>24} {fmt(r['v_exec']):>22} {fmt(r['v_rp']):>22} "
-              f"{r['v_ours'] / r['v_exec']:>13.2f} {r['v_ours'] / r['v_rp']:>8.2f}")
+        print(
+            f"{r['n']:>5} {fmt(r['v_ours']):>24} {fmt(r['v_exec']):>22} {fmt(r['v_rp']):>22} "
+            f"{r['v_ours'] / r['v_exec']:>13.2f} {r['v_ours'] / r['v_rp']:>8.2f}"
+        )
     print("\nExecution time per tool call (us), program already validated/compiled")
     print(f"{'stmts':>5} {'ours inline':>20} {'ours supervised':>20} {'exec()':>16} {'RestrictedPy':>18}")
     for r in rows:
-        print(f"{r['n']:>5} {fmt(r['e_inl'], 1e6):>20} {fmt(r['e_sup']):>20} {fmt(r['e_exec']):>16} "
-              f"{fmt(r['e_rp']):>18}")
+        print(
+            f"{r['n']:>5} {fmt(r['e_inl'], 1e6):>20} {fmt(r['e_sup']):>20} {fmt(r['e_exec']):>16} {fmt(r['e_rp']):>18}"
+        )
     print("\nEngine overhead per tool call (us): ours minus exec() in the same round, median (min-max) of rounds")
     print(f"{'stmts':>5} {'inline':>20} {'supervised':>20}")
     for r in rows:
         print(f"{r['n']:>5} {fmt(r['o_inl']):>20} {fmt(r['o_sup']):>20}")
     worst = max(max(r["o_inl"][0], r["o_sup"][0]) for r in rows) * 1e6
-    print(f"Worst median above: {worst:.1f} us (target < 25 us with 5 x 1 kB documents): "
-          f"{'MET' if worst < 25 else 'NOT MET'}")
-    print("(inline: no wall-clock limits; supervised: default limits, the walk runs in a worker thread watched "
-          "for per-call and per-run timeouts)")
+    print(
+        f"Worst median above: {worst:.1f} us (target < 25 us with 5 x 1 kB documents): "
+        f"{'MET' if worst < 25 else 'NOT MET'}"
+    )
+    print(
+        "(inline: no wall-clock limits; supervised: default limits, the walk runs in a worker thread watched "
+        "for per-call and per-run timeouts)"
+    )
 
     print("\nHostile sources at the size cap (CPU s, peak MB of validate(); target < 1 s and < 100 MB)")
     for name, src in hostile_sources().items():
@@ -269,9 +332,11 @@ def main() -> None:
     ours, rp, leaks = hostile_table()
     print(f"\nAdversarial suite: {ours['total']} hostile programs")
     print(f"  pyrag-dsl rejects before any tool call: {ours['rejected']}/{ours['total']}")
-    print(f"  RestrictedPython rejects before any tool call: {rp['rejected']}/{rp['total']} "
-          f"(compile errors {rp['compile_error']}, runtime errors {rp['runtime_error']}, ran to the end "
-          f"{rp['ran']}, timed out {rp['timeout']}, crashed {rp['other']}, called a tool {rp['called_tools']})")
+    print(
+        f"  RestrictedPython rejects before any tool call: {rp['rejected']}/{rp['total']} "
+        f"(compile errors {rp['compile_error']}, runtime errors {rp['runtime_error']}, ran to the end "
+        f"{rp['ran']}, timed out {rp['timeout']}, crashed {rp['other']}, called a tool {rp['called_tools']})"
+    )
     by_outcome: dict[str, list[str]] = {}
     for name, outcome, calls in leaks:
         by_outcome.setdefault(outcome, []).append(f"{name}({calls} calls)" if calls else name)

@@ -148,9 +148,17 @@ class LatencyServer:
     (role, prompt tokens, completion tokens, streamed) per request; `delay_for(role, prompt)`, when given,
     overrides the latency model with its own seconds."""
 
-    def __init__(self, script: Handler | None = None, *, base_s: float = 0.020, per_token_s: float = 0.010,
-                 host: str = "127.0.0.1", port: int = 0, owned_by: str = "latency",
-                 delay_for: Callable[[str, str], float] | None = None) -> None:
+    def __init__(
+        self,
+        script: Handler | None = None,
+        *,
+        base_s: float = 0.020,
+        per_token_s: float = 0.010,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        owned_by: str = "latency",
+        delay_for: Callable[[str, str], float] | None = None,
+    ) -> None:
         self.script = script or Script()
         self.base_s = base_s
         self.per_token_s = per_token_s
@@ -194,13 +202,18 @@ class LatencyServer:
 
 
 def _chunk(model: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-    return {"id": "chatcmpl-latency", "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "chatcmpl-latency",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def _pieces(text: str, n: int) -> list[str]:
     """The reply cut into n pieces of about 4 characters (one per token)."""
-    return [text[i * 4:(i + 1) * 4] for i in range(n)] if n else []
+    return [text[i * 4 : (i + 1) * 4] for i in range(n)] if n else []
 
 
 def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
@@ -223,8 +236,9 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path.rstrip("/").endswith("/models"):
-                self._json(200, {"object": "list", "data": [
-                    {"id": "latency", "object": "model", "owned_by": server.owned_by}]})
+                self._json(
+                    200, {"object": "list", "data": [{"id": "latency", "object": "model", "owned_by": server.owned_by}]}
+                )
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -247,13 +261,22 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
                 self._json(int(getattr(e, "status", 500)), {"error": {"message": str(e)}})
                 return
             n = count_tokens(text)
-            usage = {"prompt_tokens": sum(count_tokens(str(m.get("content") or "")) for m in messages),
-                     "completion_tokens": n}
+            usage = {
+                "prompt_tokens": sum(count_tokens(str(m.get("content") or "")) for m in messages),
+                "completion_tokens": n,
+            }
             usage["total_tokens"] = usage["prompt_tokens"] + n
             stream = bool(body.get("stream"))
             with server._lock:
-                server.requests.append({"role": role, "prompt_tokens": usage["prompt_tokens"],
-                                        "completion_tokens": n, "stream": stream, "t": t0})
+                server.requests.append(
+                    {
+                        "role": role,
+                        "prompt_tokens": usage["prompt_tokens"],
+                        "completion_tokens": n,
+                        "stream": stream,
+                        "t": t0,
+                    }
+                )
                 server.in_flight += 1
                 server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
             try:
@@ -262,18 +285,35 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
                 with server._lock:
                     server.in_flight -= 1
 
-        def _reply(self, body: dict[str, Any], text: str, usage: dict[str, int], stream: bool, t0: float,
-                   role: str, prompt: str) -> None:
+        def _reply(
+            self,
+            body: dict[str, Any],
+            text: str,
+            usage: dict[str, int],
+            stream: bool,
+            t0: float,
+            role: str,
+            prompt: str,
+        ) -> None:
             n = usage["completion_tokens"]
             model = str(body.get("model") or "latency")
             created = int(time.time())
             total = server.delay_for(role, prompt) if server.delay_for else server.seconds_for(n)
             if not stream:
                 time.sleep(max(0.0, total - (time.perf_counter() - t0)))
-                self._json(200, {"id": "chatcmpl-latency", "object": "chat.completion", "created": created,
-                                 "model": model, "usage": usage, "choices": [{
-                                     "index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": text}}]})
+                self._json(
+                    200,
+                    {
+                        "id": "chatcmpl-latency",
+                        "object": "chat.completion",
+                        "created": created,
+                        "model": model,
+                        "usage": usage,
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                        ],
+                    },
+                )
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -283,8 +323,7 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
             def send(obj: Any) -> None:
-                self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode())
-                                 + b"\n\n")
+                self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
                 self.wfile.flush()
 
             try:
@@ -297,8 +336,16 @@ def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
                     send(_chunk(model, created, {"content": piece}, None))
                 send(_chunk(model, created, {}, "stop"))
                 if (body.get("stream_options") or {}).get("include_usage"):
-                    send({"id": "chatcmpl-latency", "object": "chat.completion.chunk", "created": created,
-                          "model": model, "choices": [], "usage": usage})
+                    send(
+                        {
+                            "id": "chatcmpl-latency",
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model,
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
                 send(b"[DONE]")
             except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
                 pass
@@ -313,8 +360,9 @@ def main() -> None:
     ap.add_argument("--base-ms", type=float, default=20.0, help="milliseconds before the first token")
     ap.add_argument("--per-token-ms", type=float, default=10.0, help="milliseconds per completion token")
     args = ap.parse_args()
-    server = LatencyServer(base_s=args.base_ms / 1000, per_token_s=args.per_token_ms / 1000,
-                           host=args.host, port=args.port)
+    server = LatencyServer(
+        base_s=args.base_ms / 1000, per_token_s=args.per_token_ms / 1000, host=args.host, port=args.port
+    )
     print(f"latency server on {server.url} ({args.base_ms:g} ms + {args.per_token_ms:g} ms per token); Ctrl-C stops")
     server.start()
     try:

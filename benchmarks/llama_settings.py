@@ -28,19 +28,34 @@ from pyrag_dsl.agents.local_server import LlamaSettings, LocalLLMServer  # noqa:
 from pyrag_dsl.agents.plan import PlanAgent  # noqa: E402
 
 QUESTIONS = [
-    ("Which magazine was started first, Arthur's Magazine or First for Women?",
-     ["When was Arthur's Magazine started?", "When was First for Women started?"]),
-    ("What nationality was the composer of the opera Rusalka?",
-     ["Who composed the opera Rusalka?", "What nationality was the composer of Rusalka?"]),
-    ("Are Cadmium Chloride and Calcium Chloride both used as drying agents?",
-     ["Is Cadmium Chloride used as a drying agent?", "Is Calcium Chloride used as a drying agent?"]),
-    ("In which city was the founder of the company that makes the Kindle born?",
-     ["Which company makes the Kindle?", "Who founded the company that makes the Kindle?",
-      "In which city was the founder born?"]),
-    ("Who was born first, Greta Garbo or Ingrid Bergman?",
-     ["When was Greta Garbo born?", "When was Ingrid Bergman born?"]),
-    ("How many people live in the capital of Norway?", ["What is the capital of Norway?",
-                                                        "How many people live in the capital of Norway?"]),
+    (
+        "Which magazine was started first, Arthur's Magazine or First for Women?",
+        ["When was Arthur's Magazine started?", "When was First for Women started?"],
+    ),
+    (
+        "What nationality was the composer of the opera Rusalka?",
+        ["Who composed the opera Rusalka?", "What nationality was the composer of Rusalka?"],
+    ),
+    (
+        "Are Cadmium Chloride and Calcium Chloride both used as drying agents?",
+        ["Is Cadmium Chloride used as a drying agent?", "Is Calcium Chloride used as a drying agent?"],
+    ),
+    (
+        "In which city was the founder of the company that makes the Kindle born?",
+        [
+            "Which company makes the Kindle?",
+            "Who founded the company that makes the Kindle?",
+            "In which city was the founder born?",
+        ],
+    ),
+    (
+        "Who was born first, Greta Garbo or Ingrid Bergman?",
+        ["When was Greta Garbo born?", "When was Ingrid Bergman born?"],
+    ),
+    (
+        "How many people live in the capital of Norway?",
+        ["What is the capital of Norway?", "How many people live in the capital of Norway?"],
+    ),
 ]
 
 
@@ -56,15 +71,24 @@ def measure(model: str, settings: LlamaSettings, n: int) -> dict:
         for question, subs in QUESTIONS[:n]:
             usage = {}
             t = time.monotonic()
-            llm.chat(planner.write_messages(question, subs), extra_body=planner._extra(subs), max_tokens=300,
-                     on_usage=lambda u: usage.update(prompt=u.prompt_tokens, completion=u.completion_tokens))
+            llm.chat(
+                planner.write_messages(question, subs),
+                extra_body=planner._extra(subs),
+                max_tokens=300,
+                on_usage=lambda u: usage.update(prompt=u.prompt_tokens, completion=u.completion_tokens),
+            )
             rows.append({"question": question, "seconds": time.monotonic() - t, **usage})
         llm.close()
     secs = [r["seconds"] for r in rows]
-    return {"settings": settings.to_dict(), "plan_call_s": _span(secs), "first_call_s": round(secs[0], 2),
-            "later_calls_s": _span(secs[1:]) if len(secs) > 1 else None,
-            "completion_tok_per_s": _span([r["completion"] / r["seconds"] for r in rows if r.get("completion")]),
-            "prompt_tokens": _span([r["prompt"] for r in rows if r.get("prompt")]), "calls": rows}
+    return {
+        "settings": settings.to_dict(),
+        "plan_call_s": _span(secs),
+        "first_call_s": round(secs[0], 2),
+        "later_calls_s": _span(secs[1:]) if len(secs) > 1 else None,
+        "completion_tok_per_s": _span([r["completion"] / r["seconds"] for r in rows if r.get("completion")]),
+        "prompt_tokens": _span([r["prompt"] for r in rows if r.get("prompt")]),
+        "calls": rows,
+    }
 
 
 def main() -> None:

@@ -39,9 +39,14 @@ def main() -> None:
     flags = cpu_flags()
     print(f"CPU: {cpu_model()}; avx2={'avx2' in flags} avx512f={'avx512f' in flags} amx_tile={'amx_tile' in flags}")
     plain, no_amx = native_macros(), native_macros(NO_AMX_CFLAGS)
-    print(f"gcc -march=native vs -march=native {NO_AMX_CFLAGS}: "
-          + ("identical predefined macros (same code)" if plain == no_amx else
-             f"differ in {sorted(m.split()[1] for m in plain ^ no_amx)}"))
+    print(
+        f"gcc -march=native vs -march=native {NO_AMX_CFLAGS}: "
+        + (
+            "identical predefined macros (same code)"
+            if plain == no_amx
+            else f"differ in {sorted(m.split()[1] for m in plain ^ no_amx)}"
+        )
+    )
     load_before = os.getloadavg()[0]
     prompt, decode = [], []
     with LocalLLMServer(args.model) as server:
@@ -51,8 +56,10 @@ def main() -> None:
             p, d = measure_speed(server.base_url, server.alias, nonce=n)
             prompt.append(p)
             decode.append(d)
-    print(f"prompt tokens/s: {spread(prompt)}; decode tokens/s: {spread(decode)} ({args.rounds} rounds; "
-          f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)")
+    print(
+        f"prompt tokens/s: {spread(prompt)}; decode tokens/s: {spread(decode)} ({args.rounds} rounds; "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)"
+    )
 
 
 if __name__ == "__main__":

@@ -60,31 +60,54 @@ def run(args: argparse.Namespace) -> None:
                     return
                 load = os.getloadavg()[0]
                 t = time.monotonic()
-                rec: dict = {"id": r["id"], "question": r["question"], "golds": r["golden_answers"],
-                             "model": args.model, "method": method}
+                rec: dict = {
+                    "id": r["id"],
+                    "question": r["question"],
+                    "golds": r["golden_answers"],
+                    "model": args.model,
+                    "method": method,
+                }
                 if method == "pyrag":
                     before = p.answerer.computed
                     res = p.run(r["question"])
                     answers = {k: v for k, v in res.variables.items() if k.startswith("ans")}
-                    rec.update(prediction=res.final_answer, sub_queries=res.sub_queries, program=res.generated_code,
-                               error=res.error, retried=res.retried_with_topk10, llm_calls=res.llm_calls,
-                               step_answers=answers, sentinels=sum(p.is_sentinel(str(v)) for v in answers.values()),
-                               computed=p.answerer.computed - before, copied_example=p.planner.copied_example)
+                    rec.update(
+                        prediction=res.final_answer,
+                        sub_queries=res.sub_queries,
+                        program=res.generated_code,
+                        error=res.error,
+                        retried=res.retried_with_topk10,
+                        llm_calls=res.llm_calls,
+                        step_answers=answers,
+                        sentinels=sum(p.is_sentinel(str(v)) for v in answers.values()),
+                        computed=p.answerer.computed - before,
+                        copied_example=p.planner.copied_example,
+                    )
                 elif method == "vanilla":
                     docs = p.retriever.search([r["question"]], 5)[0]
                     rec["prediction"] = AnswerAgent(p.llm)(r["question"], docs)
                 else:
                     prompt = render(load_prompt("direct"), query=r["question"])
-                    reply = p.llm.chat([{"role": "user", "content": prompt}], max_tokens=64,
-                                       extra_body=p.llm.grammar_body(*grammars(answer_rules(), "reply")))
+                    reply = p.llm.chat(
+                        [{"role": "user", "content": prompt}],
+                        max_tokens=64,
+                        extra_body=p.llm.grammar_body(*grammars(answer_rules(), "reply")),
+                    )
                     rec["prediction"] = extract_answer(reply) or "unknown"
                 pred = rec.get("prediction") or ""
-                rec.update(em=exact_match(pred, r["golden_answers"]), f1=f1_score(pred, r["golden_answers"]),
-                           seconds=round(time.monotonic() - t, 2), load1=round(load, 2))
+                rec.update(
+                    em=exact_match(pred, r["golden_answers"]),
+                    f1=f1_score(pred, r["golden_answers"]),
+                    seconds=round(time.monotonic() - t, 2),
+                    load1=round(load, 2),
+                )
                 with outs[method].open("a") as f:
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                print(f"{method} {len(_answered(outs[method]))}/{len(rows)} em={rec['em']:.0f} {rec['seconds']:.0f}s "
-                      f"load={load:.1f} {pred!r} | {r['golden_answers']}", flush=True)
+                print(
+                    f"{method} {len(_answered(outs[method]))}/{len(rows)} em={rec['em']:.0f} {rec['seconds']:.0f}s "
+                    f"load={load:.1f} {pred!r} | {r['golden_answers']}",
+                    flush=True,
+                )
 
 
 def summary(paths: list[str]) -> None:
@@ -98,20 +121,27 @@ def summary(paths: list[str]) -> None:
         extra = ""
         if recs[0]["method"] == "pyrag":
             steps = sum(len(r.get("step_answers") or {}) for r in recs)
-            extra = (f"step answers 'unknown': {sum(r.get('sentinels', 0) for r in recs)}/{steps}; adaptive fired: "
-                     f"{sum(bool(r.get('retried')) for r in recs)}/{len(recs)}; comparisons computed: "
-                     f"{sum(r.get('computed', 0) for r in recs)}; errors: {sum(bool(r.get('error')) for r in recs)}")
-        print(f"| {recs[0]['model']} | {recs[0]['method']} | {len(recs)} | "
-              f"{100 * statistics.mean(r['em'] for r in recs):.1f} | {100 * statistics.mean(r['f1'] for r in recs):.1f} | "
-              f"{statistics.median(secs):.1f} ({min(secs):.1f}-{max(secs):.1f}) | {60 * len(secs) / sum(secs):.2f} | "
-              f"{statistics.median(r['load1'] for r in recs):.1f} | {extra} |")
+            extra = (
+                f"step answers 'unknown': {sum(r.get('sentinels', 0) for r in recs)}/{steps}; adaptive fired: "
+                f"{sum(bool(r.get('retried')) for r in recs)}/{len(recs)}; comparisons computed: "
+                f"{sum(r.get('computed', 0) for r in recs)}; errors: {sum(bool(r.get('error')) for r in recs)}"
+            )
+        print(
+            f"| {recs[0]['model']} | {recs[0]['method']} | {len(recs)} | "
+            f"{100 * statistics.mean(r['em'] for r in recs):.1f} | {100 * statistics.mean(r['f1'] for r in recs):.1f} | "
+            f"{statistics.median(secs):.1f} ({min(secs):.1f}-{max(secs):.1f}) | {60 * len(secs) / sum(secs):.2f} | "
+            f"{statistics.median(r['load1'] for r in recs):.1f} | {extra} |"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
-    ap.add_argument("--method", default="pyrag,vanilla,direct",
-                    help="comma-separated: pyrag, vanilla, direct; run per question in one session (same load)")
+    ap.add_argument(
+        "--method",
+        default="pyrag,vanilla,direct",
+        help="comma-separated: pyrag, vanilla, direct; run per question in one session (same load)",
+    )
     ap.add_argument("--n", type=int, default=100, help="the first N questions of the shipped dev set")
     ap.add_argument("--out", help="JSON Lines results per method, with {method} in the name (appended; resumable)")
     ap.add_argument("--budget-s", type=float, default=0, help="stop after this many seconds (0: no limit)")

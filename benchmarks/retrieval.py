@@ -63,8 +63,13 @@ def http_throughput(url: str, queries: list[str], batch: int) -> dict:
             client.search(queries[i : i + batch], 5)
             latencies.append(time.perf_counter() - s)
         wall = time.perf_counter() - t0
-    return {"batch": batch, "qps": len(queries) / wall, "p50_ms": percentile(latencies, 50) * 1e3,
-            "p95_ms": percentile(latencies, 95) * 1e3, "requests": len(latencies)}
+    return {
+        "batch": batch,
+        "qps": len(queries) / wall,
+        "p50_ms": percentile(latencies, 50) * 1e3,
+        "p95_ms": percentile(latencies, 95) * 1e3,
+        "requests": len(latencies),
+    }
 
 
 @contextlib.contextmanager
@@ -73,9 +78,23 @@ def served(index_dir: Path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "serve-retriever", "--index", str(index_dir),
-                             "--port", str(port), "--log-level", "warning"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "serve-retriever",
+            "--index",
+            str(index_dir),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -106,16 +125,24 @@ def reference_style_throughput(url: str, queries: list[str]) -> dict:
         r.json()
         latencies.append(time.perf_counter() - s)
     wall = time.perf_counter() - t0
-    return {"batch": "1 (ref)", "qps": len(queries) / wall, "p50_ms": percentile(latencies, 50) * 1e3,
-            "p95_ms": percentile(latencies, 95) * 1e3, "requests": len(latencies)}
+    return {
+        "batch": "1 (ref)",
+        "qps": len(queries) / wall,
+        "p50_ms": percentile(latencies, 50) * 1e3,
+        "p95_ms": percentile(latencies, 95) * 1e3,
+        "requests": len(latencies),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-dense", action="store_true", help="skip the dense index (encoding takes about a minute)")
     ap.add_argument("--requests", type=int, default=640, help="queries sent through HTTP per mode")
-    ap.add_argument("--skip-build-timing", action="store_true",
-                    help="skip the timed builds of a 4x copy of the corpus (recall and HTTP throughput still run)")
+    ap.add_argument(
+        "--skip-build-timing",
+        action="store_true",
+        help="skip the timed builds of a 4x copy of the corpus (recall and HTTP throughput still run)",
+    )
     args = ap.parse_args()
 
     from pyrag_dsl.retrievers.bm25 import build_bm25_index
@@ -134,8 +161,10 @@ def main() -> None:
             for copy in range(4):
                 for p in iter_corpus(corpus):
                     f.write(json.dumps({"id": f"{p.id}-{copy}", "contents": p.contents}) + "\n")
-        builders = {"bm25": ("bm25 (Lucene, pyserini)", lambda c, o: build_bm25_index(c, o, threads=2)),
-                    "tantivy": ("tantivy (BM25, Rust)", lambda c, o: build_tantivy_index(c, o))}
+        builders = {
+            "bm25": ("bm25 (Lucene, pyserini)", lambda c, o: build_bm25_index(c, o, threads=2)),
+            "tantivy": ("tantivy (BM25, Rust)", lambda c, o: build_tantivy_index(c, o)),
+        }
         rows, backends = [], []
         for kind, (label, build) in builders.items():
             if not args.skip_build_timing:
@@ -167,7 +196,9 @@ def main() -> None:
         queries = [q["question"] for q in questions]
         queries = (queries * (args.requests // len(queries) + 1))[: args.requests]
         print(f"\nHTTP /retrieve over loopback to 'pyrag-dsl serve-retriever', topk=5, {len(queries)} queries per mode")
-        print(f"  {'backend':<8} {'queries/request':>16} {'queries/s':>10} {'p50 ms/request':>15} {'p95 ms/request':>15}")
+        print(
+            f"  {'backend':<8} {'queries/request':>16} {'queries/s':>10} {'p50 ms/request':>15} {'p95 ms/request':>15}"
+        )
         ratios = {}
         for kind in builders:
             with served(tmp / kind) as url:  # a separate server process, as users run it
@@ -182,9 +213,11 @@ def main() -> None:
         print("   client does; 1 and 32: our pooled client)")
         print()
         for kind, (vs_pooled, vs_ref) in ratios.items():
-            print(f"Batched (32) throughput, {kind}: {vs_pooled:.1f}x our pooled one-query client, {vs_ref:.1f}x the "
-                  f"reference-style client (target >= 5x): pooled {'MET' if vs_pooled >= 5 else 'NOT MET'}, "
-                  f"reference-style {'MET' if vs_ref >= 5 else 'NOT MET'}")
+            print(
+                f"Batched (32) throughput, {kind}: {vs_pooled:.1f}x our pooled one-query client, {vs_ref:.1f}x the "
+                f"reference-style client (target >= 5x): pooled {'MET' if vs_pooled >= 5 else 'NOT MET'}, "
+                f"reference-style {'MET' if vs_ref >= 5 else 'NOT MET'}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-SERVER = r'''
+SERVER = r"""
 import sys
 import uvicorn
 from pyrag_dsl.documents import Doc
@@ -55,7 +55,7 @@ else:  # a server from before the caps: uvicorn's defaults
     config = uvicorn.Config(srv.create_app(Synthetic()), host="127.0.0.1", port=port, log_level="error",
                             lifespan="on")
 uvicorn.Server(config).run()
-'''
+"""
 
 
 def free_port() -> int:
@@ -77,8 +77,13 @@ def memory_mb(pid: int) -> dict[str, float]:
 def server(timeout_s: float):
     port = free_port()
     # run outside the checkout, so that `python -c` does not put the working tree before PYTHONPATH
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(timeout_s)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(port), str(timeout_s)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -139,35 +144,44 @@ class HealthProbe:
             return f"/health: no answer ({self.failed})"
         lat = self.latencies_ms
         failed = f", failed {self.failed}" if self.failed else ""
-        return (f"/health: {len(lat)} answered, median {statistics.median(lat):.1f} ms "
-                f"(min {min(lat):.1f} - max {max(lat):.1f}){failed}")
+        return (
+            f"/health: {len(lat)} answered, median {statistics.median(lat):.1f} ms "
+            f"(min {min(lat):.1f} - max {max(lat):.1f}){failed}"
+        )
 
 
 def big_responses(url: str, pid: int, repeats: int) -> None:
     print(f"\n== large responses (server memory before: {memory_mb(pid)['VmRSS']:.0f} MB RSS)")
-    requests = [("512 queries x topk 1000 (the issue's request)", 512, 1000),
-                ("20 queries x topk 1000 (20,000 documents: the default cap)", 20, 1000)]
+    requests = [
+        ("512 queries x topk 1000 (the issue's request)", 512, 1000),
+        ("20 queries x topk 1000 (20,000 documents: the default cap)", 20, 1000),
+    ]
     for label, n, topk in requests:
         with HealthProbe(url) as probe:
             statuses, sizes, seconds = [], [], []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                r = httpx.post(url + "/retrieve", json={"queries": [f"q{i}" for i in range(n)], "topk": topk},
-                               timeout=300)
+                r = httpx.post(
+                    url + "/retrieve", json={"queries": [f"q{i}" for i in range(n)], "topk": topk}, timeout=300
+                )
                 seconds.append(time.perf_counter() - t0)
                 statuses.append(r.status_code)
                 sizes.append(len(r.content))
                 del r
         mem = memory_mb(pid)
-        print(f"{label}: status {sorted(set(statuses))}, {max(sizes) / 1e6:.1f} MB per response, "
-              f"{statistics.median(seconds):.2f} s median of {repeats}")
+        print(
+            f"{label}: status {sorted(set(statuses))}, {max(sizes) / 1e6:.1f} MB per response, "
+            f"{statistics.median(seconds):.2f} s median of {repeats}"
+        )
         print(f"  server RSS peak {mem['VmHWM']:.0f} MB, now {mem['VmRSS']:.0f} MB; {probe.summary()}")
 
 
 def half_sent_bodies(url: str, port: int, pid: int, clients: int, hold_s: float, timeout_s: float) -> None:
     print(f"\n== {clients} clients holding half-sent bodies (request timeout {timeout_s:g} s)")
-    head = (b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-            + b" " * 500)
+    head = (
+        b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        + b" " * 500
+    )
     socks: list[socket.socket] = []
     try:
         with HealthProbe(url) as probe:
@@ -193,8 +207,10 @@ def half_sent_bodies(url: str, port: int, pid: int, clients: int, hold_s: float,
             except (socket.timeout, ConnectionResetError) as e:
                 statuses[type(e).__name__] = statuses.get(type(e).__name__, 0) + 1
         print(f"  closed by the server within timeout + 10 s: {closed} of {len(socks)} {statuses}")
-        print(f"  server RSS now {memory_mb(pid)['VmRSS']:.0f} MB; /health afterwards: "
-              f"{httpx.get(url + '/health', timeout=10).status_code}")
+        print(
+            f"  server RSS now {memory_mb(pid)['VmRSS']:.0f} MB; /health afterwards: "
+            f"{httpx.get(url + '/health', timeout=10).status_code}"
+        )
     finally:
         for sock in socks:
             sock.close()
@@ -205,8 +221,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="large requests of each kind (default: 3)")
     ap.add_argument("--clients", type=int, default=300, help="clients holding half-sent bodies (default: 300)")
     ap.add_argument("--hold", type=float, default=5.0, help="seconds to probe /health while they hold (default: 5)")
-    ap.add_argument("--request-timeout", type=float, default=10.0,
-                    help="the server's request timeout (default: 10; serve-retriever's default is 30)")
+    ap.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="the server's request timeout (default: 10; serve-retriever's default is 30)",
+    )
     args = ap.parse_args()
     print(f"python {sys.version.split()[0]}, load: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     with server(args.request_timeout) as (url, port, pid):

@@ -71,31 +71,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_tantivy_index(ROOT / "tests" / "data" / "small-corpus.jsonl", Path(tmp) / "idx")
         retriever = open_index(Path(tmp) / "idx")
-        with BackgroundServer(create_app(retriever, name="small")) as server, \
-                ScriptedLLM(frozen_agents(), delay=args.latency) as llm:
+        with (
+            BackgroundServer(create_app(retriever, name="small")) as server,
+            ScriptedLLM(frozen_agents(), delay=args.latency) as llm,
+        ):
             cold, warm, sent, made = [], [], [], []
             for rep in range(args.repeats):
-                kw = {"answer_url": llm.url, "answer_model": "scripted", "retriever_url": server.url,
-                      "use_grammar": False, "cache_size": 10_000 + rep}  # a fresh process cache per repeat
+                kw = {
+                    "answer_url": llm.url,
+                    "answer_model": "scripted",
+                    "retriever_url": server.url,
+                    "use_grammar": False,
+                    "cache_size": 10_000 + rep,
+                }  # a fresh process cache per repeat
                 for bucket in (cold, warm):
                     before = len(llm.requests)
                     t = time.perf_counter()
                     with ThreadPoolExecutor(args.n) as pool:
-                        outs = list(pool.map(lambda p: compute_score("pyrag_plan", p, GOLD, {"question": QUESTION},
-                                                                     **kw), group))
+                        outs = list(
+                            pool.map(
+                                lambda p: compute_score("pyrag_plan", p, GOLD, {"question": QUESTION}, **kw), group
+                            )
+                        )
                     bucket.append(time.perf_counter() - t)
                     if bucket is cold:
                         sent.append(len(llm.requests) - before)
                         made.append(sum(o["calls"] for o in outs))
             kinds = sorted({o["error_kind"] for o in outs})
-    print(json.dumps({
-        "answer_reward_us_per_rollout": round(answer_us, 1),
-        "answer_reward_hostile_ms": hostile_ms,
-        "plan_group": {"n": args.n, "latency_s": args.latency, "repeats": args.repeats,
-                       "cold_group_s": stats(cold), "warm_group_s": stats(warm),
-                       "tool_calls_made_by_programs": stats(made), "llm_requests_sent_cold": stats(sent),
-                       "error_kinds": kinds},
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "answer_reward_us_per_rollout": round(answer_us, 1),
+                "answer_reward_hostile_ms": hostile_ms,
+                "plan_group": {
+                    "n": args.n,
+                    "latency_s": args.latency,
+                    "repeats": args.repeats,
+                    "cold_group_s": stats(cold),
+                    "warm_group_s": stats(warm),
+                    "tool_calls_made_by_programs": stats(made),
+                    "llm_requests_sent_cold": stats(sent),
+                    "error_kinds": kinds,
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

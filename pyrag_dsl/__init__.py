@@ -2,14 +2,37 @@
 
 from .documents import Doc, Docs
 from .grammar import (
-    DEFAULT_LANGUAGE, DslError, Language, Limits, Param, Program, ToolSpec, ValidationFailed, ValueType,
-    parse_program, validate,
+    DEFAULT_LANGUAGE,
+    DslError,
+    Language,
+    Limits,
+    Param,
+    Program,
+    ToolSpec,
+    ValidationFailed,
+    ValueType,
+    parse_program,
+    validate,
 )
 from .interpreter import CallCache, ExecutionResult, execute
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_LANGUAGE", "CallCache", "Doc", "Docs", "DslError", "ExecutionResult", "Language", "Limits", "Param",
-    "Program", "ToolSpec", "ValidationFailed", "ValueType", "execute", "parse_program", "validate",
+    "DEFAULT_LANGUAGE",
+    "CallCache",
+    "Doc",
+    "Docs",
+    "DslError",
+    "ExecutionResult",
+    "Language",
+    "Limits",
+    "Param",
+    "Program",
+    "ToolSpec",
+    "ValidationFailed",
+    "ValueType",
+    "execute",
+    "parse_program",
+    "validate",
 ]

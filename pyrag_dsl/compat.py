@@ -29,8 +29,9 @@ def HttpRetrievalAgent(host: str = "127.0.0.1", port: int = 8008, **kw: Any) -> 
 
 
 class RAGProgramRunner:
-    def __init__(self, llm: LLMClient, retrieval_agent, plan_llm: LLMClient | None = None,
-                 config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self, llm: LLMClient, retrieval_agent, plan_llm: LLMClient | None = None, config: PipelineConfig | None = None
+    ) -> None:
         self.pipeline = Pipeline(llm, retrieval_agent, plan_llm=plan_llm, config=config)
 
     def run(self, question: str, topk: int = TOPK) -> dict[str, Any]:

@@ -16,8 +16,10 @@ def pytest_configure(config):
 
         source = Path(__file__).resolve().parent.parent / "pyrag_dsl"
         if Path(pyrag_dsl.__file__).resolve().parent == source:
-            raise pytest.UsageError(f"PYRAG_DSL_EXPECT_INSTALLED=1 but pyrag_dsl was imported from the checkout "
-                                    f"({source}); run pytest from tests/ after a non-editable install")
+            raise pytest.UsageError(
+                f"PYRAG_DSL_EXPECT_INSTALLED=1 but pyrag_dsl was imported from the checkout "
+                f"({source}); run pytest from tests/ after a non-editable install"
+            )
 
 
 class RecordingTools:
@@ -29,8 +31,12 @@ class RecordingTools:
 
     def retrieve(self, query: str, topk: int) -> Docs:
         self.calls.append(("retrieve", {"query": query, "topk": topk}))
-        return Docs(tuple(Doc(id=f"{query}#{i}", title=f"T{i}", text=f"passage {i} for {query}", score=1.0 / (i + 1))
-                          for i in range(topk)))
+        return Docs(
+            tuple(
+                Doc(id=f"{query}#{i}", title=f"T{i}", text=f"passage {i} for {query}", score=1.0 / (i + 1))
+                for i in range(topk)
+            )
+        )
 
     def answer(self, query: str, docs: Docs | None) -> str:
         self.calls.append(("answer", {"query": query, "docs": None if docs is None else len(docs)}))
@@ -82,8 +88,16 @@ def retrieval_server(bm25):
 
 # The slowest files, started first so that the two xdist workers finish together (measured: each takes one to
 # six minutes; the rest of the suite is many short files that fill the gaps).
-SLOW_FIRST = ["test_cli_pipeline.py", "test_models_e2e.py", "test_eval_cli.py", "test_e2e_embedded.py",
-              "test_benchmarks.py", "test_resilience.py", "test_cli_retrieval.py", "test_eval_ray.py"]
+SLOW_FIRST = [
+    "test_cli_pipeline.py",
+    "test_models_e2e.py",
+    "test_eval_cli.py",
+    "test_e2e_embedded.py",
+    "test_benchmarks.py",
+    "test_resilience.py",
+    "test_cli_retrieval.py",
+    "test_eval_ray.py",
+]
 
 
 def pytest_collection_modifyitems(config, items):

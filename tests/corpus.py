@@ -8,32 +8,32 @@ from pathlib import Path
 # The reference README's running example, as shipped in examples/ (without its comment line).
 JED_HOYER = (Path(__file__).parent.parent / "examples" / "jed_hoyer.py").read_text().split("\n", 1)[1]
 
-VIRGINIA_BRUCE = '''# How old was Virginia Bruce when she starred in Let Freedom Ring?
+VIRGINIA_BRUCE = """# How old was Virginia Bruce when she starred in Let Freedom Ring?
 docs_film = retrieve("When was Let Freedom Ring released?")
 film_year = answer("When was Let Freedom Ring released?", docs_film)
 docs_born = retrieve("When was Virginia Bruce born?", topk=10)
 birth = answer(query="When was Virginia Bruce born?", docs=docs_born)
 final_answer = answer(f"Given: Let Freedom Ring was released in {film_year}. Virginia Bruce was born {birth}. "
                       f"Answer the question: How old was Virginia Bruce when she starred in Let Freedom Ring?")
-'''
+"""
 
-NESTED_AND_KEYWORDS = '''"A bare string is a comment."
+NESTED_AND_KEYWORDS = """"A bare string is a comment."
 q = 'Which country is the Eiffel Tower in?'
 country = answer(q, retrieve(q, topk=3))
 capital_q = f"What is the capital of {country}?"
 capital = answer(capital_q, docs=retrieve(query=capital_q,))
 final_answer = answer(f'Given: the capital is {capital} ({country}, {3}). Answer the question: {"x"}?')
-'''
+"""
 
-REASSIGN = '''docs = retrieve("Who founded Acme?")
+REASSIGN = """docs = retrieve("Who founded Acme?")
 founder = answer("Who founded Acme?", docs)
 docs = retrieve(f"Where was {founder} born?")
 place = answer(f"Where was {founder} born?", docs)
 final_answer = place
-'''
+"""
 
-CONSTANT_ONLY = '''final_answer = "no tools needed"
-'''
+CONSTANT_ONLY = """final_answer = "no tools needed"
+"""
 
 VALID_PROGRAMS = {
     "jed_hoyer": JED_HOYER,
@@ -72,7 +72,7 @@ def _h(name: str, category: str, source: str, *expect: str, grammar_rejects: boo
 _FIN = '\nfinal_answer = "x"\n'
 _DOUBLING = 'a0 = "xxxxxxxxxx"\n' + "".join(f'a{i} = f"{{a{i - 1}}}{{a{i - 1}}}"\n' for i in range(1, 21)) + _FIN
 _WIDE_FIELDS = 'a = "' + "x" * 1000 + '"\nb = f"' + "{a}" * 300 + '"' + _FIN
-_DEEP_CALLS = "final_answer = " + 'answer(' * 40 + '"q"' + ')' * 40 + "\n"
+_DEEP_CALLS = "final_answer = " + "answer(" * 40 + '"q"' + ")" * 40 + "\n"
 _DEEP_PARENS = "final_answer = " + "(" * 300 + '"q"' + ")" * 300 + "\n"
 _MANY_STATEMENTS = "".join(f'v{i} = "x"\n' for i in range(300)) + _FIN
 _MANY_CALLS = "".join(f'd{i} = retrieve("q{i}")\n' for i in range(120)) + _FIN
@@ -85,8 +85,13 @@ HOSTILE: list[Hostile] = [
     _h("str_class", "dunder", 'x = "".__class__' + _FIN, "DisallowedConstruct"),
     _h("tool_globals", "dunder", "x = retrieve.__globals__" + _FIN, "DisallowedConstruct"),
     _h("tool_code", "dunder", "x = answer.__code__.co_consts" + _FIN, "DisallowedConstruct"),
-    _h("getattr_call", "dunder", 'final_answer = getattr(retrieve, "__globals__")\n', "UnknownTool",
-       grammar_rejects=False),
+    _h(
+        "getattr_call",
+        "dunder",
+        'final_answer = getattr(retrieve, "__globals__")\n',
+        "UnknownTool",
+        grammar_rejects=False,
+    ),
     _h("builtins_name", "dunder", "x = __builtins__" + _FIN, "DisallowedConstruct"),
     _h("import_dunder", "dunder", 'x = __import__("os")' + _FIN, "DisallowedConstruct"),
     _h("assign_dunder", "dunder", '__class__ = "x"' + _FIN, "DisallowedConstruct"),
@@ -101,38 +106,60 @@ HOSTILE: list[Hostile] = [
     _h("conversion_s", "format", 'q = "a"\nfinal_answer = f"{q!s}"\n', "DisallowedConstruct"),
     _h("nested_spec", "format", 'q = "a"\nfinal_answer = f"{q:{q}}"\n', "DisallowedConstruct"),
     _h("width_spec_bomb", "format", 'q = "a"\nfinal_answer = f"{q:>999999999}"\n', "DisallowedConstruct"),
-    _h("fstring_attr", "format", 'q = "a"\nfinal_answer = f"{q.__class__.__init__.__globals__}"\n',
-       "DisallowedConstruct"),
+    _h(
+        "fstring_attr",
+        "format",
+        'q = "a"\nfinal_answer = f"{q.__class__.__init__.__globals__}"\n',
+        "DisallowedConstruct",
+    ),
     _h("fstring_debug", "format", 'q = "a"\nfinal_answer = f"{q=}"\n', "DisallowedConstruct"),
     _h("percent_format", "format", 'q = "a"\nfinal_answer = "%s" % q\n', "DisallowedConstruct"),
     _h("format_builtin", "format", 'final_answer = format("a", "x")\n', "UnknownTool", grammar_rejects=False),
-    _h("fstring_tool", "format", "final_answer = f\"{retrieve}\"\n", "DisallowedConstruct", grammar_rejects=False),
+    _h("fstring_tool", "format", 'final_answer = f"{retrieve}"\n', "DisallowedConstruct", grammar_rejects=False),
     _h("fstring_lambda", "format", 'final_answer = f"{(lambda: 1)()}"\n', "DisallowedConstruct"),
-    _h("fstring_docs", "format", 'd = retrieve("q")\nfinal_answer = f"{d}"\n', "TypeMismatch",
-       grammar_rejects=False),
-    _h("fstring_call", "format", 'final_answer = f"{answer(\'q\')}"\n', "DisallowedConstruct"),
+    _h("fstring_docs", "format", 'd = retrieve("q")\nfinal_answer = f"{d}"\n', "TypeMismatch", grammar_rejects=False),
+    _h("fstring_call", "format", "final_answer = f\"{answer('q')}\"\n", "DisallowedConstruct"),
     # unicode look-alikes
-    _h("fullwidth_import", "unicode", 'x = \uff3f\uff3fimport\uff3f\uff3f("os")' + _FIN, "SyntaxError",
-       "DisallowedCharacter"),
+    _h(
+        "fullwidth_import",
+        "unicode",
+        'x = \uff3f\uff3fimport\uff3f\uff3f("os")' + _FIN,
+        "SyntaxError",
+        "DisallowedCharacter",
+    ),
     _h("fullwidth_eval", "unicode", 'final_answer = \uff45\uff56\uff41\uff4c("1")\n', "DisallowedCharacter"),
     _h("fullwidth_trailing_dunder", "unicode", 'q\uff3f\uff3f = "a"' + _FIN, "DisallowedCharacter"),
     _h("fullwidth_tool_assign", "unicode", '\uff52etrieve = "x"' + _FIN, "DisallowedCharacter"),
-    _h("fullwidth_tool_call", "unicode", 'x = \uff52\uff45\uff54\uff52\uff49\uff45\uff56\uff45("q")' + _FIN,
-       "DisallowedCharacter"),
+    _h(
+        "fullwidth_tool_call",
+        "unicode",
+        'x = \uff52\uff45\uff54\uff52\uff49\uff45\uff56\uff45("q")' + _FIN,
+        "DisallowedCharacter",
+    ),
     _h("fullwidth_keyword", "unicode", 'final_answer = answer(\uff51uery="x")\n', "DisallowedCharacter"),
     _h("fullwidth_in_fstring", "unicode", 'q = "a"\nfinal_answer = f"{\uff51}"\n', "DisallowedCharacter"),
     _h("fullwidth_final", "unicode", '\uff46inal_answer = "x"\n', "DisallowedCharacter"),
     _h("math_bold", "unicode", '\U0001d431 = "a"' + _FIN, "DisallowedCharacter"),
     _h("cyrillic_homoglyph", "unicode", '\u0430 = "x"' + _FIN, "DisallowedCharacter"),
-    _h("fullwidth_dunder_attr", "unicode", 'q = "a"\nx = q.\uff3f\uff3fclass\uff3f\uff3f' + _FIN,
-       "DisallowedConstruct", "DisallowedCharacter", "SyntaxError"),
+    _h(
+        "fullwidth_dunder_attr",
+        "unicode",
+        'q = "a"\nx = q.\uff3f\uff3fclass\uff3f\uff3f' + _FIN,
+        "DisallowedConstruct",
+        "DisallowedCharacter",
+        "SyntaxError",
+    ),
     _h("bidi_override", "unicode", 'final_answer = "abc\u202e"\n', "DisallowedCharacter"),
     _h("bidi_isolate_comment", "unicode", '# \u2066 hidden\nfinal_answer = "x"\n', "DisallowedCharacter"),
     _h("nul_byte", "unicode", 'final_answer = "a\x00b"\n', "DisallowedCharacter"),
     _h("zero_width_joiner", "unicode", 'x\u200d = "a"' + _FIN, "SyntaxError", "DisallowedCharacter"),
     # frame and exception walks
-    _h("try_traceback", "frames", "try:\n    x = 1\nexcept Exception as e:\n    y = e.__traceback__.tb_frame\n" + _FIN,
-       "DisallowedConstruct"),
+    _h(
+        "try_traceback",
+        "frames",
+        "try:\n    x = 1\nexcept Exception as e:\n    y = e.__traceback__.tb_frame\n" + _FIN,
+        "DisallowedConstruct",
+    ),
     _h("lambda_code", "frames", "x = (lambda: 0).__code__" + _FIN, "DisallowedConstruct"),
     _h("generator_frame", "frames", "x = (i for i in ()).gi_frame.f_back" + _FIN, "DisallowedConstruct"),
     _h("raise", "frames", "raise Exception()" + _FIN, "DisallowedConstruct"),
@@ -177,22 +204,38 @@ HOSTILE: list[Hostile] = [
     _h("open_call", "smuggle", 'final_answer = open("/etc/passwd")\n', "UnknownTool", grammar_rejects=False),
     _h("underscore_name", "smuggle", '_ = "x"' + _FIN, "DisallowedConstruct"),
     # tool aliasing and shadowing
-    _h("alias_tool", "aliasing", 'r = retrieve\nx = r("q")' + _FIN, "DisallowedConstruct", "UnknownTool",
-       grammar_rejects=False),
+    _h(
+        "alias_tool",
+        "aliasing",
+        'r = retrieve\nx = r("q")' + _FIN,
+        "DisallowedConstruct",
+        "UnknownTool",
+        grammar_rejects=False,
+    ),
     _h("assign_tool_to_tool", "aliasing", "retrieve = answer" + _FIN, "AssignToTool", grammar_rejects=False),
     _h("shadow_answer", "aliasing", 'answer = "x"' + _FIN, "AssignToTool", grammar_rejects=False),
     _h("final_is_tool", "aliasing", "final_answer = retrieve\n", "DisallowedConstruct", grammar_rejects=False),
     _h("call_variable", "aliasing", 'x = retrieve("q")\ny = x("q")' + _FIN, "UnknownTool", grammar_rejects=False),
-    _h("tool_as_argument", "aliasing", 'final_answer = answer("q", retrieve)\n', "DisallowedConstruct",
-       grammar_rejects=False),
+    _h(
+        "tool_as_argument",
+        "aliasing",
+        'final_answer = answer("q", retrieve)\n',
+        "DisallowedConstruct",
+        grammar_rejects=False,
+    ),
     _h("docs_as_query", "aliasing", 'final_answer = answer(retrieve("q"))\n', "TypeMismatch", grammar_rejects=False),
     _h("text_as_docs", "aliasing", 'final_answer = answer("q", "not docs")\n', "TypeMismatch", grammar_rejects=False),
     _h("final_is_docs", "aliasing", 'final_answer = retrieve("q")\n', "TypeMismatch", grammar_rejects=False),
     # resource bombs
     _h("fstring_doubling", "bomb", _DOUBLING, "LimitExceeded", grammar_rejects=False),
     _h("wide_fstring", "bomb", _WIDE_FIELDS, "LimitExceeded", grammar_rejects=False),
-    _h("huge_int", "bomb", 'd = retrieve("q", topk=99999999999999999999999)' + _FIN, "LimitExceeded",
-       grammar_rejects=False),
+    _h(
+        "huge_int",
+        "bomb",
+        'd = retrieve("q", topk=99999999999999999999999)' + _FIN,
+        "LimitExceeded",
+        grammar_rejects=False,
+    ),
     _h("power_tower", "bomb", "x = 10**10**10" + _FIN, "DisallowedConstruct"),
     _h("string_repeat", "bomb", 'x = "a" * 10**9' + _FIN, "DisallowedConstruct"),
     _h("deep_calls", "bomb", _DEEP_CALLS, "LimitExceeded", grammar_rejects=False),

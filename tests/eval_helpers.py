@@ -10,18 +10,48 @@ from pathlib import Path
 from scripted_llm import doc_titles
 
 QA = [
-    {"id": "q1", "question": "Which tower stands on the Champ de Mars in Paris?", "golden_answers": ["Eiffel Tower"],
-     "type": "bridge", "supporting_titles": ["Eiffel Tower"]},
-    {"id": "q2", "question": "Who created the Python programming language?", "golden_answers": ["Guido van Rossum"],
-     "type": "bridge", "supporting_titles": ["Guido van Rossum", "Python (programming language)"]},
-    {"id": "q3", "question": "Which baseball team does Jed Hoyer work for?", "golden_answers": ["Chicago Cubs"],
-     "type": "comparison", "supporting_titles": ["Jed Hoyer", "Chicago Cubs"]},
-    {"id": "q4", "question": "What is the highest mountain in Japan?", "golden_answers": ["Mount Fuji"],
-     "type": "comparison", "supporting_titles": ["Mount Fuji"]},
-    {"id": "q5", "question": "Which river in South America is the largest by discharge?",
-     "golden_answers": ["Amazon River", "Amazon"], "type": "bridge", "supporting_titles": ["Amazon River"]},
-    {"id": "q6", "question": "Where did Marie Curie live and work?", "golden_answers": ["France"],
-     "type": "bridge", "supporting_titles": ["Marie Curie"]},
+    {
+        "id": "q1",
+        "question": "Which tower stands on the Champ de Mars in Paris?",
+        "golden_answers": ["Eiffel Tower"],
+        "type": "bridge",
+        "supporting_titles": ["Eiffel Tower"],
+    },
+    {
+        "id": "q2",
+        "question": "Who created the Python programming language?",
+        "golden_answers": ["Guido van Rossum"],
+        "type": "bridge",
+        "supporting_titles": ["Guido van Rossum", "Python (programming language)"],
+    },
+    {
+        "id": "q3",
+        "question": "Which baseball team does Jed Hoyer work for?",
+        "golden_answers": ["Chicago Cubs"],
+        "type": "comparison",
+        "supporting_titles": ["Jed Hoyer", "Chicago Cubs"],
+    },
+    {
+        "id": "q4",
+        "question": "What is the highest mountain in Japan?",
+        "golden_answers": ["Mount Fuji"],
+        "type": "comparison",
+        "supporting_titles": ["Mount Fuji"],
+    },
+    {
+        "id": "q5",
+        "question": "Which river in South America is the largest by discharge?",
+        "golden_answers": ["Amazon River", "Amazon"],
+        "type": "bridge",
+        "supporting_titles": ["Amazon River"],
+    },
+    {
+        "id": "q6",
+        "question": "Where did Marie Curie live and work?",
+        "golden_answers": ["France"],
+        "type": "bridge",
+        "supporting_titles": ["Marie Curie"],
+    },
 ]
 FAIL_MARK = "FAILME"
 

@@ -71,8 +71,12 @@ class HangServer:
                 buf = buf[length:]  # the body (enough for our small requests)
                 if self.healthy and line.startswith("GET ") and "/health" in line:
                     body = b'{"status":"ok"}'
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                        + str(len(body)).encode()
+                        + b"\r\n\r\n"
+                        + body
+                    )
                 # anything else: never answered
 
     def __enter__(self) -> "HangServer":
@@ -147,12 +151,28 @@ class FlakyServer(_Served):
                 if fail:
                     self._send(503, {"error": "warming up"})
                 elif self.path.endswith("/retrieve"):
-                    self._send(200, {"result": [[{"document": {"id": f"{q}-1", "contents": f'"T"\n{q} text'},
-                                                  "score": 1.0}] for q in request["queries"]]})
+                    self._send(
+                        200,
+                        {
+                            "result": [
+                                [{"document": {"id": f"{q}-1", "contents": f'"T"\n{q} text'}, "score": 1.0}]
+                                for q in request["queries"]
+                            ]
+                        },
+                    )
                 else:
-                    self._send(200, {"id": "x", "object": "chat.completion", "created": int(time.time()),
-                                     "model": "flaky", "choices": [{"index": 0, "finish_reason": "stop",
-                                                                   "message": {"role": "assistant", "content": "ok"}}]})
+                    self._send(
+                        200,
+                        {
+                            "id": "x",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": "flaky",
+                            "choices": [
+                                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}
+                            ],
+                        },
+                    )
 
         self._serve(Handler)
 
@@ -181,19 +201,28 @@ class DripServer(_Served):
 
             def _drip(self, request, n, every) -> None:
                 if self.path.endswith("/retrieve"):
-                    body = {"result": [[{"document": {"id": "d", "contents": '"T"\nx'}, "score": 1.0}]
-                                       for _ in request["queries"]]}
+                    body = {
+                        "result": [
+                            [{"document": {"id": "d", "contents": '"T"\nx'}, "score": 1.0}] for _ in request["queries"]
+                        ]
+                    }
                 else:
-                    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "drip",
-                            "choices": [{"index": 0, "finish_reason": "stop",
-                                         "message": {"role": "assistant", "content": "ok"}}]}
+                    body = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "drip",
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}
+                        ],
+                    }
                 data = b" " * n + json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 for i in range(n):
-                    self.wfile.write(data[i:i + 1])
+                    self.wfile.write(data[i : i + 1])
                     self.wfile.flush()
                     time.sleep(every)
                 self.wfile.write(data[n:])
@@ -205,8 +234,13 @@ class DripServer(_Served):
                 self.send_header("Connection", "close")
                 self.end_headers()
                 for i in range(n):
-                    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "drip",
-                             "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+                    chunk = {
+                        "id": "x",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": "drip",
+                        "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}],
+                    }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                     time.sleep(every)

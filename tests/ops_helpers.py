@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SMALL_CORPUS
 
 CLEAN_ENV = ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR")
@@ -22,13 +21,27 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def cli(*args: str, stdin: str | None = None, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=timeout, env=kw.pop("env", env()), **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env=kw.pop("env", env()),
+        **kw,
+    )
 
 
 def popen(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kw.pop("env", env()), **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kw.pop("env", env()),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +71,7 @@ def _stat(pid: int) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()  # fields after the command name: state, ppid, pgrp, ...
+    return text[text.rindex(")") + 2 :].split()  # fields after the command name: state, ppid, pgrp, ...
 
 
 def children(pid: int) -> list[int]:

@@ -47,8 +47,13 @@ def doc_titles(prompt: str) -> list[str]:
 
 
 class ScriptedLLM:
-    def __init__(self, handler: Callable[[str, str, dict], str], owned_by: str = "scripted", delay: float = 0.0,
-                 line_delay: float = 0.0):
+    def __init__(
+        self,
+        handler: Callable[[str, str, dict], str],
+        owned_by: str = "scripted",
+        delay: float = 0.0,
+        line_delay: float = 0.0,
+    ):
         """`delay`: seconds before each reply; `line_delay`: seconds before each line of a streamed reply."""
         self.handler = handler
         self.requests: list[dict[str, Any]] = []
@@ -74,10 +79,14 @@ class ScriptedLLM:
                 return JSONResponse({"error": {"message": str(e)}}, status_code=500)
             if body.get("stream"):
                 return StreamingResponse(self._sse(text, len(self.requests) - 1), media_type="text/event-stream")
-            return {"id": "x", "object": "chat.completion", "created": int(time.time()), "model": "scripted",
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+            return {
+                "id": "x",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": "scripted",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
 
         self.server = BackgroundServer(app)
 
@@ -89,8 +98,13 @@ class ScriptedLLM:
             if self.line_delay:
                 await asyncio.sleep(self.line_delay)
             times.append(time.monotonic())
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": int(time.time()), "model": "scripted",
-                     "choices": [{"index": 0, "delta": {"content": line}, "finish_reason": None}]}
+            chunk = {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": "scripted",
+                "choices": [{"index": 0, "delta": {"content": line}, "finish_reason": None}],
+            }
             yield f"data: {json.dumps(chunk)}\n\n"
         yield "data: [DONE]\n\n"
 

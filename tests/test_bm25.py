@@ -3,13 +3,16 @@ import pytest
 from pyrag_dsl.retrievers import RetrievalError, open_index, read_meta
 
 
-@pytest.mark.parametrize("query, top_title", [
-    ("When was Jed Hoyer born?", "Jed Hoyer"),
-    ("Dutch programmer Guido", "Guido van Rossum"),
-    ("highest mountain in Japan", "Mount Fuji"),
-    ("Who starred as Corliss Archer in Kiss and Tell?", "Kiss and Tell (1945 film)"),
-    ("theory of relativity physicist", "Albert Einstein"),
-])
+@pytest.mark.parametrize(
+    "query, top_title",
+    [
+        ("When was Jed Hoyer born?", "Jed Hoyer"),
+        ("Dutch programmer Guido", "Guido van Rossum"),
+        ("highest mountain in Japan", "Mount Fuji"),
+        ("Who starred as Corliss Archer in Kiss and Tell?", "Kiss and Tell (1945 film)"),
+        ("theory of relativity physicist", "Albert Einstein"),
+    ],
+)
 def test_known_top_hits(bm25, query, top_title):
     hits = bm25.search([query], 3)[0]
     assert hits[0].title == top_title

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import lark
 import pytest
-
 from corpus import JED_HOYER
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True, input=stdin, timeout=60
+    )
 
 
 def test_check_valid_program(tmp_path):
@@ -51,11 +51,14 @@ def test_check_json_valid_is_empty_list():
     assert out.returncode == 0 and json.loads(out.stdout) == []
 
 
-@pytest.mark.parametrize("args, message", [
-    (("check", "/no/such/file.py"), "no such file"),
-    (("check",), "required"),
-    (("check", "."), "directory"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("check", "/no/such/file.py"), "no such file"),
+        (("check",), "required"),
+        (("check", "."), "directory"),
+    ],
+)
 def test_usage_errors_exit_2(args, message):
     out = cli(*args)
     assert out.returncode == 2

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from corpus import JED_HOYER
-from pyrag_dsl.pipeline.session import ConfigError, Settings
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, adaptive_handler, default_handler
+
+from pyrag_dsl.pipeline.session import ConfigError, Settings
 
 
 def cli(*args, stdin=None, env=None, cwd=None):
@@ -20,8 +20,15 @@ def cli(*args, stdin=None, env=None, cwd=None):
     for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
         if key not in (env or {}):
             full_env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300, env=full_env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        env=full_env,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -33,8 +40,18 @@ def llm():
 def test_run_writes_outputs_and_shows_the_answer(llm, bm25_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n\n")
-    r = cli("run", str(questions), "--llm-url", llm.url, "--llm-model", "scripted", "--index", str(bm25_index),
-            "--output-dir", str(tmp_path / "out"))
+    r = cli(
+        "run",
+        str(questions),
+        "--llm-url",
+        llm.url,
+        "--llm-model",
+        "scripted",
+        "--index",
+        str(bm25_index),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
     assert r.returncode == 0, r.stderr + r.stdout
     assert "John William Henry II" in r.stdout and "Sub-queries" in r.stdout
     (run_dir,) = list((tmp_path / "out").iterdir())
@@ -57,8 +74,15 @@ def test_run_writes_outputs_and_shows_the_answer(llm, bm25_index, tmp_path):
 
 
 def test_run_json_lines_from_stdin_with_env_config(llm, bm25_index, tmp_path):
-    r = cli("run", "-", "--json", "--index", str(bm25_index), stdin=f"{QUESTION}\n{QUESTION}\n",
-            env={"LLM_BASE_URL": llm.url, "LLM_MODEL": "scripted", "OUTPUT_DIR": str(tmp_path / "o")})
+    r = cli(
+        "run",
+        "-",
+        "--json",
+        "--index",
+        str(bm25_index),
+        stdin=f"{QUESTION}\n{QUESTION}\n",
+        env={"LLM_BASE_URL": llm.url, "LLM_MODEL": "scripted", "OUTPUT_DIR": str(tmp_path / "o")},
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["n"] for row in rows] == [1, 2]
@@ -78,8 +102,18 @@ def test_earlier_results_survive_a_later_failure(bm25_index, tmp_path):
         return base(role, prompt, body)
 
     with ScriptedLLM(handler) as server:
-        r = cli("run", "-", "--llm-url", server.url, "--index", str(bm25_index), "--output-dir", str(tmp_path),
-                "--json", stdin=f"{QUESTION}\nSecond question?\n")
+        r = cli(
+            "run",
+            "-",
+            "--llm-url",
+            server.url,
+            "--index",
+            str(bm25_index),
+            "--output-dir",
+            str(tmp_path),
+            "--json",
+            stdin=f"{QUESTION}\nSecond question?\n",
+        )
     assert r.returncode == 1
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert rows[0]["error"] is None and rows[1]["error"]["type"] == "LLMError"
@@ -94,8 +128,16 @@ def test_exec_runs_a_program_with_adaptive_retry(bm25_index, tmp_path):
     program = tmp_path / "p.py"
     program.write_text(ADAPTIVE_PROGRAM)
     with ScriptedLLM(adaptive_handler()) as server:
-        r = cli("exec", str(program), "--llm-url", server.url, "--index", str(bm25_index), "--trace",
-                str(tmp_path / "t.jsonl"))
+        r = cli(
+            "exec",
+            str(program),
+            "--llm-url",
+            server.url,
+            "--index",
+            str(bm25_index),
+            "--trace",
+            str(tmp_path / "t.jsonl"),
+        )
     assert r.returncode == 0, r.stderr + r.stdout
     assert "final_answer = '28'" in r.stdout and "adaptive retry" in r.stdout
     assert (tmp_path / "t.jsonl").exists()
@@ -108,11 +150,14 @@ def test_exec_invalid_program(tmp_path):
     assert r.returncode == 1 and "DisallowedConstruct" in r.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (("run", "/no/such/questions.txt"), "no such file"),
-    (("replay", "/no/such/trace.jsonl"), "no such trace file"),
-    (("run", "-", "--model", "/no/model.gguf"), "model file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("run", "/no/such/questions.txt"), "no such file"),
+        (("replay", "/no/such/trace.jsonl"), "no such trace file"),
+        (("run", "-", "--model", "/no/model.gguf"), "model file not found"),
+    ],
+)
 def test_user_errors_are_one_line(args, message):
     r = cli(*args, stdin="a question\n")
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
@@ -136,8 +181,7 @@ def test_empty_questions_file(tmp_path):
 def test_unreachable_llm_is_one_line(bm25_index):
     from test_http_retrieval import _free_port
 
-    r = cli("run", "-", "--llm-url", f"http://127.0.0.1:{_free_port()}/v1", "--index", str(bm25_index),
-            stdin="q?\n")
+    r = cli("run", "-", "--llm-url", f"http://127.0.0.1:{_free_port()}/v1", "--index", str(bm25_index), stdin="q?\n")
     assert r.returncode == 3 and "LLMError" in r.stderr and "cannot connect" in r.stderr  # 3: runtime failure
     assert "Traceback" not in r.stderr
 
@@ -149,28 +193,52 @@ def test_bad_trace_file(tmp_path):
 
 
 def test_serve_llm_builds_the_vllm_command():
-    r = cli("serve-llm", "--role", "plan", "--model", "Qwen/Qwen2.5-Coder-7B-Instruct", "--dry-run",
-            "--tensor-parallel-size", "2")
+    r = cli(
+        "serve-llm",
+        "--role",
+        "plan",
+        "--model",
+        "Qwen/Qwen2.5-Coder-7B-Instruct",
+        "--dry-run",
+        "--tensor-parallel-size",
+        "2",
+    )
     assert r.returncode == 0
     line = r.stdout.splitlines()[0].split()
     assert line[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert line[line.index("--port") + 1] == "8336" and line[line.index("--tensor-parallel-size") + 1] == "2"
     assert "PLAN_LLM_BASE_URL=http://127.0.0.1:8336/v1" in r.stdout
-    r = cli("serve-llm", "--role", "answer", "--model", "Qwen/Qwen2.5-7B-Instruct", "--dry-run", "--",
-            "--gpu-memory-utilization", "0.8")
+    r = cli(
+        "serve-llm",
+        "--role",
+        "answer",
+        "--model",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "--dry-run",
+        "--",
+        "--gpu-memory-utilization",
+        "0.8",
+    )
     assert "--port 8337" in r.stdout and r.stdout.split("\n")[0].endswith("--gpu-memory-utilization 0.8")
 
 
 def test_settings_precedence(tmp_path):
-    env = {"LLM_BASE_URL": "http://env:1/v1", "LLM_MODEL": "env-model", "PLAN_LLM_BASE_URL": "http://plan:2/v1",
-           "ENABLE_THINKING": "true", "OUTPUT_DIR": "/env/out"}
+    env = {
+        "LLM_BASE_URL": "http://env:1/v1",
+        "LLM_MODEL": "env-model",
+        "PLAN_LLM_BASE_URL": "http://plan:2/v1",
+        "ENABLE_THINKING": "true",
+        "OUTPUT_DIR": "/env/out",
+    }
     s = Settings.resolve(environ=env)
     assert (s.llm.base_url, s.llm.model, s.llm.enable_thinking) == ("http://env:1/v1", "env-model", True)
     assert (s.plan_llm.base_url, s.plan_llm.model) == ("http://plan:2/v1", "env-model")
     assert s.output_dir == "/env/out" and not s.embedded_llm
     cfg = tmp_path / "c.toml"
-    cfg.write_text('output_dir = "/cfg/out"\n[llm]\nbase_url = "http://cfg:3/v1"\ntimeout_s = 7\n'
-                   '[pipeline]\ntopk = 3\npolicy = "reference"\n')
+    cfg.write_text(
+        'output_dir = "/cfg/out"\n[llm]\nbase_url = "http://cfg:3/v1"\ntimeout_s = 7\n'
+        '[pipeline]\ntopk = 3\npolicy = "reference"\n'
+    )
     s = Settings.resolve(config_file=str(cfg), environ=env, flags={"llm_model": "flag-model", "topk": 4})
     assert (s.llm.base_url, s.llm.model, s.llm.timeout_s) == ("http://cfg:3/v1", "flag-model", 7)
     assert s.pipeline.topk == 4 and s.pipeline.policy == "reference" and s.output_dir == "/cfg/out"
@@ -198,13 +266,29 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path, json_lines):
         return base(role, prompt, body)
 
     with ScriptedLLM(slow) as server:
-        proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--llm-url", server.url,
-                                 "--index", str(bm25_index), "--output-dir", str(tmp_path),
-                                 *(["--json"] if json_lines else [])],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                # as from a terminal: a suite started as a background job (`cmd &` in a script)
-                                # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pyrag_dsl.cli",
+                "run",
+                "-",
+                "--llm-url",
+                server.url,
+                "--index",
+                str(bm25_index),
+                "--output-dir",
+                str(tmp_path),
+                *(["--json"] if json_lines else []),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # as from a terminal: a suite started as a background job (`cmd &` in a script)
+            # passes SIGINT on ignored, and Python then never raises KeyboardInterrupt
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         proc.stdin.write(QUESTION + "\n")
         proc.stdin.close()
         proc.stdin = None
@@ -231,12 +315,22 @@ def test_ctrl_c_keeps_the_partial_result(bm25_index, tmp_path, json_lines):
 
 def test_replay_live_against_current_tools(bm25_index, tmp_path):
     with ScriptedLLM(default_handler()) as server:
-        r = cli("run", "-", "--llm-url", server.url, "--index", str(bm25_index), "--output-dir", str(tmp_path),
-                stdin=QUESTION + "\n")
+        r = cli(
+            "run",
+            "-",
+            "--llm-url",
+            server.url,
+            "--index",
+            str(bm25_index),
+            "--output-dir",
+            str(tmp_path),
+            stdin=QUESTION + "\n",
+        )
         assert r.returncode == 0
         (run_dir,) = list(tmp_path.iterdir())
-        live = cli("replay", str(run_dir / "1" / "trace.jsonl"), "--live", "--llm-url", server.url,
-                   "--index", str(bm25_index))
+        live = cli(
+            "replay", str(run_dir / "1" / "trace.jsonl"), "--live", "--llm-url", server.url, "--index", str(bm25_index)
+        )
     assert live.returncode == 0, live.stderr
     assert "replay OK" in live.stdout  # the same tools give the same steps
 
@@ -258,8 +352,16 @@ def test_answers_and_questions_print_as_text_not_markup_or_terminal_codes(bm25_i
     questions = tmp_path / "q.txt"
     questions.write_text("\n".join([QUESTION + " [/red]"] * n_questions) + "\n")
     with ScriptedLLM(handler) as server:
-        r = cli("run", str(questions), "--llm-url", server.url, "--index", str(bm25_index),
-                "--output-dir", str(tmp_path / "out"))
+        r = cli(
+            "run",
+            str(questions),
+            "--llm-url",
+            server.url,
+            "--index",
+            str(bm25_index),
+            "--output-dir",
+            str(tmp_path / "out"),
+        )
     assert r.returncode == 0, r.stderr + r.stdout
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\u202e" not in r.stdout
     assert "[/]" in r.stdout and "[bold]b[/bold]" in r.stdout and "[/red]" in r.stdout
@@ -291,10 +393,10 @@ def test_replay_of_a_directory_or_a_binary_file_is_one_clear_line(tmp_path):
 
 
 def test_questions_from_json_lines_rows():
+    import tempfile
+
     from pyrag_dsl.cli.common import UsageError
     from pyrag_dsl.cli.pipeline_cmds import read_questions
-
-    import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         good = Path(d) / "qa.jsonl"

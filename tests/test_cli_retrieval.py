@@ -5,14 +5,14 @@ import sys
 import time
 
 import httpx
-
 from conftest import SMALL_CORPUS
 from test_http_retrieval import _free_port
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_index_build_bm25_and_search(tmp_path):
@@ -45,9 +45,23 @@ def test_index_build_missing_corpus(tmp_path):
 
 def test_serve_retriever_command(bm25_index):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "serve-retriever", "--index", str(bm25_index),
-                             "--port", str(port), "--log-level", "warning"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "serve-retriever",
+            "--index",
+            str(bm25_index),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -59,8 +73,9 @@ def test_serve_retriever_command(bm25_index):
                 assert time.monotonic() < deadline
                 time.sleep(0.3)
         assert health["documents"] == 26
-        r = httpx.post(f"http://127.0.0.1:{port}/retrieve", json={"queries": ["Tokyo capital"], "topk": 1,
-                                                                  "return_scores": True})
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/retrieve", json={"queries": ["Tokyo capital"], "topk": 1, "return_scores": True}
+        )
         assert r.json()["result"][0][0]["document"]["contents"].startswith('"Tokyo"')
     finally:
         proc.send_signal(signal.SIGINT)

@@ -14,10 +14,20 @@ from pyrag_dsl.config.settings import FLAGS, Settings
 
 
 def cli(*args, cwd=None, env=None, timeout=120):
-    full_env = {k: v for k, v in os.environ.items() if k not in
-                ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR", "ENABLE_THINKING")}
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env={**full_env, **(env or {})})
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR", "ENABLE_THINKING")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**full_env, **(env or {})},
+    )
 
 
 @pytest.fixture
@@ -32,10 +42,15 @@ BAD_CONFIGS = [
     ('[pipeline]\ntopk = "five"\n', "config [pipeline] topk: must be an integer from 1 to 1000, got 'five'"),
     ("[retriever]\nurl = 5\n", "config [retriever] url: must be an http(s) URL, got 5"),
     ('[llm]\nbase_url = "localhost:8000"\n', "config [llm] base_url: must be an http(s) URL, got 'localhost:8000'"),
-    ("[pipline]\ntopk = 3\n", "config pipline: unknown section; known: breaker, llama, llm, model, output_dir, "
-     "pipeline, plan_llm, retriever"),
-    ('[pipeline]\ntopk = "five"\n[llm]\ntimeout_s = -1\n', "config [llm] timeout_s: must be a number > 0 and "
-     "<= 86400, got -1 (and 1 more problem: config [pipeline] topk)"),
+    (
+        "[pipline]\ntopk = 3\n",
+        "config pipline: unknown section; known: breaker, llama, llm, model, output_dir, pipeline, plan_llm, retriever",
+    ),
+    (
+        '[pipeline]\ntopk = "five"\n[llm]\ntimeout_s = -1\n',
+        "config [llm] timeout_s: must be a number > 0 and "
+        "<= 86400, got -1 (and 1 more problem: config [pipeline] topk)",
+    ),
 ]
 
 
@@ -49,16 +64,19 @@ def test_bad_config_file_is_one_line_naming_the_key(tmp_path, questions, text, l
     assert not (tmp_path / "out").exists()  # nothing ran
 
 
-@pytest.mark.parametrize("args, line", [
-    (["--max-repairs", "-1"], "--max-repairs: must be an integer from 0 to 100, got -1"),
-    (["--topk", "0"], "--topk: must be an integer from 1 to 1000, got 0"),
-    (["--topk", "1001"], "--topk: must be an integer from 1 to 1000, got 1001"),
-    (["--timeout", "0"], "--timeout: must be a number > 0 and <= 86400, got 0"),
-    (["--deadline", "-5"], "--deadline: must be a number > 0 and <= 604800, got -5"),
-    (["--retriever-timeout", "0"], "--retriever-timeout: must be a number > 0 and <= 86400, got 0"),
-    (["--fail-after", "0"], "--fail-after: must be an integer from 1 to 1000, got 0"),
-    (["--llm-url", "ftp://x"], "--llm-url: must be an http(s) URL, got 'ftp://x'"),
-])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["--max-repairs", "-1"], "--max-repairs: must be an integer from 0 to 100, got -1"),
+        (["--topk", "0"], "--topk: must be an integer from 1 to 1000, got 0"),
+        (["--topk", "1001"], "--topk: must be an integer from 1 to 1000, got 1001"),
+        (["--timeout", "0"], "--timeout: must be a number > 0 and <= 86400, got 0"),
+        (["--deadline", "-5"], "--deadline: must be a number > 0 and <= 604800, got -5"),
+        (["--retriever-timeout", "0"], "--retriever-timeout: must be a number > 0 and <= 86400, got 0"),
+        (["--fail-after", "0"], "--fail-after: must be an integer from 1 to 1000, got 0"),
+        (["--llm-url", "ftp://x"], "--llm-url: must be an http(s) URL, got 'ftp://x'"),
+    ],
+)
 def test_bad_flag_is_one_line_naming_the_flag(tmp_path, questions, args, line):
     r = cli("run", questions, *args, "--output-dir", str(tmp_path / "out"))
     assert r.returncode == 2, r.stdout + r.stderr
@@ -67,32 +85,65 @@ def test_bad_flag_is_one_line_naming_the_flag(tmp_path, questions, args, line):
 
 
 def test_bad_environment_variable_names_it(tmp_path, questions):
-    r = cli("run", questions, "--output-dir", str(tmp_path / "out"), env={"ENABLE_THINKING": "maybe",
-                                                                         "LLM_BASE_URL": "http://127.0.0.1:9/v1"})
+    r = cli(
+        "run",
+        questions,
+        "--output-dir",
+        str(tmp_path / "out"),
+        env={"ENABLE_THINKING": "maybe", "LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+    )
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: ENABLE_THINKING: must be true or false, got 'maybe'"]
 
 
 # -- hostile config files and variables: exit 2, one short line naming the file, key or variable -------------
-@pytest.mark.parametrize("name, text, line", [
-    ("t.toml", "[pipeline]\ntopk = true\n", "config [pipeline] topk: must be an integer from 1 to 1000, got True"),
-    ("b.toml", "[llm]\ntimeout_s = false\n", "config [llm] timeout_s: must be a number > 0 and <= 86400, got False"),
-    ("k.toml", "[pipeline]\n" + "k" * 1_000_000 + " = 1\n",
-     "config [pipeline] " + "k" * 37 + "...: unknown setting; known: boosted_topk, deadline_s, max_repairs, "
-     "max_workers, parallel, plan_grammar, policy, sentinels, stream_plan, topk, use_grammar"),
-    ("d.toml", "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "config file {path} is not valid TOML: nested deeper "
-     "than 100 levels"),
-    ("i.toml", "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", "config file {path} is not valid TOML: nested "
-     "deeper than 100 levels"),
-    ("e.toml", ".".join(["a"] * 100_000) + " = 1\n", "config file {path} is not valid TOML: a key nested deeper "
-     "than 100 levels"),
-    ("h.toml", "[" + ".".join(["a"] * 100_000) + "]\n", "config file {path} is not valid TOML: a key nested "
-     "deeper than 100 levels"),
-    ("d.json", '{"pipeline": ' + "[" * 100_000 + "]" * 100_000 + "}", "config file {path} is not valid JSON: "
-     "nested deeper than 100 levels"),
-    ("n.json", '{"pipeline": {"topk": Infinity}}', "config file {path} is not valid JSON: Infinity is not a "
-     "number JSON allows"),
-])
+@pytest.mark.parametrize(
+    "name, text, line",
+    [
+        ("t.toml", "[pipeline]\ntopk = true\n", "config [pipeline] topk: must be an integer from 1 to 1000, got True"),
+        (
+            "b.toml",
+            "[llm]\ntimeout_s = false\n",
+            "config [llm] timeout_s: must be a number > 0 and <= 86400, got False",
+        ),
+        (
+            "k.toml",
+            "[pipeline]\n" + "k" * 1_000_000 + " = 1\n",
+            "config [pipeline] " + "k" * 37 + "...: unknown setting; known: boosted_topk, deadline_s, max_repairs, "
+            "max_workers, parallel, plan_grammar, policy, sentinels, stream_plan, topk, use_grammar",
+        ),
+        (
+            "d.toml",
+            "x = " + "[" * 100_000 + "]" * 100_000 + "\n",
+            "config file {path} is not valid TOML: nested deeper than 100 levels",
+        ),
+        (
+            "i.toml",
+            "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n",
+            "config file {path} is not valid TOML: nested deeper than 100 levels",
+        ),
+        (
+            "e.toml",
+            ".".join(["a"] * 100_000) + " = 1\n",
+            "config file {path} is not valid TOML: a key nested deeper than 100 levels",
+        ),
+        (
+            "h.toml",
+            "[" + ".".join(["a"] * 100_000) + "]\n",
+            "config file {path} is not valid TOML: a key nested deeper than 100 levels",
+        ),
+        (
+            "d.json",
+            '{"pipeline": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "config file {path} is not valid JSON: nested deeper than 100 levels",
+        ),
+        (
+            "n.json",
+            '{"pipeline": {"topk": Infinity}}',
+            "config file {path} is not valid JSON: Infinity is not a number JSON allows",
+        ),
+    ],
+)
 def test_hostile_config_file_is_one_short_line(tmp_path, name, text, line):
     path = tmp_path / name
     path.write_text(text)
@@ -107,13 +158,19 @@ def test_config_file_with_a_bom_loads(tmp_path):
     assert Settings.resolve(config_file=str(path), environ={}).pipeline.topk == 3
 
 
-@pytest.mark.parametrize("value, line", [
-    ("http://[::1", "LLM_BASE_URL: must be an http(s) URL, got 'http://[::1'"),
-    ("http://127.0.0.1:8000/v1\r\nX-Injected: 1", "LLM_BASE_URL: must be an http(s) URL (without spaces or "
-     "control characters), got 'http://127.0.0.1:8000/v1\\r\\nX-Injected: 1'"),
-    ("http://127.0.0.1:99999/v1", "LLM_BASE_URL: must be an http(s) URL, got 'http://127.0.0.1:99999/v1'"),
-    ("http:///v1", "LLM_BASE_URL: must be an http(s) URL, got 'http:///v1'"),
-])
+@pytest.mark.parametrize(
+    "value, line",
+    [
+        ("http://[::1", "LLM_BASE_URL: must be an http(s) URL, got 'http://[::1'"),
+        (
+            "http://127.0.0.1:8000/v1\r\nX-Injected: 1",
+            "LLM_BASE_URL: must be an http(s) URL (without spaces or "
+            "control characters), got 'http://127.0.0.1:8000/v1\\r\\nX-Injected: 1'",
+        ),
+        ("http://127.0.0.1:99999/v1", "LLM_BASE_URL: must be an http(s) URL, got 'http://127.0.0.1:99999/v1'"),
+        ("http:///v1", "LLM_BASE_URL: must be an http(s) URL, got 'http:///v1'"),
+    ],
+)
 def test_a_url_an_http_client_refuses_is_a_settings_error(value, line):
     with pytest.raises(ConfigError) as info:
         Settings.resolve(environ={"LLM_BASE_URL": value})
@@ -133,14 +190,18 @@ def test_a_boolean_topk_in_a_config_file_exits_2_like_the_flag(tmp_path, questio
     config.write_text("[pipeline]\ntopk = true\n")
     r = cli("run", questions, "--config", str(config), "--output-dir", str(tmp_path / "out"))
     assert r.returncode == 2, r.stdout + r.stderr
-    assert r.stderr.strip().splitlines() == ["error: config [pipeline] topk: must be an integer from 1 to 1000, "
-                                             "got True"]
+    assert r.stderr.strip().splitlines() == [
+        "error: config [pipeline] topk: must be an integer from 1 to 1000, got True"
+    ]
 
 
-@pytest.mark.parametrize("args, line", [
-    (["search", "Jed Hoyer", "--topk", "0"], "--topk: must be an integer from 1 to 1000, got 0"),
-    (["serve-retriever", "--default-topk", "5000"], "--default-topk: must be an integer from 1 to 1000, got 5000"),
-])
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["search", "Jed Hoyer", "--topk", "0"], "--topk: must be an integer from 1 to 1000, got 0"),
+        (["serve-retriever", "--default-topk", "5000"], "--default-topk: must be an integer from 1 to 1000, got 5000"),
+    ],
+)
 def test_retrieval_commands_check_topk_first(args, line):
     r = cli(*args)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -156,15 +217,26 @@ def test_exec_takes_the_same_settings(tmp_path):
 
 # -- the model: precedence, alternatives, inheritance -------------------------------------------------
 def test_flags_beat_file_beat_environment(tmp_path):
-    env = {"LLM_BASE_URL": "http://env:1/v1", "LLM_MODEL": "env-model", "OUTPUT_DIR": "/env/out",
-           "ENABLE_THINKING": "yes"}
+    env = {
+        "LLM_BASE_URL": "http://env:1/v1",
+        "LLM_MODEL": "env-model",
+        "OUTPUT_DIR": "/env/out",
+        "ENABLE_THINKING": "yes",
+    }
     config = tmp_path / "c.toml"
-    config.write_text('output_dir = "/cfg/out"\n[llm]\nmodel = "cfg-model"\ntimeout_s = 7\n'
-                      "[pipeline]\ntopk = 3\ndeadline_s = 60\n[retriever]\nurl = \"http://r:8008\"\ntimeout_s = 2\n")
-    s = Settings.resolve(config_file=str(config), environ=env,
-                         flags={"topk": 4, "llm_url": "http://flag:2/v1", "retriever_retries": 0})
+    config.write_text(
+        'output_dir = "/cfg/out"\n[llm]\nmodel = "cfg-model"\ntimeout_s = 7\n'
+        '[pipeline]\ntopk = 3\ndeadline_s = 60\n[retriever]\nurl = "http://r:8008"\ntimeout_s = 2\n'
+    )
+    s = Settings.resolve(
+        config_file=str(config), environ=env, flags={"topk": 4, "llm_url": "http://flag:2/v1", "retriever_retries": 0}
+    )
     assert (s.llm.base_url, s.llm.model, s.llm.timeout_s, s.llm.enable_thinking) == (
-        "http://flag:2/v1", "cfg-model", 7, True)
+        "http://flag:2/v1",
+        "cfg-model",
+        7,
+        True,
+    )
     assert (s.pipeline.topk, s.pipeline.deadline_s, s.output_dir) == (4, 60, "/cfg/out")
     assert (s.retriever.url, s.retriever.timeout_s, s.retriever.retries) == ("http://r:8008", 2, 0)
     assert not s.embedded_llm and s.llm_fields()["base_url"] == "http://flag:2/v1"
@@ -172,8 +244,14 @@ def test_flags_beat_file_beat_environment(tmp_path):
 
 def test_json_config_and_defaults(tmp_path):
     config = tmp_path / "c.json"
-    config.write_text(json.dumps({"pipeline": {"policy": "reference", "sentinels": ["nope"]},
-                                  "llama": {"threads": 2, "omp_wait_policy": "active"}}))
+    config.write_text(
+        json.dumps(
+            {
+                "pipeline": {"policy": "reference", "sentinels": ["nope"]},
+                "llama": {"threads": 2, "omp_wait_policy": "active"},
+            }
+        )
+    )
     s = Settings.resolve(config_file=str(config), environ={})
     assert s.pipeline.policy == "reference" and s.pipeline.sentinels == ["nope"]
     assert s.llama.threads == 2 and s.llama.server_fields()["omp_wait_policy"] == "active"
@@ -195,10 +273,16 @@ def test_a_higher_layer_replaces_the_alternative_below(tmp_path):
 
 
 def test_plan_llm_inherits_the_llm_and_needs_one():
-    s = Settings.resolve(environ={"LLM_BASE_URL": "http://a:1/v1", "LLM_MODEL": "m", "PLAN_LLM_MODEL": "coder",
-                                  "PLAN_LLM_API_KEY": "k"}, flags={"timeout": 9.0})
+    s = Settings.resolve(
+        environ={"LLM_BASE_URL": "http://a:1/v1", "LLM_MODEL": "m", "PLAN_LLM_MODEL": "coder", "PLAN_LLM_API_KEY": "k"},
+        flags={"timeout": 9.0},
+    )
     assert (s.plan_llm.base_url, s.plan_llm.model, s.plan_llm.api_key, s.plan_llm.timeout_s) == (
-        "http://a:1/v1", "coder", "k", 9.0)
+        "http://a:1/v1",
+        "coder",
+        "k",
+        9.0,
+    )
     assert Settings.resolve(environ={"PLAN_LLM_API_KEY": "k", "LLM_MODEL": ""}).plan_llm is None  # no model or URL
     with pytest.raises(ConfigError, match="Plan LLM server was given without a Decompose/Answer one"):
         Settings.resolve(environ={}, flags={"plan_llm_url": "http://p:1/v1"})
@@ -259,12 +343,19 @@ def test_flag_help_states_the_settings_defaults():
             value, default = part.split(":")[0].split()[-1], _default_of(path)
             assert value == (f"{default:g}" if isinstance(default, float) else str(default)), (flag, path)
             stated[".".join(path)] = default
-    assert stated == {"llm.timeout_s": D.LLM_TIMEOUT_S, "llama.timeout_s": D.LLAMA_TIMEOUT_S,
-                      "llama.n_ctx": D.LLAMA_N_CTX, "llama.omp_wait_policy": D.OMP_WAIT_POLICY,
-                      "retriever.timeout_s": D.RETRIEVER_TIMEOUT_S, "retriever.retries": D.RETRIEVER_RETRIES,
-                      "breaker.failures": D.BREAKER_FAILURES, "pipeline.topk": D.TOPK,
-                      "pipeline.boosted_topk": D.BOOSTED_TOPK, "pipeline.max_repairs": D.MAX_REPAIRS,
-                      "pipeline.max_workers": D.MAX_WORKERS}
+    assert stated == {
+        "llm.timeout_s": D.LLM_TIMEOUT_S,
+        "llama.timeout_s": D.LLAMA_TIMEOUT_S,
+        "llama.n_ctx": D.LLAMA_N_CTX,
+        "llama.omp_wait_policy": D.OMP_WAIT_POLICY,
+        "retriever.timeout_s": D.RETRIEVER_TIMEOUT_S,
+        "retriever.retries": D.RETRIEVER_RETRIES,
+        "breaker.failures": D.BREAKER_FAILURES,
+        "pipeline.topk": D.TOPK,
+        "pipeline.boosted_topk": D.BOOSTED_TOPK,
+        "pipeline.max_repairs": D.MAX_REPAIRS,
+        "pipeline.max_workers": D.MAX_WORKERS,
+    }
 
 
 def test_the_library_and_the_settings_share_their_defaults():
@@ -279,12 +370,23 @@ def test_the_library_and_the_settings_share_their_defaults():
     from pyrag_dsl.retrievers.http_client import HttpRetriever
 
     client = LLMConfig()
-    for name in ("api_key", "timeout_s", "retries", "backoff_s", "temperature", "max_tokens", "enable_thinking",
-                 "grammar"):
+    for name in (
+        "api_key",
+        "timeout_s",
+        "retries",
+        "backoff_s",
+        "temperature",
+        "max_tokens",
+        "enable_thinking",
+        "grammar",
+    ):
         assert getattr(client, name) == getattr(settings.llm, name), name
     r = HttpRetriever()
-    assert (r.timeout, r.retries, r.backoff) == (settings.retriever.timeout_s, settings.retriever.retries,
-                                                 settings.retriever.backoff_s)
+    assert (r.timeout, r.retries, r.backoff) == (
+        settings.retriever.timeout_s,
+        settings.retriever.retries,
+        settings.retriever.backoff_s,
+    )
     r.close()
 
 

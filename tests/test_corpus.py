@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import SMALL_CORPUS
+
 from pyrag_dsl.retrievers.corpus import CorpusError, iter_corpus, load_corpus, parse_line
 
 
@@ -19,17 +19,19 @@ def test_title_text_rows_and_int_ids():
 
 def test_bad_lines_are_reported_with_line_numbers(tmp_path):
     path = tmp_path / "c.jsonl"
-    path.write_bytes(b'{"id": "a", "contents": "ok"}\n'
-                     b'not json\n'
-                     b'\n'
-                     b'{"id": "a", "contents": "dup"}\n'
-                     b'["list"]\n'
-                     b'{"contents": "no id"}\n'
-                     b'{"id": "b"}\n'
-                     b'{"id": "c", "contents": "   "}\n'
-                     b'{"id": true, "contents": "x"}\n'
-                     b'{"id": "d", "contents": "\xff"}\n'
-                     b'{"id": "e", "contents": "fine"}\n')
+    path.write_bytes(
+        b'{"id": "a", "contents": "ok"}\n'
+        b"not json\n"
+        b"\n"
+        b'{"id": "a", "contents": "dup"}\n'
+        b'["list"]\n'
+        b'{"contents": "no id"}\n'
+        b'{"id": "b"}\n'
+        b'{"id": "c", "contents": "   "}\n'
+        b'{"id": true, "contents": "x"}\n'
+        b'{"id": "d", "contents": "\xff"}\n'
+        b'{"id": "e", "contents": "fine"}\n'
+    )
     with pytest.raises(CorpusError) as info:
         load_corpus(path)
     lines = [n for n, _ in info.value.problems]

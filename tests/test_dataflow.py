@@ -3,14 +3,14 @@
 import threading
 import time
 
-from hypothesis import given, settings
-
 from conftest import RecordingTools
 from corpus import JED_HOYER
+from hypothesis import given, settings
+from test_properties import well_typed_programs
+
 from pyrag_dsl import CallCache, Limits, execute, parse_program
 from pyrag_dsl.grammar import LimitExceeded, ToolError
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
-from test_properties import well_typed_programs
 
 
 class BatchingTools(RecordingTools):
@@ -62,7 +62,12 @@ def test_reference_example_batches_retrievals_and_overlaps_answers():
     assert elapsed < 0.9  # 3 answers of 0.3 s: 0.6 s when two overlap, 0.9 s in sequence
     # the trace is in statement order, as in sequential mode, whatever order the calls finished in
     assert [(e.kind, e.statement) for e in result.trace] == [
-        ("retrieve", 0), ("answer", 1), ("retrieve", 2), ("answer", 3), ("answer", 4)]
+        ("retrieve", 0),
+        ("answer", 1),
+        ("retrieve", 2),
+        ("answer", 3),
+        ("answer", 4),
+    ]
     assert [e.step for e in result.trace] == [1, 2, 3, 4, 5]
 
 
@@ -93,8 +98,9 @@ def test_an_error_gives_the_sequential_result_and_keeps_calls_in_the_cache():
 
     tools = BatchingTools()
     cache = CallCache()
-    result = execute(parse_program(JED_HOYER), {"retrieve": tools.retrieve_tool, "answer": answer}, mode="dataflow",
-                     cache=cache)
+    result = execute(
+        parse_program(JED_HOYER), {"retrieve": tools.retrieve_tool, "answer": answer}, mode="dataflow", cache=cache
+    )
     seq = execute(parse_program(JED_HOYER), {"retrieve": tools.retrieve_tool, "answer": answer})
     assert isinstance(result.error, ToolError) and result.error.span.line == 2
     assert result.error.to_dict() == seq.error.to_dict()
@@ -102,8 +108,11 @@ def test_an_error_gives_the_sequential_result_and_keeps_calls_in_the_cache():
     assert [(e.kind, e.statement) for e in result.trace] == [(e.kind, e.statement) for e in seq.trace]
     # what ran concurrently is not lost: a repaired program reuses it from the call cache
     asked = []
-    again = execute(parse_program(JED_HOYER), {"retrieve": tools.retrieve_tool,
-                                               "answer": lambda query, docs: asked.append(query) or "1949"}, cache=cache)
+    again = execute(
+        parse_program(JED_HOYER),
+        {"retrieve": tools.retrieve_tool, "answer": lambda query, docs: asked.append(query) or "1949"},
+        cache=cache,
+    )
     john = [e for e in again.trace if e.kind == "answer" and e.inputs["query"].startswith("When was John")]
     assert john and all(e.cached for e in john) and not any(q.startswith("When was John") for q in asked)
 
@@ -120,8 +129,9 @@ def test_batch_budget_and_timeout_in_dataflow_mode():
         release.wait(5)
         return "late"
 
-    prog = parse_program('x = answer("a")\ny = answer("b")\nfinal_answer = f"{x}{y}"\n',
-                         limits=Limits(tool_timeout_s=0.2))
+    prog = parse_program(
+        'x = answer("a")\ny = answer("b")\nfinal_answer = f"{x}{y}"\n', limits=Limits(tool_timeout_s=0.2)
+    )
     result = execute(prog, {"answer": slow}, mode="dataflow")
     release.set()
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"

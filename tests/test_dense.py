@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import SMALL_CORPUS
-from pyrag_dsl.retrievers import RetrievalError, open_index, read_meta
-from pyrag_dsl.retrievers import dense
+
+from pyrag_dsl.retrievers import RetrievalError, dense, open_index, read_meta
 
 
 @pytest.fixture(scope="module")
@@ -13,11 +12,14 @@ def dense_index(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("query, top_title", [
-    ("What is the tallest peak on Earth?", "Mount Everest"),
-    ("Which physicist studied radioactivity?", "Marie Curie"),
-    ("the French capital city", "Paris"),
-])
+@pytest.mark.parametrize(
+    "query, top_title",
+    [
+        ("What is the tallest peak on Earth?", "Mount Everest"),
+        ("Which physicist studied radioactivity?", "Marie Curie"),
+        ("the French capital city", "Paris"),
+    ],
+)
 def test_dense_known_top_hits(dense_index, query, top_title):
     retriever = open_index(dense_index)
     hits = retriever.search([query], 3)[0]

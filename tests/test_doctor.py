@@ -16,8 +16,14 @@ STANDIN = Path(__file__).parent / "llama_standin"
 
 def doctor(*args: str, env: dict | None = None) -> tuple[int, dict]:
     base = {k: v for k, v in os.environ.items() if not k.endswith("LLM_BASE_URL") and k != "RETRIEVER_URL"}
-    proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "doctor", "--json", *args], capture_output=True,
-                          text=True, env={**base, **(env or {})}, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", "doctor", "--json", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -29,8 +35,10 @@ def rows(report: dict) -> dict[str, dict]:
 def _standin_env(tmp_path: Path, crash_at: int) -> tuple[Path, dict]:
     model = tmp_path / "dummy.gguf"
     model.write_bytes(b"GGUF")
-    return model, {"PYTHONPATH": os.pathsep.join([str(STANDIN), os.environ.get("PYTHONPATH", "")]),
-                   "STANDIN_CRASH_AT": str(crash_at)}
+    return model, {
+        "PYTHONPATH": os.pathsep.join([str(STANDIN), os.environ.get("PYTHONPATH", "")]),
+        "STANDIN_CRASH_AT": str(crash_at),
+    }
 
 
 def test_quick_report_has_every_kind_of_check():

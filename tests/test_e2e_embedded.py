@@ -22,8 +22,21 @@ def test_embedded_run_and_exact_replay(tmp_path):
     env = {**os.environ, "PYRAG_DSL_CACHE": str(tmp_path / "cache")}
     for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
         env.pop(key, None)
-    r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "run", str(ROOT / "examples" / "question.txt"),
-                        "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "run",
+            str(ROOT / "examples" / "question.txt"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (run_dir,) = list((tmp_path / "out").iterdir())
     result = json.loads((run_dir / "1" / "result.json").read_text())
@@ -38,8 +51,13 @@ def test_embedded_run_and_exact_replay(tmp_path):
     assert kinds.count("retrieve") >= 1 and kinds.count("answer") >= 2
     first_retrieve = next(json.loads(x) for x in lines[1:] if json.loads(x)["kind"] == "retrieve")
     assert first_retrieve["output"] and first_retrieve["inputs"]["topk"] in (5, 10)
-    replay = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "replay", str(run_dir / "1" / "trace.jsonl")],
-                            capture_output=True, text=True, timeout=120, env=env)
+    replay = subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", "replay", str(run_dir / "1" / "trace.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert replay.returncode == 0, replay.stdout[-2000:]
     assert "replay OK" in replay.stdout
 

@@ -2,10 +2,9 @@
 
 import json
 
-from pyrag_dsl.retrievers import embedded, read_meta
-
-
 import pytest
+
+from pyrag_dsl.retrievers import embedded, read_meta
 
 
 @pytest.mark.parametrize("kind", ["tantivy", "bm25"])

@@ -9,7 +9,7 @@ from pyrag_dsl.grammar import ArityError, LimitExceeded, TooManyErrors, Undefine
 from pyrag_dsl.grammar.validate import MAX_HINTS
 from pyrag_dsl.interpreter.trace import event_json
 
-SURPLUS = 'd = retrieve("q")\nfinal_answer = answer("q", d, ' + '"a", ' * 12_000 + ')\n'  # one 60 KB line
+SURPLUS = 'd = retrieve("q")\nfinal_answer = answer("q", d, ' + '"a", ' * 12_000 + ")\n"  # one 60 KB line
 UNDEFINED = 'final_answer = answer(f"' + "".join(f"{{name_{i}_xx}}" for i in range(4_500)) + '")\n'
 MANY_LINES = "".join(f'v{i} = answer(f"{{missing_{i}}}", nope_{i})\n' for i in range(190)) + 'final_answer = "x"\n'
 
@@ -66,14 +66,21 @@ def test_long_line_is_shown_as_a_window_with_the_caret_under_the_error():
     assert err.kind == "UnknownKeyword"
     assert len(err.source_line) <= 170 and err.source_line.startswith("...")
     caret = err.caret_line()
-    assert err.source_line[caret.index("^"):].startswith("dosc")
+    assert err.source_line[caret.index("^") :].startswith("dosc")
 
 
 def test_trace_budget_counts_assign_events_in_utf8_bytes():
     # no tool call at all: the f-strings double a 4-byte character until the trace budget is spent
-    src = 'a = "' + "\U0001F600" * 1000 + '"\n' + "".join(
-        f'a{i} = f"{{{"a" if i == 0 else f"a{i - 1}"}}}{{{"a" if i == 0 else f"a{i - 1}"}}}"\n' for i in range(7)) \
-        + "".join(f'b{i} = f"{{a6}}"\n' for i in range(60)) + 'final_answer = "x"\n'
+    src = (
+        'a = "'
+        + "\U0001f600" * 1000
+        + '"\n'
+        + "".join(
+            f'a{i} = f"{{{"a" if i == 0 else f"a{i - 1}"}}}{{{"a" if i == 0 else f"a{i - 1}"}}}"\n' for i in range(7)
+        )
+        + "".join(f'b{i} = f"{{a6}}"\n' for i in range(60))
+        + 'final_answer = "x"\n'
+    )
     limits = Limits(max_trace_bytes=2_000_000)
     result = execute(parse_program(src, limits=limits), {})
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "max_trace_bytes"
@@ -84,8 +91,7 @@ def test_trace_budget_counts_assign_events_in_utf8_bytes():
 
 
 def test_charged_size_bounds_the_serialised_size():
-    src = ('d = retrieve("q é \U0001F600")\na = answer("q", d)\nb = f"{a} \\u00e9 {a}"\n'
-           'final_answer = answer(f"{b}")\n')
+    src = 'd = retrieve("q é \U0001f600")\na = answer("q", d)\nb = f"{a} \\u00e9 {a}"\nfinal_answer = answer(f"{b}")\n'
     from conftest import RecordingTools
 
     result = execute(parse_program(src), RecordingTools().as_dict())
@@ -105,8 +111,9 @@ def test_check_output_stays_small(tmp_path, flag):
 
     path = tmp_path / "hostile.py"
     path.write_text(UNDEFINED, encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "check", str(path), *flag],
-                         capture_output=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", "check", str(path), *flag], capture_output=True, timeout=120
+    )
     assert out.returncode == 1
     assert len(out.stdout) + len(out.stderr) < 1_000_000
     assert b"more error" in out.stdout

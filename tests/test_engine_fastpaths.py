@@ -93,8 +93,16 @@ def test_convert_shortcut_agrees_with_to_value(name):
 def test_docs_shortcut_keeps_the_documents_of_a_clean_result():
     v = CASES["clean"]
     assert _clean_docs(v.items, LIMITS) and to_value(ValueType.DOCS, v, LIMITS).items is v.items
-    for name in ("surrogate in title", "nan score", "int score", "str subclass", "Doc subclass", "too long",
-                 "too many", "list items"):
+    for name in (
+        "surrogate in title",
+        "nan score",
+        "int score",
+        "str subclass",
+        "Doc subclass",
+        "too long",
+        "too many",
+        "list items",
+    ):
         assert not _clean_docs(CASES[name].items, LIMITS), name
 
 
@@ -124,13 +132,11 @@ def test_docs_hash_is_memoised_and_agrees_with_equality():
 def test_events_equal_the_ones_build_event_makes():
     """Every event of a run (calls, nested calls, assignments) equals build_event over the same explicit fields:
     same values, same explicitly-set fields, same field order, same JSON."""
-    src = ('d = retrieve("q")\n'
-           'a = answer(answer("inner"), d)\n'
-           's = f"{a}!"\n'
-           'final_answer = answer("q", d)\n')
+    src = 'd = retrieve("q")\na = answer(answer("inner"), d)\ns = f"{a}!"\nfinal_answer = answer("q", d)\n'
     docs = Docs((_doc1(), _doc1(id="2")))
-    result = execute(parse_program(src), {"retrieve": lambda query, topk=5: docs,
-                                          "answer": lambda query, docs=None: "ans"})
+    result = execute(
+        parse_program(src), {"retrieve": lambda query, topk=5: docs, "answer": lambda query, docs=None: "ans"}
+    )
     assert result.ok and [e.kind for e in result.trace] == ["retrieve", "answer", "answer", "assign", "answer"]
     for e in result.trace:
         cls = type(e)
@@ -165,8 +171,10 @@ def _reference_arguments(frame, node):
             elif type(a) is ast.Name:
                 v = run.values[frame.stmt.binds[a.id]]
             elif type(a) is ast.JoinedStr:  # of constants and names here
-                v = "".join(part.value if type(part) is ast.Constant else run.values[frame.stmt.binds[part.value.id]]
-                            for part in a.values)
+                v = "".join(
+                    part.value if type(part) is ast.Constant else run.values[frame.stmt.binds[part.value.id]]
+                    for part in a.values
+                )
             else:
                 v = NESTED_CALL  # evaluating it here would call the tool again
         else:
@@ -188,8 +196,15 @@ PLAN_PROGRAMS = {
         'a = answer(answer(f"inner {x}"), d)\n'
         'b = answer("q", d)\n'
         'c = answer("q", d)\n'
-        'final_answer = answer(f"{a} and {b}", e)\n', {"topk": 3}, False),
-    "topk from the settings out of range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 10**6}, False),
+        'final_answer = answer(f"{a} and {b}", e)\n',
+        {"topk": 3},
+        False,
+    ),
+    "topk from the settings out of range": (
+        'd = retrieve("q")\nfinal_answer = answer("q", d)\n',
+        {"topk": 10**6},
+        False,
+    ),
     "topk from the settings in range": ('d = retrieve("q")\nfinal_answer = answer("q", d)\n', {"topk": 1}, False),
     "forced topk (adaptive retrieval)": ('d = retrieve("q", 2)\nfinal_answer = answer("q", d)\n', {}, True),
 }
@@ -202,8 +217,8 @@ def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch)
     the tool's signature and the call's argument nodes gives (constants, bound names, f-strings, a nested call,
     run settings, forced overrides, out-of-range values), and the run's events equal build_event's."""
     from pyrag_dsl.grammar.errors import ArgumentOutOfRange
-    from pyrag_dsl.interpreter.run import Run
     from pyrag_dsl.interpreter import CallCache
+    from pyrag_dsl.interpreter.run import Run
     from pyrag_dsl.interpreter.walker import Frame
 
     checked = []
@@ -282,6 +297,12 @@ def test_call_plan_event_fields_equal_the_statement_and_its_charge():
     for node, plan in program.plans.items():
         stmt = plan.statement
         assert plan.source_size == value_size(stmt.source)
-        assert plan.where == {"statement": stmt.index, "line": stmt.span.line, "col": stmt.span.col,
-                              "end_line": stmt.span.end_line, "end_col": stmt.span.end_col, "source": stmt.source}
+        assert plan.where == {
+            "statement": stmt.index,
+            "line": stmt.span.line,
+            "col": stmt.span.col,
+            "end_line": stmt.span.end_line,
+            "end_col": stmt.span.end_col,
+            "source": stmt.source,
+        }
         assert plan.kind == program.tool_kind(node)

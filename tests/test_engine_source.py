@@ -2,8 +2,8 @@
 every error reported, and a language that is the same on every supported Python."""
 
 import pytest
-
 from conftest import RecordingTools
+
 from pyrag_dsl import Limits, execute, parse_program, validate
 from pyrag_dsl.grammar import DisallowedCharacter, LimitExceeded
 from pyrag_dsl.grammar.fstrings import check_fstring_source
@@ -21,13 +21,16 @@ def test_a_splitlines_character_in_a_comment_cannot_hide_a_non_ascii_identifier(
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_form_feed_and_newline_styles_keep_spans_and_trace_lines(newline):
-    src = newline.join(['# a comment\x0c still the comment', 'docs = retrieve("q")',
-                        'final_answer = answer("a", docs)', ""])
+    src = newline.join(
+        ["# a comment\x0c still the comment", 'docs = retrieve("q")', 'final_answer = answer("a", docs)', ""]
+    )
     prog = parse_program(src)
     assert [s.span.line for s in prog.statements] == [2, 3]
     result = execute(prog, RecordingTools().as_dict())
-    assert [(e.line, e.source) for e in result.trace] == [(2, 'docs = retrieve("q")'),
-                                                          (3, 'final_answer = answer("a", docs)')]
+    assert [(e.line, e.source) for e in result.trace] == [
+        (2, 'docs = retrieve("q")'),
+        (3, 'final_answer = answer("a", docs)'),
+    ]
 
 
 def test_error_points_at_the_right_line_after_a_form_feed():
@@ -49,7 +52,9 @@ def test_keyword_argument_continued_on_the_next_line_is_valid_and_in_the_grammar
 # -- control and invisible characters -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("escape", ["\\ud800", "\\x00", "\\u202e", "\\u200b", "\\U000e0041", "\\x1b", "\\x0c", "\\ufeff"])
+@pytest.mark.parametrize(
+    "escape", ["\\ud800", "\\x00", "\\u202e", "\\u200b", "\\U000e0041", "\\x1b", "\\x0c", "\\ufeff"]
+)
 def test_escaped_control_characters_in_literals_are_rejected(escape):
     for src in (f'final_answer = answer("a{escape}b")\n', f'x = "q"\nfinal_answer = answer(f"{{x}}{escape}")\n'):
         tools = RecordingTools()
@@ -82,8 +87,16 @@ def test_trace_writing_is_total_for_pipeline_events_too():
     from pyrag_dsl.pipeline.events import DecomposeEvent
 
     odd = OtherEvent(kind="a_kind_no_layer_defines", step=1, start=0.0, end=0.0, raw=["\udc80 junk"])
-    llm_text = DecomposeEvent(step=2, start=0.0, end=0.0, question="q\ud800", sub_queries=["\udfff"], fallback=False,
-                              attempts=1, raw=["\udc80 raw reply"])
+    llm_text = DecomposeEvent(
+        step=2,
+        start=0.0,
+        end=0.0,
+        question="q\ud800",
+        sub_queries=["\udfff"],
+        fallback=False,
+        attempts=1,
+        raw=["\udc80 raw reply"],
+    )
     header, events = loads_jsonl(dumps_jsonl([odd, llm_text]))
     assert [e.kind for e in events] == ["a_kind_no_layer_defines", "decompose"]
     assert isinstance(events[0], OtherEvent) and events[1].sub_queries == ["\udfff"]
@@ -92,14 +105,26 @@ def test_trace_writing_is_total_for_pipeline_events_too():
 # -- f-string fields: the language is the same on every Python -------------------------------------------
 
 
-@pytest.mark.parametrize("text,ok", [
-    ('f"a {x} b"', True), ('f"{ x }"', True), ("f\"{'k'}\"", True), ('f"{12}"', True), ('f"{{x}}"', True),
-    ('"a" f"{x}"  # c\n f\'{y}\'', True), ('rf"\\{x}"', True), ('f"\\N{EM DASH} {x}"', True),
-    ('f"{"k"}"', False),  # the enclosing quote inside a field: Python 3.12+ only
-    ('f"{x # c\n}"', False),  # a comment inside a field: 3.12+ only
-    ("f\"{'a\\'b'}\"", False),  # a backslash inside a field: 3.12+ only
-    ('f"{x\n}"', False), ('f"{x!r}"', False), ('f"{x:>5}"', False), ('f"{\uff46}"', False),
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ('f"a {x} b"', True),
+        ('f"{ x }"', True),
+        ("f\"{'k'}\"", True),
+        ('f"{12}"', True),
+        ('f"{{x}}"', True),
+        ('"a" f"{x}"  # c\n f\'{y}\'', True),
+        ('rf"\\{x}"', True),
+        ('f"\\N{EM DASH} {x}"', True),
+        ('f"{"k"}"', False),  # the enclosing quote inside a field: Python 3.12+ only
+        ('f"{x # c\n}"', False),  # a comment inside a field: 3.12+ only
+        ("f\"{'a\\'b'}\"", False),  # a backslash inside a field: 3.12+ only
+        ('f"{x\n}"', False),
+        ('f"{x!r}"', False),
+        ('f"{x:>5}"', False),
+        ('f"{\uff46}"', False),
+    ],
+)
 def test_fstring_fields_of_the_language(text, ok):
     assert (check_fstring_source(text) is None) is ok
 
@@ -126,7 +151,7 @@ def test_surplus_and_unknown_keyword_arguments_are_checked():
 
 
 def test_calling_an_attribute_still_checks_arguments():
-    kinds = [e.kind for e in validate('final_answer = x.y(undefined)\n').errors]
+    kinds = [e.kind for e in validate("final_answer = x.y(undefined)\n").errors]
     assert kinds == ["DisallowedConstruct", "UndefinedName"]
 
 

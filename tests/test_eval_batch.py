@@ -47,7 +47,9 @@ def test_errors_go_to_on_done_and_the_map_goes_on():
             raise ValueError("bad item")
         return x
 
-    concurrent_map(fn, range(5), 2, lambda i, item, res, err: seen.append((i, res, type(err).__name__ if err else None)))
+    concurrent_map(
+        fn, range(5), 2, lambda i, item, res, err: seen.append((i, res, type(err).__name__ if err else None))
+    )
     assert sorted(seen) == [(0, 0, None), (1, 1, None), (2, None, "ValueError"), (3, 3, None), (4, 4, None)]
     with pytest.raises(ValueError, match="bad item"):
         ordered_map(fn, list(range(5)), 2)

@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-
+from conftest import SMALL_CORPUS
 from eval_helpers import QA, handler, write_qa
-from pyrag_dsl.eval.summary import FIELDS
 from scripted_llm import ScriptedLLM, question_in
 
-from conftest import SMALL_CORPUS
+from pyrag_dsl.eval.summary import FIELDS
 
 ROOT = Path(__file__).parent.parent
 
@@ -48,8 +47,23 @@ def test_resume_after_sigkill_no_item_missing_or_twice(tmp_path, tantivy_index):
     qa = write_qa(tmp_path / "qa.jsonl", many_questions(24))
     out = tmp_path / "run"
     with ScriptedLLM(handler, delay=0.15) as llm:
-        args = cli("eval", "--data", qa, "--method", "pyrag", "--out", out, "--llm-url", llm.url, "--llm-model",
-                   "scripted", "--index", tantivy_index, "--concurrency", "2")
+        args = cli(
+            "eval",
+            "--data",
+            qa,
+            "--method",
+            "pyrag",
+            "--out",
+            out,
+            "--llm-url",
+            llm.url,
+            "--llm-model",
+            "scripted",
+            "--index",
+            tantivy_index,
+            "--concurrency",
+            "2",
+        )
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(tmp_path))
         records = out / "records.jsonl"
         deadline = time.monotonic() + 120
@@ -64,13 +78,14 @@ def test_resume_after_sigkill_no_item_missing_or_twice(tmp_path, tantivy_index):
         assert 5 <= len(before) < 24
         with open(records, "a") as f:  # a torn last line, as a crash in the middle of a write leaves
             f.write('{"id": "x999", "question": "torn')
-        again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300,
-                               env=clean_env(tmp_path))
+        again = subprocess.run(
+            [*args, "--resume"], capture_output=True, text=True, timeout=300, env=clean_env(tmp_path)
+        )
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
         asked = [question_in(r["messages"][-1]["content"]) for r in llm.requests if r["role"] == "plan"]
     ids = [json.loads(x)["id"] for x in records.read_text().splitlines()]
     assert sorted(ids) == [f"x{i:03d}" for i in range(24)]  # nothing missing, nothing twice, torn line gone
-    assert ids[:len(before)] == before  # recorded questions were kept, not redone
+    assert ids[: len(before)] == before  # recorded questions were kept, not redone
     assert len(asked) <= 24 + 2  # at most the questions in flight at the kill were asked twice
     summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["n"] == 24 and summary["complete"] is True
@@ -82,8 +97,9 @@ def test_sigterm_keeps_records_writes_a_partial_summary_and_resume_finishes(tmp_
     qa = write_qa(tmp_path / "qa.jsonl", many_questions(12))
     out = tmp_path / "run"
     with ScriptedLLM(handler, delay=0.3) as llm:
-        args = cli("eval", "--data", qa, "--method", "vanilla", "--out", out, "--llm-url", llm.url, "--index",
-                   tantivy_index)
+        args = cli(
+            "eval", "--data", qa, "--method", "vanilla", "--out", out, "--llm-url", llm.url, "--index", tantivy_index
+        )
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env(tmp_path))
         records = out / "records.jsonl"
         deadline = time.monotonic() + 120
@@ -97,8 +113,9 @@ def test_sigterm_keeps_records_writes_a_partial_summary_and_resume_finishes(tmp_
         summary = json.loads((out / "summary.json").read_text())
         assert summary["complete"] is False and summary["overall"]["n"] == n < 12
         assert "Partial run" in (out / "summary.md").read_text() and "--resume" in stdout.decode()
-        again = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=120,
-                               env=clean_env(tmp_path))
+        again = subprocess.run(
+            [*args, "--resume"], capture_output=True, text=True, timeout=120, env=clean_env(tmp_path)
+        )
         assert again.returncode == 0, again.stderr[-2000:]
     ids = [json.loads(x)["id"] for x in records.read_text().splitlines()]
     assert sorted(ids) == [f"x{i:03d}" for i in range(12)]
@@ -115,13 +132,19 @@ def test_resume_refuses_another_configuration_and_existing_out(tmp_path, tantivy
         assert first.returncode == 0, first.stderr[-2000:]
         again = subprocess.run(cli(*base, "--method", "vanilla"), capture_output=True, text=True, env=env, timeout=60)
         assert again.returncode == 2 and "--resume" in again.stderr
-        other = subprocess.run(cli(*base, "--method", "vanilla", "--topk", "3", "--resume"), capture_output=True,
-                               text=True, env=env, timeout=60)
+        other = subprocess.run(
+            cli(*base, "--method", "vanilla", "--topk", "3", "--resume"),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert other.returncode == 2 and "differs" in other.stderr and "settings" in other.stderr
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"id": "a", "question": "Q", "golden_answers": ["x"]}\n{"id": "b", "question": 5}\n')
-        r = subprocess.run(cli("eval", "--data", bad, "--llm-url", llm.url), capture_output=True, text=True,
-                           env=env, timeout=60)
+        r = subprocess.run(
+            cli("eval", "--data", bad, "--llm-url", llm.url), capture_output=True, text=True, env=env, timeout=60
+        )
         assert r.returncode == 2 and f"{bad}:2" in r.stderr and "question" in r.stderr
 
 
@@ -132,20 +155,37 @@ def test_eval_report_table_and_png(tmp_path, tantivy_index):
     with ScriptedLLM(handler) as llm:
         for method in ("pyrag", "vanilla", "direct"):
             out = tmp_path / f"run-{method}"
-            r = subprocess.run(cli("eval", "--data", qa, "--method", method, "--out", out, "--llm-url", llm.url,
-                                   "--index", tantivy_index), capture_output=True, text=True, env=env, timeout=120)
+            r = subprocess.run(
+                cli(
+                    "eval",
+                    "--data",
+                    qa,
+                    "--method",
+                    method,
+                    "--out",
+                    out,
+                    "--llm-url",
+                    llm.url,
+                    "--index",
+                    tantivy_index,
+                ),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=120,
+            )
             assert r.returncode == 0, r.stderr[-2000:]
             dirs.append(out)
     png = tmp_path / "report.png"
-    r = subprocess.run(cli("eval", "report", *dirs, "--png", png), capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = subprocess.run(cli("eval", "report", *dirs, "--png", png), capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     for method in ("pyrag", "vanilla", "direct"):
         assert method in r.stdout
     assert "hotpot-mini" in r.stdout
-    md = subprocess.run(cli("eval", "report", *dirs, "--markdown", "--no-plot"), capture_output=True, text=True,
-                        env=env, timeout=120)
+    md = subprocess.run(
+        cli("eval", "report", *dirs, "--markdown", "--no-plot"), capture_output=True, text=True, env=env, timeout=120
+    )
     runs_md, _, paired_md = md.stdout.partition("\n\n")
     rows = [line for line in runs_md.splitlines() if line.startswith("| hotpot-mini |")]
     assert len(rows) == 3 and rows[0].startswith("| hotpot-mini | direct |")
@@ -159,16 +199,47 @@ def test_eval_report_table_and_png(tmp_path, tantivy_index):
 
 def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
     out = tmp_path / "e2e"
-    r = subprocess.run(cli("eval", "--data", "hotpotqa-dev300", "--limit", "2", "--method", "pyrag", "--out", out,
-                           "--model", "smollm2", "--topk", "2", "--boosted-topk", "4"),  # the fastest embedded
-                       # model and short prompts: this checks the machinery, not the scores
-                       capture_output=True, text=True, timeout=900, env=clean_env(tmp_path))
+    r = subprocess.run(
+        cli(
+            "eval",
+            "--data",
+            "hotpotqa-dev300",
+            "--limit",
+            "2",
+            "--method",
+            "pyrag",
+            "--out",
+            out,
+            "--model",
+            "smollm2",
+            "--topk",
+            "2",
+            "--boosted-topk",
+            "4",
+        ),  # the fastest embedded
+        # model and short prompts: this checks the machinery, not the scores
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=clean_env(tmp_path),
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     overall = summary["overall"]
     assert set(FIELDS) <= set(overall) and overall["n"] == 2
-    for key in ("em", "f1", "acc", "recall", "llm_calls", "retrievals", "repair_rate", "adaptive_retry_rate",
-                "error_rate", "seconds_p50", "seconds_p95"):
+    for key in (
+        "em",
+        "f1",
+        "acc",
+        "recall",
+        "llm_calls",
+        "retrievals",
+        "repair_rate",
+        "adaptive_retry_rate",
+        "error_rate",
+        "seconds_p50",
+        "seconds_p95",
+    ):
         assert overall[key] is not None, key
     assert overall["prompt_tokens"] is not None  # llama.cpp's server reports usage
     cfg = summary["config"]
@@ -190,9 +261,28 @@ def test_retry_errors_asks_failed_questions_again_and_replaces_their_records(tmp
     out = tmp_path / "run"
 
     def run(llm, *extra):
-        return subprocess.run(cli("eval", "--data", qa, "--method", "pyrag", "--out", out, "--llm-url", llm.url,
-                                  "--llm-model", "scripted", "--index", tantivy_index, *extra),
-                              capture_output=True, text=True, timeout=300, env=clean_env(tmp_path))
+        return subprocess.run(
+            cli(
+                "eval",
+                "--data",
+                qa,
+                "--method",
+                "pyrag",
+                "--out",
+                out,
+                "--llm-url",
+                llm.url,
+                "--llm-model",
+                "scripted",
+                "--index",
+                tantivy_index,
+                *extra,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=clean_env(tmp_path),
+        )
 
     def records():
         return [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
@@ -234,8 +324,21 @@ def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_inde
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path / "cache"))
     with ScriptedLLM(handler) as llm:
-        base = ["eval", "--data", str(qa), "--method", "vanilla", "--out", str(out), "--llm-url", llm.url,
-                "--index", str(tantivy_index), "--limit", "3"]
+        base = [
+            "eval",
+            "--data",
+            str(qa),
+            "--method",
+            "vanilla",
+            "--out",
+            str(out),
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+            "--limit",
+            "3",
+        ]
         assert main(base) == 0
         first = json.loads((out / "summary.json").read_text())
         asked = len(llm.requests)
@@ -258,17 +361,36 @@ def test_resume_with_everything_recorded_starts_no_server(tmp_path, tantivy_inde
         assert len(llm.requests) == asked
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--sample", "0"), "--sample must be >= 1"),
-    (("--limit", "0"), "--limit must be >= 1"),
-    (("--shards", "3"), "needs --ray"),
-    (("--split", "test"), "this is one file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--sample", "0"), "--sample must be >= 1"),
+        (("--limit", "0"), "--limit must be >= 1"),
+        (("--shards", "3"), "needs --ray"),
+        (("--split", "test"), "this is one file"),
+    ],
+)
 def test_flags_that_would_do_nothing_are_usage_errors(tmp_path, args, message):
     data = tmp_path / "qa.jsonl"
     data.write_text('{"id": "1", "question": "q?", "golden_answers": ["a"]}\n')
-    r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "eval", "--data", str(data), "--method", "direct",
-                        "--out", str(tmp_path / "out"), *args], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "eval",
+            "--data",
+            str(data),
+            "--method",
+            "direct",
+            "--out",
+            str(tmp_path / "out"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 
@@ -278,16 +400,29 @@ def test_questions_with_line_breakers_finish_resume_and_report(tmp_path, tantivy
     summary.json, and --resume and eval report then refused the directory (records read with splitlines)."""
     from pyrag_dsl.cli import main
 
-    rows = [{"id": "b1", "question": "Which city\u2028has the Eiffel\x85Tower?", "golden_answers": ["Paris"]},
-            {"id": "b2", "question": "Capital\u2029of France?", "golden_answers": ["Paris\x0b"]}]
+    rows = [
+        {"id": "b1", "question": "Which city\u2028has the Eiffel\x85Tower?", "golden_answers": ["Paris"]},
+        {"id": "b2", "question": "Capital\u2029of France?", "golden_answers": ["Paris\x0b"]},
+    ]
     qa = write_qa(tmp_path / "qa.jsonl", rows)
     assert qa.read_text().isascii()
     out = tmp_path / "run"
     for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
         monkeypatch.delenv(key, raising=False)
     with ScriptedLLM(handler) as llm:
-        base = ["eval", "--data", str(qa), "--method", "direct", "--out", str(out), "--llm-url", llm.url,
-                "--index", str(tantivy_index)]
+        base = [
+            "eval",
+            "--data",
+            str(qa),
+            "--method",
+            "direct",
+            "--out",
+            str(out),
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+        ]
         assert main(base) == 0
         assert main([*base, "--resume"]) == 0
     summary = json.loads((out / "summary.json").read_text())

@@ -36,26 +36,45 @@ def test_limit_and_seeded_sample_are_deterministic():
 
 
 def test_row_shapes_flashrag_hotpot_search_r1():
-    r = row_from_dict({"id": 7, "question": " Q? ", "golden_answers": ["a", 1],
-                       "metadata": {"type": "bridge", "supporting_facts": {"title": ["T1", "T2", "T1"], "sent_id": [0, 1, 2]}}},
-                      "f:1", 0)
-    assert (r.id, r.question, r.golden_answers, r.type, r.supporting_titles) == ("7", "Q?", ("a", "1"), "bridge", ("T1", "T2"))
-    r = row_from_dict({"_id": "x", "question": "Q", "answer": "yes", "type": "comparison",
-                       "supporting_facts": [["A", 0], ["B", 3]]}, "f:1", 0)
+    r = row_from_dict(
+        {
+            "id": 7,
+            "question": " Q? ",
+            "golden_answers": ["a", 1],
+            "metadata": {"type": "bridge", "supporting_facts": {"title": ["T1", "T2", "T1"], "sent_id": [0, 1, 2]}},
+        },
+        "f:1",
+        0,
+    )
+    assert (r.id, r.question, r.golden_answers, r.type, r.supporting_titles) == (
+        "7",
+        "Q?",
+        ("a", "1"),
+        "bridge",
+        ("T1", "T2"),
+    )
+    r = row_from_dict(
+        {"_id": "x", "question": "Q", "answer": "yes", "type": "comparison", "supporting_facts": [["A", 0], ["B", 3]]},
+        "f:1",
+        0,
+    )
     assert (r.id, r.golden_answers, r.type, r.supporting_titles) == ("x", ("yes",), "comparison", ("A", "B"))
     r = row_from_dict({"question": "Q", "golden_answers": {"target": ["t"]}}, "f:1", 4)
     assert (r.id, r.golden_answers) == ("row4", ("t",))
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"id": "a", "question": "Q"', "not JSON"),
-    ('["not", "an", "object"]', "must be a JSON object"),
-    ('{"id": "a", "golden_answers": ["x"]}', "missing or empty 'question'"),
-    ('{"id": "a", "question": "Q"}', "missing 'golden_answers'"),
-    ('{"id": "a", "question": "Q", "golden_answers": []}', "non-empty list of strings"),
-    ('{"id": "a", "question": "Q", "golden_answers": [null]}', "non-empty list of strings"),
-    ('{"id": true, "question": "Q", "golden_answers": ["x"]}', "'id' must be"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "a", "question": "Q"', "not JSON"),
+        ('["not", "an", "object"]', "must be a JSON object"),
+        ('{"id": "a", "golden_answers": ["x"]}', "missing or empty 'question'"),
+        ('{"id": "a", "question": "Q"}', "missing 'golden_answers'"),
+        ('{"id": "a", "question": "Q", "golden_answers": []}', "non-empty list of strings"),
+        ('{"id": "a", "question": "Q", "golden_answers": [null]}', "non-empty list of strings"),
+        ('{"id": true, "question": "Q", "golden_answers": ["x"]}', "'id' must be"),
+    ],
+)
 def test_bad_rows_name_the_line(tmp_path, line, message):
     good = json.dumps({"id": "g", "question": "Q", "golden_answers": ["x"]})
     path = write(tmp_path / "d.jsonl", [good, "", line])
@@ -80,8 +99,10 @@ def test_file_errors(tmp_path):
 
 
 def test_directory_with_splits_and_parquet(tmp_path):
-    rows = [{"id": f"q{i}", "question": f"Question {i}?", "golden_answers": [f"a{i}"],
-             "metadata": {"type": "bridge"}} for i in range(4)]
+    rows = [
+        {"id": f"q{i}", "question": f"Question {i}?", "golden_answers": [f"a{i}"], "metadata": {"type": "bridge"}}
+        for i in range(4)
+    ]
     write(tmp_path / "dev.jsonl", [json.dumps(r) for r in rows[:2]])
     import datasets
 
@@ -101,8 +122,20 @@ def test_directory_with_splits_and_parquet(tmp_path):
 def test_trace_directory_names_are_safe_and_never_shared():
     from pyrag_dsl.eval.records import safe_name
 
-    ids = ["a/b", "a_b", "a b", "../../etc/passwd", ".", "..", "", "x" * 150, "x" * 149 + "y", "caf\u00e9",
-           "cafe_", "5a8c7595554299585d9e36b6"]
+    ids = [
+        "a/b",
+        "a_b",
+        "a b",
+        "../../etc/passwd",
+        ".",
+        "..",
+        "",
+        "x" * 150,
+        "x" * 149 + "y",
+        "caf\u00e9",
+        "cafe_",
+        "5a8c7595554299585d9e36b6",
+    ]
     names = [safe_name(i) for i in ids]
     assert len(set(names)) == len(ids)  # no two ids share a directory
     assert all(n and len(n) <= 113 and "/" not in n and n.strip("._") for n in names)
@@ -111,15 +144,22 @@ def test_trace_directory_names_are_safe_and_never_shared():
 
 
 # -- hostile data: exit 2 with one line naming the file and row ---------------------------------------------
-@pytest.mark.parametrize("line, message", [
-    ('{"id": "a", "question": "Q", "golden_answers": [NaN]}', "NaN is not a number JSON allows"),
-    ('{"id": "a", "question": "Q", "golden_answers": [Infinity]}', "Infinity is not a number JSON allows"),
-    ('{"id": "a", "question": "Q", "golden_answers": [1e999]}', "number 1e999 is out of range"),
-    ('{"id": "a", "question": "Q", "golden_answers": ["x"], "m": ' + "[" * 100_000 + "]" * 100_000 + "}",
-     "nested deeper than 100 levels"),
-    (json.dumps({"id": "a", "question": "Q" * 4001, "golden_answers": ["x"]}),
-     "the question has 4,001 characters, over the 4,000-character limit"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "a", "question": "Q", "golden_answers": [NaN]}', "NaN is not a number JSON allows"),
+        ('{"id": "a", "question": "Q", "golden_answers": [Infinity]}', "Infinity is not a number JSON allows"),
+        ('{"id": "a", "question": "Q", "golden_answers": [1e999]}', "number 1e999 is out of range"),
+        (
+            '{"id": "a", "question": "Q", "golden_answers": ["x"], "m": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "nested deeper than 100 levels",
+        ),
+        (
+            json.dumps({"id": "a", "question": "Q" * 4001, "golden_answers": ["x"]}),
+            "the question has 4,001 characters, over the 4,000-character limit",
+        ),
+    ],
+)
 def test_hostile_rows_name_the_line(tmp_path, line, message):
     good = json.dumps({"id": "g", "question": "Q" * 4000, "golden_answers": ["x"]})  # at the cap: accepted
     path = write(tmp_path / "d.jsonl", [good, line])
@@ -135,13 +175,23 @@ def test_a_json_list_file_is_bounded_too(tmp_path):
         load_questions(str(path))
 
 
-@pytest.mark.parametrize("column, values, message", [
-    ("id", [b"\xff\x00bytes", b"y"], "'id' must be a non-empty string or an integer, got b'\\xff\\x00bytes'"),
-    ("golden_answers", [[b"Paris"], [b"x"]], "'golden_answers' must be a non-empty list of strings, got [b'Paris']"),
-    ("golden_answers", [[datetime.date(1973, 12, 7)], [datetime.date(2000, 1, 1)]],
-     "must be a non-empty list of strings, got [datetime.date(1973, 12, 7)]"),
-    ("golden_answers", [[float("nan")], [1.0]], "must be a non-empty list of strings, got [nan]"),
-])
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("id", [b"\xff\x00bytes", b"y"], "'id' must be a non-empty string or an integer, got b'\\xff\\x00bytes'"),
+        (
+            "golden_answers",
+            [[b"Paris"], [b"x"]],
+            "'golden_answers' must be a non-empty list of strings, got [b'Paris']",
+        ),
+        (
+            "golden_answers",
+            [[datetime.date(1973, 12, 7)], [datetime.date(2000, 1, 1)]],
+            "must be a non-empty list of strings, got [datetime.date(1973, 12, 7)]",
+        ),
+        ("golden_answers", [[float("nan")], [1.0]], "must be a non-empty list of strings, got [nan]"),
+    ],
+)
 def test_parquet_values_of_any_type_are_named_not_crashed_on(tmp_path, column, values, message):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -22,7 +22,7 @@ from pyrag_dsl.eval.metrics import (
         ("The Eiffel Tower!", "eiffel tower"),
         ("  A   cat,  an apple; the end. ", "cat apple end"),
         ("U.S.A.", "usa"),
-        ("Theatre", "theatre"),          # 'the' only as a whole word
+        ("Theatre", "theatre"),  # 'the' only as a whole word
         ("an", ""),
         ("3,677 seated", "3677 seated"),
         ("Hello\tWORLD\n", "hello world"),
@@ -54,8 +54,8 @@ def test_f1_hand_checked():
 
 def test_f1_yes_no_noanswer_mismatch_is_zero():
     assert f1_score("yes", ["no"]) == 0.0
-    assert f1_score("yes", ["yes it is"]) == 0.0      # FlashRAG: prediction is special and differs
-    assert f1_score("no it was not", ["no"]) == 0.0   # gold is special and differs
+    assert f1_score("yes", ["yes it is"]) == 0.0  # FlashRAG: prediction is special and differs
+    assert f1_score("no it was not", ["no"]) == 0.0  # gold is special and differs
     assert f1_score("Yes.", ["yes"]) == 1.0
     assert f1_score("noanswer", ["noanswer"]) == 1.0
     assert f1_score("", ["anything"]) == 0.0
@@ -70,8 +70,12 @@ def test_accuracy_is_sub_exact_match():
 
 
 def test_retrieval_recall_all_titles_needed():
-    assert retrieval_recall(["Shirley Temple", "Kiss and Tell (1945 film)"],
-                            ["kiss and tell (1945 film)", "Shirley  Temple", "Other"]) == 1.0
+    assert (
+        retrieval_recall(
+            ["Shirley Temple", "Kiss and Tell (1945 film)"], ["kiss and tell (1945 film)", "Shirley  Temple", "Other"]
+        )
+        == 1.0
+    )
     assert retrieval_recall(["Shirley Temple", "Kiss and Tell (1945 film)"], ["Shirley Temple"]) == 0.0
     assert retrieval_recall([], ["x"]) is None
 

@@ -5,13 +5,11 @@ import json
 
 import pytest
 import ray
-
+from conftest import SMALL_CORPUS
 from eval_helpers import QA, handler, write_qa
-from pyrag_dsl.cli import main
 from scripted_llm import ScriptedLLM, question_in
 
-from conftest import SMALL_CORPUS
-
+from pyrag_dsl.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +30,22 @@ def test_ray_shards_records_resume_and_summary(tmp_path, local_ray, monkeypatch)
     qa = write_qa(tmp_path / "qa.jsonl", rows)
     out2 = tmp_path / "ray-run2"
     with ScriptedLLM(handler) as llm:
-        base = ["eval", "--data", str(qa), "--out", str(out2), "--llm-url", llm.url, "--index", str(index),
-                "--method", "pyrag", "--ray", "--shards", "2"]
+        base = [
+            "eval",
+            "--data",
+            str(qa),
+            "--out",
+            str(out2),
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(index),
+            "--method",
+            "pyrag",
+            "--ray",
+            "--shards",
+            "2",
+        ]
         assert main(base) == 0
         shard_files = sorted(p.name for p in out2.glob("records-ray-*.jsonl"))
         assert shard_files == ["records-ray-000.jsonl", "records-ray-001.jsonl"]

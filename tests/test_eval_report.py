@@ -11,17 +11,28 @@ from pyrag_dsl.eval.report import load_runs, paired, sign_test
 def run_dir(tmp_path, name, method, ems, sha="a" * 64, model="m"):
     d = tmp_path / name
     d.mkdir()
-    recs = [{"id": f"q{i}", "metrics": {"em": em, "f1": em / 2, "recall": None}} for i, em in enumerate(ems)
-            if em is not None]
+    recs = [
+        {"id": f"q{i}", "metrics": {"em": em, "f1": em / 2, "recall": None}}
+        for i, em in enumerate(ems)
+        if em is not None
+    ]
     (d / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     overall = {"n": len(recs), "em": sum(r["metrics"]["em"] for r in recs) / len(recs)}
-    (d / "summary.json").write_text(json.dumps({"overall": overall, "complete": True, "config": {
-        "method": method, "data": {"source": "qa.jsonl", "sha256": sha}, "llm": {"model": model}}}))
+    (d / "summary.json").write_text(
+        json.dumps(
+            {
+                "overall": overall,
+                "complete": True,
+                "config": {"method": method, "data": {"source": "qa.jsonl", "sha256": sha}, "llm": {"model": model}},
+            }
+        )
+    )
     return d
 
 
-@pytest.mark.parametrize("wins,losses,p", [(6, 2, 37 / 128), (0, 0, 1.0), (10, 0, 2 / 1024), (3, 3, 1.0),
-                                           (1, 0, 1.0), (0, 12, 2 / 4096)])
+@pytest.mark.parametrize(
+    "wins,losses,p", [(6, 2, 37 / 128), (0, 0, 1.0), (10, 0, 2 / 1024), (3, 3, 1.0), (1, 0, 1.0), (0, 12, 2 / 4096)]
+)
 def test_sign_test_hand_checked(wins, losses, p):
     assert sign_test(wins, losses) == pytest.approx(p)
 
@@ -57,17 +68,20 @@ def test_report_prints_the_paired_table(tmp_path, capsys):
     assert "sign test" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("summary, key", [
-    ([1, 2], "the file must be an object, got [1, 2]"),
-    ({"overall": [], "config": {}}, "overall must be an object, got []"),
-    ({"overall": {"em": "high"}, "config": {}}, "overall.em must be a number, got 'high'"),
-    ({"overall": {"em": {"x": 1}}, "config": {}}, "overall.em must be a number, got {'x': 1}"),
-    ({"overall": {"n": 3}, "config": []}, "config must be an object, got []"),
-    ({"overall": {"n": 3}, "config": {"data": "qa.jsonl"}}, "config.data must be an object, got 'qa.jsonl'"),
-    ({"overall": {"n": 3}, "config": {"llm": ["m"]}}, "config.llm must be an object, got ['m']"),
-    ('{"overall": {"em": NaN}}', "NaN is not a number JSON allows"),
-    ('{"overall": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 100 levels"),
-])
+@pytest.mark.parametrize(
+    "summary, key",
+    [
+        ([1, 2], "the file must be an object, got [1, 2]"),
+        ({"overall": [], "config": {}}, "overall must be an object, got []"),
+        ({"overall": {"em": "high"}, "config": {}}, "overall.em must be a number, got 'high'"),
+        ({"overall": {"em": {"x": 1}}, "config": {}}, "overall.em must be a number, got {'x': 1}"),
+        ({"overall": {"n": 3}, "config": []}, "config must be an object, got []"),
+        ({"overall": {"n": 3}, "config": {"data": "qa.jsonl"}}, "config.data must be an object, got 'qa.jsonl'"),
+        ({"overall": {"n": 3}, "config": {"llm": ["m"]}}, "config.llm must be an object, got ['m']"),
+        ('{"overall": {"em": NaN}}', "NaN is not a number JSON allows"),
+        ('{"overall": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 100 levels"),
+    ],
+)
 def test_a_summary_of_the_wrong_shape_is_exit_2_naming_file_and_key(tmp_path, capsys, summary, key):
     d = run_dir(tmp_path, "a", "pyrag", [1, 0])
     (d / "summary.json").write_text(summary if isinstance(summary, str) else json.dumps(summary))

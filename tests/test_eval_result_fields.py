@@ -3,9 +3,10 @@
 import json
 
 from corpus import JED_HOYER
+from scripted_llm import ScriptedLLM
+
 from pyrag_dsl.agents import LLMClient, LLMConfig
 from pyrag_dsl.pipeline import Pipeline, PipelineConfig
-from scripted_llm import ScriptedLLM
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
 
@@ -36,7 +37,10 @@ def test_retrieved_docs_union_and_per_call(bm25):
     assert result.ok, result.error
     assert result.first_program_valid is True
     assert len(result.retrievals) == 2
-    assert [r["query"] for r in result.retrievals] == ["When was Jed Hoyer born?", "When was John William Henry II born?"]
+    assert [r["query"] for r in result.retrievals] == [
+        "When was Jed Hoyer born?",
+        "When was John William Henry II born?",
+    ]
     assert all(r["attempt"] == 1 and r["topk"] == 5 for r in result.retrievals)
     per_call_ids = [d["id"] for r in result.retrievals for d in r["docs"]]
     assert [d["id"] for d in result.retrieved_docs] == list(dict.fromkeys(per_call_ids))

@@ -4,8 +4,10 @@ errors recorded without stopping the run, concurrency equal to sequential, per-e
 import json
 
 import pytest
-
+from conftest import SMALL_CORPUS
 from eval_helpers import FAIL_MARK, QA, handler, write_qa
+from scripted_llm import ScriptedLLM
+
 from pyrag_dsl.agents import LLMClient, LLMConfig
 from pyrag_dsl.eval.data import load_questions
 from pyrag_dsl.eval.methods import method_class
@@ -14,9 +16,6 @@ from pyrag_dsl.eval.runner import finish, prepare_out_dir, run_rows
 from pyrag_dsl.eval.summary import FIELDS
 from pyrag_dsl.pipeline import PipelineConfig
 from pyrag_dsl.pipeline.batch import EndpointLimits
-from scripted_llm import ScriptedLLM
-
-from conftest import SMALL_CORPUS
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +38,7 @@ def llm():
 
 def make_method(name, llm_url, retriever, limits=None):
     client = LLMClient(LLMConfig(base_url=llm_url, model="scripted", timeout_s=10, retries=0))
-    return method_class(name)(client, retriever, config=PipelineConfig(), retriever_endpoint="tantivy",
-                              limits=limits)
+    return method_class(name)(client, retriever, config=PipelineConfig(), retriever_endpoint="tantivy", limits=limits)
 
 
 def run_eval(tmp_path, name, llm, retriever, concurrency=1, rows=None, limits=None):
@@ -62,9 +60,27 @@ def test_pyrag_records_have_every_field(tmp_path, llm, tantivy_retriever):
     out, qa, records = run_eval(tmp_path, "pyrag", llm, tantivy_retriever)
     assert [r["id"] for r in records] == [r["id"] for r in QA]
     r1 = records[0]
-    for key in ("id", "question", "gold", "prediction", "metrics", "sub_queries", "program", "repairs",
-                "adaptive_retry", "llm_calls", "prompt_tokens", "completion_tokens", "retrievals", "seconds",
-                "error", "trace", "first_program_valid", "retrieved_titles", "type"):
+    for key in (
+        "id",
+        "question",
+        "gold",
+        "prediction",
+        "metrics",
+        "sub_queries",
+        "program",
+        "repairs",
+        "adaptive_retry",
+        "llm_calls",
+        "prompt_tokens",
+        "completion_tokens",
+        "retrievals",
+        "seconds",
+        "error",
+        "trace",
+        "first_program_valid",
+        "retrieved_titles",
+        "type",
+    ):
         assert key in r1, key
     assert r1["prediction"] == "Eiffel Tower" and r1["metrics"]["em"] == 1.0 and r1["metrics"]["recall"] == 1.0
     assert r1["sub_queries"] == [QA[0]["question"]] and "retrieve(" in r1["program"]

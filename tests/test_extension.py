@@ -13,16 +13,18 @@ YEAR_OF = ToolSpec(
 )
 LANG = DEFAULT_LANGUAGE.with_tool(YEAR_OF).with_node(TEXT_CONCAT)
 
-PROGRAM = '''born = answer("When was Jed Hoyer born?")
+PROGRAM = """born = answer("When was Jed Hoyer born?")
 year = year_of(born)
 final_answer = answer("He was born in " + f"{year}.")
-'''
+"""
 
 
 def test_registered_tool_validates_and_runs():
     calls = []
-    tools = {"answer": lambda query, docs: calls.append(query) or "December 7, 1973",
-             "year_of": lambda date: int(date[-4:])}
+    tools = {
+        "answer": lambda query, docs: calls.append(query) or "December 7, 1973",
+        "year_of": lambda date: int(date[-4:]),
+    }
     result = execute(parse_program(PROGRAM, LANG), tools)
     assert result.ok
     assert result.variables["year"] == 1973
@@ -57,8 +59,12 @@ def test_bad_registrations_are_refused():
     with pytest.raises(ValueError):
         ToolSpec(name="__class__", params=(), returns=ValueType.TEXT, doc="x")
     with pytest.raises(ValueError):
-        ToolSpec(name="t", params=(Param("a", ValueType.TEXT, "d"), Param("b", ValueType.TEXT)),
-                 returns=ValueType.TEXT, doc="x")
+        ToolSpec(
+            name="t",
+            params=(Param("a", ValueType.TEXT, "d"), Param("b", ValueType.TEXT)),
+            returns=ValueType.TEXT,
+            doc="x",
+        )
     with pytest.raises(ValueError):
         DEFAULT_LANGUAGE.with_tool(YEAR_OF).with_tool(YEAR_OF)
     with pytest.raises(ValueError):

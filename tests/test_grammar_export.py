@@ -2,8 +2,8 @@
 
 import lark
 import pytest
-
 from corpus import HOSTILE, VALID_PROGRAMS, chain_program
+
 from pyrag_dsl import DEFAULT_LANGUAGE, validate
 from pyrag_dsl.grammar import ir
 from pyrag_dsl.grammar.extensions import TEXT_CONCAT

@@ -1,9 +1,9 @@
 """The adversarial suite: every hostile program gets its typed error, and no tool is ever called."""
 
 import pytest
-
 from conftest import RecordingTools
 from corpus import HOSTILE
+
 from pyrag_dsl import execute, validate
 from pyrag_dsl.grammar import DslError
 

@@ -6,10 +6,10 @@ import time
 
 import httpx
 import pytest
+from corpus import VALID_PROGRAMS
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from corpus import VALID_PROGRAMS
 from pyrag_dsl import execute, parse_program
 from pyrag_dsl.grammar import ToolError
 from pyrag_dsl.retrievers import HttpRetriever, RetrievalError, RetrieveTool
@@ -38,7 +38,9 @@ def test_return_scores_false_gives_bare_documents(retrieval_server):
     assert set(hit) == {"id", "contents"} and hit["contents"].startswith('"Eiffel Tower"')
     # default is return_scores false, as in Search-R1
     assert set(post(retrieval_server, {"queries": ["Eiffel Tower"], "topk": 1}).json()["result"][0][0]) == {
-        "id", "contents"}
+        "id",
+        "contents",
+    }
 
 
 def test_client_batches_queries_in_one_request(retrieval_server):
@@ -68,23 +70,26 @@ def test_client_splits_contents_into_title_and_text(retrieval_server, bm25):
     assert over_http == bm25.search(["Virginia Bruce actress"], 3)[0]
 
 
-@pytest.mark.parametrize("payload, content, status, message", [
-    (None, b"{not json", 400, "malformed JSON"),
-    (None, b"[1, 2]", 400, "JSON object"),
-    ({"topk": 3}, None, 422, "missing 'queries'"),
-    ({"queries": []}, None, 422, "empty"),
-    ({"queries": "just a string"}, None, 422, "list of strings"),
-    ({"queries": [1, 2]}, None, 422, "list of strings"),
-    ({"queries": ["ok", "  "]}, None, 422, "query 1 is empty"),
-    ({"queries": ["x" * 5000]}, None, 422, "over 4096 characters"),
-    ({"queries": ["q"] * 513}, None, 422, "too many queries"),
-    ({"queries": ["q"], "topk": 0}, None, 422, "'topk'"),
-    ({"queries": ["q"], "topk": 1001}, None, 422, "'topk'"),
-    ({"queries": ["q"], "topk": "5"}, None, 422, "'topk'"),
-    ({"queries": ["q"], "topk": True}, None, 422, "'topk'"),
-    ({"queries": ["q"], "return_scores": "yes"}, None, 422, "return_scores"),
-    ({"queries": ["q"], "extra": 1}, None, 422, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "payload, content, status, message",
+    [
+        (None, b"{not json", 400, "malformed JSON"),
+        (None, b"[1, 2]", 400, "JSON object"),
+        ({"topk": 3}, None, 422, "missing 'queries'"),
+        ({"queries": []}, None, 422, "empty"),
+        ({"queries": "just a string"}, None, 422, "list of strings"),
+        ({"queries": [1, 2]}, None, 422, "list of strings"),
+        ({"queries": ["ok", "  "]}, None, 422, "query 1 is empty"),
+        ({"queries": ["x" * 5000]}, None, 422, "over 4096 characters"),
+        ({"queries": ["q"] * 513}, None, 422, "too many queries"),
+        ({"queries": ["q"], "topk": 0}, None, 422, "'topk'"),
+        ({"queries": ["q"], "topk": 1001}, None, 422, "'topk'"),
+        ({"queries": ["q"], "topk": "5"}, None, 422, "'topk'"),
+        ({"queries": ["q"], "topk": True}, None, 422, "'topk'"),
+        ({"queries": ["q"], "return_scores": "yes"}, None, 422, "return_scores"),
+        ({"queries": ["q"], "extra": 1}, None, 422, "unknown field"),
+    ],
+)
 def test_bad_requests_get_4xx_with_a_message(retrieval_server, payload, content, status, message):
     r = post(retrieval_server, payload, content)
     assert r.status_code == status
@@ -105,8 +110,12 @@ def _flaky_app(fail_first: int, inner):
         state["n"] += 1
         if state["n"] <= fail_first:
             return JSONResponse({"error": "warming up"}, status_code=503)
-        return {"result": [[{"document": {"id": d.id, "contents": f'"{d.title}"\n{d.text}'}, "score": d.score}
-                            for d in hits] for hits in inner.search(payload["queries"], payload["topk"])]}
+        return {
+            "result": [
+                [{"document": {"id": d.id, "contents": f'"{d.title}"\n{d.text}'}, "score": d.score} for d in hits]
+                for hits in inner.search(payload["queries"], payload["topk"])
+            ]
+        }
 
     return app, state
 
@@ -149,9 +158,17 @@ def test_4xx_is_not_retried(retrieval_server):
         assert client.requests == 1
 
 
-@pytest.mark.parametrize("body", ["not json at all", {"no_result": 1}, {"result": [[{"weird": 1}]]},
-                                  {"result": [[], []]}, {"result": ["x"]},
-                                  {"result": [[{"document": {"id": "1", "contents": "c"}, "score": "high"}]]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json at all",
+        {"no_result": 1},
+        {"result": [[{"weird": 1}]]},
+        {"result": [[], []]},
+        {"result": ["x"]},
+        {"result": [[{"document": {"id": "1", "contents": "c"}, "score": "high"}]]},
+    ],
+)
 def test_garbage_answers_are_typed_errors(body):
     app = FastAPI()
 
@@ -204,8 +221,11 @@ def test_engine_runs_a_program_over_http(retrieval_server):
         return "x"
 
     with HttpRetriever(retrieval_server.url) as client:
-        result = execute(parse_program(VALID_PROGRAMS["jed_hoyer"]), {"retrieve": RetrieveTool(client),
-                                                                      "answer": answer}, settings={"topk": 2})
+        result = execute(
+            parse_program(VALID_PROGRAMS["jed_hoyer"]),
+            {"retrieve": RetrieveTool(client), "answer": answer},
+            settings={"topk": 2},
+        )
     assert result.ok
     assert answers[0][1][0] == "Jed Hoyer" and answers[1][1][0] == "John W. Henry"
     assert result.trace[0].output[0]["title"] == "Jed Hoyer"
@@ -214,7 +234,9 @@ def test_engine_runs_a_program_over_http(retrieval_server):
 def test_engine_turns_a_down_server_into_a_tool_error():
     url = f"http://127.0.0.1:{_free_port()}"
     with HttpRetriever(url, retries=0) as client:
-        result = execute(parse_program(VALID_PROGRAMS["jed_hoyer"]), {"retrieve": RetrieveTool(client),
-                                                                      "answer": lambda query, docs: "x"})
+        result = execute(
+            parse_program(VALID_PROGRAMS["jed_hoyer"]),
+            {"retrieve": RetrieveTool(client), "answer": lambda query, docs: "x"},
+        )
     assert isinstance(result.error, ToolError)
     assert "RetrievalError" in result.error.message and url in result.error.message

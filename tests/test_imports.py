@@ -15,16 +15,22 @@ def _in(module: str, package: str) -> bool:
 
 
 def test_nothing_below_the_cli_imports_it():
-    up = sorted(f"{m} -> {d}" for m, deps in import_graph().items() if not _in(m, "pyrag_dsl.cli")
-                for d in deps if _in(d, "pyrag_dsl.cli"))
+    up = sorted(
+        f"{m} -> {d}"
+        for m, deps in import_graph().items()
+        if not _in(m, "pyrag_dsl.cli")
+        for d in deps
+        if _in(d, "pyrag_dsl.cli")
+    )
     assert up == []
 
 
 def test_no_import_circle_outside_the_interpreter():
     """Every module but the interpreter's, with their imports of each other (a circle through the interpreter
     would need an interpreter module that imports a module above it: test_layers.py and the first test)."""
-    graph = {m: {d for d in deps if not _in(d, INTERPRETER)} for m, deps in import_graph().items()
-             if not _in(m, INTERPRETER)}
+    graph = {
+        m: {d for d in deps if not _in(d, INTERPRETER)} for m, deps in import_graph().items() if not _in(m, INTERPRETER)
+    }
     assert len(graph) > 100
     assert cycles(graph) == []
 
@@ -39,8 +45,9 @@ def test_a_circle_or_an_arrow_into_the_cli_is_seen(tmp_path):
     (pkg / "cli" / "common.py").write_text("X = 1\n")
     (pkg / "eval" / "a.py").write_text("def f():\n    from ..cli.common import X\n    return X\n")
     (pkg / "eval" / "b.py").write_text("from . import a\n")
-    (pkg / "eval" / "c.py").write_text("from .b import a\nfrom typing import TYPE_CHECKING\n"
-                                       "if TYPE_CHECKING:\n    from .a import f\n")
+    (pkg / "eval" / "c.py").write_text(
+        "from .b import a\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import f\n"
+    )
     graph = import_graph(pkg)
     assert graph["pkg.eval.a"] == {"pkg.cli.common"}
     assert cycles(graph) == []

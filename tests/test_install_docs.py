@@ -40,7 +40,7 @@ def test_the_readme_and_the_models_name_only_extras_that_exist():
     extras = set(_extras())
     lines = _setup_lines()
     assert len(lines) == 2
-    asked = {e for line in lines for group in re.findall(r'\.\[([^\]]+)\]', line) for e in group.split(",")}
+    asked = {e for line in lines for group in re.findall(r"\.\[([^\]]+)\]", line) for e in group.split(",")}
     assert asked and asked <= extras, asked - extras
     for spec in MODELS.values():
         if spec.extra:

@@ -2,18 +2,22 @@ import threading
 import time
 
 import pytest
-
 from conftest import RecordingTools
 from corpus import VALID_PROGRAMS
+
 from pyrag_dsl import CallCache, Doc, Docs, Limits, execute, parse_program
 from pyrag_dsl.grammar import LimitExceeded, ToolError
-from pyrag_dsl.interpreter import AnswerEvent, AssignEvent, ErrorEvent, RetrieveEvent
-from pyrag_dsl.interpreter import Run
+from pyrag_dsl.interpreter import AnswerEvent, AssignEvent, ErrorEvent, RetrieveEvent, Run
 
 
 def test_reference_example_trace():
-    tools = RecordingTools({"Jed Hoyer born": "December 7, 1973", "John William Henry II born": "September 13, 1949",
-                            "Who is older": "John William Henry II"})
+    tools = RecordingTools(
+        {
+            "Jed Hoyer born": "December 7, 1973",
+            "John William Henry II born": "September 13, 1949",
+            "Who is older": "John William Henry II",
+        }
+    )
     result = execute(parse_program(VALID_PROGRAMS["jed_hoyer"]), tools.as_dict(), settings={"topk": 5})
     assert result.ok and result.error is None
     assert result.final_answer == "John William Henry II"
@@ -27,7 +31,8 @@ def test_reference_example_trace():
     assert last.inputs["docs"] is None
     assert last.inputs["query"] == (
         "Given: Jed Hoyer was born December 7, 1973, John William Henry II was born September 13, 1949. "
-        "Answer the question: Who is older, Jed Hoyer or John William Henry II?")
+        "Answer the question: Who is older, Jed Hoyer or John William Henry II?"
+    )
     assert last.output == "John William Henry II"
     assert last.line == 7 and last.end_line == 11 and last.source.startswith("final_answer = answer(")
     assert all(e.start <= e.end for e in result.trace)
@@ -133,19 +138,21 @@ def test_error_keeps_earlier_results():
             raise ValueError("nope")
         return "first answer"
 
-    result = execute(parse_program('a = answer("first")\nb = answer("second")\nfinal_answer = b\n'),
-                     {"answer": answer})
+    result = execute(parse_program('a = answer("first")\nb = answer("second")\nfinal_answer = b\n'), {"answer": answer})
     assert result.variables == {"a": "first answer"}
     assert [e.kind for e in result.trace] == ["answer", "error"]
     assert result.trace[1].statement == 1
     assert result.final_answer is None
 
 
-@pytest.mark.parametrize("bad, kind", [(5, ToolError), (None, ToolError), (b"bytes", ToolError),
-                                       ("x" * 101, LimitExceeded)])
+@pytest.mark.parametrize(
+    "bad, kind", [(5, ToolError), (None, ToolError), (b"bytes", ToolError), ("x" * 101, LimitExceeded)]
+)
 def test_bad_text_results(bad, kind):
-    result = execute(parse_program('final_answer = answer("q")\n', limits=Limits(max_string_length=100)),
-                     {"answer": lambda query, docs: bad})
+    result = execute(
+        parse_program('final_answer = answer("q")\n', limits=Limits(max_string_length=100)),
+        {"answer": lambda query, docs: bad},
+    )
     assert isinstance(result.error, kind)
 
 
@@ -159,10 +166,14 @@ def test_str_subclass_result_becomes_plain_str():
 
 
 def test_docs_conversion_from_search_r1_rows():
-    rows = [{"document": {"id": "4664484", "contents": '"Jed Hoyer"\nJed Hoyer (born December 7, 1973)'},
-             "score": 0.82}, {"id": 7, "contents": "no title line"}]
-    result = execute(parse_program('d = retrieve("q")\nfinal_answer = answer("q", d)\n'),
-                     {"retrieve": lambda query, topk: rows, "answer": lambda query, docs: docs[0].title})
+    rows = [
+        {"document": {"id": "4664484", "contents": '"Jed Hoyer"\nJed Hoyer (born December 7, 1973)'}, "score": 0.82},
+        {"id": 7, "contents": "no title line"},
+    ]
+    result = execute(
+        parse_program('d = retrieve("q")\nfinal_answer = answer("q", d)\n'),
+        {"retrieve": lambda query, topk: rows, "answer": lambda query, docs: docs[0].title},
+    )
     docs = result.variables["d"]
     assert docs[0] == Doc(id="4664484", title="Jed Hoyer", text="Jed Hoyer (born December 7, 1973)", score=0.82)
     assert docs[1] == Doc(id="7", title="", text="no title line", score=None)
@@ -177,14 +188,18 @@ def test_bad_docs_results(bad):
 
 def test_too_many_docs():
     docs = [{"id": str(i), "text": "t"} for i in range(11)]
-    result = execute(parse_program('d = retrieve("q")\nfinal_answer = "x"\n', limits=Limits(max_docs=10)),
-                     {"retrieve": lambda query, topk: docs})
+    result = execute(
+        parse_program('d = retrieve("q")\nfinal_answer = "x"\n', limits=Limits(max_docs=10)),
+        {"retrieve": lambda query, topk: docs},
+    )
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "max_docs"
 
 
 def test_runtime_fstring_doubling_is_stopped_before_building():
     src = 'a = answer("q")\nb = f"{a}{a}"\nc = f"{b}{b}"\nfinal_answer = c\n'
-    result = execute(parse_program(src, limits=Limits(max_string_length=1000)), {"answer": lambda query, docs: "x" * 300})
+    result = execute(
+        parse_program(src, limits=Limits(max_string_length=1000)), {"answer": lambda query, docs: "x" * 300}
+    )
     assert isinstance(result.error, LimitExceeded)
     assert result.error.span.line == 3
     assert set(result.variables) == {"a", "b"}
@@ -214,8 +229,9 @@ def test_tool_timeout_abandons_the_call_and_keeps_earlier_results():
             release.wait(10)
         return "ok"
 
-    prog = parse_program('a = answer("fast")\nb = answer("slow")\nfinal_answer = b\n',
-                         limits=Limits(tool_timeout_s=0.2))
+    prog = parse_program(
+        'a = answer("fast")\nb = answer("slow")\nfinal_answer = b\n', limits=Limits(tool_timeout_s=0.2)
+    )
     t0 = time.monotonic()
     result = execute(prog, {"answer": answer})
     elapsed = time.monotonic() - t0
@@ -278,8 +294,13 @@ def test_package_never_calls_exec_eval_or_compile():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call):
                 f = node.func
-                name = f.id if isinstance(f, ast.Name) else f.attr if (
-                    isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "builtins") else None
+                name = (
+                    f.id
+                    if isinstance(f, ast.Name)
+                    else f.attr
+                    if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "builtins")
+                    else None
+                )
                 assert name not in banned, f"{name}() called in {path}:{node.lineno}"
 
 

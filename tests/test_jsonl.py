@@ -16,9 +16,14 @@ any_text = st.text(alphabet=st.characters(exclude_categories=()) | st.sampled_fr
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.dictionaries(any_text, any_text | st.integers() | st.floats(allow_nan=False,
-                                                                              allow_infinity=False), max_size=4),
-                max_size=5))
+@given(
+    st.lists(
+        st.dictionaries(
+            any_text, any_text | st.integers() | st.floats(allow_nan=False, allow_infinity=False), max_size=4
+        ),
+        max_size=5,
+    )
+)
 def test_any_strings_round_trip_through_the_writer_and_the_reader(rows):
     text = "".join(jsonl.dumps(r) + "\n" for r in rows)
     assert [jsonl.loads(line) for _, line in jsonl.lines(text)] == [r for r in rows]
@@ -33,17 +38,20 @@ def test_a_raw_breaker_inside_a_string_does_not_split_a_row(s):
     assert only == (1, raw) and jsonl.loads(only[1]) == {"q": s}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[" * 100_000 + "]" * 100_000, "nested deeper than 100 levels"),
-    ("[" * 3000 + "]", "nested deeper than 100 levels"),
-    ('{"a": ' * 101 + "1" + "}" * 101, "nested deeper than 100 levels"),
-    ("[NaN]", "NaN is not a number JSON allows"),
-    ('{"topk": Infinity}', "Infinity is not a number JSON allows"),
-    ("-Infinity", "-Infinity is not a number JSON allows"),
-    ("[1e999]", "number 1e999 is out of range"),
-    ("1" * 5000, "not JSON this program reads"),
-    ('{"a": 1', "not JSON (Expecting"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 100 levels"),
+        ("[" * 3000 + "]", "nested deeper than 100 levels"),
+        ('{"a": ' * 101 + "1" + "}" * 101, "nested deeper than 100 levels"),
+        ("[NaN]", "NaN is not a number JSON allows"),
+        ('{"topk": Infinity}', "Infinity is not a number JSON allows"),
+        ("-Infinity", "-Infinity is not a number JSON allows"),
+        ("[1e999]", "number 1e999 is out of range"),
+        ("1" * 5000, "not JSON this program reads"),
+        ('{"a": 1', "not JSON (Expecting"),
+    ],
+)
 def test_refusals_are_one_short_line(text, message):
     with pytest.raises(jsonl.JsonError) as info:
         jsonl.loads(text)
@@ -67,6 +75,7 @@ def test_the_writer_never_writes_what_the_reader_refuses():
 
 # -- every reader and writer of the project ---------------------------------------------------------------
 
+
 def _record(question):
     return {"id": "q1", "question": question, "gold": [question], "metrics": {"em": 1.0}, "error": None}
 
@@ -88,38 +97,60 @@ def test_eval_records_round_trip_any_question(tmp_path_factory, question):
 def test_eval_records_written_raw_by_another_writer_read_back(tmp_path):
     from pyrag_dsl.eval.records import read_records
 
-    (tmp_path / "records.jsonl").write_text(json.dumps(_record("a\u2028b\x85c"), ensure_ascii=False) + "\n",
-                                            encoding="utf-8")
+    (tmp_path / "records.jsonl").write_text(
+        json.dumps(_record("a\u2028b\x85c"), ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     assert read_records(tmp_path) == [_record("a\u2028b\x85c")]
 
 
 def test_eval_data_with_raw_breakers_and_a_bom_loads(tmp_path):
     from pyrag_dsl.eval.data import load_questions
 
-    rows = [{"id": "a", "question": "Who\u2028is\x85she\u2029?", "golden_answers": ["x\x0cy"]},
-            {"id": "b", "question": "Q2", "golden_answers": ["z"]}]
+    rows = [
+        {"id": "a", "question": "Who\u2028is\x85she\u2029?", "golden_answers": ["x\x0cy"]},
+        {"id": "b", "question": "Q2", "golden_answers": ["z"]},
+    ]
     path = tmp_path / "qa.jsonl"
     path.write_text("\ufeff" + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     qa = load_questions(str(path))
     assert [(r.id, r.question, r.golden_answers) for r in qa.rows] == [
-        ("a", "Who\u2028is\x85she\u2029?", ("x\x0cy",)), ("b", "Q2", ("z",))]
+        ("a", "Who\u2028is\x85she\u2029?", ("x\x0cy",)),
+        ("b", "Q2", ("z",)),
+    ]
 
 
 def test_rl_sources_read_raw_breakers(tmp_path):
     from pyrag_dsl.rl.sources import read_qa, read_records
 
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("\ufeff" + json.dumps({"id": "1", "question": "a\u2028b", "golden_answers": ["c\x85d"]},
-                                        ensure_ascii=False) + "\n", encoding="utf-8")
+    qa.write_text(
+        "\ufeff"
+        + json.dumps({"id": "1", "question": "a\u2028b", "golden_answers": ["c\x85d"]}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     (item,) = read_qa(qa)
     assert (item.question, item.golds, item.origin) == ("a\u2028b", ["c\x85d"], f"{qa}:1")
     trace = tmp_path / "trace.jsonl"
-    trace.write_text(json.dumps({"schema": "pyrag-dsl-trace", "version": 1}) + "\n" + json.dumps(
-        {"kind": "answer", "target": "final_answer", "inputs": {"query": "Given: x\u2028y", "docs": None}},
-        ensure_ascii=False) + "\n", encoding="utf-8")
+    trace.write_text(
+        json.dumps({"schema": "pyrag-dsl-trace", "version": 1})
+        + "\n"
+        + json.dumps(
+            {"kind": "answer", "target": "final_answer", "inputs": {"query": "Given: x\u2028y", "docs": None}},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     records = tmp_path / "records.jsonl"
-    records.write_text(json.dumps({"id": "1", "question": "a\u2028b", "gold": ["c"], "method": "pyrag",
-                                   "trace": "trace.jsonl"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    records.write_text(
+        json.dumps(
+            {"id": "1", "question": "a\u2028b", "gold": ["c"], "method": "pyrag", "trace": "trace.jsonl"},
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     (rec,), skipped = read_records(records)
     assert (rec.question, rec.synthesis_query, skipped) == ("a\u2028b", "Given: x\u2028y", 0)
 

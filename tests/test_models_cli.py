@@ -27,8 +27,15 @@ def test_models_json_lists_each_model(capsys, monkeypatch, tmp_path):
 def test_models_table(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    for text in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2", "491 MB", "1,117 MB", ".[model-1-5b]",
-                 "(default)"):
+    for text in (
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+        "smollm2",
+        "491 MB",
+        "1,117 MB",
+        ".[model-1-5b]",
+        "(default)",
+    ):
         assert text in out
 
 
@@ -39,8 +46,16 @@ def test_models_prepare_unknown_name_is_one_line_error(capsys):
 
 
 def test_uninstalled_model_says_how_to_install(monkeypatch):
-    spec = models.ModelSpec("ghost", "ghost.gguf", 1, "0" * 64, (models.Chunk("no-such-carrier-part1", "x.bin", 1),),
-                            "model-ghost", "", version="1.0")
+    spec = models.ModelSpec(
+        "ghost",
+        "ghost.gguf",
+        1,
+        "0" * 64,
+        (models.Chunk("no-such-carrier-part1", "x.bin", 1),),
+        "model-ghost",
+        "",
+        version="1.0",
+    )
     monkeypatch.setitem(models.MODELS, "ghost", spec)
     assert not models.installed(spec)
     with pytest.raises(models.ModelNotInstalled, match=r'pip install -e "\.\[model-ghost\]"'):

@@ -17,8 +17,9 @@ UNRELATED = [
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    assert models.installed(models.MODELS[models.DEFAULT_MODEL]), \
+    assert models.installed(models.MODELS[models.DEFAULT_MODEL]), (
         f"the default model is not installed: {models.MODELS[models.DEFAULT_MODEL].install}"
+    )
     settings = Settings.resolve(flags={"output_dir": str(tmp_path_factory.mktemp("out"))}, environ={})
     assert settings.embedded_llm and settings.gguf is None
     with Session(settings) as s:
@@ -26,16 +27,23 @@ def session(tmp_path_factory):
 
 
 def test_no_example_leaks_into_unrelated_questions(session):
-    forbidden = [e.lower() for e in small_model.example_entities()] + \
-                [q.lower() for q in small_model.example_questions()]
+    forbidden = [e.lower() for e in small_model.example_entities()] + [
+        q.lower() for q in small_model.example_questions()
+    ]
     answers = {}
     for question in UNRELATED:
         result = session.pipeline.run(question)
         answers[question] = result.final_answer
         assert result.error is None, result.error
-        shown = "\n".join([*result.sub_queries, *result.programs, str(result.final_answer),
-                           *(str(v) for v in result.variables.values())]).lower()
+        shown = "\n".join(
+            [
+                *result.sub_queries,
+                *result.programs,
+                str(result.final_answer),
+                *(str(v) for v in result.variables.values()),
+            ]
+        ).lower()
         leaks = [f for f in forbidden if f in shown]
         assert not leaks, (question, leaks, result.sub_queries, result.programs)
-        assert "final_answer = answer(f\"Facts: " in result.generated_code  # the synthesis line built from steps
+        assert 'final_answer = answer(f"Facts: ' in result.generated_code  # the synthesis line built from steps
     assert answers[UNRELATED[2]] in ("yes", "no")  # a yes/no question gets yes or no

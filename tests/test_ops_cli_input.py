@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from ops_helpers import cli, env, tantivy_index  # noqa: F401
 from scripted_llm import ScriptedLLM
 from test_http_retrieval import _free_port
@@ -20,8 +19,10 @@ def test_a_question_over_the_cap_names_its_line(tmp_path):
     q.write_text(f"{QUESTION}\n\n{'x' * 5_000_000}\n")
     r = cli("run", str(q))
     assert r.returncode == 2
-    assert r.stderr.strip() == (f"error: {q} line 3: the question has 5,000,000 characters, over the "
-                                f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)")
+    assert r.stderr.strip() == (
+        f"error: {q} line 3: the question has 5,000,000 characters, over the "
+        f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)"
+    )
     assert len(r.stdout) < 1000  # the question is not printed back
     ok = "y" * MAX_QUESTION_CHARS  # at the cap: accepted (then fails later, on the missing LLM)
     r = cli("run", "-", "--llm-url", f"http://127.0.0.1:{_free_port()}/v1", stdin=ok + "\n")
@@ -42,10 +43,17 @@ def test_a_questions_file_over_the_cap(tmp_path):
 @pytest.mark.parametrize("mode", ["--json", "--no-grammar"])  # JSON Lines; rich tables
 def test_head_closing_the_pipe_ends_quietly_and_keeps_results(tantivy_index, tmp_path, mode):
     with ScriptedLLM(default_handler()) as llm:
-        r = subprocess.run(f"{sys.executable} -m pyrag_dsl.cli run - {mode} --llm-url {llm.url} --index "
-                           f"{tantivy_index} --output-dir {tmp_path / 'out'} | head -c 1; echo \" rc=${{PIPESTATUS[0]}}\"",
-                           shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
-                           input=f"{QUESTION}\n{QUESTION}\n{QUESTION}\n", env=env())
+        r = subprocess.run(
+            f"{sys.executable} -m pyrag_dsl.cli run - {mode} --llm-url {llm.url} --index "
+            f'{tantivy_index} --output-dir {tmp_path / "out"} | head -c 1; echo " rc=${{PIPESTATUS[0]}}"',
+            shell=True,
+            executable="/bin/bash",
+            capture_output=True,
+            text=True,
+            timeout=300,
+            input=f"{QUESTION}\n{QUESTION}\n{QUESTION}\n",
+            env=env(),
+        )
     assert r.stdout.endswith(" rc=141\n"), r.stdout  # 128 + SIGPIPE, as a shell reports it
     assert "BrokenPipe" not in r.stderr and "error" not in r.stderr, r.stderr
     (run_dir,) = list((tmp_path / "out").iterdir())

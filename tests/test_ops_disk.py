@@ -8,7 +8,6 @@ import os
 import subprocess
 
 import pytest
-
 from corpus import JED_HOYER
 from ops_helpers import cli, tantivy_index  # noqa: F401
 from scripted_llm import ScriptedLLM
@@ -73,8 +72,16 @@ def test_disk_full_before_question_2(disk, tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(f"{QUESTION}\n{QUESTION}\n")
     with ScriptedLLM(handler) as llm:
-        r = cli("run", str(questions), "--llm-url", llm.url, "--index", str(tantivy_index), "--output-dir",
-                str(disk.root / "out"))
+        r = cli(
+            "run",
+            str(questions),
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+            "--output-dir",
+            str(disk.root / "out"),
+        )
     assert r.returncode == 3, r.stdout + r.stderr
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "question 2: cannot write " in errors[0], r.stderr
@@ -93,8 +100,18 @@ def test_disk_full_json_lines_still_carry_the_answer(disk, tantivy_index):
     (disk.root / "out").mkdir()
     disk.break_now()
     with ScriptedLLM(default_handler()) as llm:
-        r = cli("run", "-", "--json", "--llm-url", llm.url, "--index", str(tantivy_index), "--output-dir",
-                str(disk.root / "out"), stdin=QUESTION + "\n")
+        r = cli(
+            "run",
+            "-",
+            "--json",
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+            "--output-dir",
+            str(disk.root / "out"),
+            stdin=QUESTION + "\n",
+        )
     if disk.kind == "readonly":  # the run directory itself cannot be created: nothing ran, one line
         assert r.returncode == 3 and "Traceback" not in r.stderr and str(disk.root / "out") in r.stderr
         return

@@ -42,8 +42,9 @@ def test_interrupted_force_build_keeps_the_old_index(tmp_path):
         for i in range(400_000):
             f.write(json.dumps({"id": f"b{i}", "contents": f'"Big {i}"\nbig corpus passage {i} about nothing'}) + "\n")
     proc = popen("index", "build", str(big), "--kind", "tantivy", "--out", str(index), "--force")
-    building = wait_for(lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".idx.building-")], 60,
-                        "the build directory", proc)
+    building = wait_for(
+        lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".idx.building-")], 60, "the build directory", proc
+    )
     wait_for(lambda: any(building[0].rglob("*")), 60, "the build to write files", proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

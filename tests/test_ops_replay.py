@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from corpus import JED_HOYER
 from ops_helpers import cli, tantivy_index  # noqa: F401
 from scripted_llm import ScriptedLLM
@@ -18,8 +17,17 @@ def recorded(tantivy_index, tmp_path_factory):
     """A trace written by `pyrag-dsl run` with the scripted LLM."""
     out = tmp_path_factory.mktemp("run")
     with ScriptedLLM(default_handler()) as llm:
-        r = cli("run", "-", "--llm-url", llm.url, "--index", str(tantivy_index), "--output-dir", str(out),
-                stdin=QUESTION + "\n")
+        r = cli(
+            "run",
+            "-",
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+            "--output-dir",
+            str(out),
+            stdin=QUESTION + "\n",
+        )
     assert r.returncode == 0, r.stderr
     (run_dir,) = list(out.iterdir())
     return run_dir / "1" / "trace.jsonl"
@@ -55,8 +63,9 @@ def test_live_replay_with_a_failing_llm_exits_non_zero(recorded, tantivy_index):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("flags", [("--topk", "10"), ("--policy", "reference"), ("--parallel",),
-                                   ("--llm-url", "http://127.0.0.1:9/v1")])
+@pytest.mark.parametrize(
+    "flags", [("--topk", "10"), ("--policy", "reference"), ("--parallel",), ("--llm-url", "http://127.0.0.1:9/v1")]
+)
 def test_what_if_flags_need_live(recorded, flags):
     r = cli("replay", str(recorded), *flags)
     assert r.returncode == 2
@@ -70,8 +79,20 @@ def test_max_repairs_is_refused(recorded):
 
 def test_what_if_replay_honours_topk_policy_parallel(recorded, tantivy_index):
     with ScriptedLLM(default_handler()) as llm:
-        r = cli("replay", str(recorded), "--live", "--llm-url", llm.url, "--index", str(tantivy_index),
-                "--topk", "10", "--policy", "reference", "--parallel")
+        r = cli(
+            "replay",
+            str(recorded),
+            "--live",
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(tantivy_index),
+            "--topk",
+            "10",
+            "--policy",
+            "reference",
+            "--parallel",
+        )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Differences" in r.stdout
     # the retrievals went out with top-k 10: the recorded ones had 5
@@ -88,9 +109,9 @@ def test_one_step_numbering(recorded, tmp_path):
     tampered.write_text("\n".join(lines) + "\n")
     r = cli("replay", str(tampered))
     assert r.returncode == 1, r.stdout + r.stderr
-    diff = r.stdout[r.stdout.index("Differences"):]
+    diff = r.stdout[r.stdout.index("Differences") :]
     assert re.search(rf"│ *{step} *│ target *│ jed_bday *│ jed_birth", diff), diff  # the recorded step number
-    steps = r.stdout[r.stdout.index("Recorded steps"):r.stdout.index("Differences")]
+    steps = r.stdout[r.stdout.index("Recorded steps") : r.stdout.index("Differences")]
     assert re.search(rf"│ *{step} *│ *\d+ *│ answer\('When was Jed Hoyer born\?'", steps), steps  # the step table
     one = cli("replay", str(tampered), "--step", str(step))
     assert one.returncode == 0 and '"target": "jed_bday"' in one.stdout and f'"step": {step}' in one.stdout
@@ -119,15 +140,17 @@ def test_replay_uses_the_recorded_limits(recorded, tmp_path):
 
 def test_replay_uses_the_recorded_language(tantivy_index, tmp_path):
     """A run whose language enables text_concat (`+`) replays: the header records the node kind."""
+    from test_pipeline import make_pipeline
+
     from pyrag_dsl.grammar import DEFAULT_LANGUAGE
     from pyrag_dsl.grammar.extensions import TEXT_CONCAT
     from pyrag_dsl.pipeline.outputs import new_run_dir, write_result
     from pyrag_dsl.retrievers import open_index
-    from test_pipeline import make_pipeline
 
-    program = JED_HOYER.replace('final_answer = answer(\n    f"Given: Jed Hoyer was born {jed_birth}, "',
-                                'facts = "Given: Jed Hoyer was born " + jed_birth\nfinal_answer = answer(\n'
-                                '    f"{facts}, "')
+    program = JED_HOYER.replace(
+        'final_answer = answer(\n    f"Given: Jed Hoyer was born {jed_birth}, "',
+        'facts = "Given: Jed Hoyer was born " + jed_birth\nfinal_answer = answer(\n    f"{facts}, "',
+    )
     retriever = open_index(tantivy_index)
     try:
         with ScriptedLLM(default_handler([fenced(program)])) as llm:

@@ -10,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from ops_helpers import cli, env, tantivy_index  # noqa: F401
 from test_http_retrieval import _free_port
 
@@ -22,10 +21,28 @@ REQUEST_TIMEOUT_S = 2.0  # --request-timeout of the server below
 @pytest.fixture(scope="module")
 def server(tantivy_index):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "serve-retriever", "--index", str(tantivy_index),
-                             "--port", str(port), "--log-level", "warning", "--max-documents", str(MAX_DOCUMENTS),
-                             "--request-timeout", str(REQUEST_TIMEOUT_S)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "serve-retriever",
+            "--index",
+            str(tantivy_index),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--max-documents",
+            str(MAX_DOCUMENTS),
+            "--request-timeout",
+            str(REQUEST_TIMEOUT_S),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -43,8 +60,12 @@ def server(tantivy_index):
 
 
 def _post(port, body: bytes, headers=None):
-    return httpx.post(f"http://127.0.0.1:{port}/retrieve", content=body,
-                      headers={"content-type": "application/json", **(headers or {})}, timeout=30)
+    return httpx.post(
+        f"http://127.0.0.1:{port}/retrieve",
+        content=body,
+        headers={"content-type": "application/json", **(headers or {})},
+        timeout=30,
+    )
 
 
 def _json_4xx(r, status=None):
@@ -62,19 +83,30 @@ def test_lone_surrogate_is_a_4xx_json_error(server):
     assert ok.status_code == 200 and ok.json()["result"][0]
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 200_000 + b"]" * 200_000,
-    b'{"queries": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-    b'{"topk": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b', "queries": ["x"]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"queries": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"topk": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b', "queries": ["x"]}',
+    ],
+)
 def test_deeply_nested_json_is_a_4xx_json_error(server, body):
     assert "error" in _json_4xx(_post(server, body), 400)
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"{not json", 400), (b"[1, 2]", 400), (b'{"queries": "x"}', 422), (b'{"queries": ["x"], "topk": 0}', 422),
-    (b'{"queries": ["x"], "extra": 1}', 422), (b"", 400), (b"\xff\xfe", 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"queries": "x"}', 422),
+        (b'{"queries": ["x"], "topk": 0}', 422),
+        (b'{"queries": ["x"], "extra": 1}', 422),
+        (b"", 400),
+        (b"\xff\xfe", 400),
+    ],
+)
 def test_bad_bodies_get_json_errors(server, body, status):
     assert "error" in _json_4xx(_post(server, body), status)
 
@@ -114,8 +146,9 @@ def _send_until_answered(port, head: bytes, chunks, limit: int):
 
 def test_50_mb_body_with_content_length_is_refused_before_it_is_read(server):
     size = 50_000_000
-    head = (f"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {size}\r\n\r\n").encode()
+    head = (
+        f"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
     sent, data = _send_until_answered(server, head, (b"[" * 1_000_000 for _ in range(50)), size)
     assert data.startswith(b"HTTP/1.1 413"), data[:200]
     assert sent < size  # refused long before the end of the body
@@ -141,7 +174,7 @@ def test_document_cap_flag_is_enforced(server):
 
 def test_request_timeout_flag_closes_a_half_sent_body_with_408(server):
     with socket.create_connection(("127.0.0.1", server), timeout=30 * REQUEST_TIMEOUT_S) as sock:
-        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"queries\": ")
+        sock.sendall(b'POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"queries": ')
         assert httpx.get(f"http://127.0.0.1:{server}/health", timeout=10).status_code == 200
         data = b""
         while part := sock.recv(65536):  # until the server closes the connection (socket timeout otherwise)
@@ -149,13 +182,16 @@ def test_request_timeout_flag_closes_a_half_sent_body_with_408(server):
     assert data.startswith(b"HTTP/1.1 408 "), data[:200]
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--max-documents", "0", "--max-documents must be at least 1, got 0"),
-    ("--max-connections", "-1", "--max-connections must be at least 1, got -1"),
-    ("--request-timeout", "nan", "--request-timeout must be seconds from 0 to 86400, got nan"),
-    ("--request-timeout", "0", "--request-timeout must be seconds from 0 to 86400, got 0.0"),
-    ("--max-topk", "1001", "--max-topk: must be an integer from 1 to 1000, got 1001"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--max-documents", "0", "--max-documents must be at least 1, got 0"),
+        ("--max-connections", "-1", "--max-connections must be at least 1, got -1"),
+        ("--request-timeout", "nan", "--request-timeout must be seconds from 0 to 86400, got nan"),
+        ("--request-timeout", "0", "--request-timeout must be seconds from 0 to 86400, got 0.0"),
+        ("--max-topk", "1001", "--max-topk: must be an integer from 1 to 1000, got 1001"),
+    ],
+)
 def test_bad_limit_flags_are_one_line_usage_errors(flag, value, message):
     r = cli("serve-retriever", flag, value)
     assert r.returncode == 2
@@ -164,8 +200,14 @@ def test_bad_limit_flags_are_one_line_usage_errors(flag, value, message):
 
 def test_help_lists_the_limit_flags():
     out = cli("serve-retriever", "--help").stdout
-    for flag in ("--max-queries", "--max-topk", "--max-documents", "--max-pending-searches", "--max-connections",
-                 "--request-timeout"):
+    for flag in (
+        "--max-queries",
+        "--max-topk",
+        "--max-documents",
+        "--max-pending-searches",
+        "--max-connections",
+        "--request-timeout",
+    ):
         assert flag in out
 
 

@@ -6,9 +6,10 @@ import signal
 import time
 
 from ops_helpers import alive, children, cmdline, pgrp, popen, tantivy_index, wait_for  # noqa: F401
-from pyrag_dsl.agents.models import TEST_MODEL
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler
+
+from pyrag_dsl.agents.models import TEST_MODEL
 
 SECOND = "Who is older, Jed Hoyer or John W. Henry?"
 
@@ -32,8 +33,9 @@ def test_sigterm_mid_run_keeps_finished_and_partial_results(tantivy_index, tmp_p
     questions.write_text(f"{QUESTION}\n{SECOND}\n")
     out = tmp_path / "out"
     with ScriptedLLM(_slow_second_question()) as llm:
-        proc = popen("run", str(questions), "--llm-url", llm.url, "--index", str(tantivy_index), "--output-dir",
-                     str(out))
+        proc = popen(
+            "run", str(questions), "--llm-url", llm.url, "--index", str(tantivy_index), "--output-dir", str(out)
+        )
         wait_for(lambda: llm.count("answer_synth") >= 2, 120, "question 2's last answer", proc)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
@@ -64,8 +66,7 @@ def test_sigterm_during_exec_writes_the_partial_trace(tantivy_index, tmp_path):
     program.write_text(JED_HOYER)
     trace = tmp_path / "t.jsonl"
     with ScriptedLLM(slow) as llm:
-        proc = popen("exec", str(program), "--trace", str(trace), "--llm-url", llm.url, "--index",
-                     str(tantivy_index))
+        proc = popen("exec", str(program), "--trace", str(trace), "--llm-url", llm.url, "--index", str(tantivy_index))
         wait_for(lambda: llm.count("answer_synth") >= 1, 120, "the synthesis answer", proc)
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
@@ -87,8 +88,16 @@ def _llama_child(parent: int) -> int | None:
 def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")
-    proc = popen("run", str(questions), "--model", TEST_MODEL, "--index", str(tantivy_index), "--output-dir",
-                 str(tmp_path / "out"))
+    proc = popen(
+        "run",
+        str(questions),
+        "--model",
+        TEST_MODEL,
+        "--index",
+        str(tantivy_index),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
     try:
         child = wait_for(lambda: _llama_child(proc.pid), 120, "the llama.cpp child", proc)
         assert pgrp(child) == child and pgrp(child) != pgrp(proc.pid)  # its own process group
@@ -105,8 +114,16 @@ def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
 def test_sigterm_stops_the_embedded_server(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")
-    proc = popen("run", str(questions), "--model", TEST_MODEL, "--index", str(tantivy_index), "--output-dir",
-                 str(tmp_path / "out"))
+    proc = popen(
+        "run",
+        str(questions),
+        "--model",
+        TEST_MODEL,
+        "--index",
+        str(tantivy_index),
+        "--output-dir",
+        str(tmp_path / "out"),
+    )
     try:
         child = wait_for(lambda: _llama_child(proc.pid), 120, "the llama.cpp child", proc)
         time.sleep(1.0)

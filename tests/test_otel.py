@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from corpus import JED_HOYER
+from scripted_llm import ScriptedLLM, doc_titles
+
 from pyrag_dsl import DEFAULT_LANGUAGE, Param, ToolSpec, ValueType
 from pyrag_dsl.agents import LLMClient, LLMConfig
 from pyrag_dsl.grammar import Limits
@@ -24,7 +25,6 @@ from pyrag_dsl.observe.otel import build_spans, traces_url
 from pyrag_dsl.pipeline import Pipeline, PipelineConfig
 from pyrag_dsl.pipeline.events import LLMCalls, LLMEvent
 from pyrag_dsl.pipeline.replay import replay
-from scripted_llm import ScriptedLLM, doc_titles
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
 BIRTHS = {"Jed Hoyer": "December 7, 1973", "John W. Henry": "September 13, 1949"}
@@ -58,8 +58,14 @@ class UsageStreaming(ScriptedLLM):
     async def _sse(self, text, number):
         async for line in super()._sse(text, number):
             if line.startswith("data: [DONE]"):
-                chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                         "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+                chunk = {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "scripted",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+                }
                 yield f"data: {json.dumps(chunk)}\n\n"
             yield line
 
@@ -168,8 +174,15 @@ def test_the_byte_budget_drops_texts_not_calls():
     calls = LLMCalls()
     big = "x" * 2500  # an event of about 5.2 kB: two fit in 12 kB
     for i in range(4):
-        calls.record("answer", "m", [{"role": "user", "content": big}], big, {"prompt_tokens": 3,
-                                                                             "completion_tokens": 2}, i, i + 0.5)
+        calls.record(
+            "answer",
+            "m",
+            [{"role": "user", "content": big}],
+            big,
+            {"prompt_tokens": 3, "completion_tokens": 2},
+            i,
+            i + 0.5,
+        )
     trace = []
     calls.flush(trace, max_bytes=12_000)
     assert [e.content_dropped for e in trace] == [False, False, True, True]
@@ -196,14 +209,22 @@ def test_spans_of_a_question(recorded):
     assert root.attributes["input.value"] == QUESTION and root.attributes["output.value"] == "John William Henry II"
     assert root.start == events[0].start and root.end == events[-1].end
     assert [(s.name, s.kind) for s in root.children] == [
-        ("decompose", "LLM"), ("plan", "LLM"), ("retrieve", "RETRIEVER"), ("answer", "LLM"), ("retrieve", "RETRIEVER"),
-        ("answer", "LLM"), ("answer", "LLM")]
+        ("decompose", "LLM"),
+        ("plan", "LLM"),
+        ("retrieve", "RETRIEVER"),
+        ("answer", "LLM"),
+        ("retrieve", "RETRIEVER"),
+        ("answer", "LLM"),
+        ("answer", "LLM"),
+    ]
     llms = [e for e in events if e.kind == "llm"]
     decompose = root.children[0]
     assert (decompose.start, decompose.end) == (llms[0].start, llms[0].end)
     assert decompose.attributes["llm.token_count.total"] == 2 and decompose.attributes["gen_ai.usage.input_tokens"] == 1
     assert decompose.attributes["llm.input_messages.0.message.role"] == "user"
-    assert decompose.attributes["gen_ai.operation.name"] == "chat" and decompose.attributes["llm.model_name"] == "scripted"
+    assert (
+        decompose.attributes["gen_ai.operation.name"] == "chat" and decompose.attributes["llm.model_name"] == "scripted"
+    )
     retrieve = root.children[2]
     call = next(e for e in events if e.kind == "retrieve")
     assert (retrieve.start, retrieve.end) == (call.start, call.end)
@@ -239,21 +260,25 @@ def test_a_trace_from_before_llm_events_still_loads_and_exports(bm25):
         result = run_question(llm.url, bm25)  # no llm events: as every trace written before them
     header, events = loads_jsonl(dumps_jsonl(result.trace, {"question": QUESTION, "settings": result.settings}))
     root = build_spans(header, events)
-    assert [(s.name, s.kind) for s in root.children][:3] == [("decompose", "LLM"), ("plan", "LLM"),
-                                                             ("retrieve", "RETRIEVER")]
+    assert [(s.name, s.kind) for s in root.children][:3] == [
+        ("decompose", "LLM"),
+        ("plan", "LLM"),
+        ("retrieve", "RETRIEVER"),
+    ]
     assert root.children[0].attributes["output.value"] == json.dumps(result.sub_queries)
     assert root.children[1].attributes["output.value"] == JED_HOYER
     assert "llm.token_count.total" not in root.children[0].attributes
     assert root.children[3].attributes["output.value"] == "December 7, 1973"
 
 
-SUMMARIZE = ToolSpec(name="summarize", params=(Param("text", ValueType.TEXT),), returns=ValueType.TEXT,
-                     doc="Summarize a text.")
-TOOL_PROGRAM = '''docs1 = retrieve("When was Jed Hoyer born?")
+SUMMARIZE = ToolSpec(
+    name="summarize", params=(Param("text", ValueType.TEXT),), returns=ValueType.TEXT, doc="Summarize a text."
+)
+TOOL_PROGRAM = """docs1 = retrieve("When was Jed Hoyer born?")
 jed_birth = answer("When was Jed Hoyer born?", docs1)
 short = summarize(jed_birth)
 final_answer = answer(f"Given: {short}. Answer the question: Who is older?")
-'''
+"""
 
 
 def test_other_tools_are_tool_spans_with_their_llm_requests_inside(bm25):
@@ -263,8 +288,13 @@ def test_other_tools_are_tool_spans_with_their_llm_requests_inside(bm25):
         def summarize(text):
             return llm_client.chat([{"role": "user", "content": f"Shorten: {text}"}])
 
-        result = run_question(llm.url, bm25, llm_events=True, language=DEFAULT_LANGUAGE.with_tool(SUMMARIZE),
-                              extra_tools={"summarize": summarize})
+        result = run_question(
+            llm.url,
+            bm25,
+            llm_events=True,
+            language=DEFAULT_LANGUAGE.with_tool(SUMMARIZE),
+            extra_tools={"summarize": summarize},
+        )
     assert result.ok, result.error
     agents = [e.agent for e in result.trace if e.kind == "llm"]
     assert agents == ["decompose", "plan", "answer", "summarize", "answer"]
@@ -328,10 +358,19 @@ class Receiver:
                 resource = {kv.key: _value(kv.value) for kv in rs.resource.attributes}
                 for ss in rs.scope_spans:
                     for s in ss.spans:
-                        out.append({"trace": s.trace_id.hex(), "id": s.span_id.hex(), "parent": s.parent_span_id.hex(),
-                                    "name": s.name, "start": s.start_time_unix_nano, "end": s.end_time_unix_nano,
-                                    "status": s.status.code, "resource": resource,
-                                    "attributes": {kv.key: _value(kv.value) for kv in s.attributes}})
+                        out.append(
+                            {
+                                "trace": s.trace_id.hex(),
+                                "id": s.span_id.hex(),
+                                "parent": s.parent_span_id.hex(),
+                                "name": s.name,
+                                "start": s.start_time_unix_nano,
+                                "end": s.end_time_unix_nano,
+                                "status": s.status.code,
+                                "resource": resource,
+                                "attributes": {kv.key: _value(kv.value) for kv in s.attributes},
+                            }
+                        )
         return out
 
 
@@ -345,8 +384,16 @@ def _value(v):
 def shape(spans):
     """What a trace looks like: each span's name, kind, times and parent's name (ids aside)."""
     by_id = {s["id"]: s for s in spans}
-    return sorted((s["name"], s["attributes"].get("openinference.span.kind"), s["start"], s["end"],
-                   by_id[s["parent"]]["name"] if s["parent"] else None) for s in spans)
+    return sorted(
+        (
+            s["name"],
+            s["attributes"].get("openinference.span.kind"),
+            s["start"],
+            s["end"],
+            by_id[s["parent"]]["name"] if s["parent"] else None,
+        )
+        for s in spans
+    )
 
 
 def test_a_sink_sends_one_trace_per_question_with_the_recorded_times(recorded, monkeypatch, otel_sdk):
@@ -393,27 +440,53 @@ def test_the_application_provider_gets_the_spans(recorded, otel_sdk):
 # -- the command line ---------------------------------------------------------------------------------------
 def cli(*args, env=None, timeout=300):
     full_env = {**os.environ, **(env or {})}
-    for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR",
-                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME"):
+    for key in (
+        "LLM_MODEL",
+        "LLM_BASE_URL",
+        "PLAN_LLM_MODEL",
+        "PLAN_LLM_BASE_URL",
+        "OUTPUT_DIR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+    ):
         if key not in (env or {}):
             full_env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_path, otel_sdk):
     questions = tmp_path / "q.txt"
     questions.write_text(f"{QUESTION}\n{QUESTION}\n")
     with ScriptedLLM(handler()) as llm, Receiver() as receiver:
-        r = cli("run", str(questions), "--llm-url", llm.url, "--llm-model", "scripted", "--index", str(bm25_index),
-                "--output-dir", str(tmp_path / "out"), "--otlp-endpoint", receiver.url)
+        r = cli(
+            "run",
+            str(questions),
+            "--llm-url",
+            llm.url,
+            "--llm-model",
+            "scripted",
+            "--index",
+            str(bm25_index),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--otlp-endpoint",
+            receiver.url,
+        )
         assert r.returncode == 0, r.stderr + r.stdout
         assert "2 question trace(s), 16 spans sent" in r.stderr
         live = receiver.spans()
         receiver.requests.clear()
         (run_dir,) = list((tmp_path / "out").iterdir())
-        exported = cli("trace", "export", str(run_dir / "1"), str(run_dir / "2" / "trace.jsonl"),
-                       env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+        exported = cli(
+            "trace",
+            "export",
+            str(run_dir / "1"),
+            str(run_dir / "2" / "trace.jsonl"),
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url},
+        )
         assert exported.returncode == 0, exported.stderr
         assert "exported 2 trace(s), 16 spans" in exported.stdout
         recorded = receiver.spans()
@@ -427,11 +500,24 @@ def test_exec_and_eval_export(bm25_index, tmp_path, otel_sdk):
     program = tmp_path / "p.py"
     program.write_text(JED_HOYER)
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": QUESTION, "golden_answers": ["John William Henry II"]})
-                          + "\n" for i in range(2)))
+    qa.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": QUESTION, "golden_answers": ["John William Henry II"]}) + "\n"
+            for i in range(2)
+        )
+    )
     with ScriptedLLM(handler()) as llm, Receiver() as receiver:
-        base = ["--llm-url", llm.url, "--llm-model", "scripted", "--index", str(bm25_index), "--otlp-endpoint",
-                receiver.url, "--otel-no-content"]
+        base = [
+            "--llm-url",
+            llm.url,
+            "--llm-model",
+            "scripted",
+            "--index",
+            str(bm25_index),
+            "--otlp-endpoint",
+            receiver.url,
+            "--otel-no-content",
+        ]
         r = cli("exec", str(program), *base)
         assert r.returncode == 0, r.stderr + r.stdout
         (root,) = [s for s in receiver.spans() if not s["parent"]]
@@ -486,8 +572,9 @@ def test_the_library_example_of_docs_trace(bm25_index, otel_sdk):
     from pyrag_dsl.pipeline import Session, Settings
 
     with ScriptedLLM(handler()) as llm, Receiver() as receiver:
-        settings = Settings.resolve(flags={"llm_url": llm.url, "llm_model": "scripted", "index": str(bm25_index)},
-                                    environ={})
+        settings = Settings.resolve(
+            flags={"llm_url": llm.url, "llm_model": "scripted", "index": str(bm25_index)}, environ={}
+        )
         with Session(settings) as session, OtelSink(receiver.url, content=True) as spans:
             for question in [QUESTION]:
                 result = session.pipeline.run(question)  # the Session's pipeline records the llm events

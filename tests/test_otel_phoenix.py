@@ -24,9 +24,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from test_otel import QUESTION, handler
 from scripted_llm import ScriptedLLM
+from test_otel import QUESTION, handler
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [QUESTION, "Which of Jed Hoyer and John William Henry II was born first?"]
@@ -35,12 +34,16 @@ STARTUP_S = 300  # Phoenix runs its database migrations first: about a minute on
 
 def phoenix_executable() -> str:
     given = os.environ.get("PYRAG_PHOENIX")
-    candidates = [given] if given else ["/work/venv-phoenix/bin/phoenix", str(ROOT / ".venv-phoenix" / "bin" / "phoenix")]
+    candidates = (
+        [given] if given else ["/work/venv-phoenix/bin/phoenix", str(ROOT / ".venv-phoenix" / "bin" / "phoenix")]
+    )
     for path in candidates:
         if path and Path(path).is_file() and os.access(path, os.X_OK):
             return path
-    why = (f"no Arize Phoenix executable ({' or '.join(candidates)}): python3 -m venv .venv-phoenix && "
-           ".venv-phoenix/bin/pip install arize-phoenix (or set PYRAG_PHOENIX)")
+    why = (
+        f"no Arize Phoenix executable ({' or '.join(candidates)}): python3 -m venv .venv-phoenix && "
+        ".venv-phoenix/bin/pip install arize-phoenix (or set PYRAG_PHOENIX)"
+    )
     if os.environ.get("CI"):
         pytest.fail(why)
     pytest.skip(why)
@@ -58,11 +61,17 @@ def phoenix(tmp_path_factory):
     work = tmp_path_factory.mktemp("phoenix")
     port, grpc = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PHOENIX_"))}
-    env.update(PHOENIX_WORKING_DIR=str(work), PHOENIX_HOST="127.0.0.1", PHOENIX_PORT=str(port),
-               PHOENIX_GRPC_PORT=str(grpc), PHOENIX_TELEMETRY_ENABLED="false")
+    env.update(
+        PHOENIX_WORKING_DIR=str(work),
+        PHOENIX_HOST="127.0.0.1",
+        PHOENIX_PORT=str(port),
+        PHOENIX_GRPC_PORT=str(grpc),
+        PHOENIX_TELEMETRY_ENABLED="false",
+    )
     log = open(work / "phoenix.log", "wb")
-    proc = subprocess.Popen([exe, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
@@ -112,8 +121,9 @@ def cli(*args, env=None):
     for key in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR"):
         full_env.pop(key, None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True, timeout=300, env=full_env
+    )
 
 
 def check_question_traces(spans: list[dict], project: str) -> dict[str, list[dict]]:
@@ -136,8 +146,11 @@ def check_question_traces(spans: list[dict], project: str) -> dict[str, list[dic
             a = s["attributes"]
             assert s["status_code"] == "OK"
             if s["span_kind"] == "LLM":
-                assert (a["llm.token_count.prompt"], a["llm.token_count.completion"], a["llm.token_count.total"]) \
-                    == (1, 1, 2)
+                assert (a["llm.token_count.prompt"], a["llm.token_count.completion"], a["llm.token_count.total"]) == (
+                    1,
+                    1,
+                    2,
+                )
                 assert a["llm.model_name"] == "scripted" and a["llm.input_messages.0.message.role"]
             if s["span_kind"] == "RETRIEVER":
                 assert a["input.value"].startswith("When was ")
@@ -152,22 +165,42 @@ def check_question_traces(spans: list[dict], project: str) -> dict[str, list[dic
 
 def shape(members: list[dict]) -> list[tuple]:
     names = {s["context"]["span_id"]: s["name"] for s in members}
-    return sorted((s["name"], s["span_kind"], s["start_time"], s["end_time"], names.get(s["parent_id"]))
-                  for s in members)
+    return sorted(
+        (s["name"], s["span_kind"], s["start_time"], s["end_time"], names.get(s["parent_id"])) for s in members
+    )
 
 
 def test_phoenix_shows_one_trace_per_question_live_and_recorded(phoenix, retrieval_server, tmp_path):
     questions = tmp_path / "questions.txt"
     questions.write_text("\n".join(QUESTIONS) + "\n")
     with ScriptedLLM(handler()) as llm:
-        live = cli("run", str(questions), "--llm-url", llm.url, "--llm-model", "scripted", "--retriever-url",
-                   retrieval_server.url, "--output-dir", str(tmp_path / "out"), "--otlp-endpoint", phoenix,
-                   env={"OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=pyrag-live"})
+        live = cli(
+            "run",
+            str(questions),
+            "--llm-url",
+            llm.url,
+            "--llm-model",
+            "scripted",
+            "--retriever-url",
+            retrieval_server.url,
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--otlp-endpoint",
+            phoenix,
+            env={"OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=pyrag-live"},
+        )
     assert live.returncode == 0, live.stderr + live.stdout
     assert "2 question trace(s), 16 spans sent" in live.stderr
     (run_dir,) = list((tmp_path / "out").iterdir())
-    exported = cli("trace", "export", str(run_dir), env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": phoenix, "OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=pyrag-recorded"})
+    exported = cli(
+        "trace",
+        "export",
+        str(run_dir),
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": phoenix,
+            "OTEL_RESOURCE_ATTRIBUTES": "openinference.project.name=pyrag-recorded",
+        },
+    )
     assert exported.returncode == 0, exported.stderr
     assert "exported 2 trace(s), 16 spans" in exported.stdout
 

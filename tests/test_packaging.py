@@ -32,10 +32,26 @@ def wheel(tmp_path_factory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "pyrag_dsl", src / "pyrag_dsl",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    shutil.copytree(
+        ROOT / "pyrag_dsl", src / "pyrag_dsl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (built,) = (tmp / "dist").glob("pyrag_dsl-*.whl")
     return built
@@ -53,16 +69,21 @@ def test_wheel_contains_every_data_file(wheel):
 
 def test_installed_wheel_loads_its_prompts_and_data(wheel, tmp_path):
     target = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-                        str(wheel)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    code = ("import pyrag_dsl, pathlib; from pyrag_dsl.agents.prompts import load_prompt, default_sentinels; "
-            "from pyrag_dsl.retrievers.embedded import DATA_DIR, CORPUS_FILES, QUESTIONS_FILE; "
-            "assert load_prompt('plan') and default_sentinels(); "
-            "assert all((DATA_DIR / n).is_file() for n in CORPUS_FILES) and QUESTIONS_FILE.is_file(); "
-            "print(pathlib.Path(pyrag_dsl.__file__).parent)")
+    code = (
+        "import pyrag_dsl, pathlib; from pyrag_dsl.agents.prompts import load_prompt, default_sentinels; "
+        "from pyrag_dsl.retrievers.embedded import DATA_DIR, CORPUS_FILES, QUESTIONS_FILE; "
+        "assert load_prompt('plan') and default_sentinels(); "
+        "assert all((DATA_DIR / n).is_file() for n in CORPUS_FILES) and QUESTIONS_FILE.is_file(); "
+        "print(pathlib.Path(pyrag_dsl.__file__).parent)"
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
-                       timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert Path(r.stdout.strip()) == target / "pyrag_dsl"  # the installed copy, not the checkout

@@ -4,22 +4,25 @@ import json
 import time
 
 import pytest
-
 from corpus import JED_HOYER
+from scripted_llm import ScriptedLLM, doc_titles, question_in
+
 from pyrag_dsl.agents import LLMClient, LLMConfig
 from pyrag_dsl.grammar import Limits
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
 from pyrag_dsl.pipeline import Pipeline, PipelineConfig
 from pyrag_dsl.pipeline.replay import replay
-from scripted_llm import ScriptedLLM, doc_titles, question_in
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
 BIRTHS = {"Jed Hoyer": "December 7, 1973", "John W. Henry": "September 13, 1949"}
 
 
 def fenced(program: str) -> str:
-    return "Here is the program:\n```python\n" + program.replace('"When was Jed', "\u201cWhen was Jed", 1).replace(
-        'born?")\njed', "born?\u201d)\njed", 1) + "```\nIt retrieves and answers."
+    return (
+        "Here is the program:\n```python\n"
+        + program.replace('"When was Jed', "\u201cWhen was Jed", 1).replace('born?")\njed', "born?\u201d)\njed", 1)
+        + "```\nIt retrieves and answers."
+    )
 
 
 def default_handler(programs=None, answers=None):
@@ -43,8 +46,15 @@ def default_handler(programs=None, answers=None):
 
 
 def make_pipeline(llm_url, retriever, **cfg):
-    client = LLMClient(LLMConfig(base_url=llm_url, model="scripted", timeout_s=cfg.pop("timeout_s", 10),
-                                 retries=cfg.pop("retries", 0), backoff_s=0.01))
+    client = LLMClient(
+        LLMConfig(
+            base_url=llm_url,
+            model="scripted",
+            timeout_s=cfg.pop("timeout_s", 10),
+            retries=cfg.pop("retries", 0),
+            backoff_s=0.01,
+        )
+    )
     return Pipeline(client, retriever, config=PipelineConfig(**cfg))
 
 
@@ -64,10 +74,17 @@ def test_happy_path_reference_keys_and_trace(bm25):
     assert [e.step for e in result.trace] == list(range(1, 10))
     assert result.execution_log[0] == "[Step 1] retrieve('When was Jed Hoyer born?', topk=5)"
     assert "[Step 2] answer('When was Jed Hoyer born?')" in result.execution_log
-    assert result.execution_log[1].startswith('    doc1: (Title: Jed Hoyer) Jed Hoyer (born December 7, 1973)')
+    assert result.execution_log[1].startswith("    doc1: (Title: Jed Hoyer) Jed Hoyer (born December 7, 1973)")
     d = result.to_dict()
-    for key in ("original_query", "sub_queries", "generated_code", "execution_log", "variables", "final_answer",
-                "retried_with_topk10"):
+    for key in (
+        "original_query",
+        "sub_queries",
+        "generated_code",
+        "execution_log",
+        "variables",
+        "final_answer",
+        "retried_with_topk10",
+    ):
         assert key in d
     json.dumps(d)
 
@@ -89,14 +106,16 @@ def test_validation_error_is_repaired_with_feedback(bm25):
 
 def test_runtime_error_repair_reuses_unchanged_calls(bm25):
     # the first program asks for too many documents; the fixed one keeps its first two calls
-    greedy = JED_HOYER.replace('docs2 = retrieve("When was John William Henry II born?")',
-                               'docs2 = retrieve("When was John William Henry II born?", topk=50)')
+    greedy = JED_HOYER.replace(
+        'docs2 = retrieve("When was John William Henry II born?")',
+        'docs2 = retrieve("When was John William Henry II born?", topk=50)',
+    )
     with ScriptedLLM(default_handler([greedy, JED_HOYER])) as llm:
         result = make_pipeline(llm.url, bm25, limits=Limits(max_docs=5)).run(QUESTION)
         answer_requests = llm.count("answer_docs") + llm.count("answer_synth")
     assert result.ok and result.repair_rounds == 1
     assert result.trace[[e.kind for e in result.trace].index("repair")].errors[0]["limit"] == "max_docs"
-    second = result.trace[[i for i, e in enumerate(result.trace) if e.kind == "execute"][1]:]
+    second = result.trace[[i for i, e in enumerate(result.trace) if e.kind == "execute"][1] :]
     calls = [e for e in second if e.kind in ("retrieve", "answer")]
     assert [e.cached for e in calls] == [True, True, False, False, False]
     assert answer_requests == 3 and result.retrieval_calls == 3  # not 4 answers and 4 retrievals
@@ -113,12 +132,12 @@ def _unknown_at_top5(prompt):
     return "<answer>1939</answer>"
 
 
-ADAPTIVE_PROGRAM = '''film_docs = retrieve("When was Let Freedom Ring released?")
+ADAPTIVE_PROGRAM = """film_docs = retrieve("When was Let Freedom Ring released?")
 film_year = answer("When was Let Freedom Ring released?", film_docs)
 bruce_docs = retrieve("When was Virginia Bruce born?")
 bruce_birth = answer("When was Virginia Bruce born?", bruce_docs)
 final_answer = answer(f"Given: the film came out in {film_year} and Virginia Bruce was born {bruce_birth}. Answer the question: How old was Virginia Bruce in Let Freedom Ring?")
-'''
+"""
 
 
 def _synth_age(role, prompt, body):
@@ -143,7 +162,7 @@ def test_adaptive_retry_reruns_only_the_affected_subtree(bm25):
     retry = [e for e in result.trace if e.kind == "adaptive_retry"]
     assert len(retry) == 1
     assert (retry[0].statement, retry[0].retrieve_statements, retry[0].topk, retry[0].rerun) == (3, [2], 10, [2, 3, 4])
-    after = result.trace[result.trace.index(retry[0]) + 1:]
+    after = result.trace[result.trace.index(retry[0]) + 1 :]
     rerun_calls = [(e.statement, e.kind, e.inputs.get("topk")) for e in after if e.kind in ("retrieve", "answer")]
     assert rerun_calls == [(2, "retrieve", 10), (3, "answer", None), (4, "answer", None)]
     film = [e for e in result.trace if e.kind == "retrieve" and e.statement == 0]
@@ -208,8 +227,11 @@ def test_llm_timeout_is_typed_and_keeps_results(bm25):
 
 def test_garbage_from_every_agent(bm25):
     def handler(role, prompt, body):
-        return {"decompose": "I think you should search the web.", "plan": "print('hello')",
-                "repair": "Sorry, I cannot help with that."}.get(role, "<answer>x</answer>")
+        return {
+            "decompose": "I think you should search the web.",
+            "plan": "print('hello')",
+            "repair": "Sorry, I cannot help with that.",
+        }.get(role, "<answer>x</answer>")
 
     with ScriptedLLM(handler) as llm:
         result = make_pipeline(llm.url, bm25).run(QUESTION)
@@ -236,10 +258,10 @@ def test_a_decompose_reply_nested_too_deep_falls_back(bm25):
 
 
 THINK_QUESTION = "What does the <think> tag hold in a Qwen3 reply?"
-THINK_PROGRAM = f'''docs1 = retrieve("What does the <think> tag hold?")
+THINK_PROGRAM = f"""docs1 = retrieve("What does the <think> tag hold?")
 held = answer("What does the <think> tag hold?", docs1)
 final_answer = answer(f"Given: it holds {{held}}. Answer the question: {THINK_QUESTION}")
-'''
+"""
 
 
 def test_a_question_that_mentions_think_is_answered(bm25):
@@ -290,8 +312,9 @@ def test_plan_prompt_lists_registered_tools(bm25):
     from pyrag_dsl.agents import PlanAgent
     from pyrag_dsl.grammar import DEFAULT_LANGUAGE, Param, ToolSpec, ValueType
 
-    lang = DEFAULT_LANGUAGE.with_tool(ToolSpec("year_of", (Param("date", ValueType.TEXT),), ValueType.INT,
-                                               "Extract the year from a date."))
+    lang = DEFAULT_LANGUAGE.with_tool(
+        ToolSpec("year_of", (Param("date", ValueType.TEXT),), ValueType.INT, "Extract the year from a date.")
+    )
     prompt = PlanAgent(None, lang).system_prompt()  # type: ignore[arg-type]
     assert "- year_of(date: text) -> int: Extract the year from a date." in prompt
     assert "- retrieve(query: text, topk: int = 5) -> docs" in prompt
@@ -327,8 +350,9 @@ def test_reference_style_library_api(retrieval_server):
 
     with ScriptedLLM(default_handler()) as llm:
         instruct = OpenAILLM(model="scripted", base_url=llm.url, enable_thinking=env_enable_thinking())
-        runner = RAGProgramRunner(llm=instruct, plan_llm=instruct,
-                                  retrieval_agent=HttpRetrievalAgent(port=retrieval_server.port))
+        runner = RAGProgramRunner(
+            llm=instruct, plan_llm=instruct, retrieval_agent=HttpRetrievalAgent(port=retrieval_server.port)
+        )
         result = runner.run(QUESTION, topk=5)
     assert result["final_answer"] == "John William Henry II"
     assert result["sub_queries"] and result["generated_code"] and result["execution_log"]

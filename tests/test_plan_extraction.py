@@ -2,8 +2,8 @@
 and the other agents' reply parsers on hostile replies."""
 
 import pytest
-
 from corpus import JED_HOYER
+
 from pyrag_dsl.agents.decompose import parse_sub_queries
 from pyrag_dsl.agents.llm import strip_thinking
 from pyrag_dsl.agents.plan import extract_program, settled_program
@@ -50,7 +50,7 @@ def test_a_broken_last_statement_is_not_taken_for_prose():
 def test_prose_before_the_program_and_smart_quotes_as_before():
     assert extract_program("Here it is:\n" + JED_HOYER) == JED_HOYER
     assert extract_program("Sure:\n" + FENCED + "It answers.") == JED_HOYER
-    assert extract_program('x = \u201ca\u201d\n') == 'x = "a"\n'
+    assert extract_program("x = \u201ca\u201d\n") == 'x = "a"\n'
 
 
 # -- the reply still streaming ---------------------------------------------------------------------------
@@ -73,7 +73,7 @@ HOSTILE_REPLIES = {
     "prose and drafts before the fence": "Let me sketch it:\n" + DRAFTS + "Now the program:\n" + FENCED + "Bye.",
     "trailing prose": "```python\n" + JED_HOYER + "Hope this helps!\n```\n",
     "continued line": '```python\nq = "When was Jed Hoyer " \\\n    "born?"\ndocs1 = retrieve(q)\n'
-                      'final_answer = answer(q, docs1)\n```\n',
+    "final_answer = answer(q, docs1)\n```\n",
     "unterminated string": '```python\ndocs1 = retrieve("a")\na1 = answer("b", docs1)\nfinal_answer = answer("c\n',
     "constrained": JED_HOYER,
 }
@@ -95,13 +95,15 @@ def test_every_settled_statement_but_the_last_is_a_statement_of_the_finished_pro
             continue
         sources = [s.source for s in checked.program.statements][:-2]  # less the stand-in and the last one
         if final_sources is not None:
-            assert sources == final_sources[:len(sources)], reply[:cut]
+            assert sources == final_sources[: len(sources)], reply[:cut]
         else:  # an invalid reply: still, its settled statements are those of its own program text
             assert all(s in extract_program(strip_thinking(reply)) for s in sources)
 
 
 # -- the other agents' parsers -----------------------------------------------------------------------------
-@pytest.mark.parametrize("reply", ["[" * 3000 + "]", "```json\n" + "[" * 3000 + "]" * 3000 + "\n```",
-                                   "[" + '{"a": ' * 3000 + "1" + "}" * 3000 + "]"])
+@pytest.mark.parametrize(
+    "reply",
+    ["[" * 3000 + "]", "```json\n" + "[" * 3000 + "]" * 3000 + "\n```", "[" + '{"a": ' * 3000 + "1" + "}" * 3000 + "]"],
+)
 def test_sub_queries_nested_too_deep_are_a_bad_reply(reply):
     assert parse_sub_queries(reply) is None

@@ -2,10 +2,10 @@
 
 import ast
 
+from conftest import RecordingTools
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import RecordingTools
 from pyrag_dsl import Limits, execute, validate
 from pyrag_dsl.grammar import DslError
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
@@ -37,10 +37,63 @@ def test_random_text(source):
 
 
 FRAGMENTS = [
-    "x", "y", "docs", "final_answer", "retrieve", "answer", "topk", "query", "_", "__class__", "ｆ", "open",
-    "=", "(", ")", ",", ".", "[", "]", "{", "}", ":", "+", "*", "!r", "\n", " ", "    ", "#", "\\", "'", '"',
-    '"q"', "'q'", 'f"', "f'", '"""', "1", "0", "-1", "10**9", "lambda", "import", "for", "in", "if", "def",
-    "None", "True", "yield", "await", ":=", "**", "*", "\u202e", "\x00", "é",
+    "x",
+    "y",
+    "docs",
+    "final_answer",
+    "retrieve",
+    "answer",
+    "topk",
+    "query",
+    "_",
+    "__class__",
+    "ｆ",
+    "open",
+    "=",
+    "(",
+    ")",
+    ",",
+    ".",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    "+",
+    "*",
+    "!r",
+    "\n",
+    " ",
+    "    ",
+    "#",
+    "\\",
+    "'",
+    '"',
+    '"q"',
+    "'q'",
+    'f"',
+    "f'",
+    '"""',
+    "1",
+    "0",
+    "-1",
+    "10**9",
+    "lambda",
+    "import",
+    "for",
+    "in",
+    "if",
+    "def",
+    "None",
+    "True",
+    "yield",
+    "await",
+    ":=",
+    "**",
+    "*",
+    "\u202e",
+    "\x00",
+    "é",
 ]
 
 
@@ -58,20 +111,33 @@ def _exprs():
     leaf = st.one_of(
         _names().map(lambda n: ast.Name(id=n, ctx=ast.Load())),
         st.one_of(st.text(max_size=12), st.integers(-5, 10**7), st.none(), st.booleans(), st.floats(0, 1)).map(
-            lambda v: ast.Constant(value=v)),
+            lambda v: ast.Constant(value=v)
+        ),
     )
 
     def extend(children):
         fv = st.tuples(children, st.sampled_from([-1, -1, 114]), st.booleans()).map(
-            lambda t: ast.FormattedValue(value=t[0], conversion=t[1],
-                                         format_spec=ast.JoinedStr(values=[ast.Constant(value="<5")]) if t[2] else None))
+            lambda t: ast.FormattedValue(
+                value=t[0],
+                conversion=t[1],
+                format_spec=ast.JoinedStr(values=[ast.Constant(value="<5")]) if t[2] else None,
+            )
+        )
         return st.one_of(
-            st.tuples(st.sampled_from(["retrieve", "answer", "open", "year"]), st.lists(children, max_size=3),
-                      st.lists(st.tuples(st.sampled_from(["query", "docs", "topk", "k"]), children), max_size=2)).map(
-                lambda t: ast.Call(func=ast.Name(id=t[0], ctx=ast.Load()), args=t[1],
-                                   keywords=[ast.keyword(arg=k, value=v) for k, v in t[2]])),
+            st.tuples(
+                st.sampled_from(["retrieve", "answer", "open", "year"]),
+                st.lists(children, max_size=3),
+                st.lists(st.tuples(st.sampled_from(["query", "docs", "topk", "k"]), children), max_size=2),
+            ).map(
+                lambda t: ast.Call(
+                    func=ast.Name(id=t[0], ctx=ast.Load()),
+                    args=t[1],
+                    keywords=[ast.keyword(arg=k, value=v) for k, v in t[2]],
+                )
+            ),
             st.lists(st.one_of(fv, st.text(max_size=5).map(lambda s: ast.Constant(value=s))), max_size=3).map(
-                lambda vs: ast.JoinedStr(values=vs)),
+                lambda vs: ast.JoinedStr(values=vs)
+            ),
             st.tuples(children, _names()).map(lambda t: ast.Attribute(value=t[0], attr=t[1], ctx=ast.Load())),
             st.tuples(children, children).map(lambda t: ast.BinOp(left=t[0], op=ast.Add(), right=t[1])),
             st.tuples(children, children).map(lambda t: ast.Subscript(value=t[0], slice=t[1], ctx=ast.Load())),
@@ -83,12 +149,14 @@ def _exprs():
 
 def _stmts():
     assign = st.tuples(_names(), _exprs()).map(
-        lambda t: ast.Assign(targets=[ast.Name(id=t[0], ctx=ast.Store())], value=t[1]))
+        lambda t: ast.Assign(targets=[ast.Name(id=t[0], ctx=ast.Store())], value=t[1])
+    )
     other = st.one_of(
         _exprs().map(lambda e: ast.Expr(value=e)),
         st.just(ast.Import(names=[ast.alias(name="os")])),
-        st.tuples(_names(), _exprs()).map(lambda t: ast.AugAssign(target=ast.Name(id=t[0], ctx=ast.Store()),
-                                                                    op=ast.Add(), value=t[1])),
+        st.tuples(_names(), _exprs()).map(
+            lambda t: ast.AugAssign(target=ast.Name(id=t[0], ctx=ast.Store()), op=ast.Add(), value=t[1])
+        ),
     )
     return st.one_of(assign, assign, assign, other)
 
@@ -121,8 +189,9 @@ def well_typed_programs(draw):
             d = draw(st.sampled_from(["", *(f", {x}" for x in docs), *(f", docs={x}" for x in docs)]))
             lines.append(f"{name} = answer({query}{d})")
         elif kind == "fstring":
-            parts = draw(st.lists(st.sampled_from([t for t in texts if not t.startswith('"')] + ["42", "'k'"]),
-                                  max_size=3))
+            parts = draw(
+                st.lists(st.sampled_from([t for t in texts if not t.startswith('"')] + ["42", "'k'"]), max_size=3)
+            )
             lines.append(f'{name} = f"q {" ".join("{" + p + "}" for p in parts)}"')
         else:
             lines.append(f"{name} = {draw(st.text(alphabet='abc xyz?', max_size=10))!r}")
@@ -147,4 +216,4 @@ def test_mutated_programs(source, data):
     pos = data.draw(st.integers(0, len(source)))
     insert = data.draw(st.sampled_from(FRAGMENTS))
     cut = data.draw(st.integers(0, 3))
-    check_source(source[:pos] + insert + source[pos + cut:])
+    check_source(source[:pos] + insert + source[pos + cut :])

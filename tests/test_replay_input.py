@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import RecordingTools
 from ops_helpers import cli, env
+
 from pyrag_dsl.agents.answer import Sentinels
 from pyrag_dsl.documents import Doc, Docs
 from pyrag_dsl.grammar import Limits, validate
-from pyrag_dsl.interpreter import read_jsonl
-from pyrag_dsl.interpreter import CallCache
+from pyrag_dsl.interpreter import CallCache, read_jsonl
 from pyrag_dsl.pipeline.events import FinalEvent
 from pyrag_dsl.pipeline.outputs import write_trace
 from pyrag_dsl.pipeline.recorded_config import RecordedConfigError, bounded_limits, config_from_header
@@ -36,27 +35,41 @@ def exec_trace(path, program=PROGRAM, tools=None, cfg=None):
     run = executor.execute(checked.program, CallCache(), 1)
     executor.adaptive(1)
     final = run.env.get("final_answer")
-    trace.append(FinalEvent(step=len(trace) + 1, start=0.0, end=0.0, program=program, error=None,
-                            final_answer=None if final is None else str(final)))
+    trace.append(
+        FinalEvent(
+            step=len(trace) + 1,
+            start=0.0,
+            end=0.0,
+            program=program,
+            error=None,
+            final_answer=None if final is None else str(final),
+        )
+    )
     write_trace(path, trace, {"program": "p.py", "settings": cfg.settings()})
     return path
 
 
 def test_passages_and_answers_with_line_breakers_replay(tmp_path):
     def retrieve(query, topk):
-        return Docs(tuple(Doc(id=f"d{i}", title=f"T{BREAKERS}{i}", text=f"first{BREAKERS}second {i}", score=1.0)
-                          for i in range(topk)))
+        return Docs(
+            tuple(
+                Doc(id=f"d{i}", title=f"T{BREAKERS}{i}", text=f"first{BREAKERS}second {i}", score=1.0)
+                for i in range(topk)
+            )
+        )
 
-    path = exec_trace(tmp_path / "t.jsonl", tools={"retrieve": retrieve,
-                                                   "answer": lambda query, docs: f"Jane{BREAKERS}Doe"})
+    path = exec_trace(
+        tmp_path / "t.jsonl", tools={"retrieve": retrieve, "answer": lambda query, docs: f"Jane{BREAKERS}Doe"}
+    )
     text = path.read_text(encoding="utf-8")
     assert len(text.splitlines()) == len(text.split("\n")) - 1  # the breakers are written escaped
     header, events = read_jsonl(path)
     report = replay(header, events)
     assert report.ok and report.final_answer_replayed == f"Jane{BREAKERS}Doe"
     raw = tmp_path / "raw.jsonl"  # the same trace from a writer that leaves them raw
-    raw.write_text("\n".join(json.dumps(json.loads(x), ensure_ascii=False) for x in text.split("\n") if x) + "\n",
-                   encoding="utf-8")
+    raw.write_text(
+        "\n".join(json.dumps(json.loads(x), ensure_ascii=False) for x in text.split("\n") if x) + "\n", encoding="utf-8"
+    )
     assert "\u2028" in raw.read_text(encoding="utf-8")
     r = cli("replay", str(raw))
     assert r.returncode == 0 and "replay OK" in r.stdout, r.stdout + r.stderr
@@ -80,20 +93,23 @@ def _settings(**change):
     return edit
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda rows: rows[0].update(settings=["topk", 5]), "settings must be an object, got ['topk', 5]"),
-    (_settings(language="text_concat"), "settings.language must be an object, got 'text_concat'"),
-    (_settings(language={"nodes": "text_concat"}), "settings.language.nodes must be a list of strings"),
-    (_settings(limits=[1]), "settings.limits must be an object"),
-    (_settings(topk=True), "settings.topk must be an integer from 1 to 1000, got True"),
-    (_settings(topk="5"), "settings.topk must be an integer from 1 to 1000, got '5'"),
-    (_settings(boosted_topk=10**6), "settings.boosted_topk must be an integer from 1 to 1000"),
-    (_settings(policy=["x"]), "settings.policy must be one of incremental, reference"),
-    (_settings(parallel="yes"), "settings.parallel must be true or false, got 'yes'"),
-    (_settings(sentinels=[1, 2]), "settings.sentinels must be a list of strings"),
-    (_settings(limits={"max_statements": 1e300}), "limit max_statements must be a positive integer"),
-    (_settings(limits={"k" * 1_000_000: 1}), "unknown limit(s) 'kkkk"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda rows: rows[0].update(settings=["topk", 5]), "settings must be an object, got ['topk', 5]"),
+        (_settings(language="text_concat"), "settings.language must be an object, got 'text_concat'"),
+        (_settings(language={"nodes": "text_concat"}), "settings.language.nodes must be a list of strings"),
+        (_settings(limits=[1]), "settings.limits must be an object"),
+        (_settings(topk=True), "settings.topk must be an integer from 1 to 1000, got True"),
+        (_settings(topk="5"), "settings.topk must be an integer from 1 to 1000, got '5'"),
+        (_settings(boosted_topk=10**6), "settings.boosted_topk must be an integer from 1 to 1000"),
+        (_settings(policy=["x"]), "settings.policy must be one of incremental, reference"),
+        (_settings(parallel="yes"), "settings.parallel must be true or false, got 'yes'"),
+        (_settings(sentinels=[1, 2]), "settings.sentinels must be a list of strings"),
+        (_settings(limits={"max_statements": 1e300}), "limit max_statements must be a positive integer"),
+        (_settings(limits={"k" * 1_000_000: 1}), "unknown limit(s) 'kkkk"),
+    ],
+)
 def test_a_bad_header_is_exit_2_naming_file_and_key(tmp_path, edit, words):
     rows = _rows(exec_trace(tmp_path / "good.jsonl"))
     edit(rows)
@@ -105,14 +121,20 @@ def test_a_bad_header_is_exit_2_naming_file_and_key(tmp_path, edit, words):
     assert err.startswith(f"error: {bad}: ") and words in err and len(err) < 400, err
 
 
-@pytest.mark.parametrize("line_no, text, words", [
-    (0, None, "line 1: Infinity is not a number JSON allows"),  # settings.topk Infinity
-    (0, '{"schema": "pyrag-dsl-trace", "version": 1, "settings": ' + "[" * 100_000 + "]" * 100_000 + "}",
-     "line 1: nested deeper than 100 levels"),
-    (2, '{"kind": "retrieve", "output": ' + "[" * 100_000 + "]" * 100_000 + "}", "line 3: nested deeper than 100"),
-    (2, '{"kind": "retrieve", "step": NaN}', "line 3: NaN is not a number JSON allows"),
-    (2, '{"kind": "answer", "step": "x"}', "line 3: step: Input should be a valid integer"),
-])
+@pytest.mark.parametrize(
+    "line_no, text, words",
+    [
+        (0, None, "line 1: Infinity is not a number JSON allows"),  # settings.topk Infinity
+        (
+            0,
+            '{"schema": "pyrag-dsl-trace", "version": 1, "settings": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "line 1: nested deeper than 100 levels",
+        ),
+        (2, '{"kind": "retrieve", "output": ' + "[" * 100_000 + "]" * 100_000 + "}", "line 3: nested deeper than 100"),
+        (2, '{"kind": "retrieve", "step": NaN}', "line 3: NaN is not a number JSON allows"),
+        (2, '{"kind": "answer", "step": "x"}', "line 3: step: Input should be a valid integer"),
+    ],
+)
 def test_a_bad_line_is_exit_2_naming_the_line(tmp_path, line_no, text, words):
     good = exec_trace(tmp_path / "good.jsonl")
     rows = _rows(good)
@@ -150,8 +172,11 @@ def test_a_forged_trace_cannot_lift_the_limits(tmp_path):
     """Recorded with max_string_length and max_trace_bytes of 10**15: the replay stops at the default limit
     instead of growing ten times per statement (before, it died of SIGSEGV under a 2 GiB address-space cap)."""
     program = _grow_program()
-    small = exec_trace(tmp_path / "small.jsonl", program='v0 = answer("q")\nfinal_answer = v0\n',
-                       tools={"answer": lambda query, docs=None: "x" * 300, "retrieve": None})
+    small = exec_trace(
+        tmp_path / "small.jsonl",
+        program='v0 = answer("q")\nfinal_answer = v0\n',
+        tools={"answer": lambda query, docs=None: "x" * 300, "retrieve": None},
+    )
     rows = _rows(small)
     rows[0]["settings"]["limits"].update(max_string_length=10**15, max_trace_bytes=10**15)
     for row in rows:
@@ -165,8 +190,14 @@ def test_a_forged_trace_cannot_lift_the_limits(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "replay", str(forged)], capture_output=True,
-                       text=True, timeout=300, env=env(), preexec_fn=limit)
+    r = subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", "replay", str(forged)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env(),
+        preexec_fn=limit,
+    )
     assert r.returncode == 1, r.stdout + r.stderr  # ran, and does not reproduce the (forged) recording
     assert "replay does not reproduce" in r.stdout
     report = replay(*read_jsonl(forged))

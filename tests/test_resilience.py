@@ -11,12 +11,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from loopback import DripServer, FlakyServer, HangServer
+
 from pyrag_dsl.agents import LLMClient, LLMConfig, LLMError
 from pyrag_dsl.config import deadline
-from pyrag_dsl.config.retry import (CircuitBreaker, EndpointUnavailable, RetriesExhausted, RetryPolicy,
-                                    TransientError, breaker_for, configure_breakers)
+from pyrag_dsl.config.retry import (
+    CircuitBreaker,
+    EndpointUnavailable,
+    RetriesExhausted,
+    RetryPolicy,
+    TransientError,
+    breaker_for,
+    configure_breakers,
+)
 from pyrag_dsl.retrievers.base import RetrievalError
 from pyrag_dsl.retrievers.http_client import HttpRetriever
 
@@ -213,10 +220,19 @@ def test_deadline_reaches_the_threads_tools_run_in():
 
 # -- through the CLI ---------------------------------------------------------------------------------------------
 def cli(*args, stdin=None, timeout=120):
-    env = {k: v for k, v in os.environ.items() if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL",
-                                                            "PLAN_LLM_BASE_URL", "OUTPUT_DIR")}
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=timeout, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_run_checks_the_retriever_at_start(tmp_path):
@@ -224,19 +240,42 @@ def test_run_checks_the_retriever_at_start(tmp_path):
     from test_pipeline import QUESTION, default_handler
 
     with HangServer() as server, ScriptedLLM(default_handler()) as llm:
-        r = cli("run", "-", "--llm-url", llm.url, "--retriever-url", server.url, "--retriever-timeout", "0.5",
-                "--output-dir", str(tmp_path), stdin=QUESTION + "\n")
+        r = cli(
+            "run",
+            "-",
+            "--llm-url",
+            llm.url,
+            "--retriever-url",
+            server.url,
+            "--retriever-timeout",
+            "0.5",
+            "--output-dir",
+            str(tmp_path),
+            stdin=QUESTION + "\n",
+        )
         asked = list(llm.requests)
     assert r.returncode == 3, r.stdout + r.stderr
-    assert r.stderr.strip().splitlines() == [f"error: RetrievalError: {server.url}/retrieve: not answering "
-                                             "(no reply in 2 s)"]
+    assert r.stderr.strip().splitlines() == [
+        f"error: RetrievalError: {server.url}/retrieve: not answering (no reply in 2 s)"
+    ]
     assert asked == [] and not list(tmp_path.iterdir())
 
 
 def test_run_checks_the_llm_at_start(tmp_path, bm25_index):
     with HangServer() as server:
-        r = cli("run", "-", "--llm-url", server.url + "/v1", "--timeout", "0.5", "--index", str(bm25_index),
-                "--output-dir", str(tmp_path), stdin="Who?\n")
+        r = cli(
+            "run",
+            "-",
+            "--llm-url",
+            server.url + "/v1",
+            "--timeout",
+            "0.5",
+            "--index",
+            str(bm25_index),
+            "--output-dir",
+            str(tmp_path),
+            stdin="Who?\n",
+        )
     assert r.returncode == 3, r.stdout + r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "timed out after 2 s" in r.stderr
 
@@ -246,9 +285,24 @@ def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
     from test_pipeline import QUESTION, default_handler
 
     with HangServer(healthy=True) as server, ScriptedLLM(default_handler()) as llm:
-        r = cli("run", "-", "--json", "--llm-url", llm.url, "--retriever-url", server.url, "--retriever-timeout",
-                "0.5", "--retriever-retries", "5", "--fail-after", "2", "--output-dir", str(tmp_path),
-                stdin=f"{QUESTION}\n{QUESTION}\n{QUESTION}\n")
+        r = cli(
+            "run",
+            "-",
+            "--json",
+            "--llm-url",
+            llm.url,
+            "--retriever-url",
+            server.url,
+            "--retriever-timeout",
+            "0.5",
+            "--retriever-retries",
+            "5",
+            "--fail-after",
+            "2",
+            "--output-dir",
+            str(tmp_path),
+            stdin=f"{QUESTION}\n{QUESTION}\n{QUESTION}\n",
+        )
         posts = [x for x in server.requests if x.startswith("POST")]
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 1 and len(rows) == 3, r.stderr  # every question answered with its typed error
@@ -271,8 +325,20 @@ def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_inde
         return inner(role, prompt, body)
 
     with ScriptedLLM(slow_answers) as llm:
-        r = cli("run", "-", "--json", "--llm-url", llm.url, "--index", str(bm25_index), "--deadline", "8",
-                "--output-dir", str(tmp_path), stdin=QUESTION + "\n")
+        r = cli(
+            "run",
+            "-",
+            "--json",
+            "--llm-url",
+            llm.url,
+            "--index",
+            str(bm25_index),
+            "--deadline",
+            "8",
+            "--output-dir",
+            str(tmp_path),
+            stdin=QUESTION + "\n",
+        )
     (row,) = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 1, r.stderr
     assert row["error"]["type"] == "ToolError" and "the question's deadline of 8 s passed" in row["error"]["message"]
@@ -288,8 +354,11 @@ def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
         retriever = HttpRetriever(server.url, timeout=0.5, retries=0)
         client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.5, retries=0))
         seen = []
-        for ask in (lambda: retriever.search(["q"], 1), lambda: client.chat(HI),
-                    lambda: client.chat(HI, on_text=seen.append)):
+        for ask in (
+            lambda: retriever.search(["q"], 1),
+            lambda: client.chat(HI),
+            lambda: client.chat(HI, on_text=seen.append),
+        ):
             t0 = time.monotonic()
             with pytest.raises((RetrievalError, LLMError), match="timed out"):
                 ask()
@@ -326,8 +395,9 @@ def test_waiting_for_the_retrievers_connection_does_not_count_against_the_timeou
         def do_POST(self):  # noqa: N802
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             time.sleep(0.5)
-            body = json.dumps({"result": [[{"document": {"id": q, "contents": '"T"\nx'}, "score": 1.0}]
-                                          for q in request["queries"]]}).encode()
+            body = json.dumps(
+                {"result": [[{"document": {"id": q, "contents": '"T"\nx'}, "score": 1.0}] for q in request["queries"]]}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

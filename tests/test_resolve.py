@@ -4,27 +4,30 @@ reassigned names give the same results in sequential mode, dataflow mode, replay
 import threading
 import time
 
+from conftest import RecordingTools
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_dataflow import BatchingTools
 
-from conftest import RecordingTools
 from pyrag_dsl import CallCache, Limits, execute, parse_program
 from pyrag_dsl.grammar import FINAL_ANSWER, TypeMismatch
 from pyrag_dsl.interpreter import CallEvent, Run, supervise
-from test_dataflow import BatchingTools
 
 FAST = Limits(tool_timeout_s=None, run_timeout_s=None)
 
 
 def both(source, tools_factory=BatchingTools, **kw):
     prog = parse_program(source, limits=FAST)
-    return (execute(prog, tools_factory().as_dict(), **kw),
-            execute(prog, tools_factory().as_dict(), mode="dataflow", **kw))
+    return (
+        execute(prog, tools_factory().as_dict(), **kw),
+        execute(prog, tools_factory().as_dict(), mode="dataflow", **kw),
+    )
 
 
 def test_reads_bind_to_the_definition_in_force():
-    prog = parse_program('docs = retrieve("A")\nx = answer("q1", docs)\ndocs = retrieve("B")\n'
-                         'final_answer = answer(f"q2 {x}", docs)\n')
+    prog = parse_program(
+        'docs = retrieve("A")\nx = answer("q1", docs)\ndocs = retrieve("B")\nfinal_answer = answer(f"q2 {x}", docs)\n'
+    )
     assert [dict(s.binds) for s in prog.statements] == [{}, {"docs": 0}, {}, {"x": 1, "docs": 2}]
     assert prog.statements[3].deps == (1, 2)
     assert prog.dependents(0) == [1, 3] and prog.ancestors(3) == [0, 1, 2]
@@ -61,8 +64,10 @@ def test_docs_into_text_is_still_a_static_error():
 
 def test_adaptive_rerun_uses_the_bindings_not_the_last_value():
     """Re-running a retrieve and its dependents after `q` was reassigned asks the original question."""
-    src = ('q = "When was A born?"\ndocs = retrieve(q)\nans = answer(q, docs)\nq = "Something later?"\n'
-           'final_answer = answer(f"Given {ans}. {q}")\n')
+    src = (
+        'q = "When was A born?"\ndocs = retrieve(q)\nans = answer(q, docs)\nq = "Something later?"\n'
+        'final_answer = answer(f"Given {ans}. {q}")\n'
+    )
     prog = parse_program(src, limits=FAST)
     tools = RecordingTools()
     run = Run(prog, tools.as_dict(), cache=CallCache())
@@ -134,6 +139,7 @@ def _recorded(trace):
             from pyrag_dsl.interpreter.trace import value_to_json
 
             return table[name + json.dumps({k: value_to_json(v) for k, v in kw.items()}, sort_keys=True)]
+
         return call
 
     return {"retrieve": tool("retrieve"), "answer": tool("answer")}
@@ -176,8 +182,7 @@ def test_incremental_rerun_equals_a_fresh_run(source, data):
     fresh.force_argument(node, "topk", 9)
     supervise(fresh, fresh.run_all)
     assert run.error is None and fresh.error is None
-    assert [run.value(k) for k in range(len(prog.statements))] == \
-           [fresh.value(k) for k in range(len(prog.statements))]
+    assert [run.value(k) for k in range(len(prog.statements))] == [fresh.value(k) for k in range(len(prog.statements))]
     assert run.variables == fresh.variables
 
 
@@ -196,8 +201,10 @@ def test_dataflow_starts_a_statement_as_soon_as_its_inputs_are_ready():
         time.sleep(0.05)
         return query
 
-    src = ('d1 = retrieve("short")\nd2 = retrieve("long")\na1 = answer("one", d1)\na2 = answer("two", d2)\n'
-           'final_answer = answer(f"{a1} {a2}")\n')
+    src = (
+        'd1 = retrieve("short")\nd2 = retrieve("long")\na1 = answer("one", d1)\na2 = answer("two", d2)\n'
+        'final_answer = answer(f"{a1} {a2}")\n'
+    )
     t0 = time.monotonic()
     result = execute(parse_program(src, limits=FAST), {"retrieve": retrieve, "answer": answer}, mode="dataflow")
     assert result.ok

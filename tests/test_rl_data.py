@@ -5,6 +5,8 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from scripted_llm import ScriptedLLM
+from test_rl_rewards import BIRTHS, QUESTION, frozen_agents
 
 from pyrag_dsl.agents import AnswerAgent, DecomposeAgent, LLMClient, LLMConfig, PlanAgent
 from pyrag_dsl.cli import main
@@ -12,10 +14,8 @@ from pyrag_dsl.documents import Docs
 from pyrag_dsl.pipeline import Pipeline, PipelineConfig
 from pyrag_dsl.pipeline.outputs import write_result
 from pyrag_dsl.retrievers.http_client import HttpRetriever
-from pyrag_dsl.rl.data import BuildOptions, Builder, split_of
+from pyrag_dsl.rl.data import Builder, BuildOptions, split_of
 from pyrag_dsl.rl.sources import Item, SourceError, read_qa, read_records
-from scripted_llm import ScriptedLLM
-from test_rl_rewards import BIRTHS, QUESTION, frozen_agents
 
 SUBS = ["When was Jed Hoyer born?", "When was John William Henry II born?"]
 QA = [
@@ -46,8 +46,7 @@ def built(tmp_path_factory, retrieval_server):
     tmp = tmp_path_factory.mktemp("rl-data")
     with ScriptedLLM(_handler()) as llm:
         client = LLMClient(LLMConfig(base_url=llm.url, model="scripted", retries=0))
-        pipeline = Pipeline(client, HttpRetriever(retrieval_server.url),
-                            config=PipelineConfig(use_grammar=False))
+        pipeline = Pipeline(client, HttpRetriever(retrieval_server.url), config=PipelineConfig(use_grammar=False))
         right = pipeline.run(QUESTION)
         assert right.final_answer == "John William Henry II"
         write_result(tmp / "runs", 1, right)
@@ -63,15 +62,40 @@ def built(tmp_path_factory, retrieval_server):
     (tmp / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in QA))
     # an eval output directory: records.jsonl (pyrag and a baseline) with the pyrag trace under traces/
     write_result(tmp / "eval" / "traces", "q1", right)
-    record = {"id": "q1", "question": QUESTION, "gold": ["John William Henry II"], "method": "pyrag",
-              "prediction": "John William Henry", "sub_queries": SUBS, "program": right.generated_code,
-              "error": None, "trace": "traces/q1/trace.jsonl"}
+    record = {
+        "id": "q1",
+        "question": QUESTION,
+        "gold": ["John William Henry II"],
+        "method": "pyrag",
+        "prediction": "John William Henry",
+        "sub_queries": SUBS,
+        "program": right.generated_code,
+        "error": None,
+        "trace": "traces/q1/trace.jsonl",
+    }
     baseline = {**record, "method": "vanilla", "prediction": "John William Henry II", "trace": None}
     (tmp / "eval" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (record, baseline, {"id": "x"})))
     out = tmp / "out"
-    code = main(["rl", "build-data", "--qa", str(tmp / "qa.jsonl"), "--records", str(tmp / "runs"),
-                 "--records", str(tmp / "eval"), "--retriever-url", retrieval_server.url,
-                 "--topks", "2,3", "--val-fraction", "0.3", "--out", str(out)])
+    code = main(
+        [
+            "rl",
+            "build-data",
+            "--qa",
+            str(tmp / "qa.jsonl"),
+            "--records",
+            str(tmp / "runs"),
+            "--records",
+            str(tmp / "eval"),
+            "--retriever-url",
+            retrieval_server.url,
+            "--topks",
+            "2,3",
+            "--val-fraction",
+            "0.3",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out, requests, tmp
 
@@ -89,8 +113,12 @@ def _sent(requests, role):
 
 def test_every_row_has_verls_shape(built):
     out, _, _ = built
-    for name, source in [("answer_with_docs", "pyrag_answer_with_docs"), ("answer_no_docs", "pyrag_answer_no_docs"),
-                         ("plan", "pyrag_plan"), ("decompose", "pyrag_decompose")]:
+    for name, source in [
+        ("answer_with_docs", "pyrag_answer_with_docs"),
+        ("answer_no_docs", "pyrag_answer_no_docs"),
+        ("plan", "pyrag_plan"),
+        ("decompose", "pyrag_decompose"),
+    ]:
         rows = _rows(out, name)
         assert rows, name
         for row in rows:
@@ -184,8 +212,21 @@ def test_cli_refuses_a_non_empty_output(tmp_path, capsys):
     (tmp_path / "qa.jsonl").write_text(json.dumps(QA[0]) + "\n")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("keep me")
-    assert main(["rl", "build-data", "--qa", str(tmp_path / "qa.jsonl"), "--sets", "decompose",
-                 "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "rl",
+                "build-data",
+                "--qa",
+                str(tmp_path / "qa.jsonl"),
+                "--sets",
+                "decompose",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert (tmp_path / "out" / "x").read_text() == "keep me"
     assert BIRTHS  # shared fixture data is importable
 

@@ -4,8 +4,8 @@ as the frozen agents and our retrieval server over a real Lucene index. Kept sma
 import time
 
 import pytest
-
 from corpus import JED_HOYER
+
 from pyrag_dsl.agents.local_server import LocalLLMServer, smollm2_path
 from pyrag_dsl.rl.endpoints import shared_cache
 from pyrag_dsl.rl.rewards import answer_score, compute_score
@@ -23,9 +23,17 @@ def llama():
 
 
 def _kwargs(llama, retrieval_server, **extra):
-    return {"answer_url": llama.base_url, "answer_model": "local", "plan_url": llama.base_url, "plan_model": "local",
-            "retriever_url": retrieval_server.url, "tool_timeout_s": 120, "run_timeout_s": 240,
-            "cache_size": 4321, **extra}
+    return {
+        "answer_url": llama.base_url,
+        "answer_model": "local",
+        "plan_url": llama.base_url,
+        "plan_model": "local",
+        "retriever_url": retrieval_server.url,
+        "tool_timeout_s": 120,
+        "run_timeout_s": 240,
+        "cache_size": 4321,
+        **extra,
+    }
 
 
 def _consistent(out):
@@ -39,8 +47,9 @@ def test_plan_reward_on_the_embedded_model_and_cached_second_rollout(llama, retr
     kw = _kwargs(llama, retrieval_server)
     cache = shared_cache(RewardSettings.resolve(kw, environ={}))
     t0 = time.monotonic()
-    first = compute_score("pyrag_plan", "```python\n" + JED_HOYER + "```", GOLD, {"question": QUESTION, "topk": 3},
-                          **kw)
+    first = compute_score(
+        "pyrag_plan", "```python\n" + JED_HOYER + "```", GOLD, {"question": QUESTION, "topk": 3}, **kw
+    )
     t1 = time.monotonic()
     misses = cache.misses
     second = compute_score("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION, "topk": 3}, **kw)
@@ -53,8 +62,13 @@ def test_plan_reward_on_the_embedded_model_and_cached_second_rollout(llama, retr
 
 def test_decompose_reward_on_the_embedded_model(llama, retrieval_server):
     kw = _kwargs(llama, retrieval_server, plan_grammar="skeleton", max_repairs=1)
-    out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?", "When was John William Henry II born?"]',
-                        GOLD, {"question": QUESTION, "topk": 3}, **kw)
+    out = compute_score(
+        "pyrag_decompose",
+        '["When was Jed Hoyer born?", "When was John William Henry II born?"]',
+        GOLD,
+        {"question": QUESTION, "topk": 3},
+        **kw,
+    )
     assert out["num_sub_queries"] == 2
     assert out["error_kind"] == "" and out["calls"] >= 2 and _consistent(out)
 
@@ -62,7 +76,8 @@ def test_decompose_reward_on_the_embedded_model(llama, retrieval_server):
 def test_hostile_program_never_reaches_the_endpoints(llama, retrieval_server):
     kw = _kwargs(llama, retrieval_server, cache_size=4322)
     cache = shared_cache(RewardSettings.resolve(kw, environ={}))
-    out = compute_score("pyrag_plan", 'x = __import__("os").system("id")\nfinal_answer = "x"\n', GOLD,
-                        {"question": QUESTION}, **kw)
+    out = compute_score(
+        "pyrag_plan", 'x = __import__("os").system("id")\nfinal_answer = "x"\n', GOLD, {"question": QUESTION}, **kw
+    )
     assert out["score"] == 0.0 and out["error_kind"] == "DisallowedConstruct" and out["calls"] == 0
     assert cache.misses == 0

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
 from corpus import HOSTILE, JED_HOYER
+from scripted_llm import ScriptedLLM, doc_titles
+
 from pyrag_dsl.config.deadline import DeadlineExceeded
 from pyrag_dsl.grammar import validate
 from pyrag_dsl.interpreter.supervisor import ABANDONED
@@ -20,7 +21,6 @@ from pyrag_dsl.rl.endpoints import llm_client
 from pyrag_dsl.rl.program_rewards import grounding
 from pyrag_dsl.rl.rewards import MAX_ROLLOUT_CHARS, compute_score, golds_of, has_answer_span, run_guarded
 from pyrag_dsl.rl.settings import RewardSettings, SettingsError
-from scripted_llm import ScriptedLLM, doc_titles
 
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
 GOLD = ["John William Henry II"]
@@ -53,9 +53,18 @@ def closed_port_url() -> str:
 
 
 def kwargs(llm, retrieval_server, **extra):
-    out = {"answer_url": llm.url, "answer_model": "scripted", "plan_url": llm.url, "plan_model": "scripted",
-           "retriever_url": retrieval_server.url, "tool_timeout_s": 10, "run_timeout_s": 20, "use_grammar": False,
-           "llm_retries": 0, "retriever_retries": 0}
+    out = {
+        "answer_url": llm.url,
+        "answer_model": "scripted",
+        "plan_url": llm.url,
+        "plan_model": "scripted",
+        "retriever_url": retrieval_server.url,
+        "tool_timeout_s": 10,
+        "run_timeout_s": 20,
+        "use_grammar": False,
+        "llm_retries": 0,
+        "retriever_retries": 0,
+    }
     out.update(extra)
     return out
 
@@ -73,6 +82,7 @@ def wait_until(condition, cap_s=30.0):
 
 
 # -- answer -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("source", ["pyrag_answer_with_docs", "pyrag_answer_no_docs"])
 def test_answer_reward_correct_wrong_partial_missing_tag(source):
@@ -92,15 +102,17 @@ def test_answer_reward_correct_wrong_partial_missing_tag(source):
 
 def test_answer_reward_reads_golds_the_way_parquet_gives_them():
     assert compute_score("pyrag_answer_no_docs", "<answer>Paris</answer>", np.array(["paris", "Paris, France"]))[
-        "score"] == pytest.approx(1.0)
-    assert compute_score("pyrag_answer_no_docs", "<answer>the Paris</answer>", {"target": ["Paris"]})[
-        "em"] == 1.0
+        "score"
+    ] == pytest.approx(1.0)
+    assert compute_score("pyrag_answer_no_docs", "<answer>the Paris</answer>", {"target": ["Paris"]})["em"] == 1.0
     assert golds_of("Paris") == ["Paris"] and golds_of([b"x", None, " "]) == ["x"]
     assert compute_score("pyrag_answer_no_docs", "<answer>x</answer>", [])["error_kind"] == "no_gold"
     assert compute_score("nq", "<answer>x</answer>", ["x"])["error_kind"] == "unknown_data_source"
     # the first span, first line, as the Answer agent reads it at inference
-    assert compute_score("pyrag_answer_with_docs", "<answer>Paris\nbecause</answer><answer>Rome</answer>",
-                         ["Paris"])["em"] == 1.0
+    assert (
+        compute_score("pyrag_answer_with_docs", "<answer>Paris\nbecause</answer><answer>Rome</answer>", ["Paris"])["em"]
+        == 1.0
+    )
 
 
 def test_hostile_golds_are_flattened_and_non_finite_numbers_are_no_gold():
@@ -135,11 +147,14 @@ def test_answer_tag_scan_is_linear_and_rollouts_are_capped():
 
 # -- plan -------------------------------------------------------------------------------------------
 
+
 def test_plan_reward_correct_and_wrong_program(retrieval_server):
     with ScriptedLLM(frozen_agents()) as llm:
         ok = plan("```python\n" + JED_HOYER + "```", **kwargs(llm, retrieval_server))
-        wrong = plan('x = retrieve("When was Jed Hoyer born?")\nfinal_answer = answer("Who?", x)\n',
-                     **kwargs(llm, retrieval_server))
+        wrong = plan(
+            'x = retrieve("When was Jed Hoyer born?")\nfinal_answer = answer("Who?", x)\n',
+            **kwargs(llm, retrieval_server),
+        )
     assert set(ok) == KEYS
     assert ok["error_kind"] == "" and ok["pred"] == "John William Henry II" and ok["score"] == pytest.approx(1.0)
     assert ok["calls"] == 5 and ok["retried"] == 0
@@ -174,8 +189,10 @@ UNGROUNDED = [
     ('d = retrieve("q")\na = answer("q", d)\nfinal_answer = f"{a}"\n', "no_answer_call"),
     ('x = "John William Henry II"\ny = x\nfinal_answer = y\n', "no_answer_call"),
     ('final_answer = answer("Who is older, Jed Hoyer or John William Henry II?")\n', "no_retrieval"),
-    ('q = "Who is older?"\na = answer(q)\nfinal_answer = answer(f"Given: {a}. Answer the question: {q}")\n',
-     "no_retrieval"),
+    (
+        'q = "Who is older?"\na = answer(q)\nfinal_answer = answer(f"Given: {a}. Answer the question: {q}")\n',
+        "no_retrieval",
+    ),
     # a retrieval that feeds nothing, and a reassigned name: the final answer reads the unfed answer
     ('d = retrieve("q")\na = answer("q")\nfinal_answer = a\na = answer("q", d)\n', "no_retrieval"),
 ]
@@ -202,8 +219,9 @@ def test_plan_reward_does_not_pay_a_guess(source, why, retrieval_server):
     assert out["score"] == 0.0 and out["error_kind"] == f"UngroundedAnswer:{why}" and out["pred"] == ""
 
 
-@pytest.mark.parametrize("hostile", [h for h in HOSTILE if h.category in ("dunder", "frames")][:8],
-                         ids=lambda h: h.name)
+@pytest.mark.parametrize(
+    "hostile", [h for h in HOSTILE if h.category in ("dunder", "frames")][:8], ids=lambda h: h.name
+)
 def test_plan_reward_hostile_program_scores_zero_with_its_kind(hostile, retrieval_server):
     with ScriptedLLM(frozen_agents()) as llm:
         # a first ordinary statement, so the Plan agent's extraction keeps every line (it drops leading prose)
@@ -221,8 +239,7 @@ def test_plan_reward_over_the_call_budget(retrieval_server):
 def test_plan_reward_program_that_times_out_returns_in_time(retrieval_server):
     with ScriptedLLM(frozen_agents(), delay=3.0) as llm:
         t0 = time.monotonic()
-        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5,
-                                       cache_size=11))
+        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5, cache_size=11))
         took = time.monotonic() - t0
     assert out["score"] == 0.0 and out["error_kind"] == "LimitExceeded:tool_timeout_s"
     assert took < 3.0
@@ -236,11 +253,18 @@ def test_plan_reward_run_timeout(retrieval_server):
 
 def test_plan_reward_endpoints_down(retrieval_server):
     with ScriptedLLM(frozen_agents()) as llm:
-        no_retriever = plan(JED_HOYER, **kwargs(llm, retrieval_server, retriever_url=closed_port_url(),
-                                                cache_size=13))
-    no_answer = compute_score("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION},
-                              answer_url=closed_port_url() + "/v1", retriever_url=retrieval_server.url,
-                              llm_retries=0, use_grammar=False, cache_size=14)
+        no_retriever = plan(JED_HOYER, **kwargs(llm, retrieval_server, retriever_url=closed_port_url(), cache_size=13))
+    no_answer = compute_score(
+        "pyrag_plan",
+        JED_HOYER,
+        GOLD,
+        {"question": QUESTION},
+        answer_url=closed_port_url() + "/v1",
+        retriever_url=retrieval_server.url,
+        llm_retries=0,
+        use_grammar=False,
+        cache_size=14,
+    )
     assert no_retriever["score"] == 0.0 and no_retriever["error_kind"] == "ToolError:RetrievalError"
     assert no_answer["score"] == 0.0 and no_answer["error_kind"] == "ToolError:LLMError"
 
@@ -255,12 +279,21 @@ def test_plan_reward_no_program_and_bad_settings(retrieval_server):
         assert bad["score"] == 0.0 and bad["error_kind"].startswith("SettingsError"), bad
 
 
-@pytest.mark.parametrize("where, key, value", [
-    ("extra_info", "topk", float("inf")), ("extra_info", "topk", float("nan")), ("extra_info", "topk", 2.5),
-    ("extra_info", "topk", True), ("extra_info", "topk", 5000), ("extra_info", "topk", np.float32("inf")),
-    ("kwargs", "run_timeout_s", 5e9), ("kwargs", "tool_timeout_s", 1e4), ("kwargs", "max_tool_calls", "inf"),
-    ("kwargs", "boosted_topk", 10**400),
-])
+@pytest.mark.parametrize(
+    "where, key, value",
+    [
+        ("extra_info", "topk", float("inf")),
+        ("extra_info", "topk", float("nan")),
+        ("extra_info", "topk", 2.5),
+        ("extra_info", "topk", True),
+        ("extra_info", "topk", 5000),
+        ("extra_info", "topk", np.float32("inf")),
+        ("kwargs", "run_timeout_s", 5e9),
+        ("kwargs", "tool_timeout_s", 1e4),
+        ("kwargs", "max_tool_calls", "inf"),
+        ("kwargs", "boosted_topk", 10**400),
+    ],
+)
 def test_out_of_range_settings_are_settings_errors(where, key, value):
     """topk=inf was InternalError:OverflowError; run_timeout_s=5e9 overflowed the guard's wait, which returned
     at once while the rollout ran on."""
@@ -289,9 +322,11 @@ def test_plan_reward_adaptive_retrieval(retrieval_server):
             return "<answer>September 13, 1949</answer>" if len(titles) > 5 else "<answer>unknown</answer>"
         return "<answer>John William Henry II</answer>" if "1949" in prompt else "<answer>unknown</answer>"
 
-    program = ('d = retrieve("When was John William Henry II born?")\n'
-               'b = answer("When was John William Henry II born?", d)\n'
-               'final_answer = answer(f"Given: he was born {b}. Answer the question: Who is older?")\n')
+    program = (
+        'd = retrieve("When was John William Henry II born?")\n'
+        'b = answer("When was John William Henry II born?", d)\n'
+        'final_answer = answer(f"Given: he was born {b}. Answer the question: Who is older?")\n'
+    )
     with ScriptedLLM(handler) as llm:
         out = plan(program, **kwargs(llm, retrieval_server, cache_size=15))
     assert out["retried"] == 1 and out["score"] == pytest.approx(1.0)
@@ -299,11 +334,17 @@ def test_plan_reward_adaptive_retrieval(retrieval_server):
 
 # -- decompose --------------------------------------------------------------------------------------
 
+
 def test_decompose_reward_with_repair_rounds(retrieval_server):
-    broken = "```python\ndocs1 = retrieve(\"When was Jed Hoyer born?\"\n```"
+    broken = '```python\ndocs1 = retrieve("When was Jed Hoyer born?"\n```'
     with ScriptedLLM(frozen_agents(plan_replies=[broken])) as llm:
-        out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?", "When was John William Henry II born?"]',
-                            GOLD, {"question": QUESTION}, **kwargs(llm, retrieval_server, cache_size=16))
+        out = compute_score(
+            "pyrag_decompose",
+            '["When was Jed Hoyer born?", "When was John William Henry II born?"]',
+            GOLD,
+            {"question": QUESTION},
+            **kwargs(llm, retrieval_server, cache_size=16),
+        )
         plans = [r for r in llm.requests if r["role"] in ("plan", "repair")]
     assert out["score"] == pytest.approx(1.0) and out["error_kind"] == "" and out["num_sub_queries"] == 2
     assert [r["role"] for r in plans] == ["plan", "repair"]
@@ -311,20 +352,35 @@ def test_decompose_reward_with_repair_rounds(retrieval_server):
 
 
 def test_decompose_reward_failures(retrieval_server):
-    assert compute_score("pyrag_decompose", "Jed, then John", GOLD, {"question": QUESTION})["error_kind"] == \
-        "no_sub_queries"
+    assert (
+        compute_score("pyrag_decompose", "Jed, then John", GOLD, {"question": QUESTION})["error_kind"]
+        == "no_sub_queries"
+    )
     assert compute_score("pyrag_decompose", '["a?"]', GOLD, {})["error_kind"] == "no_question"
     never_valid = "```python\nx = (\n```"
     with ScriptedLLM(frozen_agents(plan_replies=[never_valid] * 5)) as llm:
-        out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION},
-                            **kwargs(llm, retrieval_server, max_repairs=1, cache_size=17))
+        out = compute_score(
+            "pyrag_decompose",
+            '["When was Jed Hoyer born?"]',
+            GOLD,
+            {"question": QUESTION},
+            **kwargs(llm, retrieval_server, max_repairs=1, cache_size=17),
+        )
     assert out["score"] == 0.0 and out["error_kind"] == "SyntaxError" and out["num_sub_queries"] == 1
-    down = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION},
-                         plan_url=closed_port_url() + "/v1", llm_retries=0, use_grammar=False)
+    down = compute_score(
+        "pyrag_decompose",
+        '["When was Jed Hoyer born?"]',
+        GOLD,
+        {"question": QUESTION},
+        plan_url=closed_port_url() + "/v1",
+        llm_retries=0,
+        use_grammar=False,
+    )
     assert down["score"] == 0.0 and down["error_kind"] == "LLMError"
 
 
 # -- building blocks --------------------------------------------------------------------------------
+
 
 def test_rollout_guard_never_hangs_or_raises():
     t0 = time.monotonic()
@@ -340,8 +396,10 @@ def test_rollout_guard_never_hangs_or_raises():
 def test_rollout_guard_cancels_its_deadline_when_it_returns():
     seen = []
     assert run_guarded(lambda deadline: seen.append(deadline) or {"score": 1.0}, 60) == {"score": 1.0}
-    assert run_guarded(lambda deadline: seen.append(deadline) or time.sleep(1) or {}, 0.1)["error_kind"] == \
-        "RolloutTimeout"
+    assert (
+        run_guarded(lambda deadline: seen.append(deadline) or time.sleep(1) or {}, 0.1)["error_kind"]
+        == "RolloutTimeout"
+    )
     for deadline in seen:  # a request made under it now fails before it is sent
         assert deadline.remaining() == 0.0
         with pytest.raises(DeadlineExceeded):
@@ -351,8 +409,10 @@ def test_rollout_guard_cancels_its_deadline_when_it_returns():
 def test_no_request_after_the_plan_reward_returned(retrieval_server):
     """The engine abandons a tool call past tool_timeout_s and the reward returns; the call's client then timed
     out and retried: a request reached the Answer endpoint after the reward had returned."""
-    program = ('born = answer("When was Jed Hoyer born?")\nd = retrieve(f"born {born}")\n'
-               'final_answer = answer("Who is older?", d)\n')  # the first call is the slow one
+    program = (
+        'born = answer("When was Jed Hoyer born?")\nd = retrieve(f"born {born}")\n'
+        'final_answer = answer("Who is older?", d)\n'
+    )  # the first call is the slow one
     with ScriptedLLM(frozen_agents(), delay=2.0) as llm:
         kw = kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5, llm_retries=1, cache_size=21)
         llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={}))  # made before: it can take 1 s
@@ -400,8 +460,9 @@ def test_shared_cache_single_flight_bounded_and_failures_not_cached():
 
 def test_settings_sources_and_precedence():
     env = {"LLM_BASE_URL": "http://a/v1", "PYRAG_RL_ANSWER_URL": "http://b/v1", "PYRAG_RL_RUN_TIMEOUT_S": "9"}
-    s = RewardSettings.resolve({"answer_model": "m", "topk": "3"}, {"topk": np.int64(7), "reward": {"max_repairs": 1}},
-                               environ=env)
+    s = RewardSettings.resolve(
+        {"answer_model": "m", "topk": "3"}, {"topk": np.int64(7), "reward": {"max_repairs": 1}}, environ=env
+    )
     assert (s.answer_url, s.answer_model, s.topk, s.run_timeout_s, s.max_repairs) == ("http://b/v1", "m", 7, 9.0, 1)
     assert RewardSettings.resolve({"reward_router_address": "x"}, environ={}).answer_url == RewardSettings().answer_url
     with pytest.raises(ValueError):
@@ -413,10 +474,22 @@ def test_rewards_run_in_spawned_worker_processes():
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    calls = [("pyrag_answer_with_docs", "<answer>Paris</answer>", ["Paris"], None, {}),
-             ("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION},
-              {"answer_url": closed_port_url() + "/v1", "retriever_url": closed_port_url(), "llm_retries": 0,
-               "retriever_retries": 0, "use_grammar": False})]
+    calls = [
+        ("pyrag_answer_with_docs", "<answer>Paris</answer>", ["Paris"], None, {}),
+        (
+            "pyrag_plan",
+            JED_HOYER,
+            GOLD,
+            {"question": QUESTION},
+            {
+                "answer_url": closed_port_url() + "/v1",
+                "retriever_url": closed_port_url(),
+                "llm_retries": 0,
+                "retriever_retries": 0,
+                "use_grammar": False,
+            },
+        ),
+    ]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         outs = list(pool.map(_score_in_worker, calls))
     assert outs[0]["score"] == pytest.approx(1.0)

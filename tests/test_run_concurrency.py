@@ -58,23 +58,57 @@ def llm():
 def cli(*args, stdin=None):
     import os
 
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR")}
-    return subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=300, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LLM_MODEL", "LLM_BASE_URL", "PLAN_LLM_MODEL", "PLAN_LLM_BASE_URL", "OUTPUT_DIR")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pyrag_dsl.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        env=env,
+    )
 
 
 def run(llm, index, out, *extra):
-    r = cli("run", "-", "--json", "--llm-url", llm.url, "--llm-model", "latency", "--index", str(index),
-            "--output-dir", str(out), "--no-grammar", *extra, stdin="\n".join(QUESTIONS) + "\n")
+    r = cli(
+        "run",
+        "-",
+        "--json",
+        "--llm-url",
+        llm.url,
+        "--llm-model",
+        "latency",
+        "--index",
+        str(index),
+        "--output-dir",
+        str(out),
+        "--no-grammar",
+        *extra,
+        stdin="\n".join(QUESTIONS) + "\n",
+    )
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     return r, rows
 
 
 def comparable(row):
-    return {k: row[k] for k in ("original_query", "sub_queries", "generated_code", "variables", "final_answer",
-                                "programs", "llm_calls", "retrieval_calls", "retrievals")} | {
-        "error": (row["error"] or {}).get("type")}
+    return {
+        k: row[k]
+        for k in (
+            "original_query",
+            "sub_queries",
+            "generated_code",
+            "variables",
+            "final_answer",
+            "programs",
+            "llm_calls",
+            "retrieval_calls",
+            "retrievals",
+        )
+    } | {"error": (row["error"] or {}).get("type")}
 
 
 def test_concurrent_run_keeps_input_order_and_the_same_records(llm, index, tmp_path):
@@ -88,8 +122,9 @@ def test_concurrent_run_keeps_input_order_and_the_same_records(llm, index, tmp_p
     assert [comparable(x) for x in par] == [comparable(x) for x in seq]
     assert par[FAILING - 1]["error"] is not None and par[FAILING - 1]["final_answer"] is None
     others = [row for row in par if row["n"] != FAILING]
-    assert all(row["error"] is None and row["final_answer"] == row["original_query"].split(" or ")[1][:-1]
-               for row in others)
+    assert all(
+        row["error"] is None and row["final_answer"] == row["original_query"].split(" or ")[1][:-1] for row in others
+    )
     assert peak_seq == 1 and llm.peak_in_flight == 3  # several questions in flight, capped at --llm-inflight
     for out in ("seq", "par"):
         (run_dir,) = list((tmp_path / out).iterdir())
@@ -118,8 +153,14 @@ def test_run_questions_orders_results_and_survives_an_exception():
             return type("R", (), {"error": None, "final_answer": question.upper()})()
 
     finished, ordered = [], []
-    outs = run_questions(Pipe, ["a", "b", "c", "d"], 4, on_finished=lambda o: finished.append(o.n),
-                         on_ordered=lambda o: ordered.append(o.n), stop=threading.Event())
+    outs = run_questions(
+        Pipe,
+        ["a", "b", "c", "d"],
+        4,
+        on_finished=lambda o: finished.append(o.n),
+        on_ordered=lambda o: ordered.append(o.n),
+        stop=threading.Event(),
+    )
     assert ordered == [1, 2, 3, 4] and finished != ordered
     assert outs[1].result.error["type"] == "RuntimeError" and outs[1].result.error["message"] == "boom"
     assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
@@ -137,10 +178,32 @@ def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
 
     with LatencyServer(Scripted(answers={"Alpha": "1960", "Beta": "1950"}), delay_for=slow_first) as server:
         env = {k: v for k, v in os.environ.items() if k not in ("LLM_BASE_URL", "LLM_MODEL", "OUTPUT_DIR")}
-        proc = subprocess.Popen([sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--json", "--llm-url", server.url,
-                                 "--llm-model", "latency", "--index", str(index), "--output-dir", str(tmp_path),
-                                 "--no-grammar", "--concurrency", "3"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pyrag_dsl.cli",
+                "run",
+                "-",
+                "--json",
+                "--llm-url",
+                server.url,
+                "--llm-model",
+                "latency",
+                "--index",
+                str(index),
+                "--output-dir",
+                str(tmp_path),
+                "--no-grammar",
+                "--concurrency",
+                "3",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         try:
             proc.stdin.write("\n".join(QUESTIONS) + "\n")
             proc.stdin.close()
@@ -172,8 +235,9 @@ def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
     assert partial["error"]["type"] == "Interrupted" and rows[-1]["error"]["type"] == "Interrupted"
     assert partial["error"]["message"] == "terminated (SIGTERM)"
     assert partial["sub_queries"] and partial["generated_code"]  # decomposed and planned before the signal
-    assert any(e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text()
-                                                        .splitlines()[1:]))
+    assert any(
+        e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text().splitlines()[1:])
+    )
 
 
 def test_ctrl_c_keeps_answered_questions_as_finished_and_saves_the_ones_in_flight():
@@ -201,6 +265,12 @@ def test_ctrl_c_keeps_answered_questions_as_finished_and_saves_the_ones_in_fligh
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_questions(Pipe, ["a", "b", "c"], 3, on_finished=on_finished, on_ordered=lambda o: ordered.append(o.n),
-                      on_interrupted=lambda o: partial.append((o.n, o.result.error["type"])))
+        run_questions(
+            Pipe,
+            ["a", "b", "c"],
+            3,
+            on_finished=on_finished,
+            on_ordered=lambda o: ordered.append(o.n),
+            on_interrupted=lambda o: partial.append((o.n, o.result.error["type"])),
+        )
     assert finished == [1, 2] and ordered == [1, 2] and partial == [(3, "Interrupted")]

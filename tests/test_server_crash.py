@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from ops_helpers import tantivy_index  # noqa: F401 - a module fixture
 
 from pyrag_dsl.agents.cpu import NO_AMX_CFLAGS, AmxProbe, cpu_flags, probe_amx, signal_name
 from pyrag_dsl.agents.llm import LLMClient, LLMConfig, LLMError
 from pyrag_dsl.agents.local_server import LocalLLMServer, ServerCrashed, crash_remedy
-
-from ops_helpers import tantivy_index  # noqa: F401 - a module fixture
 
 STANDIN = Path(__file__).parent / "llama_standin"
 
@@ -72,13 +71,16 @@ def test_a_stopped_server_is_not_a_crash(standin, monkeypatch):
     assert log is not None and not log.exists()  # a clean stop removes the log
 
 
-@pytest.mark.parametrize("code,flags,expect", [
-    (-4, frozenset(), "instructions this CPU lacks"),               # SIGILL: built for another CPU
-    (-11, frozenset({"amx_tile", "avx512f"}), NO_AMX_CFLAGS),       # SIGSEGV where AMX is advertised
-    (-11, frozenset({"avx2"}), "pyrag-dsl doctor"),                 # SIGSEGV elsewhere: the log and doctor
-    (-9, frozenset(), "out of memory"),
-    (1, frozenset(), "pyrag-dsl doctor"),
-])
+@pytest.mark.parametrize(
+    "code,flags,expect",
+    [
+        (-4, frozenset(), "instructions this CPU lacks"),  # SIGILL: built for another CPU
+        (-11, frozenset({"amx_tile", "avx512f"}), NO_AMX_CFLAGS),  # SIGSEGV where AMX is advertised
+        (-11, frozenset({"avx2"}), "pyrag-dsl doctor"),  # SIGSEGV elsewhere: the log and doctor
+        (-9, frozenset(), "out of memory"),
+        (1, frozenset(), "pyrag-dsl doctor"),
+    ],
+)
 def test_crash_remedy_names_the_fix(code, flags, expect):
     assert expect in crash_remedy(code, "", flags)
 
@@ -97,8 +99,10 @@ def test_amx_probe_reports_xcr0_and_survives_a_faulting_child(monkeypatch):
     if "amx_tile" not in cpu_flags():
         assert real.usable is False
     # a child that reports XCR0 with AMX state on, is granted AMX, then dies at LDTILECFG
-    script = ("import json, os, signal; print(json.dumps({'xcr0': (1 << 17) | (1 << 18) | 7}), flush=True); "
-              "print(json.dumps({'permission': True}), flush=True); os.kill(os.getpid(), signal.SIGSEGV)")
+    script = (
+        "import json, os, signal; print(json.dumps({'xcr0': (1 << 17) | (1 << 18) | 7}), flush=True); "
+        "print(json.dumps({'permission': True}), flush=True); os.kill(os.getpid(), signal.SIGSEGV)"
+    )
     real_run = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: real_run([sys.executable, "-c", script], **kw))
     faulted = probe_amx()
@@ -114,9 +118,24 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
     env = {**os.environ, "OUTPUT_DIR": str(out)}
     for key in ("LLM_BASE_URL", "PLAN_LLM_BASE_URL"):
         env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "run", str(questions), "--model", str(standin),
-                           "--index", str(tantivy_index)], capture_output=True, text=True, env=env, timeout=300,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "run",
+            str(questions),
+            "--model",
+            str(standin),
+            "--index",
+            str(tantivy_index),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "ServerCrashed" in line]
     assert len(lines) == 1 and "SIGSEGV" in lines[0] and "fix:" in lines[0], proc.stdout + proc.stderr
@@ -131,13 +150,37 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
 def test_eval_stops_at_a_dead_server_and_keeps_its_records(standin, monkeypatch, tmp_path, tantivy_index):
     monkeypatch.setenv("STANDIN_CRASH_AT", "4")  # warm-up, question 1's direct answer, 2's, then the crash
     qa = tmp_path / "qa.jsonl"
-    qa.write_text("".join(json.dumps({"id": f"q{i}", "question": f"Question {i}?", "golden_answers": ["x"]}) + "\n"
-                          for i in range(1, 6)))
+    qa.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"Question {i}?", "golden_answers": ["x"]}) + "\n"
+            for i in range(1, 6)
+        )
+    )
     out = tmp_path / "eval"
     env = {k: v for k, v in os.environ.items() if not k.endswith("LLM_BASE_URL")}
-    proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "eval", "--data", str(qa), "--method", "direct",
-                           "--out", str(out), "--model", str(standin), "--index", str(tantivy_index)],
-                          capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyrag_dsl.cli",
+            "eval",
+            "--data",
+            str(qa),
+            "--method",
+            "direct",
+            "--out",
+            str(out),
+            "--model",
+            str(standin),
+            "--index",
+            str(tantivy_index),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 3, text
     assert sum("ServerCrashed" in line for line in text.splitlines()) == 1 and "SIGSEGV" in text, text
@@ -152,8 +195,8 @@ def test_a_foreign_server_on_the_chosen_port_is_not_taken_for_ours(standin, monk
     """The launcher picks a free port and releases it; if another process binds it first, that process's
     answers must not pass for the embedded server's: the launcher checks the listening socket is its child's,
     and starts again on another port when its child could not bind."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from pyrag_dsl.agents import local_server
 

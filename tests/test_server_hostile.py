@@ -65,8 +65,10 @@ def wait_until(condition, what: str) -> None:
 def half_sent_body(server: BackgroundServer) -> socket.socket:
     """A connection that announces a 1000-byte body and sends 500 bytes of it."""
     sock = socket.create_connection((server.host, server.port), timeout=WAIT_S)
-    sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
-                 + b" " * 500)
+    sock.sendall(
+        b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        + b" " * 500
+    )
     return sock
 
 
@@ -137,10 +139,13 @@ def test_half_sent_bodies_are_closed_with_408_while_health_answers():
                 sock.close()
 
 
-@pytest.mark.parametrize("sent, answer", [
-    (b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Le", b"HTTP/1.1 408 "),  # headers begun: 408
-    (b"", b""),  # nothing sent: closed silently, as an idle keep-alive connection
-])
+@pytest.mark.parametrize(
+    "sent, answer",
+    [
+        (b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Le", b"HTTP/1.1 408 "),  # headers begun: 408
+        (b"", b""),  # nothing sent: closed silently, as an idle keep-alive connection
+    ],
+)
 def test_connections_that_never_finish_their_headers_are_closed(sent, answer):
     server, _ = serve(Wide(), request_timeout_s=TIMEOUT_S)
     with server:
@@ -199,14 +204,17 @@ def test_searches_past_the_pending_cap_get_503_and_health_answers():
     server, limits = serve(retriever, max_pending_searches=2)
     with server:
         results: list[int] = []
-        threads = [threading.Thread(target=lambda: results.append(retrieve(server, ["q"], 1).status_code))
-                   for _ in range(limits.max_pending_searches)]
+        threads = [
+            threading.Thread(target=lambda: results.append(retrieve(server, ["q"], 1).status_code))
+            for _ in range(limits.max_pending_searches)
+        ]
         try:
             for t in threads:
                 t.start()
             health = lambda: httpx.get(server.url + "/health", timeout=WAIT_S)  # noqa: E731
-            wait_until(lambda: health().json()["pending_searches"] == limits.max_pending_searches,
-                       "the searches to queue")
+            wait_until(
+                lambda: health().json()["pending_searches"] == limits.max_pending_searches, "the searches to queue"
+            )
             busy = retrieve(server, ["q"], 1)
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
             assert f"max_pending_searches {limits.max_pending_searches}" in busy.json()["error"]
@@ -232,8 +240,11 @@ def test_a_client_that_does_not_read_its_response_is_cut_off():
         try:
             sock.connect((server.host, server.port))
             body = json.dumps({"queries": ["q"] * 20, "topk": 1000}).encode()
-            sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            sock.sendall(
+                b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
             wait_until(lambda: server.connections == 1, "the connection to be accepted")
             wait_until(lambda: server.connections == 0, "the server to drop the connection it could not write to")
             received = 0

@@ -5,7 +5,6 @@ import time
 from concurrent.futures import wait
 
 import pytest
-
 from corpus import JED_HOYER
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler, make_pipeline
@@ -80,7 +79,7 @@ def test_a_continued_statement_is_dispatched_only_with_its_whole_text():
     calls = []
     pre = Prefetcher(DEFAULT_LANGUAGE, Limits(), _tools(calls), CallCache(), {"topk": 5})
     text = ""
-    for line in ['q = "Who is the president " \\\n', '    "of France?"\n', 'd = retrieve(q)\n', 'a = answer(q, d)\n']:
+    for line in ['q = "Who is the president " \\\n', '    "of France?"\n', "d = retrieve(q)\n", "a = answer(q, d)\n"]:
         text += line
         pre.feed(text)
     _settle(pre)
@@ -133,9 +132,11 @@ def _started(pre):
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("limits", [Limits(tool_timeout_s=0.3, run_timeout_s=60), Limits(tool_timeout_s=60,
-                                                                                          run_timeout_s=0.4)],
-                         ids=["tool_timeout_s", "run_timeout_s"])
+@pytest.mark.parametrize(
+    "limits",
+    [Limits(tool_timeout_s=0.3, run_timeout_s=60), Limits(tool_timeout_s=60, run_timeout_s=0.4)],
+    ids=["tool_timeout_s", "run_timeout_s"],
+)
 def test_prefetch_waits_no_longer_than_the_limits(limits):
     """A prefetched call past tool_timeout_s (or the stream past run_timeout_s) is abandoned when the plan is
     done: finish() does not hang on it, and its late result never reaches the call cache."""
@@ -161,13 +162,19 @@ def test_prefetch_still_waits_for_a_call_within_the_limits():
 
 # -- streamed and non-streamed runs make the same tool calls ------------------------------------------------
 FENCED = "```python\n" + JED_HOYER + "```\n"
-DRAFTS = ('d1 = retrieve("Who owns the Boston Red Sox?")\na1 = answer("Who owns the Boston Red Sox?", d1)\n'
-          'd2 = retrieve("When was Fenway Park built?")\n')
-NO_FINAL = JED_HOYER[:JED_HOYER.index("final_answer")]
-FOUR_CALLS = NO_FINAL.rsplit("john_birth", 1)[0].rstrip() + "\n" + \
-    'final_answer = answer(f"Given: Jed Hoyer was born {jed_birth}. Answer the question: ' + QUESTION + '", docs2)\n'
-LOOKUP = ToolSpec("lookup", (Param("query", ValueType.TEXT),), ValueType.TEXT, "a fact, fresh each call",
-                  memoize=False)
+DRAFTS = (
+    'd1 = retrieve("Who owns the Boston Red Sox?")\na1 = answer("Who owns the Boston Red Sox?", d1)\n'
+    'd2 = retrieve("When was Fenway Park built?")\n'
+)
+NO_FINAL = JED_HOYER[: JED_HOYER.index("final_answer")]
+FOUR_CALLS = (
+    NO_FINAL.rsplit("john_birth", 1)[0].rstrip()
+    + "\n"
+    + 'final_answer = answer(f"Given: Jed Hoyer was born {jed_birth}. Answer the question: '
+    + QUESTION
+    + '", docs2)\n'
+)
+LOOKUP = ToolSpec("lookup", (Param("query", ValueType.TEXT),), ValueType.TEXT, "a fact, fresh each call", memoize=False)
 
 
 def _fence(program):
@@ -177,21 +184,40 @@ def _fence(program):
 # name: (the Plan reply, the repair reply (None: none asked), config)
 HOSTILE = {
     "think drafts": ("<think>\nLet me draft:\n" + DRAFTS + "</think>\n" + FENCED, None, {}),
-    "think drafts, max_tool_calls=5": ("<think>\n" + DRAFTS + "</think>\n" + FENCED, None,
-                                       {"limits": Limits(max_tool_calls=5)}),
-    "prose and drafts before the fence": ("A sketch first:\n" + DRAFTS + "Now the program:\n" + FENCED + "Done.",
-                                          None, {}),
+    "think drafts, max_tool_calls=5": (
+        "<think>\n" + DRAFTS + "</think>\n" + FENCED,
+        None,
+        {"limits": Limits(max_tool_calls=5)},
+    ),
+    "prose and drafts before the fence": (
+        "A sketch first:\n" + DRAFTS + "Now the program:\n" + FENCED + "Done.",
+        None,
+        {},
+    ),
     "over max_tool_calls": (FENCED, _fence(FOUR_CALLS), {"limits": Limits(max_tool_calls=4)}),
     "no final_answer": (_fence(NO_FINAL), FENCED, {}),
-    "unterminated string": ("```python\n" + NO_FINAL + 'final_answer = answer("Given: Jed Hoyer was born', FENCED,
-                            {}),
-    "backslash continuation": (_fence('q = "When was Jed Hoyer " \\\n    "born?"\n' + JED_HOYER.replace(
-        'retrieve("When was Jed Hoyer born?")', "retrieve(q)")), None, {}),
-    "parenthesised multi-line call": (_fence(JED_HOYER.replace('retrieve("When was Jed Hoyer born?")',
-                                                          'retrieve(\n    "When was Jed Hoyer born?",\n)')), None, {}),
+    "unterminated string": ("```python\n" + NO_FINAL + 'final_answer = answer("Given: Jed Hoyer was born', FENCED, {}),
+    "backslash continuation": (
+        _fence(
+            'q = "When was Jed Hoyer " \\\n    "born?"\n'
+            + JED_HOYER.replace('retrieve("When was Jed Hoyer born?")', "retrieve(q)")
+        ),
+        None,
+        {},
+    ),
+    "parenthesised multi-line call": (
+        _fence(
+            JED_HOYER.replace('retrieve("When was Jed Hoyer born?")', 'retrieve(\n    "When was Jed Hoyer born?",\n)')
+        ),
+        None,
+        {},
+    ),
     "policy reference": (FENCED, None, {"policy": "reference"}),
-    "memoize=False tool": (_fence('fact = lookup("Jed Hoyer")\nnote = answer(f"Who is {fact}?")\n' + JED_HOYER), None,
-                           {"language": DEFAULT_LANGUAGE.with_tool(LOOKUP)}),
+    "memoize=False tool": (
+        _fence('fact = lookup("Jed Hoyer")\nnote = answer(f"Who is {fact}?")\n' + JED_HOYER),
+        None,
+        {"language": DEFAULT_LANGUAGE.with_tool(LOOKUP)},
+    ),
 }
 
 
@@ -219,8 +245,12 @@ def _run_recorded(bm25, reply, repair, cfg, stream):
 
     with ScriptedLLM(default_handler(replies)) as llm:
         client = LLMClient(LLMConfig(base_url=llm.url, model="scripted", timeout_s=10, retries=0))
-        pipeline = Pipeline(client, _Recording(bm25, calls), config=PipelineConfig(stream_plan=stream, **cfg),
-                            extra_tools={"lookup": lookup})
+        pipeline = Pipeline(
+            client,
+            _Recording(bm25, calls),
+            config=PipelineConfig(stream_plan=stream, **cfg),
+            extra_tools={"lookup": lookup},
+        )
         result = pipeline.run(QUESTION)
         calls += [("answer", r["messages"][-1]["content"]) for r in llm.requests if r["role"].startswith("answer")]
     return result, sorted(calls, key=repr)

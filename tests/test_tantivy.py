@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import SMALL_CORPUS
+
 from pyrag_dsl.retrievers import RetrievalError, open_index, read_meta
 from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
 
@@ -12,11 +12,14 @@ def tantivy_index(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("query, top_title", [
-    ("When was Jed Hoyer born?", "Jed Hoyer"),
-    ("highest mountain in Japan", "Mount Fuji"),
-    ("Who starred as Corliss Archer in Kiss and Tell?", "Kiss and Tell (1945 film)"),
-])
+@pytest.mark.parametrize(
+    "query, top_title",
+    [
+        ("When was Jed Hoyer born?", "Jed Hoyer"),
+        ("highest mountain in Japan", "Mount Fuji"),
+        ("Who starred as Corliss Archer in Kiss and Tell?", "Kiss and Tell (1945 film)"),
+    ],
+)
 def test_known_top_hits(tantivy_index, query, top_title):
     hits = open_index(tantivy_index).search([query], 3)[0]
     assert hits[0].title == top_title

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 import pytest
 
+import pyrag_dsl.interpreter.supervisor as sv
 from pyrag_dsl import Doc, Docs, Limits, ToolSpec, ValueType, execute, parse_program
 from pyrag_dsl.grammar import DEFAULT_LANGUAGE, ArgumentOutOfRange, LimitExceeded, Param, ToolError, validate
-import pyrag_dsl.interpreter.supervisor as sv
 
 PROG = 'd = retrieve("q")\nfinal_answer = answer("a", d)\n'
 
@@ -81,15 +81,19 @@ BAD_RESULTS = {
 
 @pytest.mark.parametrize("name", sorted(BAD_RESULTS))
 def test_bad_retrieve_results_are_typed_errors(name):
-    result = execute(parse_program(PROG), {"retrieve": lambda query, topk: BAD_RESULTS[name],
-                                           "answer": lambda query, docs: "x"})
+    result = execute(
+        parse_program(PROG), {"retrieve": lambda query, topk: BAD_RESULTS[name], "answer": lambda query, docs: "x"}
+    )
     assert isinstance(result.error, (ToolError, LimitExceeded)), name
     assert result.error.span.line == 1
     assert "final_answer" not in result.variables
 
 
-@pytest.mark.parametrize("exc", [HostileStrError(), RaisingStrError(), RuntimeError("a\ud800b" * 500), SystemExit(3)],
-                         ids=["hostile-str", "raising-str", "surrogates", "SystemExit"])
+@pytest.mark.parametrize(
+    "exc",
+    [HostileStrError(), RaisingStrError(), RuntimeError("a\ud800b" * 500), SystemExit(3)],
+    ids=["hostile-str", "raising-str", "surrogates", "SystemExit"],
+)
 def test_any_exception_from_a_tool_becomes_a_plain_tool_error(exc):
     def answer(query, docs):
         raise exc
@@ -127,8 +131,10 @@ def test_result_conversion_runs_inside_the_tool_time_limit():
             return True
 
     t0 = time.monotonic()
-    result = execute(parse_program(PROG, limits=Limits(tool_timeout_s=0.3)),
-                     {"retrieve": lambda query, topk: [SlowMapping()], "answer": lambda query, docs: "x"})
+    result = execute(
+        parse_program(PROG, limits=Limits(tool_timeout_s=0.3)),
+        {"retrieve": lambda query, topk: [SlowMapping()], "answer": lambda query, docs: "x"},
+    )
     assert time.monotonic() - t0 < 3
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
 
@@ -185,12 +191,16 @@ def test_topk_bound_follows_the_limits():
 def test_topk_from_the_run_settings_is_checked_before_the_call():
     calls = []
     prog = parse_program(PROG)
-    result = execute(prog, {"retrieve": lambda query, topk: calls.append(topk) or [],
-                            "answer": lambda query, docs: "x"}, settings={"topk": 0})
+    result = execute(
+        prog,
+        {"retrieve": lambda query, topk: calls.append(topk) or [], "answer": lambda query, docs: "x"},
+        settings={"topk": 0},
+    )
     assert isinstance(result.error, ArgumentOutOfRange) and calls == []
 
 
 # -- a Docs value's memo (cached JSON form, size, hash) is the engine's, never the tool's -------------------
+
 
 def test_a_docs_memo_cannot_be_given_to_the_constructor():
     with pytest.raises(TypeError):
@@ -200,7 +210,7 @@ def test_a_docs_memo_cannot_be_given_to_the_constructor():
 FORGED_MEMOS = {
     "hash not an int": {"hash": "x"},
     "size not an int": {"size": "big"},
-    "negative size": {"size": -10**12},
+    "negative size": {"size": -(10**12)},
     "forged json": {"json": [{"id": "fake", "title": "", "text": "innocent", "score": None}]},
 }
 
@@ -227,8 +237,9 @@ def test_a_memo_set_by_the_tool_is_ignored(name, mode):
     retrieved = next(e for e in result.trace if e.kind == "retrieve")
     assert [d["id"] for d in retrieved.output] == [str(i) for i in range(20)]
     # the budget counts the real size: 20 kB of documents in a trace allowed 10 kB stops the run
-    small = execute(parse_program(PROG, limits=Limits(max_trace_bytes=10_000)),
-                    {"retrieve": retrieve, "answer": answer}, mode=mode)
+    small = execute(
+        parse_program(PROG, limits=Limits(max_trace_bytes=10_000)), {"retrieve": retrieve, "answer": answer}, mode=mode
+    )
     assert isinstance(small.error, LimitExceeded) and small.error.details["limit"] == "max_trace_bytes"
 
 
@@ -249,6 +260,7 @@ def test_a_memo_changed_after_the_call_does_not_reach_the_trace():
 
 
 # -- batched retrieval: a hostile batch() result ---------------------------------------------------------
+
 
 class _ShortList(list):
     """A list whose len() says 3 but whose iteration yields one item."""
@@ -288,8 +300,11 @@ BAD_BATCHES = {
 @pytest.mark.parametrize("name", sorted(BAD_BATCHES))
 def test_a_bad_batch_result_is_a_typed_error(name):
     src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nd3 = retrieve("c")\nfinal_answer = answer("q", d1)\n'
-    result = execute(parse_program(src), {"retrieve": _HostileBatchRetriever(BAD_BATCHES[name]),
-                                          "answer": lambda query, docs: "x"}, mode="dataflow")
+    result = execute(
+        parse_program(src),
+        {"retrieve": _HostileBatchRetriever(BAD_BATCHES[name]), "answer": lambda query, docs: "x"},
+        mode="dataflow",
+    )
     assert isinstance(result.error, ToolError)
     assert "final_answer" not in result.variables
 
@@ -299,24 +314,39 @@ class _RaisingList(list):
         raise _SlowStrError()
 
 
-@pytest.mark.parametrize("batch", [_raise_slow, lambda calls: _RaisingList([[], []])],
-                         ids=["batch raises", "iterating the result raises"])
+@pytest.mark.parametrize(
+    "batch", [_raise_slow, lambda calls: _RaisingList([[], []])], ids=["batch raises", "iterating the result raises"]
+)
 def test_a_batch_exception_is_described_inside_the_time_limit(batch):
     src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nfinal_answer = answer("q", d1)\n'
     t0 = time.monotonic()
-    result = execute(parse_program(src, limits=Limits(tool_timeout_s=0.3)),
-                     {"retrieve": _HostileBatchRetriever(batch), "answer": lambda query, docs: "x"},
-                     mode="dataflow")
+    result = execute(
+        parse_program(src, limits=Limits(tool_timeout_s=0.3)),
+        {"retrieve": _HostileBatchRetriever(batch), "answer": lambda query, docs: "x"},
+        mode="dataflow",
+    )
     assert time.monotonic() - t0 < 3
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
 
 
 # -- limits that would switch themselves off -------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value", [
-    ("max_string_length", math.nan), ("max_string_length", math.inf), ("max_string_length", True),
-    ("max_trace_bytes", 1e9), ("max_depth", "12"), ("tool_timeout_s", math.nan), ("run_timeout_s", math.inf),
-    ("tool_timeout_s", True), ("run_timeout_s", -1), ("max_tool_calls", 0)])
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("max_string_length", math.nan),
+        ("max_string_length", math.inf),
+        ("max_string_length", True),
+        ("max_trace_bytes", 1e9),
+        ("max_depth", "12"),
+        ("tool_timeout_s", math.nan),
+        ("run_timeout_s", math.inf),
+        ("tool_timeout_s", True),
+        ("run_timeout_s", -1),
+        ("max_tool_calls", 0),
+    ],
+)
 def test_limits_refuse_values_that_disable_them(field, value):
     with pytest.raises(ValueError, match=field):
         Limits(**{field: value})

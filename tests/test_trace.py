@@ -1,9 +1,9 @@
 import json
 
 import pytest
-
 from conftest import RecordingTools
 from corpus import VALID_PROGRAMS
+
 from pyrag_dsl import execute, parse_program
 from pyrag_dsl.documents import Docs
 from pyrag_dsl.interpreter import SCHEMA_VERSION, dumps_jsonl, loads_jsonl, read_jsonl, write_jsonl
@@ -42,18 +42,28 @@ def test_error_events_round_trip():
 def test_every_line_is_json_with_a_kind():
     lines = dumps_jsonl(_run().trace).splitlines()
     assert json.loads(lines[0])["version"] == SCHEMA_VERSION
-    assert [json.loads(x)["kind"] for x in lines[1:]] == ["assign", "retrieve", "answer", "assign", "retrieve",
-                                                           "answer", "answer"]
+    assert [json.loads(x)["kind"] for x in lines[1:]] == [
+        "assign",
+        "retrieve",
+        "answer",
+        "assign",
+        "retrieve",
+        "answer",
+        "answer",
+    ]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("not json\n", "line 1"),
-    ('{"schema": "other"}\n', "header"),
-    ('{"schema": "pyrag-dsl-trace", "version": 99}\n', "version"),
-    ('{"schema": "pyrag-dsl-trace", "version": 1}\n{"kind": "nope", "step": 1}\n', "line 2"),
-    ('{"schema": "pyrag-dsl-trace", "version": 1}\n{"kind": "answer", "step": 1}\n', "line 2"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("not json\n", "line 1"),
+        ('{"schema": "other"}\n', "header"),
+        ('{"schema": "pyrag-dsl-trace", "version": 99}\n', "version"),
+        ('{"schema": "pyrag-dsl-trace", "version": 1}\n{"kind": "nope", "step": 1}\n', "line 2"),
+        ('{"schema": "pyrag-dsl-trace", "version": 1}\n{"kind": "answer", "step": 1}\n', "line 2"),
+    ],
+)
 def test_bad_trace_files(text, message):
     with pytest.raises(ValueError, match=message):
         loads_jsonl(text)
@@ -84,10 +94,13 @@ def test_read_jsonl_loads_a_pipeline_trace_without_importing_the_pipeline(tmp_pa
     from pyrag_dsl.pipeline.events import DecomposeEvent
 
     path = tmp_path / "trace.jsonl"
-    write_jsonl(path, [DecomposeEvent(step=1, start=0.0, end=0.0, question="q", sub_queries=["a"], fallback=False,
-                                      attempts=1)])
-    code = ("import sys; from pyrag_dsl.interpreter import read_jsonl; h, ev = read_jsonl(sys.argv[1]); "
-            "assert 'pyrag_dsl.pipeline' not in sys.modules; print(ev[0].kind, ev[0].sub_queries)")
+    write_jsonl(
+        path, [DecomposeEvent(step=1, start=0.0, end=0.0, question="q", sub_queries=["a"], fallback=False, attempts=1)]
+    )
+    code = (
+        "import sys; from pyrag_dsl.interpreter import read_jsonl; h, ev = read_jsonl(sys.argv[1]); "
+        "assert 'pyrag_dsl.pipeline' not in sys.modules; print(ev[0].kind, ev[0].sub_queries)"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "decompose ['a']"

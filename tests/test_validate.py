@@ -1,6 +1,6 @@
 import pytest
-
 from corpus import VALID_PROGRAMS, chain_program
+
 from pyrag_dsl import Limits, ValidationFailed, parse_program, validate
 from pyrag_dsl.grammar import ValueType
 
@@ -15,8 +15,13 @@ def test_valid_programs_validate(name):
 def test_dataflow_of_reference_example():
     prog = parse_program(VALID_PROGRAMS["jed_hoyer"])
     assert [s.target for s in prog.statements] == ["docs1", "jed_birth", "docs2", "john_birth", "final_answer"]
-    assert [s.type for s in prog.statements] == [ValueType.DOCS, ValueType.TEXT, ValueType.DOCS, ValueType.TEXT,
-                                                 ValueType.TEXT]
+    assert [s.type for s in prog.statements] == [
+        ValueType.DOCS,
+        ValueType.TEXT,
+        ValueType.DOCS,
+        ValueType.TEXT,
+        ValueType.TEXT,
+    ]
     assert [s.deps for s in prog.statements] == [(), (0,), (), (2,), (1, 3)]
     assert prog.call_count == 5
     assert prog.dependents(0) == [1, 4]
@@ -43,11 +48,17 @@ def test_reports_all_errors_in_one_pass_with_spans():
         'd = answer("q", docs, extra=1)\n'
     )
     errors = validate(src).errors
-    assert [e.kind for e in errors] == ["DisallowedConstruct", "UndefinedName", "AssignToTool", "UnknownTool",
-                                        "UnknownKeyword", "MissingFinalAnswer"]
+    assert [e.kind for e in errors] == [
+        "DisallowedConstruct",
+        "UndefinedName",
+        "AssignToTool",
+        "UnknownTool",
+        "UnknownKeyword",
+        "MissingFinalAnswer",
+    ]
     attr = errors[0]
     assert (attr.span.line, attr.span.col, attr.span.end_col) == (2, 17, 31)
-    assert src.splitlines()[1][attr.span.col - 1: attr.span.end_col - 1] == "docs.__class__"
+    assert src.splitlines()[1][attr.span.col - 1 : attr.span.end_col - 1] == "docs.__class__"
     undefined = errors[1]
     assert (undefined.span.line, undefined.span.col, undefined.span.end_col) == (3, 15, 22)
     assert undefined.source_line == 'b = answer(f"{directr}", docs)'
@@ -67,7 +78,7 @@ def test_use_before_assignment():
 
 
 def test_arity_and_keywords():
-    assert kinds('final_answer = answer()\n') == ["ArityError"]
+    assert kinds("final_answer = answer()\n") == ["ArityError"]
     assert kinds('d = retrieve("q")\nfinal_answer = answer("q", d, d)\n') == ["ArityError"]
     assert kinds('final_answer = answer("q", query="q")\n') == ["ArityError"]
     assert kinds('final_answer = answer("q", dosc="q")\n') == ["UnknownKeyword"]
@@ -134,7 +145,12 @@ def test_error_render_and_dict():
     assert text.splitlines()[-1].strip() == "^^^"
     d = err.to_dict()
     assert {k: d[k] for k in ("type", "line", "col", "end_line", "end_col")} == {
-        "type": "DisallowedConstruct", "line": 2, "col": 28, "end_line": 2, "end_col": 31}
+        "type": "DisallowedConstruct",
+        "line": 2,
+        "col": 28,
+        "end_line": 2,
+        "end_col": 31,
+    }
     from pyrag_dsl.grammar.errors import DslError
 
     again = DslError.from_dict(d)
@@ -153,12 +169,12 @@ def test_unicode_in_strings_is_fine():
 def test_columns_are_characters_not_bytes():
     err = validate('final_answer = answer("Björk é",  x)\n').errors[0]
     assert err.kind == "UndefinedName"
-    assert err.source_line[err.span.col - 1: err.span.end_col - 1] == "x"
+    assert err.source_line[err.span.col - 1 : err.span.end_col - 1] == "x"
 
 
 def test_span_inside_fstring_after_non_ascii():
     err = validate('final_answer = f"Björk {nme}"\n').errors[0]
-    assert err.source_line[err.span.col - 1: err.span.end_col - 1] == "nme"
+    assert err.source_line[err.span.col - 1 : err.span.end_col - 1] == "nme"
 
 
 def test_many_unknown_keywords_are_checked_without_a_scan_per_keyword(monkeypatch):

@@ -24,24 +24,37 @@ import pytest
 
 from pyrag_dsl.observe.view import ViewError, json_for_script, load, render_html, write_view
 
-HOSTILE = ("<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\"></script><!-- "
-           "<iframe src=\"javascript:window.pwned=3\"></iframe><b onmouseover=alert(1)>bold</b> "
-           "admin\u202Egnp.exe\u202C \u2066isolated\u2069 \u200Bzero-width line\u2028sep\u2029 ${x} {{x}} ]]> &amp; &lt;")
+HOSTILE = (
+    '<script>window.pwned=1</script><img src=x onerror="window.pwned=2"></script><!-- '
+    '<iframe src="javascript:window.pwned=3"></iframe><b onmouseover=alert(1)>bold</b> '
+    "admin\u202egnp.exe\u202c \u2066isolated\u2069 \u200bzero-width line\u2028sep\u2029 ${x} {{x}} ]]> &amp; &lt;"
+)
 PAINT_BUDGET_MS = 1000
 
 
 # -- data: traces and eval directories as the pipeline and `eval` write them -----------------------------
 
+
 def _doc(i: int, query: str, hostile: bool) -> dict[str, Any]:
     text = f"Passage {i} about {query}. " + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 8
     if hostile and i == 0:
         text = HOSTILE + " " + text
-    return {"id": f"doc{i}", "title": (HOSTILE if hostile and i == 1 else f"Title {i}: {query[:30]}"),
-            "text": text, "score": round(12.5 - i, 3)}
+    return {
+        "id": f"doc{i}",
+        "title": (HOSTILE if hostile and i == 1 else f"Title {i}: {query[:30]}"),
+        "text": text,
+        "score": round(12.5 - i, 3),
+    }
 
 
-def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float = 1_795_535_078.0,
-                 repair: bool = True, llm: bool = True) -> list[dict[str, Any]]:
+def trace_events(
+    question: str,
+    calls: int = 6,
+    hostile: bool = False,
+    t0: float = 1_795_535_078.0,
+    repair: bool = True,
+    llm: bool = True,
+) -> list[dict[str, Any]]:
     """A trace as `pyrag-dsl run` writes it (decompose, plan with a repair, execute, calls, adaptive retry,
     final), plus the `llm` events of newer traces; `calls` retrieve/answer pairs (so 2*calls call steps)."""
     q = HOSTILE if hostile else question
@@ -57,9 +70,16 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
 
     subs = [f"sub-question {i} of {q}" for i in range(min(calls, 4))]
     if llm:
-        add("llm", 0.4, agent="decompose", model="Qwen2.5-7B-Instruct",
+        add(
+            "llm",
+            0.4,
+            agent="decompose",
+            model="Qwen2.5-7B-Instruct",
             messages=[{"role": "system", "content": "You split a multi-hop question"}, {"role": "user", "content": q}],
-            reply=json.dumps(subs), prompt_tokens=210, completion_tokens=40)
+            reply=json.dumps(subs),
+            prompt_tokens=210,
+            completion_tokens=40,
+        )
     add("decompose", 0.01, question=q, sub_queries=subs, fallback=False, attempts=1, raw=[json.dumps(subs)])
     lines = []
     for i in range(calls):
@@ -68,21 +88,46 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
     lines.append('final_answer = answer(f"Given: {ans0}. Answer the question: the question")')
     good = "\n".join(lines) + "\n"
     # streamed plan execution: the first statement was dispatched 0.3 s into the plan, done at 0.5 s
-    add("plan_stream", 0.9, dispatched=[{"statement": 0, "source": lines[0], "at_s": 0.3, "done_s": 0.5, "ok": True}],
-        plan_done_s=0.8)
+    add(
+        "plan_stream",
+        0.9,
+        dispatched=[{"statement": 0, "source": lines[0], "at_s": 0.3, "done_s": 0.5, "ok": True}],
+        plan_done_s=0.8,
+    )
     t -= 0.9  # the plan event below spans the same time
     if repair:
         bad = good.replace("{ans0}", "{ans_0}")
         line = len(lines)
         col = bad.splitlines()[-1].index("ans_0") + 1
-        err = {"type": "UndefinedName", "message": "name 'ans_0' is not defined", "line": line, "col": col,
-               "end_line": line, "end_col": col + 5, "hint": "Did you mean 'ans0'?"}
+        err = {
+            "type": "UndefinedName",
+            "message": "name 'ans_0' is not defined",
+            "line": line,
+            "col": col,
+            "end_line": line,
+            "end_col": col + 5,
+            "hint": "Did you mean 'ans0'?",
+        }
         add("plan", 0.9, round=0, program=bad, errors=[err])
         if llm:
-            add("llm", 0.5, agent="repair", model="Qwen2.5-Coder-7B", messages=[{"role": "user", "content": "fix " + bad}],
-                reply=good, prompt_tokens=800, completion_tokens=120)
-        add("repair", 0.01, round=1, errors=[err], feedback="UndefinedName: name 'ans_0' is not defined\n" + bad.splitlines()[-1],
-            program=good)
+            add(
+                "llm",
+                0.5,
+                agent="repair",
+                model="Qwen2.5-Coder-7B",
+                messages=[{"role": "user", "content": "fix " + bad}],
+                reply=good,
+                prompt_tokens=800,
+                completion_tokens=120,
+            )
+        add(
+            "repair",
+            0.01,
+            round=1,
+            errors=[err],
+            feedback="UndefinedName: name 'ans_0' is not defined\n" + bad.splitlines()[-1],
+            program=good,
+        )
         add("plan", 0.0, round=1, program=good, errors=[])
     else:
         add("plan", 0.9, round=0, program=good, errors=[])
@@ -92,33 +137,110 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
         query = subs[i % len(subs)]
         docs = [_doc(k, query, hostile) for k in range(5)]
         s = t
-        e = add("retrieve", 0.05, statement=2 * i, line=2 * i + 1, col=1, end_line=2 * i + 1, end_col=len(src_r) + 1,
-                source=src_r, target=f"docs{i}", tool="retrieve", inputs={"query": query, "topk": 5}, output=docs,
-                cached=False)
+        e = add(
+            "retrieve",
+            0.05,
+            statement=2 * i,
+            line=2 * i + 1,
+            col=1,
+            end_line=2 * i + 1,
+            end_col=len(src_r) + 1,
+            source=src_r,
+            target=f"docs{i}",
+            tool="retrieve",
+            inputs={"query": query, "topk": 5},
+            output=docs,
+            cached=False,
+        )
         if i % 2 == 1:  # batched with the one before: same start and end
             before = [x for x in ev[:-1] if x["kind"] == "retrieve"][-1]
             e["start"], e["end"] = before["start"], before["end"]
         answer = HOSTILE if hostile and i == 0 else ("unknown" if i == 1 else f"answer {i}")
         if llm:
-            add("llm", 0.2, agent="answer", model="Qwen2.5-7B-Instruct",
+            add(
+                "llm",
+                0.2,
+                agent="answer",
+                model="Qwen2.5-7B-Instruct",
                 messages=[{"role": "user", "content": f"Answer the question using the documents: {query}"}],
-                reply=f"<answer>{answer}</answer>", prompt_tokens=900, completion_tokens=12)
-        add("answer", 0.2, statement=2 * i + 1, line=2 * i + 2, col=1, end_line=2 * i + 2, end_col=len(src_a) + 1,
-            source=src_a, target=f"ans{i}", tool="answer", inputs={"query": f"what about {i}?", "docs": "docs"},
-            output=answer, cached=False)
+                reply=f"<answer>{answer}</answer>",
+                prompt_tokens=900,
+                completion_tokens=12,
+            )
+        add(
+            "answer",
+            0.2,
+            statement=2 * i + 1,
+            line=2 * i + 2,
+            col=1,
+            end_line=2 * i + 2,
+            end_col=len(src_a) + 1,
+            source=src_a,
+            target=f"ans{i}",
+            tool="answer",
+            inputs={"query": f"what about {i}?", "docs": "docs"},
+            output=answer,
+            cached=False,
+        )
         del s
     if calls > 1:
-        add("adaptive_retry", 0.0, statement=3, target="ans1", answer="unknown", retrieve_statements=[2], topk=10,
-            rerun=[2, 3, 2 * calls], policy="incremental")
-        add("retrieve", 0.06, statement=2, line=3, col=1, end_line=3, end_col=10, source=lines[2], target="docs1",
-            tool="retrieve", inputs={"query": subs[1 % len(subs)], "topk": 10},
-            output=[_doc(k, "boosted", False) for k in range(10)], cached=False)
-        add("answer", 0.2, statement=3, line=4, col=1, end_line=4, end_col=10, source=lines[3], target="ans1",
-            tool="answer", inputs={"query": "what about 1?", "docs": "docs"}, output="answer 1", cached=False)
+        add(
+            "adaptive_retry",
+            0.0,
+            statement=3,
+            target="ans1",
+            answer="unknown",
+            retrieve_statements=[2],
+            topk=10,
+            rerun=[2, 3, 2 * calls],
+            policy="incremental",
+        )
+        add(
+            "retrieve",
+            0.06,
+            statement=2,
+            line=3,
+            col=1,
+            end_line=3,
+            end_col=10,
+            source=lines[2],
+            target="docs1",
+            tool="retrieve",
+            inputs={"query": subs[1 % len(subs)], "topk": 10},
+            output=[_doc(k, "boosted", False) for k in range(10)],
+            cached=False,
+        )
+        add(
+            "answer",
+            0.2,
+            statement=3,
+            line=4,
+            col=1,
+            end_line=4,
+            end_col=10,
+            source=lines[3],
+            target="ans1",
+            tool="answer",
+            inputs={"query": "what about 1?", "docs": "docs"},
+            output="answer 1",
+            cached=False,
+        )
     final = HOSTILE if hostile else "the final answer"
-    add("answer", 0.3, statement=2 * calls, line=2 * calls + 1, col=1, end_line=2 * calls + 1, end_col=20,
-        source=lines[-1], target="final_answer", tool="answer", inputs={"query": "Given: ...", "docs": None},
-        output=final, cached=False)
+    add(
+        "answer",
+        0.3,
+        statement=2 * calls,
+        line=2 * calls + 1,
+        col=1,
+        end_line=2 * calls + 1,
+        end_col=20,
+        source=lines[-1],
+        target="final_answer",
+        tool="answer",
+        inputs={"query": "Given: ...", "docs": None},
+        output=final,
+        cached=False,
+    )
     add("final", 0.0, final_answer=final, program=good, error=None)
     return ev
 
@@ -126,8 +248,12 @@ def trace_events(question: str, calls: int = 6, hostile: bool = False, t0: float
 def write_trace(path: Path, question: str, **kw: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     events = trace_events(question, **kw)
-    header = {"schema": "pyrag-dsl-trace", "version": 1, "question": events[1 if kw.get("llm", True) else 0]["question"],
-              "settings": {"topk": 5, "boosted_topk": 10, "policy": "incremental", "parallel": True}}
+    header = {
+        "schema": "pyrag-dsl-trace",
+        "version": 1,
+        "question": events[1 if kw.get("llm", True) else 0]["question"],
+        "settings": {"topk": 5, "boosted_topk": 10, "policy": "incremental", "parallel": True},
+    }
     path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in [header, *events]) + "\n", encoding="utf-8")
     return path
 
@@ -146,28 +272,59 @@ def write_eval_dir(base: Path, n: int = 100, hostile_every: int = 17) -> Path:
             write_trace(base / rel, question, calls=3, hostile=hostile, t0=1_795_535_078.0 + i)
             (base / "traces" / qid / "result.json").write_text(json.dumps({"final_answer": "x"}), encoding="utf-8")
         em = 1.0 if i % 3 == 0 else 0.0
-        records.append({"id": qid, "question": question, "gold": ["Gold " + str(i)],
-                        "type": "bridge" if i % 2 else "comparison", "method": "pyrag",
-                        "prediction": HOSTILE if hostile else f"prediction {i}",
-                        "metrics": {"em": em, "f1": em or 0.25, "acc": em, "recall": 1.0 if i % 4 else 0.5},
-                        "sub_queries": ["a", "b"], "program": "x = 1\n", "repairs": i % 2, "adaptive_retry": i % 5 == 0,
-                        "llm_calls": {"total_requests": 4}, "seconds": 10.0 + i, "error": error,
-                        "trace": rel if error is None else None})
-    (base / "records.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                                        encoding="utf-8")
-    summary = {"overall": {"n": n, "em": 0.34, "f1": 0.5, "acc": 0.34, "recall": 0.87, "error_rate": 0.09,
-                           "llm_calls": 4.1, "seconds_p50": 60.0, "seconds_p95": 108.0},
-               "error_types": {"LLMError": 9}, "complete": True,
-               "config": {"method": "pyrag", "data": {"source": "hotpotqa-dev300"}, "llm": {"model": "scripted"}}}
+        records.append(
+            {
+                "id": qid,
+                "question": question,
+                "gold": ["Gold " + str(i)],
+                "type": "bridge" if i % 2 else "comparison",
+                "method": "pyrag",
+                "prediction": HOSTILE if hostile else f"prediction {i}",
+                "metrics": {"em": em, "f1": em or 0.25, "acc": em, "recall": 1.0 if i % 4 else 0.5},
+                "sub_queries": ["a", "b"],
+                "program": "x = 1\n",
+                "repairs": i % 2,
+                "adaptive_retry": i % 5 == 0,
+                "llm_calls": {"total_requests": 4},
+                "seconds": 10.0 + i,
+                "error": error,
+                "trace": rel if error is None else None,
+            }
+        )
+    (base / "records.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
+    summary = {
+        "overall": {
+            "n": n,
+            "em": 0.34,
+            "f1": 0.5,
+            "acc": 0.34,
+            "recall": 0.87,
+            "error_rate": 0.09,
+            "llm_calls": 4.1,
+            "seconds_p50": 60.0,
+            "seconds_p95": 108.0,
+        },
+        "error_types": {"LLMError": 9},
+        "complete": True,
+        "config": {"method": "pyrag", "data": {"source": "hotpotqa-dev300"}, "llm": {"model": "scripted"}},
+    }
     (base / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return base
 
 
 # -- a headless Chromium over the DevTools protocol ----------------------------------------------------
 
+
 def find_chromium() -> str | None:
-    for name in (os.environ.get("PYRAG_DSL_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser",
-                 "google-chrome"):
+    for name in (
+        os.environ.get("PYRAG_DSL_CHROMIUM"),
+        "/usr/bin/chromium",
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+    ):
         if name and (shutil.which(name) or (os.path.isfile(name) and os.access(name, os.X_OK))):
             return shutil.which(name) or name
     return None
@@ -189,11 +346,26 @@ class Chromium:
     def __init__(self, binary: str, width: int = 1280, height: int = 900) -> None:
         self.dir = tempfile.mkdtemp(prefix="pyrag-view-chromium-")
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-extensions", "--disable-dev-shm-usage", "--remote-debugging-port=0",
-             f"--user-data-dir={self.dir}", f"--window-size={width},{height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={self.dir}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self.dir) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and len(port_file.read_text().split()) >= 2):
@@ -209,14 +381,17 @@ class Chromium:
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.page(f"{domain}.enable")
-        self.page("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
-                                                         "mobile": False})
+        self.page(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     def _read(self, timeout: float) -> dict[str, Any]:
         return json.loads(self._recv(timeout))
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 60) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60
+    ) -> dict[str, Any]:
         self.n += 1
         msg: dict[str, Any] = {"id": self.n, "method": method, "params": params or {}}
         if session:
@@ -259,8 +434,9 @@ class Chromium:
         self.wait_event("Page.loadEventFired")
 
     def js(self, expression: str, timeout: float = 30) -> Any:
-        r = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
-                      timeout=timeout)
+        r = self.page(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}, timeout=timeout
+        )
         if "exceptionDetails" in r:
             raise RuntimeError(json.dumps(r["exceptionDetails"])[:2000])
         return r["result"].get("value")
@@ -297,8 +473,10 @@ class Chromium:
         params: dict[str, Any] = {"format": "png"}
         if full:
             size = self.js("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-            params.update(captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": size[0], "height": min(size[1], 4000), "scale": 1})
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": size[0], "height": min(size[1], 4000), "scale": 1},
+            )
         data = self.page("Page.captureScreenshot", params)["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)
@@ -321,6 +499,7 @@ class Chromium:
 
 # -- the page: data stays data ---------------------------------------------------------------------------
 
+
 def _blocks(html: str) -> dict[str, str]:
     return dict(re.findall(r'<script type="application/json" id="([^"]+)">(.*?)</script>', html, re.S))
 
@@ -330,8 +509,12 @@ def _without_data(html: str) -> str:
 
 
 def test_json_for_script_cannot_end_the_block_and_reads_back():
-    value = {"a": "</script><script>alert(1)</script><!-- -->", "b": "x\u2028y\u2029z & > <",
-             "c": [1, 2.5, None, True], "lone": "\ud800"}
+    value = {
+        "a": "</script><script>alert(1)</script><!-- -->",
+        "b": "x\u2028y\u2029z & > <",
+        "c": [1, 2.5, None, True],
+        "lone": "\ud800",
+    }
     text = json_for_script(value)
     for bad in ("<", ">", "&", "\u2028", "\u2029"):
         assert bad not in text
@@ -356,8 +539,16 @@ def test_csp_allows_exactly_the_inline_script_and_style(tmp_path):
     assert "unsafe" not in csp
     rest = _without_data(html)
     assert "pwned" not in rest and "onerror" not in rest and "<img" not in rest
-    for api in (r"\.innerHTML", r"\.outerHTML", r"insertAdjacentHTML", r"document\.write", r"\beval\(", r"Function\(",
-                r"setAttribute\(\s*[\"']on", r"\.on\w+\s*="):
+    for api in (
+        r"\.innerHTML",
+        r"\.outerHTML",
+        r"insertAdjacentHTML",
+        r"document\.write",
+        r"\beval\(",
+        r"Function\(",
+        r"setAttribute\(\s*[\"']on",
+        r"\.on\w+\s*=",
+    ):
         assert not re.search(api, script), api
     assert len(re.findall(r"<script", rest)) == 1 and " on" not in re.sub(r"<script>.*?</script>", "", rest, flags=re.S)
 
@@ -442,6 +633,7 @@ def test_view_open_hands_the_page_to_the_browser(tmp_path, monkeypatch):
 
 # -- the pages in a real browser -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def browser():
     binary = find_chromium()
@@ -481,7 +673,8 @@ def _no_injection(browser: Chromium) -> dict[str, Any]:
 
 def _open_everything(browser: Chromium, scope: str = "#app") -> None:
     """Open every section, every step, LLM call and fold: all lazily built content gets built."""
-    browser.js("""new Promise(function (done) {
+    browser.js(
+        """new Promise(function (done) {
       var root = document.querySelector('%s');
       root.querySelectorAll('details').forEach(function (d) { d.open = true; });
       setTimeout(function () {
@@ -489,7 +682,9 @@ def _open_everything(browser: Chromium, scope: str = "#app") -> None:
         root.querySelectorAll('button.fold').forEach(function (b) { b.click(); });
         setTimeout(done, 50);
       }, 50);
-    })""" % scope)
+    })"""
+        % scope
+    )
 
 
 def _paint(browser: Chromium, page: Path, runs: int = 5) -> list[dict[str, float]]:
@@ -504,8 +699,10 @@ def _report(tmp_path: Path, name: str, timings: list[dict[str, float]]) -> float
     fcp = [t["fcp"] for t in timings]
     load_avg = os.getloadavg()
     (tmp_path / f"{name}-paint.json").write_text(json.dumps({"timings": timings, "loadavg": load_avg}))
-    print(f"\n{name}: first-contentful-paint ms {fcp} (median {statistics.median(fcp):.0f}); "
-          f"rendered ms {[round(t['rendered']) for t in timings]}; load average {load_avg}")
+    print(
+        f"\n{name}: first-contentful-paint ms {fcp} (median {statistics.median(fcp):.0f}); "
+        f"rendered ms {[round(t['rendered']) for t in timings]}; load average {load_avg}"
+    )
     return statistics.median(fcp)
 
 
@@ -524,8 +721,16 @@ def test_hostile_question_renders_as_text_with_no_console_error(browser, tmp_pat
         assert {"U+202E", "U+202C", "U+2066", "U+2069", "U+200B", "U+2028"} <= set(state["marks"])
     assert browser.console_errors() == []
     text = browser.js("document.body.innerText")
-    for part in ("Repair round 1", "UndefinedName", "^^^^^", "Adaptive retrieval", "top-k 10", "Timeline", "decompose",
-                 "score 12.500"):
+    for part in (
+        "Repair round 1",
+        "UndefinedName",
+        "^^^^^",
+        "Adaptive retrieval",
+        "top-k 10",
+        "Timeline",
+        "decompose",
+        "score 12.500",
+    ):
         assert part in text, part
     assert browser.js("document.querySelectorAll('.diff .del').length") == 1
     llm_events = [e for e in json.loads(_blocks(page.read_text())["pyrag-data"])["events"] if e["kind"] == "llm"]
@@ -575,9 +780,11 @@ def test_eval_view_of_100_questions_paints_in_under_a_second(browser, tmp_path):
     assert browser.js("location.hash") == "#q97"
     browser.js("location.hash = '#q3'")
     time.sleep(0.1)
-    assert browser.js("document.querySelector('#qview h1').textContent") == HOSTILE.replace(
-        "\u202E", "U+202E").replace("\u202C", "U+202C").replace("\u2066", "U+2066").replace(
-        "\u2069", "U+2069").replace("\u200B", "U+200B").replace("\u2028", "U+2028").replace("\u2029", "U+2029")
+    assert browser.js("document.querySelector('#qview h1').textContent") == HOSTILE.replace("\u202e", "U+202E").replace(
+        "\u202c", "U+202C"
+    ).replace("\u2066", "U+2066").replace("\u2069", "U+2069").replace("\u200b", "U+200B").replace(
+        "\u2028", "U+2028"
+    ).replace("\u2029", "U+2029")
     _open_everything(browser, "#qview")
     assert browser.js("location.hash") == "#q3"
     state = _no_injection(browser)
@@ -622,11 +829,34 @@ def run_for_view(bm25_index: Path, out: Path, *extra: str) -> tuple[subprocess.C
     questions = out.parent / "questions.txt"
     questions.write_text("How old was Virginia Bruce in Let Freedom Ring?\n")
     with ScriptedLLM(_real_run_handler()) as llm:
-        r = subprocess.run([sys.executable, "-m", "pyrag_dsl.cli", "run", str(questions), "--llm-url", llm.url,
-                            "--llm-model", "scripted", "--index", str(bm25_index), "--output-dir", str(out),
-                            "--parallel", *extra], capture_output=True, text=True, timeout=300,
-                           env={k: v for k, v in os.environ.items() if not k.endswith(("LLM_MODEL", "LLM_BASE_URL"))})
-    printed = [line.split("view: ", 1)[1].split() for line in (r.stdout + r.stderr).splitlines() if "view: pyrag-dsl view" in line]
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pyrag_dsl.cli",
+                "run",
+                str(questions),
+                "--llm-url",
+                llm.url,
+                "--llm-model",
+                "scripted",
+                "--index",
+                str(bm25_index),
+                "--output-dir",
+                str(out),
+                "--parallel",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={k: v for k, v in os.environ.items() if not k.endswith(("LLM_MODEL", "LLM_BASE_URL"))},
+        )
+    printed = [
+        line.split("view: ", 1)[1].split()
+        for line in (r.stdout + r.stderr).splitlines()
+        if "view: pyrag-dsl view" in line
+    ]
     return r, printed[0] if printed else []
 
 
@@ -646,7 +876,9 @@ def test_a_real_run_prints_its_view_command_and_the_view_opens(bm25_index, brows
     calls = [e for e in trace if e["kind"] in ("retrieve", "answer", "execute", "adaptive_retry", "assign", "error")]
     assert browser.js("document.querySelectorAll('table.steps tbody tr.row').length") == len(calls)
     _open_everything(browser)
-    assert browser.js("document.querySelectorAll('.wf .bar').length") >= len(calls) - 2  # execute/adaptive: instants too
+    assert (
+        browser.js("document.querySelectorAll('.wf .bar').length") >= len(calls) - 2
+    )  # execute/adaptive: instants too
     browser.screenshot(tmp_path / "real-run.png")
     assert browser.console_errors() == []
 
@@ -681,8 +913,12 @@ def test_serve_ui_serves_views_read_only_and_nothing_outside_its_directory(brows
         assert rows == [{"path": "outputs/20260101-000000", "kind": "run"}, {"path": "runs/pyrag", "kind": "eval"}]
         status, body, _ = get("/view/runs/pyrag")
         assert status == 200 and len(json.loads(_blocks(body)["pyrag-data"])["rows"]) == 4
-        for bad in ("/view/../secret", "/view/%2e%2e/secret", "/view//" + str(tmp_path / "secret"),
-                    "/view/runs/../../secret/trace.jsonl"):
+        for bad in (
+            "/view/../secret",
+            "/view/%2e%2e/secret",
+            "/view//" + str(tmp_path / "secret"),
+            "/view/runs/../../secret/trace.jsonl",
+        ):
             status, body, _ = get(bad)
             assert status == 403 and "SECRET" not in body, bad
         assert get("/view/runs/nothing-here")[0] == 404

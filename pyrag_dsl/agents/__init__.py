@@ -6,6 +6,15 @@ from .llm import LLMClient, LLMConfig, LLMError
 from .plan import PlanAgent, extract_program
 
 __all__ = [
-    "AnswerAgent", "DecomposeAgent", "Decomposition", "LLMClient", "LLMConfig", "LLMError", "PlanAgent", "Sentinels",
-    "extract_answer", "extract_program", "parse_sub_queries",
+    "AnswerAgent",
+    "DecomposeAgent",
+    "Decomposition",
+    "LLMClient",
+    "LLMConfig",
+    "LLMError",
+    "PlanAgent",
+    "Sentinels",
+    "extract_answer",
+    "extract_program",
+    "parse_sub_queries",
 ]

@@ -48,7 +48,7 @@ class Sentinels:
             if text == phrase:
                 return True
             if text.startswith(phrase):
-                rest = text[len(phrase):]
+                rest = text[len(phrase) :]
                 if " " in phrase and rest[:1] in (" ", ",", ".", ";", ":", "-", "("):
                     return True
                 if rest[:1] in (",", ".", ";", ":", "-", "(", "!") or rest.startswith(" -"):
@@ -91,13 +91,18 @@ class AnswerAgent:
             if picked is not None:
                 self.computed += 1
                 return picked
-            prompt = render(load_prompt("answer_synth_small"), facts=small_model.facts_text(facts), question=question,
-                            documents=format_docs(docs) if docs else "(none)")
+            prompt = render(
+                load_prompt("answer_synth_small"),
+                facts=small_model.facts_text(facts),
+                question=question,
+                documents=format_docs(docs) if docs else "(none)",
+            )
             if small_model.is_yes_no(question):
                 rules = small_model.yes_no_rules()
         elif docs is not None:
-            prompt = render(load_prompt("answer_docs_small"), documents=format_docs(docs) or "(no documents)",
-                            query=query)
+            prompt = render(
+                load_prompt("answer_docs_small"), documents=format_docs(docs) or "(no documents)", query=query
+            )
         else:
             prompt = render(load_prompt("answer_synth"), query=query)
         extra = self.llm.grammar_body(*grammars(rules, "reply")) if self.use_grammar else {}

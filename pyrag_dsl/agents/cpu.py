@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 # Flags that decide which llama.cpp build runs here (the order is the order of the report).
-FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-            "amx_bf16")
+FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 XCR0_AMX_BITS = (1 << 17) | (1 << 18)  # XTILECFG, XTILEDATA
 # The flags that build llama.cpp natively but without AMX kernels (GCC lets -mno-* win over -march=native).
 NO_AMX_CFLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-REBUILD_LLAMA = (f'CFLAGS="{NO_AMX_CFLAGS}" CXXFLAGS="{NO_AMX_CFLAGS}" pip install --force-reinstall --no-cache-dir '
-                 '--no-deps "llama-cpp-python[server]"')
+REBUILD_LLAMA = (
+    f'CFLAGS="{NO_AMX_CFLAGS}" CXXFLAGS="{NO_AMX_CFLAGS}" pip install --force-reinstall --no-cache-dir '
+    '--no-deps "llama-cpp-python[server]"'
+)
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
@@ -77,8 +78,13 @@ class AmxProbe:
 def probe_amx(timeout_s: float = 20.0) -> AmxProbe:
     """Run the AMX probe in a child process (only meaningful where the CPU advertises `amx_tile`)."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "pyrag_dsl.agents.cpu"], capture_output=True, text=True,
-                              timeout=timeout_s, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pyrag_dsl.agents.cpu"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return AmxProbe(signal=f"probe failed: {type(e).__name__}")
     seen = {}
@@ -88,8 +94,12 @@ def probe_amx(timeout_s: float = 20.0) -> AmxProbe:
         except ValueError:
             continue
     sig = signal_name(proc.returncode) if proc.returncode < 0 else None
-    return AmxProbe(xcr0=seen.get("xcr0"), permission=seen.get("permission"),
-                    tile_ok=seen.get("tile_ok", False if sig else None), signal=sig)
+    return AmxProbe(
+        xcr0=seen.get("xcr0"),
+        permission=seen.get("permission"),
+        tile_ok=seen.get("tile_ok", False if sig else None),
+        signal=sig,
+    )
 
 
 def signal_name(returncode: int) -> str:
@@ -101,8 +111,8 @@ def signal_name(returncode: int) -> str:
 
 
 # x86-64 machine code for the child probe (System V ABI).
-_XGETBV0 = bytes.fromhex("31c9" "0f01d0" "48c1e220" "4809d0" "c3")  # xor ecx,ecx; xgetbv; rax |= rdx << 32; ret
-_LDTILECFG = bytes.fromhex("c4e27849" "07" "c4e27849c0" "31c0" "c3")  # ldtilecfg [rdi]; tilerelease; xor eax,eax; ret
+_XGETBV0 = bytes.fromhex("31c90f01d048c1e2204809d0c3")  # xor ecx,ecx; xgetbv; rax |= rdx << 32; ret
+_LDTILECFG = bytes.fromhex("c4e2784907c4e27849c031c0c3")  # ldtilecfg [rdi]; tilerelease; xor eax,eax; ret
 _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA, _SYS_ARCH_PRCTL = 0x1023, 18, 158
 
 

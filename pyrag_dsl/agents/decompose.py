@@ -57,8 +57,10 @@ class DecomposeAgent:
         """The chat messages for small models: invented examples as turns (a stable prefix for the cache)."""
         turns = [{"role": "system", "content": load_prompt("decompose_small_system").strip()}]
         for ex in small_model.examples()["examples"]:
-            turns += [{"role": "user", "content": f"Question: {ex['question']}"},
-                      {"role": "assistant", "content": json.dumps(ex["sub_queries"])}]
+            turns += [
+                {"role": "user", "content": f"Question: {ex['question']}"},
+                {"role": "assistant", "content": json.dumps(ex["sub_queries"])},
+            ]
         return turns + [{"role": "user", "content": f"Question: {question}"}]
 
     def run(self, question: str) -> Decomposition:
@@ -67,8 +69,10 @@ class DecomposeAgent:
         for attempt in range(1, self.attempts + 1):
             messages = self.small_messages(question) if self.small else self.messages(question)
             if self.small and attempt > 1:  # the first reply repeated the question: ask for the parts
-                messages[-1] = {"role": "user", "content": messages[-1]["content"] + "\n"
-                                + load_prompt("decompose_small_retry").strip()}
+                messages[-1] = {
+                    "role": "user",
+                    "content": messages[-1]["content"] + "\n" + load_prompt("decompose_small_retry").strip(),
+                }
             reply = self.llm.chat(messages, max_tokens=256, extra_body=extra)
             raw.append(reply)
             parsed = parse_sub_queries(reply)

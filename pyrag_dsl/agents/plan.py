@@ -88,8 +88,9 @@ class PlanAgent:
     retrieve/answer step per sub-query, with the final synthesis line built from the steps (see
     small_model.py; every program valid by construction); 'off' to nothing."""
 
-    def __init__(self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, grammar: str = "language",
-                 max_tokens: int = 600) -> None:
+    def __init__(
+        self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, grammar: str = "language", max_tokens: int = 600
+    ) -> None:
         if grammar not in PLAN_GRAMMARS:
             raise ValueError(f"plan grammar must be one of {PLAN_GRAMMARS}, got {grammar!r}")
         self.llm = llm
@@ -114,14 +115,22 @@ class PlanAgent:
         if self.grammar == "skeleton":  # invented examples, as turns: a stable prefix for the prompt cache
             turns = [{"role": "system", "content": load_prompt("plan_small_system").strip()}]
             for ex in small_model.examples()["examples"]:
-                turns += [{"role": "user", "content": render(load_prompt("plan"), question=ex["question"],
-                                                             sub_queries=json.dumps(ex["sub_queries"]))},
-                          {"role": "assistant", "content": ex["program"]}]
+                turns += [
+                    {
+                        "role": "user",
+                        "content": render(
+                            load_prompt("plan"), question=ex["question"], sub_queries=json.dumps(ex["sub_queries"])
+                        ),
+                    },
+                    {"role": "assistant", "content": ex["program"]},
+                ]
             return turns + [{"role": "user", "content": user}]
-        return [{"role": "system", "content": self.system_prompt()},
-                {"role": "user", "content": load_prompt("plan_example_user").strip()},
-                {"role": "assistant", "content": load_prompt("plan_example_program").strip()},
-                {"role": "user", "content": user}]
+        return [
+            {"role": "system", "content": self.system_prompt()},
+            {"role": "user", "content": load_prompt("plan_example_user").strip()},
+            {"role": "assistant", "content": load_prompt("plan_example_program").strip()},
+            {"role": "user", "content": user},
+        ]
 
     def write_messages(self, question: str, sub_queries: list[str]) -> list[dict[str, str]]:
         """The chat messages `write` sends."""
@@ -144,9 +153,13 @@ class PlanAgent:
         listen = None
         if on_text is not None and self.can_stream:
             constrained = self.grammar == "language" and bool(extra)  # the server decodes to the language
-            listen = lambda reply_so_far: on_text(settled_program(reply_so_far, constrained))
-        reply = self.llm.chat(self.write_messages(question, sub_queries), extra_body=extra,
-                              max_tokens=self.max_tokens, on_text=listen)
+
+            def listen(reply_so_far: str) -> None:
+                on_text(settled_program(reply_so_far, constrained))
+
+        reply = self.llm.chat(
+            self.write_messages(question, sub_queries), extra_body=extra, max_tokens=self.max_tokens, on_text=listen
+        )
         return self._finish(question, sub_queries, extract_program(reply))
 
     def _finish(self, question: str, sub_queries: list[str], program: str) -> str:
@@ -154,15 +167,17 @@ class PlanAgent:
         entity (a copy) are replaced by the sub-queries verbatim."""
         if self.grammar != "skeleton":
             return program
-        if small_model.leaked_entities(program, question + " " + " ".join(sub_queries)) or \
-                not small_model.step_questions(program):
+        if small_model.leaked_entities(
+            program, question + " " + " ".join(sub_queries)
+        ) or not small_model.step_questions(program):
             self.copied_example += 1
             program = small_model.plain_steps(sub_queries or [question])
         return program.rstrip("\n") + "\n" + small_model.synthesis_line(question, program) + "\n"
 
     def repair(self, question: str, sub_queries: list[str], program: str, errors: list[DslError]) -> str:
-        user = render(load_prompt("repair"), question=question, program=program.rstrip("\n"),
-                      errors=render_errors(errors))
+        user = render(
+            load_prompt("repair"), question=question, program=program.rstrip("\n"), errors=render_errors(errors)
+        )
         if self.grammar == "skeleton":  # steps are valid by construction: ask for them afresh
             return self.write(question, sub_queries)
         self.calls += 1

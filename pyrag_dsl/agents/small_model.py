@@ -23,8 +23,26 @@ QUESTION_MARK = " | Question: "
 FACT_SEP = " | "
 ARROW = " -> "
 
-_AUX = ("is", "are", "was", "were", "do", "does", "did", "can", "could", "has", "have", "had", "will", "would",
-        "should", "shall", "may", "might")
+_AUX = (
+    "is",
+    "are",
+    "was",
+    "were",
+    "do",
+    "does",
+    "did",
+    "can",
+    "could",
+    "has",
+    "have",
+    "had",
+    "will",
+    "would",
+    "should",
+    "shall",
+    "may",
+    "might",
+)
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -84,17 +102,68 @@ def normalise_yes_no(answer: str) -> str | None:
 
 # -- comparisons --------------------------------------------------------------------------------
 _OPTIONS = re.compile(r"(?:,|:)\s*(?:the\s+)?(.+?)\s+or\s+(?:the\s+)?(.+?)\s*\??\s*$", re.I)
-_OPTIONS_IN = re.compile(r"^(?:who|which|what)\b.*?\b(?:is|was|were|are|has|had|did)\s+(.+?)\s+or\s+(.+?)\s+"
-                         r"(?:older|younger|older|born|released|founded|formed|established|first|earlier|later|"
-                         r"longer|shorter|taller|larger|bigger|smaller|higher|lower|more|fewer|less)\b", re.I)
+_OPTIONS_IN = re.compile(
+    r"^(?:who|which|what)\b.*?\b(?:is|was|were|are|has|had|did)\s+(.+?)\s+or\s+(.+?)\s+"
+    r"(?:older|younger|older|born|released|founded|formed|established|first|earlier|later|"
+    r"longer|shorter|taller|larger|bigger|smaller|higher|lower|more|fewer|less)\b",
+    re.I,
+)
 _EARLY = ("older", "oldest", "earlier", "earliest", "first", "before", "elder")
 _LATE = ("younger", "youngest", "later", "latest", "last", "after", "more recent", "most recent", "newer")
-_BIG = ("larger", "largest", "bigger", "biggest", "more", "most", "higher", "highest", "taller", "tallest",
-        "longer", "longest", "greater", "greatest", "heavier", "deeper", "wider")
-_SMALL = ("smaller", "smallest", "fewer", "fewest", "less", "least", "lower", "lowest", "shorter", "shortest",
-          "lighter", "shallower", "narrower")
-_MONTHS = {m: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july", "august",
-                                      "september", "october", "november", "december"), 1)}
+_BIG = (
+    "larger",
+    "largest",
+    "bigger",
+    "biggest",
+    "more",
+    "most",
+    "higher",
+    "highest",
+    "taller",
+    "tallest",
+    "longer",
+    "longest",
+    "greater",
+    "greatest",
+    "heavier",
+    "deeper",
+    "wider",
+)
+_SMALL = (
+    "smaller",
+    "smallest",
+    "fewer",
+    "fewest",
+    "less",
+    "least",
+    "lower",
+    "lowest",
+    "shorter",
+    "shortest",
+    "lighter",
+    "shallower",
+    "narrower",
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
+        1,
+    )
+}
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
 _DAY_MONTH = re.compile(r"\b(\d{1,2})\s+(" + "|".join(_MONTHS) + r")\b", re.I)
 _MONTH_DAY = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})\b", re.I)
@@ -249,7 +318,7 @@ def parse_synthesis(query: str) -> tuple[list[tuple[str, str]], str] | None:
     """The (facts, question) of a synthesis query built by `synthesis_line`, or None."""
     if not query.startswith(FACTS_MARK) or QUESTION_MARK not in query:
         return None
-    body, question = query[len(FACTS_MARK):].rsplit(QUESTION_MARK, 1)
+    body, question = query[len(FACTS_MARK) :].rsplit(QUESTION_MARK, 1)
     facts = []
     for part in body.split(FACT_SEP):
         if ARROW in part:
@@ -269,6 +338,22 @@ def facts_text(facts: list[tuple[str, str]]) -> str:
     return "\n".join(f"- {sub} {ans}" for sub, ans in facts)
 
 
-__all__ = ["Comparison", "compare_facts", "comparison", "example_entities", "example_questions", "examples",
-           "filter_sub_queries", "is_yes_no", "leaked_entities", "normalise_yes_no", "parse_date", "parse_number",
-           "parse_synthesis", "plain_steps", "repeats_question", "step_questions", "synthesis_line"]
+__all__ = [
+    "Comparison",
+    "compare_facts",
+    "comparison",
+    "example_entities",
+    "example_questions",
+    "examples",
+    "filter_sub_queries",
+    "is_yes_no",
+    "leaked_entities",
+    "normalise_yes_no",
+    "parse_date",
+    "parse_number",
+    "parse_synthesis",
+    "plain_steps",
+    "repeats_question",
+    "step_questions",
+    "synthesis_line",
+]

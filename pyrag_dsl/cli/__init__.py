@@ -12,22 +12,30 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
-from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..agents.llm import LLMError
 from ..config import ConfigError, check_topk
 from ..config.defaults import TOPK
+from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
 from ..retrievers.base import RetrievalError
 from . import signals
+from .common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    UsageError,
+    progress_bar,
+    read_text,
+    render_error,
+)
 from .debug import add_debug_everywhere
-from .common import (EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError, progress_bar,
-                     read_text, render_error)
 from .doctor import add_doctor_command
-from .models_cmds import add_models_commands
-from .safe_text import markup, text
-from .flags import add_llm_flags
-from .pipeline_cmds import add_pipeline_commands
 from .eval_cmds import add_eval_commands
-
+from .flags import add_llm_flags
+from .models_cmds import add_models_commands
+from .pipeline_cmds import add_pipeline_commands
+from .safe_text import markup, text
 
 
 def _language(args: argparse.Namespace) -> Language:
@@ -52,7 +60,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     name = "<stdin>" if args.program == "-" else args.program
     if result.ok:
         prog = result.program
-        console.print(f"[green]OK[/green] {markup(name)}: {len(prog.statements)} statements, {prog.call_count} tool calls")
+        console.print(
+            f"[green]OK[/green] {markup(name)}: {len(prog.statements)} statements, {prog.call_count} tool calls"
+        )
         return EXIT_OK
     for err in result.errors:
         render_error(console, err, name)
@@ -100,8 +110,9 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
             if args.kind == "bm25":
                 from ..retrievers.bm25 import build_bm25_index
 
-                meta = build_bm25_index(args.corpus, building, threads=args.threads, skip_bad=args.skip_bad,
-                                        progress=update)
+                meta = build_bm25_index(
+                    args.corpus, building, threads=args.threads, skip_bad=args.skip_bad, progress=update
+                )
             elif args.kind == "tantivy":
                 from ..retrievers.tantivy_bm25 import build_tantivy_index
 
@@ -109,8 +120,14 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
             else:
                 from ..retrievers.dense import build_dense_index
 
-                meta = build_dense_index(args.corpus, building, model=args.model, batch_size=args.batch_size,
-                                         skip_bad=args.skip_bad, progress=update)
+                meta = build_dense_index(
+                    args.corpus,
+                    building,
+                    model=args.model,
+                    batch_size=args.batch_size,
+                    skip_bad=args.skip_bad,
+                    progress=update,
+                )
     except CorpusError as e:
         console.print(Text(f"{e.path}: {len(e.problems)} bad line(s)", style="red"))
         for n, why in e.problems[:50]:
@@ -119,8 +136,9 @@ def cmd_index_build(args: argparse.Namespace, console: Console) -> int:
             console.print(f"  ... and {len(e.problems) - 50} more")
         console.print("Fix them, or pass --skip-bad to index the good lines only.")
         return EXIT_INVALID
-    console.print(f"[green]built[/green] {meta['kind']} index of {meta['documents']} passages in "
-                  f"{meta['seconds']} s: {out}")
+    console.print(
+        f"[green]built[/green] {meta['kind']} index of {meta['documents']} passages in {meta['seconds']} s: {out}"
+    )
     return EXIT_OK
 
 
@@ -133,9 +151,12 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
-    for flag, value in (("--max-queries", args.max_queries), ("--max-documents", args.max_documents),
-                        ("--max-pending-searches", args.max_pending_searches),
-                        ("--max-connections", args.max_connections)):
+    for flag, value in (
+        ("--max-queries", args.max_queries),
+        ("--max-documents", args.max_documents),
+        ("--max-pending-searches", args.max_pending_searches),
+        ("--max-connections", args.max_connections),
+    ):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     if not (math.isfinite(args.request_timeout) and 0 < args.request_timeout <= 86_400):
@@ -144,9 +165,15 @@ def cmd_serve_retriever(args: argparse.Namespace, console: Console) -> int:
     default_topk = check_topk(args.default_topk, "--default-topk")
     if default_topk > max_topk:
         raise UsageError(f"--default-topk ({default_topk}) is over --max-topk ({max_topk})")
-    limits = ServerLimits(default_topk=default_topk, max_topk=max_topk, max_queries=args.max_queries,
-                          max_documents=args.max_documents, max_pending_searches=args.max_pending_searches,
-                          max_connections=args.max_connections, request_timeout_s=args.request_timeout)
+    limits = ServerLimits(
+        default_topk=default_topk,
+        max_topk=max_topk,
+        max_queries=args.max_queries,
+        max_documents=args.max_documents,
+        max_pending_searches=args.max_pending_searches,
+        max_connections=args.max_connections,
+        request_timeout_s=args.request_timeout,
+    )
     retriever = _open_retriever(args, console)
     name = args.index or "embedded hotpotqa-dev300"
     app = create_app(retriever, limits, name=name)
@@ -163,8 +190,13 @@ def cmd_search(args: argparse.Namespace, console: Console) -> int:
     hits = retriever.search([args.query], args.topk)[0]
     table = Table("#", "score", "id", "title", "text")
     for i, d in enumerate(hits, 1):
-        table.add_row(str(i), f"{d.score:.3f}" if d.score is not None else "", text(d.id), text(d.title),
-                      text(d.text[:100] + ("..." if len(d.text) > 100 else "")))
+        table.add_row(
+            str(i),
+            f"{d.score:.3f}" if d.score is not None else "",
+            text(d.id),
+            text(d.title),
+            text(d.text[:100] + ("..." if len(d.text) > 100 else "")),
+        )
     console.print(table)
     return EXIT_OK
 
@@ -180,21 +212,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add_enable(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--enable", action="append", metavar="KIND",
-                       help="enable an extra node kind of the language (text_concat); repeatable")
+        p.add_argument(
+            "--enable",
+            action="append",
+            metavar="KIND",
+            help="enable an extra node kind of the language (text_concat); repeatable",
+        )
 
-    p = sub.add_parser("check", help="validate a program; print every error with its line and a caret",
-                       description="Validate a program against the language. Exit 0 when valid, 1 when "
-                       "invalid, 2 on usage errors.")
+    p = sub.add_parser(
+        "check",
+        help="validate a program; print every error with its line and a caret",
+        description="Validate a program against the language. Exit 0 when valid, 1 when invalid, 2 on usage errors.",
+    )
     p.add_argument("program", help="program file (.py), or - for standard input")
-    p.add_argument("--json", action="store_true",
-                   help="print errors as a JSON list of {type, message, line, col, end_line, end_col, ...}")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print errors as a JSON list of {type, message, line, col, end_line, end_col, ...}",
+    )
     add_enable(p)
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("grammar", help="print the language as a grammar for constrained decoding",
-                       description="Print the program grammar: Lark/EBNF (vLLM guided grammar, xgrammar) "
-                       "or GBNF (llama.cpp).")
+    p = sub.add_parser(
+        "grammar",
+        help="print the language as a grammar for constrained decoding",
+        description="Print the program grammar: Lark/EBNF (vLLM guided grammar, xgrammar) or GBNF (llama.cpp).",
+    )
     p.add_argument("--format", choices=("lark", "gbnf"), default="lark", help="grammar format (default: lark)")
     add_enable(p)
     p.set_defaults(func=cmd_grammar)
@@ -205,41 +248,71 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="build retrieval indexes", description="Build retrieval indexes.")
     isub = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
-    b = isub.add_parser("build", help="index a Search-R1/FlashRAG JSONL corpus ({id, contents} per line)",
-                        description="Index a JSONL corpus ({\"id\", \"contents\": \"\\\"Title\\\"\\ntext\"} or "
-                        "{\"id\", \"title\", \"text\"} per line). Bad lines are reported with their line number.")
+    b = isub.add_parser(
+        "build",
+        help="index a Search-R1/FlashRAG JSONL corpus ({id, contents} per line)",
+        description='Index a JSONL corpus ({"id", "contents": "\\"Title\\"\\ntext"} or '
+        '{"id", "title", "text"} per line). Bad lines are reported with their line number.',
+    )
     b.add_argument("corpus", help="corpus JSONL file")
-    b.add_argument("--kind", choices=("bm25", "tantivy", "dense"), default="bm25",
-                   help="bm25: Lucene via pyserini (default); tantivy: BM25 in Rust, no JVM; dense: faiss over a "
-                   "sentence-transformers model")
+    b.add_argument(
+        "--kind",
+        choices=("bm25", "tantivy", "dense"),
+        default="bm25",
+        help="bm25: Lucene via pyserini (default); tantivy: BM25 in Rust, no JVM; dense: faiss over a "
+        "sentence-transformers model",
+    )
     b.add_argument("--out", required=True, help="index directory to create")
     b.add_argument("--threads", type=int, default=2, help="Lucene indexing threads (bm25)")
-    b.add_argument("--model", default=None,
-                   help="dense model: a local sentence-transformers directory (default: bundled all-MiniLM-L6-v2; "
-                   "E5 models get query:/passage: prefixes)")
+    b.add_argument(
+        "--model",
+        default=None,
+        help="dense model: a local sentence-transformers directory (default: bundled all-MiniLM-L6-v2; "
+        "E5 models get query:/passage: prefixes)",
+    )
     b.add_argument("--batch-size", type=int, default=32, help="encoding batch size (dense)")
     b.add_argument("--skip-bad", action="store_true", help="index the good lines and drop bad ones")
     b.add_argument("--force", action="store_true", help="overwrite a non-empty output directory")
     b.set_defaults(func=cmd_index_build)
 
-    p = sub.add_parser("serve-retriever", help="serve an index over the Search-R1 /retrieve protocol",
-                       description="Serve an index over HTTP: POST /retrieve {queries, topk, return_scores}, "
-                       "GET /health. Without --index, serves the embedded corpus (indexed on first use).")
+    p = sub.add_parser(
+        "serve-retriever",
+        help="serve an index over the Search-R1 /retrieve protocol",
+        description="Serve an index over HTTP: POST /retrieve {queries, topk, return_scores}, "
+        "GET /health. Without --index, serves the embedded corpus (indexed on first use).",
+    )
     p.add_argument("--index", help="index directory built by 'pyrag-dsl index build' (default: embedded corpus)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8008, help="port (default: 8008)")
     p.add_argument("--default-topk", type=int, default=TOPK, help=f"topk when a request gives none (default: {TOPK})")
     p.add_argument("--max-topk", type=int, default=1000, help="largest topk a request may ask (default: 1000)")
     p.add_argument("--max-queries", type=int, default=512, help="most queries in one request (default: 512)")
-    p.add_argument("--max-documents", type=int, default=20_000,
-                   help="most documents in one response, queries x topk; larger requests get 422 (default: 20000)")
-    p.add_argument("--max-pending-searches", type=int, default=64,
-                   help="requests searching or waiting for the search thread; more get 503 (default: 64)")
-    p.add_argument("--max-connections", type=int, default=512,
-                   help="open connections; requests past it get 503 (uvicorn limit_concurrency; default: 512)")
-    p.add_argument("--request-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="time a connection has to send a whole request, and to read its response, before it "
-                   "is closed (default: 30)")
+    p.add_argument(
+        "--max-documents",
+        type=int,
+        default=20_000,
+        help="most documents in one response, queries x topk; larger requests get 422 (default: 20000)",
+    )
+    p.add_argument(
+        "--max-pending-searches",
+        type=int,
+        default=64,
+        help="requests searching or waiting for the search thread; more get 503 (default: 64)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        help="open connections; requests past it get 503 (uvicorn limit_concurrency; default: 512)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="time a connection has to send a whole request, and to read its response, before it "
+        "is closed (default: 30)",
+    )
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve_retriever)
 
@@ -301,8 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         if e.filename is None:
-            err_console.print(Text("error: ", style="red") + text(f"{type(e).__name__}: {e} (--debug shows the "
-                                                                   "traceback)"))
+            err_console.print(
+                Text("error: ", style="red") + text(f"{type(e).__name__}: {e} (--debug shows the traceback)")
+            )
             return EXIT_RUNTIME
         where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
         why = e.strerror or str(e)
@@ -318,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # errors that say the path given is wrong (exit 2), not that the machine failed (a full disk: exit 3)
-_PATH_ERRNOS = {errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS,
-                errno.ENAMETOOLONG}
-
+_PATH_ERRNOS = {
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENOENT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+}

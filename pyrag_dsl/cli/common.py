@@ -53,8 +53,15 @@ def progress_bar(console: Console):
     """A rich progress bar fed by (stage, done, total) callbacks; returns (callback, context manager)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=False)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
     tasks: dict[str, int] = {}
 
     def update(stage: str, done: int, total: int | None) -> None:
@@ -103,15 +110,18 @@ def save_result(run_dir: Path, n: int, result: Any) -> Path | None:
         return write_result(run_dir, n, result)
     except OutputError as e:
         Console(stderr=True, soft_wrap=True).print(
-            Text("error: ", style="red") + Text(f"question {n}: {e}; its answer is printed, not saved"))
+            Text("error: ", style="red") + Text(f"question {n}: {e}; its answer is printed, not saved")
+        )
         return None
 
 
 def server_died(status: Console, crash: Exception, done: int, total: int) -> int:
     """One line naming the dead embedded server and its fix; the questions not asked keep their place."""
     status.print(Text("error: ", style="red") + text(f"{type(crash).__name__}: {crash}"), highlight=False)
-    status.print(f"{done} of {total} question{'s' if total != 1 else ''} asked and saved; "
-                 f"{total - done} not started", highlight=False)
+    status.print(
+        f"{done} of {total} question{'s' if total != 1 else ''} asked and saved; {total - done} not started",
+        highlight=False,
+    )
     return EXIT_RUNTIME
 
 
@@ -122,6 +132,19 @@ def wide(console: Console) -> Console:
     return Console(file=console.file, width=200, soft_wrap=False)
 
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_PIPE", "EXIT_RUNTIME", "EXIT_USAGE", "UsageError",
-           "open_session", "progress_bar", "read_text", "render_error", "save_result", "server_died",
-           "settings_from_args", "wide"]
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_PIPE",
+    "EXIT_RUNTIME",
+    "EXIT_USAGE",
+    "UsageError",
+    "open_session",
+    "progress_bar",
+    "read_text",
+    "render_error",
+    "save_result",
+    "server_died",
+    "settings_from_args",
+    "wide",
+]

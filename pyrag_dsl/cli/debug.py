@@ -12,8 +12,9 @@ def add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for sub in set(action.choices.values()):
                 if not any("--debug" in a.option_strings for a in sub._actions):
-                    sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                                     help="show tracebacks on errors")
+                    sub.add_argument(
+                        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+                    )
                 add_debug_everywhere(sub)
 
 

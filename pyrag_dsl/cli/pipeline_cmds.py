@@ -15,9 +15,18 @@ from rich.text import Text
 from ..config import jsonl
 from ..config.limits import MAX_QUESTION_CHARS  # one question (a line); eval's cap too
 from . import signals
+from .common import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    UsageError,
+    open_session,
+    read_text,
+    render_error,
+    save_result,
+    server_died,
+    settings_from_args,
+)
 from .flags import add_llm_flags
-from .common import (EXIT_OK, EXIT_RUNTIME, UsageError, open_session, read_text, render_error, save_result,
-                     server_died, settings_from_args)
 from .render import show_program, show_result, step_table
 from .safe_text import error_line, markup, text
 
@@ -55,11 +64,15 @@ def read_questions(path: str) -> list[str]:
     for n, line in lines:
         question = _question_of_row(line) if json_lines else line
         if question is None:
-            raise UsageError(f'{name} line {n}: the file reads as JSON Lines (its first line is an object with a '
-                             f'"question"), but this line is not one')
+            raise UsageError(
+                f"{name} line {n}: the file reads as JSON Lines (its first line is an object with a "
+                f'"question"), but this line is not one'
+            )
         if len(question) > MAX_QUESTION_CHARS:
-            raise UsageError(f"{name} line {n}: the question has {len(question):,} characters, over the "
-                             f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)")
+            raise UsageError(
+                f"{name} line {n}: the question has {len(question):,} characters, over the "
+                f"{MAX_QUESTION_CHARS:,}-character limit (one question per line)"
+            )
         questions.append(question)
     return questions
 
@@ -89,8 +102,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if settings.embedded_llm and not quiet:
         from ..agents.models import DEFAULT_MODEL
 
-        status.print(f"[dim]No LLM configured: starting the embedded llama.cpp server ({settings.gguf or DEFAULT_MODEL}; "
-                     "`pyrag-dsl models` lists the others; see README for a 7B model behind vLLM).[/dim]")
+        status.print(
+            f"[dim]No LLM configured: starting the embedded llama.cpp server ({settings.gguf or DEFAULT_MODEL}; "
+            "`pyrag-dsl models` lists the others; see README for a 7B model behind vLLM).[/dim]"
+        )
     if getattr(args, "concurrency", 1) > 1 and len(questions) > 1:  # N in flight, printed in input order
         return cmd_run_concurrent(args, questions, settings, console, status)
     session = open_session(settings, status)
@@ -116,21 +131,35 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                     signals.name_the_signal(stop.result)
                     saved = save_result(run_dir, n, stop.result)
                     if quiet:  # its JSON line too, as for a finished question
-                        print(json.dumps({"n": n, "output": str(saved) if saved else None,
-                                          **stop.result.to_dict()}, ensure_ascii=False), flush=True)
-                    status.print(f"[red]{signals.interrupt_word()}[/red] during question {n}"
-                                 + (f"; partial result in {markup(saved)}" if saved else ""), highlight=False)
+                        print(
+                            json.dumps(
+                                {"n": n, "output": str(saved) if saved else None, **stop.result.to_dict()},
+                                ensure_ascii=False,
+                            ),
+                            flush=True,
+                        )
+                    status.print(
+                        f"[red]{signals.interrupt_word()}[/red] during question {n}"
+                        + (f"; partial result in {markup(saved)}" if saved else ""),
+                        highlight=False,
+                    )
                     return signals.interrupt_exit_code()
                 out = save_result(run_dir, n, result)  # on a failed write: one line on stderr, answer still shown
                 unsaved += out is None
                 failed += result.error is not None
                 if quiet:
-                    print(json.dumps({"n": n, "output": str(out) if out else None, **result.to_dict()},
-                                     ensure_ascii=False), flush=True)
+                    print(
+                        json.dumps(
+                            {"n": n, "output": str(out) if out else None, **result.to_dict()}, ensure_ascii=False
+                        ),
+                        flush=True,
+                    )
                 elif many:
-                    progress.console.print(f"[bold]{n}.[/bold] {markup(question)}\n   → {markup(result.final_answer)}"
-                                           + (f"  {error_line(result.error)}" if result.error else ""),
-                                           highlight=False)
+                    progress.console.print(
+                        f"[bold]{n}.[/bold] {markup(question)}\n   → {markup(result.final_answer)}"
+                        + (f"  {error_line(result.error)}" if result.error else ""),
+                        highlight=False,
+                    )
                 else:
                     show_result(console, result)
                 if progress:
@@ -186,8 +215,14 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
             from ..pipeline.outputs import OutputError
 
             try:
-                _write_exec_trace(args, trace, source, cfg, executor.run,
-                                  {"type": "Interrupted", "message": "interrupted by a signal"})
+                _write_exec_trace(
+                    args,
+                    trace,
+                    source,
+                    cfg,
+                    executor.run,
+                    {"type": "Interrupted", "message": "interrupted by a signal"},
+                )
             except OutputError as e:
                 Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + text(str(e)))
         raise
@@ -207,8 +242,9 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
     if run.error is not None:
         console.print(f"[red]Error:[/red] {markup(run.error)}", highlight=False)
     else:
-        console.print(f"[bold green]final_answer[/bold green] = {markup(repr(run.env.get('final_answer')))}",
-                      highlight=False)
+        console.print(
+            f"[bold green]final_answer[/bold green] = {markup(repr(run.env.get('final_answer')))}", highlight=False
+        )
     if unsaved is not None:
         Console(stderr=True, soft_wrap=True).print(Text("error: ", style="red") + Text(str(unsaved)))
         return EXIT_RUNTIME
@@ -268,19 +304,26 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         show_program(console, final.program)
     console.print(step_table([e for e in events if e.kind not in ("plan", "decompose")], title="Recorded steps"))
     if report.ok:
-        console.print(f"[green]replay OK[/green]: {report.steps_compared} steps reproduced, final answer "
-                      f"{markup(repr(report.final_answer_replayed))}", highlight=False)
+        console.print(
+            f"[green]replay OK[/green]: {report.steps_compared} steps reproduced, final answer "
+            f"{markup(repr(report.final_answer_replayed))}",
+            highlight=False,
+        )
         return EXIT_OK
     table = Table("step", "field", "recorded", "replayed", title="Differences", title_justify="left")
     for d in report.diffs[:50]:
         table.add_row(str(d.step), text(d.field), text(str(d.recorded)[:80]), text(str(d.replayed)[:80]))
     console.print(table)
-    console.print(f"final answer: recorded {markup(repr(report.final_answer_recorded))}, replayed "
-                  f"{markup(repr(report.final_answer_replayed))}", highlight=False)
+    console.print(
+        f"final answer: recorded {markup(repr(report.final_answer_recorded))}, replayed "
+        f"{markup(repr(report.final_answer_replayed))}",
+        highlight=False,
+    )
     if args.live and report.new_error:  # the current tools failed where the recording did not
         Console(stderr=True, soft_wrap=True).print(
-            Text("error: ", style="red") + text(f"the live replay failed: {report.error.get('type')}: "
-                                                f"{report.error.get('message')}"))
+            Text("error: ", style="red")
+            + text(f"the live replay failed: {report.error.get('type')}: {report.error.get('message')}")
+        )
         return EXIT_RUNTIME
     if args.live:
         return EXIT_OK
@@ -290,13 +333,27 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
 
 # replay flags: the what-if settings (honoured with --live), and those that only choose the live tools
 _WHAT_IF_FLAGS = {"topk": "--topk", "boosted_topk": "--boosted-topk", "policy": "--policy", "parallel": "--parallel"}
-_LIVE_ONLY_FLAGS = {"llm_url": "--llm-url", "llm_model": "--llm-model", "plan_llm_url": "--plan-llm-url",
-                    "plan_llm_model": "--plan-llm-model", "model": "--model", "timeout": "--timeout",
-                    "no_grammar": "--no-grammar", "plan_grammar": "--plan-grammar", "retriever_url": "--retriever-url",
-                    "index": "--index", "config": "--config", "threads": "--threads", "n_ctx": "--n-ctx",
-                    "omp_wait_policy": "--omp-wait-policy", "no_prompt_cache": "--no-prompt-cache",
-                    "deadline": "--deadline", "retriever_timeout": "--retriever-timeout",
-                    "retriever_retries": "--retriever-retries", "breaker_failures": "--fail-after"}
+_LIVE_ONLY_FLAGS = {
+    "llm_url": "--llm-url",
+    "llm_model": "--llm-model",
+    "plan_llm_url": "--plan-llm-url",
+    "plan_llm_model": "--plan-llm-model",
+    "model": "--model",
+    "timeout": "--timeout",
+    "no_grammar": "--no-grammar",
+    "plan_grammar": "--plan-grammar",
+    "retriever_url": "--retriever-url",
+    "index": "--index",
+    "config": "--config",
+    "threads": "--threads",
+    "n_ctx": "--n-ctx",
+    "omp_wait_policy": "--omp-wait-policy",
+    "no_prompt_cache": "--no-prompt-cache",
+    "deadline": "--deadline",
+    "retriever_timeout": "--retriever-timeout",
+    "retriever_retries": "--retriever-retries",
+    "breaker_failures": "--fail-after",
+}
 
 
 def replay_overrides(args: argparse.Namespace) -> dict:
@@ -310,17 +367,34 @@ def replay_overrides(args: argparse.Namespace) -> dict:
     flags = {**_WHAT_IF_FLAGS, **_LIVE_ONLY_FLAGS}
     given = [flag for k, flag in flags.items() if getattr(args, k, None) not in (None, False)]
     if given:
-        raise UsageError(f"{', '.join(given)} need --live: without it every call is answered from the recording "
-                         "with the recorded settings; with --live it is a what-if run against the current tools")
+        raise UsageError(
+            f"{', '.join(given)} need --live: without it every call is answered from the recording "
+            "with the recorded settings; with --live it is a what-if run against the current tools"
+        )
     return overrides
 
 
 def vllm_command(args: argparse.Namespace) -> list[str]:
     port = args.port or VLLM_PORTS[args.role]
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", args.model, "--host", args.host,
-           "--port", str(port), "--served-model-name", args.model, "--tensor-parallel-size",
-           str(args.tensor_parallel_size), "--max-model-len", str(args.max_model_len),
-           "--generation-config", "vllm"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        args.model,
+        "--host",
+        args.host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        args.model,
+        "--tensor-parallel-size",
+        str(args.tensor_parallel_size),
+        "--max-model-len",
+        str(args.max_model_len),
+        "--generation-config",
+        "vllm",
+    ]
     if getattr(args, "adapter", None):  # LoRA adapters, requested by their NAME (pyrag-dsl rl train)
         cmd += ["--enable-lora", "--lora-modules", *args.adapter, "--max-lora-rank", str(args.max_lora_rank)]
     return cmd + list(args.vllm_args or [])
@@ -340,29 +414,49 @@ def cmd_serve_llm(args: argparse.Namespace, console: Console) -> int:
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
-        raise UsageError("vLLM is not installed (it needs a GPU): pip install 'pyrag-dsl[vllm]'; "
-                         "--dry-run prints the command")
-    console.print(f"starting vLLM for the {args.role} role on {url}; then export {env_hint}_BASE_URL={url} "
-                  f"{env_hint}_MODEL={served}", highlight=False)
+        raise UsageError(
+            "vLLM is not installed (it needs a GPU): pip install 'pyrag-dsl[vllm]'; --dry-run prints the command"
+        )
+    console.print(
+        f"starting vLLM for the {args.role} role on {url}; then export {env_hint}_BASE_URL={url} "
+        f"{env_hint}_MODEL={served}",
+        highlight=False,
+    )
     return subprocess.call(cmd)
 
 
 def add_pipeline_commands(sub) -> None:
     from .trace_cmds import add_otel_flags
 
-    p = sub.add_parser("run", help="answer questions: decompose, plan, execute, repair, adaptive retrieval",
-                       description="Answer each question of a file (one per line; - for stdin). Writes "
-                       "OUTPUT_DIR/<timestamp>/<n>/ with generated_code.py, trace.jsonl and result.json.")
-    p.add_argument("questions", help="questions file, one per line, or - for standard input; JSON Lines rows "
-                   "with a \"question\" key (an eval data file) work too")
+    p = sub.add_parser(
+        "run",
+        help="answer questions: decompose, plan, execute, repair, adaptive retrieval",
+        description="Answer each question of a file (one per line; - for stdin). Writes "
+        "OUTPUT_DIR/<timestamp>/<n>/ with generated_code.py, trace.jsonl and result.json.",
+    )
+    p.add_argument(
+        "questions",
+        help="questions file, one per line, or - for standard input; JSON Lines rows "
+        'with a "question" key (an eval data file) work too',
+    )
     p.add_argument("--output-dir", help="where results go (default: $OUTPUT_DIR or ./outputs)")
     p.add_argument("--json", action="store_true", help="print results as JSON Lines instead of tables")
-    p.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="questions in flight (default 1); results are still saved and printed in input order")
-    p.add_argument("--llm-inflight", type=int, metavar="N",
-                   help="cap on requests in flight to each LLM server (default: --concurrency)")
-    p.add_argument("--retrieval-inflight", type=int, metavar="N",
-                   help="cap on requests in flight to the retriever (default: none)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="questions in flight (default 1); results are still saved and printed in input order",
+    )
+    p.add_argument(
+        "--llm-inflight",
+        type=int,
+        metavar="N",
+        help="cap on requests in flight to each LLM server (default: --concurrency)",
+    )
+    p.add_argument(
+        "--retrieval-inflight", type=int, metavar="N", help="cap on requests in flight to the retriever (default: none)"
+    )
     add_llm_flags(p)
     p.set_defaults(func=cmd_run)
     add_otel_flags(p)
@@ -374,28 +468,39 @@ def add_pipeline_commands(sub) -> None:
     p.set_defaults(func=cmd_exec)
     add_otel_flags(p)
 
-    p = sub.add_parser("replay", help="re-execute a recorded run with its recorded tool outputs",
-                       description="Render a recorded run (trace.jsonl) and re-execute its program with the "
-                       "recorded tool outputs: no LLM and no retriever. Exits 1 with a step-level diff when the "
-                       "replay does not reproduce the recording.")
+    p = sub.add_parser(
+        "replay",
+        help="re-execute a recorded run with its recorded tool outputs",
+        description="Render a recorded run (trace.jsonl) and re-execute its program with the "
+        "recorded tool outputs: no LLM and no retriever. Exits 1 with a step-level diff when the "
+        "replay does not reproduce the recording.",
+    )
     p.add_argument("trace", help="trace.jsonl from an outputs directory")
     p.add_argument("--live", action="store_true", help="re-run against the current tools and show the diff")
     p.add_argument("--step", type=int, help="print one step in full")
     add_llm_flags(p)
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("serve-llm", help="start vLLM's OpenAI-compatible server for a role (GPU)",
-                       description="Start vLLM with the settings the pipeline expects: the Plan role on port "
-                       "8336, Decompose/Answer on 8337, as in the reference. Needs 'pip install pyrag-dsl[vllm]'.")
+    p = sub.add_parser(
+        "serve-llm",
+        help="start vLLM's OpenAI-compatible server for a role (GPU)",
+        description="Start vLLM with the settings the pipeline expects: the Plan role on port "
+        "8336, Decompose/Answer on 8337, as in the reference. Needs 'pip install pyrag-dsl[vllm]'.",
+    )
     p.add_argument("--role", choices=("plan", "answer"), required=True)
-    p.add_argument("--model", required=True, help="e.g. Qwen/Qwen2.5-Coder-7B-Instruct (plan), "
-                   "Qwen/Qwen2.5-7B-Instruct (answer)")
+    p.add_argument(
+        "--model", required=True, help="e.g. Qwen/Qwen2.5-Coder-7B-Instruct (plan), Qwen/Qwen2.5-7B-Instruct (answer)"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, help="default: 8336 for plan, 8337 for answer")
     p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--max-model-len", type=int, default=8192)
-    p.add_argument("--adapter", action="append", metavar="NAME=PATH",
-                   help="serve a LoRA adapter under NAME (requests use model NAME); repeatable")
+    p.add_argument(
+        "--adapter",
+        action="append",
+        metavar="NAME=PATH",
+        help="serve a LoRA adapter under NAME (requests use model NAME); repeatable",
+    )
     p.add_argument("--max-lora-rank", type=int, default=64, help="largest LoRA rank to serve (default 64)")
     p.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     p.add_argument("vllm_args", nargs=argparse.REMAINDER, help="extra arguments for vLLM after --")

@@ -35,16 +35,26 @@ def step_table(trace: list[TraceEvent], title: str = "Execution") -> Table:
         elif isinstance(e, ErrorEvent):
             table.add_row(str(n), "", text(e.error.get("type"), "red"), _short(e.error.get("message"), 120), "")
         elif e.kind == "adaptive_retry":
-            table.add_row(str(n), "", f"[yellow]adaptive retry[/yellow] topk={e.topk}",
-                          _short(f"{e.target} was {e.answer!r}; re-running statements {e.rerun}", 200), "")
+            table.add_row(
+                str(n),
+                "",
+                f"[yellow]adaptive retry[/yellow] topk={e.topk}",
+                _short(f"{e.target} was {e.answer!r}; re-running statements {e.rerun}", 200),
+                "",
+            )
         elif e.kind == "repair":
             table.add_row(str(n), "", f"[yellow]repair {e.round}[/yellow]", f"{len(e.errors)} error(s) sent back", "")
     return table
 
 
 def show_program(console: Console, source: str, title: str = "Program") -> None:
-    console.print(Panel(Syntax(plain(source.rstrip("\n")), "python", line_numbers=True, word_wrap=True), title=title,
-                        title_align="left"))
+    console.print(
+        Panel(
+            Syntax(plain(source.rstrip("\n")), "python", line_numbers=True, word_wrap=True),
+            title=title,
+            title_align="left",
+        )
+    )
 
 
 def show_result(console: Console, result) -> None:
@@ -54,17 +64,30 @@ def show_result(console: Console, result) -> None:
         for i, q in enumerate(result.sub_queries, 1):
             console.print(f"  {i}. {plain(q)}", highlight=False, markup=False)
     if result.generated_code:
-        show_program(console, result.generated_code,
-                     f"Program (repair rounds: {result.repair_rounds})" if result.repair_rounds else "Program")
+        show_program(
+            console,
+            result.generated_code,
+            f"Program (repair rounds: {result.repair_rounds})" if result.repair_rounds else "Program",
+        )
     console.print(step_table(result.trace))
     if result.error:
-        console.print(f"[red]Error:[/red] {markup(result.error.get('type'))}: {markup(result.error.get('message'))}",
-                      highlight=False)
+        console.print(
+            f"[red]Error:[/red] {markup(result.error.get('type'))}: {markup(result.error.get('message'))}",
+            highlight=False,
+        )
     answer = result.final_answer if result.final_answer is not None else "(none)"
     extra = " (after an adaptive retry)" if result.retried_with_topk10 else ""
-    console.print(Panel(text(answer), title=f"Final answer{extra}", title_align="left", border_style="green"
-                        if result.error is None else "red"))
+    console.print(
+        Panel(
+            text(answer),
+            title=f"Final answer{extra}",
+            title_align="left",
+            border_style="green" if result.error is None else "red",
+        )
+    )
     calls = result.llm_calls
-    console.print(f"[dim]LLM calls: {calls.get('decompose', 0)} decompose, {calls.get('plan', 0)} plan, "
-                  f"{calls.get('answer', 0)} answer; retrievals: {result.retrieval_calls}; "
-                  f"{result.timings.get('total_s', 0):.1f} s[/dim]")
+    console.print(
+        f"[dim]LLM calls: {calls.get('decompose', 0)} decompose, {calls.get('plan', 0)} plan, "
+        f"{calls.get('answer', 0)} answer; retrievals: {result.retrieval_calls}; "
+        f"{result.timings.get('total_s', 0):.1f} s[/dim]"
+    )

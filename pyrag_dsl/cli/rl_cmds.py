@@ -15,13 +15,17 @@ from .common import EXIT_INVALID, EXIT_OK, UsageError
 
 
 def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
-    from ..rl.data import SETS, BuildError, BuildOptions, Builder, write_sets
+    from ..rl.data import SETS, Builder, BuildError, BuildOptions, write_sets
     from ..rl.sources import SourceError, read_qa, read_records
 
     try:
-        options = BuildOptions(sets=tuple(args.sets.split(",")) if args.sets else tuple(SETS),
-                               val_fraction=args.val_fraction, seed=args.seed,
-                               topks=tuple(int(k) for k in args.topks.split(",")), correct_if=args.correct_if)
+        options = BuildOptions(
+            sets=tuple(args.sets.split(",")) if args.sets else tuple(SETS),
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            topks=tuple(int(k) for k in args.topks.split(",")),
+            correct_if=args.correct_if,
+        )
         qa = [item for path in args.qa or [] for item in read_qa(path)]
         records, skipped = [], 0
         for path in args.records or []:
@@ -42,9 +46,16 @@ def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
         rows, reports = Builder(options, retriever).build(qa, records)
     except BuildError as e:
         raise UsageError(str(e)) from None
-    inputs = {"qa": args.qa or [], "records": args.records or [], "skipped_records": skipped,
-              "seed": args.seed, "val_fraction": args.val_fraction, "topks": list(options.topks),
-              "correct_if": options.correct_if, "retriever": args.retriever_url or args.index or "embedded"}
+    inputs = {
+        "qa": args.qa or [],
+        "records": args.records or [],
+        "skipped_records": skipped,
+        "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "topks": list(options.topks),
+        "correct_if": options.correct_if,
+        "retriever": args.retriever_url or args.index or "embedded",
+    }
     summary = write_sets(rows, reports, out, inputs)
     table = Table("set", "train", "val", "dropped (why)")
     for name, s in summary["sets"].items():
@@ -73,12 +84,23 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from ..rl.launch import LaunchError, plan_stage
 
     try:
-        plan = plan_stage(args.stage, args.model, Path(args.data), adapter=args.adapter,
-                          answer_adapter=args.answer_adapter, plan_adapter=args.plan_adapter,
-                          answer_url=args.answer_url, plan_url=args.plan_url, retriever_url=args.retriever_url,
-                          n_gpus_per_node=args.n_gpus_per_node, nnodes=args.nnodes, output_dir=args.output_dir,
-                          sets=_kv(args.set, "--set"), reward_kwargs=_kv(args.reward, "--reward"),
-                          check_files=not args.dry_run)
+        plan = plan_stage(
+            args.stage,
+            args.model,
+            Path(args.data),
+            adapter=args.adapter,
+            answer_adapter=args.answer_adapter,
+            plan_adapter=args.plan_adapter,
+            answer_url=args.answer_url,
+            plan_url=args.plan_url,
+            retriever_url=args.retriever_url,
+            n_gpus_per_node=args.n_gpus_per_node,
+            nnodes=args.nnodes,
+            output_dir=args.output_dir,
+            sets=_kv(args.set, "--set"),
+            reward_kwargs=_kv(args.reward, "--reward"),
+            check_files=not args.dry_run,
+        )
     except LaunchError as e:
         raise UsageError(str(e)) from None
     if args.check_config:
@@ -101,8 +123,9 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     import importlib.util
 
     if importlib.util.find_spec("verl") is None:
-        raise UsageError("verl is not installed (GPU machines: pip install 'pyrag-dsl[verl]'); --dry-run prints "
-                         "the command")
+        raise UsageError(
+            "verl is not installed (GPU machines: pip install 'pyrag-dsl[verl]'); --dry-run prints the command"
+        )
     _check_endpoints(plan)
     console.print(f"starting verl GRPO for the {args.stage} stage", highlight=False)
     return subprocess.call(plan.command(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -118,15 +141,20 @@ def _check_endpoints(plan) -> None:
             names = {m.get("id") for m in models.get("data", [])}
         except (httpx.HTTPError, ValueError) as e:
             serve = " ".join(endpoint.serve_command(plan.overrides["actor_rollout_ref.model.path"]))
-            raise UsageError(f"the frozen {endpoint.role} agent at {endpoint.url} does not answer ({e}); start it "
-                             f"with: {serve}") from None
+            raise UsageError(
+                f"the frozen {endpoint.role} agent at {endpoint.url} does not answer ({e}); start it with: {serve}"
+            ) from None
         if endpoint.model not in names:
-            raise UsageError(f"the frozen {endpoint.role} agent at {endpoint.url} serves {sorted(names)}, not "
-                             f"{endpoint.model!r}")
+            raise UsageError(
+                f"the frozen {endpoint.role} agent at {endpoint.url} serves {sorted(names)}, not {endpoint.model!r}"
+            )
     if plan.retriever_url:
         try:
-            httpx.post(plan.retriever_url.rstrip("/") + "/retrieve",
-                       json={"queries": ["test"], "topk": 1, "return_scores": True}, timeout=30).raise_for_status()
+            httpx.post(
+                plan.retriever_url.rstrip("/") + "/retrieve",
+                json={"queries": ["test"], "topk": 1, "return_scores": True},
+                timeout=30,
+            ).raise_for_status()
         except httpx.HTTPError as e:
             raise UsageError(f"the retrieval server at {plan.retriever_url} does not answer ({e})") from None
 
@@ -159,39 +187,57 @@ def cmd_merge(args: argparse.Namespace, console: Console) -> int:
 
 
 def add_rl_commands(sub) -> None:
-    p = sub.add_parser("rl", help="RL fine-tuning with verl: training data, GRPO + LoRA launch, adapters",
-                       description="RL fine-tuning of the Answer, Plan and Decompose agents with verl (GRPO + "
-                       "LoRA), in that order. See docs/rl.md.")
+    p = sub.add_parser(
+        "rl",
+        help="RL fine-tuning with verl: training data, GRPO + LoRA launch, adapters",
+        description="RL fine-tuning of the Answer, Plan and Decompose agents with verl (GRPO + "
+        "LoRA), in that order. See docs/rl.md.",
+    )
     rsub = p.add_subparsers(dest="rl_command", metavar="ACTION", required=True)
 
-    b = rsub.add_parser("build-data", help="build the four verl parquet sets from QA files and run/eval records",
-                        description="Build OUT/{answer_with_docs,answer_no_docs,plan,decompose}/{train,val}.parquet "
-                        "with the prompts the agents send at inference, and OUT/summary.json (rows kept, rows "
-                        "dropped and why).")
-    b.add_argument("--qa", action="append", metavar="FILE",
-                   help="QA JSON Lines {id, question, golden_answers}; repeatable")
-    b.add_argument("--records", action="append", metavar="PATH",
-                   help="eval records (JSON Lines), result.json files of 'pyrag-dsl run', or directories of them; "
-                   "repeatable")
+    b = rsub.add_parser(
+        "build-data",
+        help="build the four verl parquet sets from QA files and run/eval records",
+        description="Build OUT/{answer_with_docs,answer_no_docs,plan,decompose}/{train,val}.parquet "
+        "with the prompts the agents send at inference, and OUT/summary.json (rows kept, rows "
+        "dropped and why).",
+    )
+    b.add_argument(
+        "--qa", action="append", metavar="FILE", help="QA JSON Lines {id, question, golden_answers}; repeatable"
+    )
+    b.add_argument(
+        "--records",
+        action="append",
+        metavar="PATH",
+        help="eval records (JSON Lines), result.json files of 'pyrag-dsl run', or directories of them; repeatable",
+    )
     b.add_argument("--out", required=True, help="output directory")
-    b.add_argument("--sets", help="comma-separated subset of answer_with_docs,answer_no_docs,plan,decompose "
-                   "(default: all)")
+    b.add_argument(
+        "--sets", help="comma-separated subset of answer_with_docs,answer_no_docs,plan,decompose (default: all)"
+    )
     src = b.add_mutually_exclusive_group()
     src.add_argument("--retriever-url", help="retrieval server for answer_with_docs (default: the embedded corpus)")
     src.add_argument("--index", help="index directory for answer_with_docs")
     b.add_argument("--topks", default="3,5,8,10", help="top-k values drawn per question for answer_with_docs")
     b.add_argument("--val-fraction", type=float, default=0.1, help="share of questions in validation (default 0.1)")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and of the top-k draws")
-    b.add_argument("--correct-if", choices=("em", "acc", "f1"), default="em",
-                   help="when a run's prediction counts as correct for answer_no_docs (f1: F1 >= 0.5)")
+    b.add_argument(
+        "--correct-if",
+        choices=("em", "acc", "f1"),
+        default="em",
+        help="when a run's prediction counts as correct for answer_no_docs (f1: F1 >= 0.5)",
+    )
     b.add_argument("--force", action="store_true", help="write into a non-empty output directory")
     b.set_defaults(func=cmd_build_data)
 
-    t = rsub.add_parser("train", help="run (or print) verl's GRPO + LoRA training of one curriculum stage",
-                        description="Build python -m verl.trainer.main_ppo for a stage: answer, then plan, then "
-                        "decompose, each starting from the previous stage's adapter (--adapter). The plan and "
-                        "decompose rewards call the frozen agents (pyrag-dsl serve-llm, commands printed by "
-                        "--dry-run) and the retrieval server.")
+    t = rsub.add_parser(
+        "train",
+        help="run (or print) verl's GRPO + LoRA training of one curriculum stage",
+        description="Build python -m verl.trainer.main_ppo for a stage: answer, then plan, then "
+        "decompose, each starting from the previous stage's adapter (--adapter). The plan and "
+        "decompose rewards call the frozen agents (pyrag-dsl serve-llm, commands printed by "
+        "--dry-run) and the retrieval server.",
+    )
     t.add_argument("--stage", choices=("answer", "plan", "decompose"), required=True)
     t.add_argument("--model", required=True, help="base model, e.g. Qwen/Qwen2.5-7B-Instruct")
     t.add_argument("--data", required=True, help="the output directory of 'pyrag-dsl rl build-data'")
@@ -205,16 +251,26 @@ def add_rl_commands(sub) -> None:
     t.add_argument("--nnodes", type=int, default=1, help="nodes of the Ray cluster (default 1)")
     t.add_argument("--output-dir", help="checkpoints go to OUTPUT_DIR/<stage>-<model>/ (trainer.default_local_dir)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any verl key; repeatable")
-    t.add_argument("--reward", action="append", metavar="KEY=VALUE",
-                   help="a reward setting (reward_kwargs: topk, run_timeout_s, max_tool_calls, ...); repeatable")
-    t.add_argument("--check-config", action="store_true",
-                   help="compose the overrides against the installed verl's Hydra config (no GPU needed)")
+    t.add_argument(
+        "--reward",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a reward setting (reward_kwargs: topk, run_timeout_s, max_tool_calls, ...); repeatable",
+    )
+    t.add_argument(
+        "--check-config",
+        action="store_true",
+        help="compose the overrides against the installed verl's Hydra config (no GPU needed)",
+    )
     t.add_argument("--dry-run", action="store_true", help="print the commands instead of running them")
     t.set_defaults(func=cmd_train)
 
-    e = rsub.add_parser("export", help="export a verl FSDP checkpoint: merged model and its lora_adapter/",
-                        description="Run verl's model merger on CHECKPOINT (…/global_step_N/actor): OUT gets the "
-                        "merged model and OUT/lora_adapter, the adapter for the next stage and for serving.")
+    e = rsub.add_parser(
+        "export",
+        help="export a verl FSDP checkpoint: merged model and its lora_adapter/",
+        description="Run verl's model merger on CHECKPOINT (…/global_step_N/actor): OUT gets the "
+        "merged model and OUT/lora_adapter, the adapter for the next stage and for serving.",
+    )
     e.add_argument("checkpoint", help="verl checkpoint directory (…/global_step_N/actor)")
     e.add_argument("--out", required=True)
     e.add_argument("--dry-run", action="store_true", help="print the command")

@@ -37,8 +37,9 @@ def check_flags(args: argparse.Namespace) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
 
 
-def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings: Any, console: Console,
-                       status: Console) -> int:
+def cmd_run_concurrent(
+    args: argparse.Namespace, questions: list[str], settings: Any, console: Console, status: Console
+) -> int:
     """The body of `run` with --concurrency > 1 (same files, same printed lines, same exit codes)."""
     from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
     from ..pipeline.outputs import new_run_dir
@@ -65,8 +66,13 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
         def make(_n: int) -> Any:
             llm = MeteredLLM(base.llm, limits)
             plan = llm if base.plan_llm is base.llm else MeteredLLM(base.plan_llm, limits)
-            return Pipeline(llm, MeteredRetriever(base.retriever, endpoint, limits), plan_llm=plan,
-                            config=base.config, extra_tools=base.extra_tools)
+            return Pipeline(
+                llm,
+                MeteredRetriever(base.retriever, endpoint, limits),
+                plan_llm=plan,
+                config=base.config,
+                extra_tools=base.extra_tools,
+            )
 
         def on_finished(o: Outcome) -> None:
             saved[o.n] = save_result(run_dir, o.n, o.result)
@@ -79,11 +85,16 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
             res = o.result
             if quiet:
                 out = saved.get(o.n)
-                print(json.dumps({"n": o.n, "output": str(out) if out else None, **res.to_dict()},
-                                 ensure_ascii=False), flush=True)
+                print(
+                    json.dumps({"n": o.n, "output": str(out) if out else None, **res.to_dict()}, ensure_ascii=False),
+                    flush=True,
+                )
             else:
-                console.print(f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
-                              + (f"  {error_line(res.error)}" if res.error else ""), highlight=False)
+                console.print(
+                    f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
+                    + (f"  {error_line(res.error)}" if res.error else ""),
+                    highlight=False,
+                )
 
         partial: dict[int, Any] = {}
 
@@ -91,20 +102,35 @@ def cmd_run_concurrent(args: argparse.Namespace, questions: list[str], settings:
             signals.name_the_signal(o.result)
             partial[o.n] = save_result(run_dir, o.n, o.result)
             if quiet:
-                print(json.dumps({"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None,
-                                  **o.result.to_dict()}, ensure_ascii=False), flush=True)
+                print(
+                    json.dumps(
+                        {"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None, **o.result.to_dict()},
+                        ensure_ascii=False,
+                    ),
+                    flush=True,
+                )
 
         stop = threading.Event()
         try:
-            run_questions(make, questions, args.concurrency, on_finished=on_finished, on_ordered=on_ordered,
-                          on_interrupted=on_interrupted, stop=stop)
+            run_questions(
+                make,
+                questions,
+                args.concurrency,
+                on_finished=on_finished,
+                on_ordered=on_ordered,
+                on_interrupted=on_interrupted,
+                stop=stop,
+            )
             if session.server_crash() is not None:
                 counts["crashed"] = server_died(status, session.server_crash(), len(saved), len(questions))
         except KeyboardInterrupt:
-            status.print(f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
-                         f"finished and saved; {len(partial)} in flight saved with what they had computed "
-                         f"(question{'s' if len(partial) != 1 else ''} {', '.join(map(str, sorted(partial))) or '-'}); "
-                         "the others were not started", highlight=False)
+            status.print(
+                f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
+                f"finished and saved; {len(partial)} in flight saved with what they had computed "
+                f"(question{'s' if len(partial) != 1 else ''} {', '.join(map(str, sorted(partial))) or '-'}); "
+                "the others were not started",
+                highlight=False,
+            )
             counts["interrupted"] = signals.interrupt_exit_code()
     finally:
         session.close()

@@ -31,14 +31,21 @@ def add_otel_flags(p: argparse.ArgumentParser) -> None:
     """--otlp-endpoint and --otel-no-content on a command that answers questions; call it after the command's
     set_defaults(func=...): the command then runs with the exporter open (export_result/export_trace/
     export_record send each question's spans as it finishes)."""
-    g = p.add_argument_group("OpenTelemetry (needs the [otel] extra; env: OTEL_EXPORTER_OTLP_ENDPOINT, "
-                             "OTEL_SERVICE_NAME)")
-    g.add_argument("--otlp-endpoint", metavar="URL",
-                   help="send each question's spans (OpenInference + GenAI conventions) to this OTLP/HTTP endpoint "
-                   "when it finishes, e.g. http://127.0.0.1:6006 (Phoenix) or http://127.0.0.1:4318 (a collector)")
-    g.add_argument("--otel-no-content", action="store_true",
-                   help="leave texts out of the spans (questions, prompts, replies, passages, programs); ids, "
-                   "scores, token counts, models and times stay")
+    g = p.add_argument_group(
+        "OpenTelemetry (needs the [otel] extra; env: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME)"
+    )
+    g.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="send each question's spans (OpenInference + GenAI conventions) to this OTLP/HTTP endpoint "
+        "when it finishes, e.g. http://127.0.0.1:6006 (Phoenix) or http://127.0.0.1:4318 (a collector)",
+    )
+    g.add_argument(
+        "--otel-no-content",
+        action="store_true",
+        help="leave texts out of the spans (questions, prompts, replies, passages, programs); ids, "
+        "scores, token counts, models and times stay",
+    )
     func = p.get_default("func")
     if func is not None:
         p.set_defaults(func=_with_otel(func))
@@ -74,8 +81,10 @@ def open_sink(args: argparse.Namespace, *, required: bool = False):
     url = traces_url(flag) if flag else endpoint_from_env()
     if not url:
         if required:
-            raise UsageError("no OTLP endpoint: pass --otlp-endpoint URL (e.g. http://127.0.0.1:6006 for Phoenix) "
-                             "or set OTEL_EXPORTER_OTLP_ENDPOINT")
+            raise UsageError(
+                "no OTLP endpoint: pass --otlp-endpoint URL (e.g. http://127.0.0.1:6006 for Phoenix) "
+                "or set OTEL_EXPORTER_OTLP_ENDPOINT"
+            )
         return None
     if not url.startswith(("http://", "https://")):
         raise UsageError(f"--otlp-endpoint must be an http:// or https:// URL, got {flag or url!r}")
@@ -84,8 +93,10 @@ def open_sink(args: argparse.Namespace, *, required: bool = False):
     except OtelUnavailable as e:
         if flag or required:
             raise UsageError(str(e)) from None
-        _err().print(Text("warning: ", style="yellow") + text(f"OTEL_EXPORTER_OTLP_ENDPOINT is set, but {e}; "
-                                                              "running without exporting spans"))
+        _err().print(
+            Text("warning: ", style="yellow")
+            + text(f"OTEL_EXPORTER_OTLP_ENDPOINT is set, but {e}; running without exporting spans")
+        )
         return None
     from ..observe.otel import OtelSink
 
@@ -108,8 +119,10 @@ def _export(send: Callable[[Any], bool]) -> None:
         sink.last_error = f"{type(e).__name__}: {e}"
         first_failure = sink.failed == 1
     if first_failure:
-        _err().print(Text("warning: ", style="yellow") + text(f"spans not exported to {sink.endpoint}: "
-                                                              f"{sink.last_error} (the run goes on)"))
+        _err().print(
+            Text("warning: ", style="yellow")
+            + text(f"spans not exported to {sink.endpoint}: {sink.last_error} (the run goes on)")
+        )
 
 
 def export_result(result: Any) -> None:
@@ -131,12 +144,19 @@ def export_record(out_dir: Path, record: dict[str, Any]) -> None:
 
 def _report(sink: Any) -> None:
     if sink.failed:
-        _err().print(Text("warning: ", style="yellow") + text(
-            f"OpenTelemetry: {sink.failed} question trace(s) not exported to {sink.endpoint} "
-            f"({sink.exported} sent); last error: {sink.last_error}"))
+        _err().print(
+            Text("warning: ", style="yellow")
+            + text(
+                f"OpenTelemetry: {sink.failed} question trace(s) not exported to {sink.endpoint} "
+                f"({sink.exported} sent); last error: {sink.last_error}"
+            )
+        )
     elif sink.exported:
-        _err().print(f"[dim]OpenTelemetry: {sink.exported} question trace(s), {sink.spans_sent} spans sent to "
-                     f"{markup(sink.endpoint)}[/dim]", highlight=False)
+        _err().print(
+            f"[dim]OpenTelemetry: {sink.exported} question trace(s), {sink.spans_sent} spans sent to "
+            f"{markup(sink.endpoint)}[/dim]",
+            highlight=False,
+        )
 
 
 def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
@@ -159,13 +179,15 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
                 unreadable += 1
                 continue
             if not sink.export(header, events):
-                _err().print(Text("error: ", style="red") + text(f"{f}: not exported to {sink.endpoint}: "
-                                                                 f"{sink.last_error}"))
+                _err().print(
+                    Text("error: ", style="red") + text(f"{f}: not exported to {sink.endpoint}: {sink.last_error}")
+                )
     finally:
         sink.close()
     if sink.exported:
-        console.print(f"exported {sink.exported} trace(s), {sink.spans_sent} spans, to {markup(sink.endpoint)}",
-                      highlight=False)
+        console.print(
+            f"exported {sink.exported} trace(s), {sink.spans_sent} spans, to {markup(sink.endpoint)}", highlight=False
+        )
     if sink.failed:
         _err().print(Text("error: ", style="red") + text(f"{sink.failed} of {len(files)} trace(s) not exported"))
         return EXIT_RUNTIME
@@ -186,25 +208,40 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Any]]:
 
 
 def add_trace_commands(sub) -> None:
-    p = sub.add_parser("trace", help="recorded traces: export them as OpenTelemetry spans",
-                       description="Work with recorded traces (trace.jsonl).")
+    p = sub.add_parser(
+        "trace",
+        help="recorded traces: export them as OpenTelemetry spans",
+        description="Work with recorded traces (trace.jsonl).",
+    )
     tsub = p.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
-    e = tsub.add_parser("export", help="send recorded traces to an OTLP/HTTP endpoint (Phoenix, a collector...)",
-                        description="Send recorded runs as OpenTelemetry spans, one trace per question, with the "
-                        "OpenInference conventions (CHAIN question, LLM calls with token counts, RETRIEVER calls "
-                        "with their documents, TOOL calls) and the GenAI attributes; span times are the recorded "
-                        "ones, so a run looks as it did live. Needs the [otel] extra.",
-                        epilog="Example: pyrag-dsl trace export outputs/20250101-120000 --otlp-endpoint "
-                        "http://127.0.0.1:6006")
-    e.add_argument("paths", nargs="+", metavar="TRACE.jsonl|DIR",
-                   help="trace files, question directories (with trace.jsonl), or run / eval directories (every "
-                   "trace.jsonl under them)")
+    e = tsub.add_parser(
+        "export",
+        help="send recorded traces to an OTLP/HTTP endpoint (Phoenix, a collector...)",
+        description="Send recorded runs as OpenTelemetry spans, one trace per question, with the "
+        "OpenInference conventions (CHAIN question, LLM calls with token counts, RETRIEVER calls "
+        "with their documents, TOOL calls) and the GenAI attributes; span times are the recorded "
+        "ones, so a run looks as it did live. Needs the [otel] extra.",
+        epilog="Example: pyrag-dsl trace export outputs/20250101-120000 --otlp-endpoint http://127.0.0.1:6006",
+    )
+    e.add_argument(
+        "paths",
+        nargs="+",
+        metavar="TRACE.jsonl|DIR",
+        help="trace files, question directories (with trace.jsonl), or run / eval directories (every "
+        "trace.jsonl under them)",
+    )
     g = e.add_argument_group("OpenTelemetry (env: OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME)")
-    g.add_argument("--otlp-endpoint", metavar="URL",
-                   help="OTLP/HTTP endpoint: a base URL (http://127.0.0.1:6006, http://127.0.0.1:4318) or the "
-                   ".../v1/traces URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
-    g.add_argument("--otel-no-content", action="store_true",
-                   help="leave texts out (questions, prompts, replies, passages, programs)")
+    g.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="OTLP/HTTP endpoint: a base URL (http://127.0.0.1:6006, http://127.0.0.1:4318) or the "
+        ".../v1/traces URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    g.add_argument(
+        "--otel-no-content",
+        action="store_true",
+        help="leave texts out (questions, prompts, replies, passages, programs)",
+    )
     e.set_defaults(func=cmd_trace_export)
 
 

@@ -10,12 +10,20 @@ from .errors import ConfigError
 from .limits import MAX_TOPK, check_topk
 
 _LAZY = {
-    "Settings": "settings", "LLMSettings": "settings", "RetrieverSettings": "settings",
-    "PipelineSettings": "settings", "LlamaSettings": "settings", "BreakerSettings": "settings",
+    "Settings": "settings",
+    "LLMSettings": "settings",
+    "RetrieverSettings": "settings",
+    "PipelineSettings": "settings",
+    "LlamaSettings": "settings",
+    "BreakerSettings": "settings",
     "load_config_file": "files",
-    "RetryPolicy": "retry", "CircuitBreaker": "retry", "EndpointUnavailable": "retry", "breaker_for": "retry",
+    "RetryPolicy": "retry",
+    "CircuitBreaker": "retry",
+    "EndpointUnavailable": "retry",
+    "breaker_for": "retry",
     "configure_breakers": "retry",
-    "Deadline": "deadline", "DeadlineExceeded": "deadline",
+    "Deadline": "deadline",
+    "DeadlineExceeded": "deadline",
 }
 
 

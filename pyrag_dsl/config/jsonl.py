@@ -130,5 +130,4 @@ def dumps(obj: Any, indent: int | None = None) -> str:
     return escape_breaks(text)
 
 
-__all__ = ["BOM", "JsonError", "MAX_JSON_DEPTH", "depth", "dumps", "escape_breaks", "lines", "loads",
-           "value_depth"]
+__all__ = ["BOM", "JsonError", "MAX_JSON_DEPTH", "depth", "dumps", "escape_breaks", "lines", "loads", "value_depth"]

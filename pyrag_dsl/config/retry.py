@@ -46,8 +46,13 @@ class CircuitBreaker:
     opens: calls raise EndpointUnavailable at once for `cooldown_s`; then one call may try (others still fail
     fast); a success closes it."""
 
-    def __init__(self, endpoint: str, failures: int = D.BREAKER_FAILURES, cooldown_s: float = D.BREAKER_COOLDOWN_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        failures: int = D.BREAKER_FAILURES,
+        cooldown_s: float = D.BREAKER_COOLDOWN_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.endpoint = endpoint
         self.failures = failures
         self.cooldown_s = cooldown_s
@@ -153,8 +158,14 @@ class RetryPolicy:
     def delay(self, retry: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
 
-    def call(self, send: Callable[[float], T], *, timeout_s: float, breaker: Optional[CircuitBreaker] = None,
-             sleep: Callable[[float], None] = time.sleep) -> T:
+    def call(
+        self,
+        send: Callable[[float], T],
+        *,
+        timeout_s: float,
+        breaker: Optional[CircuitBreaker] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
         """`send(timeout)` until it returns. A TransientError is retried (and counted by the breaker); any other
         exception propagates at once (the endpoint answered, so the breaker counts a success). Raises
         RetriesExhausted, EndpointUnavailable, or DeadlineExceeded when the question's deadline passes."""
@@ -197,5 +208,13 @@ class RetryPolicy:
         raise RetriesExhausted(last, self.retries + 1)
 
 
-__all__ = ["CircuitBreaker", "EndpointUnavailable", "RetriesExhausted", "RetryPolicy", "TransientError",
-           "breaker_for", "configure_breakers", "wait_for_open_breakers"]
+__all__ = [
+    "CircuitBreaker",
+    "EndpointUnavailable",
+    "RetriesExhausted",
+    "RetryPolicy",
+    "TransientError",
+    "breaker_for",
+    "configure_breakers",
+    "wait_for_open_breakers",
+]

@@ -84,8 +84,11 @@ class LLMSettings(_Section):
 
     def client_fields(self) -> dict[str, Any]:
         """The fields of agents.LLMConfig (unset URL and model take the reference's defaults)."""
-        return {**self.model_dump(), "base_url": self.base_url or DEFAULT_LLM_URL,
-                "model": self.model or DEFAULT_LLM_MODEL}
+        return {
+            **self.model_dump(),
+            "base_url": self.base_url or DEFAULT_LLM_URL,
+            "model": self.model or DEFAULT_LLM_MODEL,
+        }
 
 
 class RetrieverSettings(_Section):
@@ -165,8 +168,7 @@ class BreakerSettings(_Section):
     cooldown_s: float = Field(D.BREAKER_COOLDOWN_S, ge=0, le=86_400)
 
 
-_LAYERS: contextvars.ContextVar[Optional[tuple[dict, dict]]] = contextvars.ContextVar("pyrag_dsl_layers",
-                                                                                       default=None)
+_LAYERS: contextvars.ContextVar[Optional[tuple[dict, dict]]] = contextvars.ContextVar("pyrag_dsl_layers", default=None)
 
 
 class _DictSource(PydanticBaseSettingsSource):
@@ -197,8 +199,9 @@ class Settings(BaseSettings):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         layers = _LAYERS.get()
         file_data, env_data = layers if layers is not None else ({}, reference_env(os.environ))
         return init_settings, _DictSource(settings_cls, file_data), _DictSource(settings_cls, env_data)
@@ -242,8 +245,13 @@ class Settings(BaseSettings):
         return None if self.plan_llm is None else self.plan_llm.client_fields()
 
     @classmethod
-    def resolve(cls, *, config_file: Optional[str] = None, flags: Optional[Mapping[str, Any]] = None,
-                environ: Optional[Mapping[str, str]] = None) -> "Settings":
+    def resolve(
+        cls,
+        *,
+        config_file: Optional[str] = None,
+        flags: Optional[Mapping[str, Any]] = None,
+        environ: Optional[Mapping[str, str]] = None,
+    ) -> "Settings":
         """Flags (argparse dest names, see FLAGS; None means not given) win over the config file, which wins
         over the environment. Raises ConfigError with one line naming the bad key."""
         env = reference_env(os.environ if environ is None else environ)
@@ -262,10 +270,14 @@ class Settings(BaseSettings):
 
 # -- the reference's environment variables ------------------------------------------------------------
 ENV_VARS: dict[str, tuple[str, ...]] = {
-    "LLM_BASE_URL": ("llm", "base_url"), "LLM_MODEL": ("llm", "model"), "LLM_API_KEY": ("llm", "api_key"),
-    "PLAN_LLM_BASE_URL": ("plan_llm", "base_url"), "PLAN_LLM_MODEL": ("plan_llm", "model"),
+    "LLM_BASE_URL": ("llm", "base_url"),
+    "LLM_MODEL": ("llm", "model"),
+    "LLM_API_KEY": ("llm", "api_key"),
+    "PLAN_LLM_BASE_URL": ("plan_llm", "base_url"),
+    "PLAN_LLM_MODEL": ("plan_llm", "model"),
     "PLAN_LLM_API_KEY": ("plan_llm", "api_key"),
-    "ENABLE_THINKING": ("llm", "enable_thinking"), "OUTPUT_DIR": ("output_dir",),
+    "ENABLE_THINKING": ("llm", "enable_thinking"),
+    "OUTPUT_DIR": ("output_dir",),
 }
 
 
@@ -364,10 +376,12 @@ class _Layers:
                 a = [p for p in group_a if _has(data, p)]
                 b = [p for p in group_b if _has(data, p)]
                 if a and b:
-                    raise ConfigError(f"{self.name(layer, a[0])} and {self.name(layer, b[0])} were both given; pick one")
+                    raise ConfigError(
+                        f"{self.name(layer, a[0])} and {self.name(layer, b[0])} were both given; pick one"
+                    )
                 if a or b:
-                    for _, lower in layers[i + 1:]:
-                        for path in (group_b if a else group_a):
+                    for _, lower in layers[i + 1 :]:
+                        for path in group_b if a else group_a:
                             _delete(lower, path)
                     break
 
@@ -389,8 +403,16 @@ class _Layers:
         others = {self.origin(tuple(e["loc"])) for e in errors[1:] if e["loc"]} - {where}  # one flag, two keys
         n = len(others) + sum(1 for e in errors[1:] if not e["loc"])
         named = sorted(others)[:3]
-        more = (f" (and {n} more problem{'s' if n > 1 else ''}" + (f": {', '.join(named)}" if named else "")
-                + ("..." if len(others) > 3 else "") + ")") if n else ""
+        more = (
+            (
+                f" (and {n} more problem{'s' if n > 1 else ''}"
+                + (f": {', '.join(named)}" if named else "")
+                + ("..." if len(others) > 3 else "")
+                + ")"
+            )
+            if n
+            else ""
+        )
         if not loc:  # a check across settings
             ctx = first.get("ctx") or {}
             return f"settings: {ctx.get('error', first['msg'])}{more}"
@@ -401,7 +423,7 @@ class _Layers:
             return f"{where}: unknown {what}; known: {known}{more}"
         if first["type"] == "value_error":
             expected = str((first.get("ctx") or {}).get("error", first["msg"]))
-            expected = expected[len("must be "):] if expected.startswith("must be ") else expected
+            expected = expected[len("must be ") :] if expected.startswith("must be ") else expected
         else:
             expected = _expected(_field_at(Settings, loc))
         return f"{where}: must be {expected}, got {_show(first['input'])}{more}"
@@ -480,12 +502,16 @@ def _expected(field: Optional[FieldInfo]) -> str:
     if origin is list:
         return "a list of strings"
     base = {int: "an integer", float: "a number", str: "a string"}.get(ann, "a valid value")
-    bounds = {type(m).__name__.lower(): getattr(m, type(m).__name__.lower()) for m in field.metadata
-              if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")}
+    bounds = {
+        type(m).__name__.lower(): getattr(m, type(m).__name__.lower())
+        for m in field.metadata
+        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
+    }
     if "ge" in bounds and "le" in bounds:
         return f"{base} from {_show(bounds['ge'])} to {_show(bounds['le'])}"
-    parts = [f"{op} {_show(bounds[k])}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-             if k in bounds]
+    parts = [
+        f"{op} {_show(bounds[k])}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if k in bounds
+    ]
     return f"{base} {' and '.join(parts)}" if parts else base
 
 
@@ -498,5 +524,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["BreakerSettings", "DEFAULT_LLM_MODEL", "DEFAULT_LLM_URL", "ENV_VARS", "FLAGS", "LlamaSettings",
-           "LLMSettings", "PipelineSettings", "RetrieverSettings", "Settings", "flags_to_tree", "reference_env"]
+__all__ = [
+    "BreakerSettings",
+    "DEFAULT_LLM_MODEL",
+    "DEFAULT_LLM_URL",
+    "ENV_VARS",
+    "FLAGS",
+    "LlamaSettings",
+    "LLMSettings",
+    "PipelineSettings",
+    "RetrieverSettings",
+    "Settings",
+    "flags_to_tree",
+    "reference_env",
+]

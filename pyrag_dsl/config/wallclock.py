@@ -25,6 +25,7 @@ def _module_of(obj: Any) -> Any:
 def _bounded_stream_class(module: Any) -> type:
     cls = _STREAM_CLASSES.get(module.__name__)
     if cls is None:
+
         class BoundedStream(module.SyncByteStream):
             def __init__(self, inner: Any, request: Any, deadline: float, limit: float) -> None:
                 self._inner, self._request, self._deadline, self._limit = inner, request, deadline, limit

@@ -48,8 +48,14 @@ class QARow:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "question": self.question, "golden_answers": list(self.golden_answers),
-                "type": self.type, "supporting_titles": list(self.supporting_titles), "metadata": self.metadata}
+        return {
+            "id": self.id,
+            "question": self.question,
+            "golden_answers": list(self.golden_answers),
+            "type": self.type,
+            "supporting_titles": list(self.supporting_titles),
+            "metadata": self.metadata,
+        }
 
 
 @dataclass
@@ -64,8 +70,14 @@ class QASet:
     selection: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "path": self.path, "sha256": self.sha256, "rows_in_source": self.total,
-                "rows_selected": len(self.rows), **self.selection}
+        return {
+            "source": self.source,
+            "path": self.path,
+            "sha256": self.sha256,
+            "rows_in_source": self.total,
+            "rows_selected": len(self.rows),
+            **self.selection,
+        }
 
 
 def builtin_path(name: str) -> Path:
@@ -101,8 +113,10 @@ def row_from_dict(obj: Any, where: str, index: int) -> QARow:
     if not isinstance(question, str) or not question.strip():
         raise DataError(where, "missing or empty 'question' (a string)")
     if len(question.strip()) > MAX_QUESTION_CHARS:
-        raise DataError(where, f"the question has {len(question.strip()):,} characters, over the "
-                               f"{MAX_QUESTION_CHARS:,}-character limit")
+        raise DataError(
+            where,
+            f"the question has {len(question.strip()):,} characters, over the {MAX_QUESTION_CHARS:,}-character limit",
+        )
     key = next((k for k in _ANSWER_KEYS if k in obj), None)
     if key is None:
         raise DataError(where, "missing 'golden_answers' (a list of strings)")
@@ -120,12 +134,19 @@ def row_from_dict(obj: Any, where: str, index: int) -> QARow:
         raise DataError(where, f"'id' must be a non-empty string or an integer, got {show(ident)}")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     qtype = obj.get("type", meta.get("type"))
-    support = next((obj[k] for k in ("supporting_titles", "supporting_facts") if k in obj),
-                   next((meta[k] for k in ("supporting_titles", "supporting_facts") if k in meta), None))
+    support = next(
+        (obj[k] for k in ("supporting_titles", "supporting_facts") if k in obj),
+        next((meta[k] for k in ("supporting_titles", "supporting_facts") if k in meta), None),
+    )
     rest = {k: v for k, v in obj.items() if k not in ("id", "_id", "question", key, "metadata")}
-    return QARow(id=str(ident), question=question.strip(), golden_answers=tuple(str(g) for g in golds),
-                 type=str(qtype) if isinstance(qtype, (str, int)) else None,
-                 supporting_titles=tuple(_titles(support)), metadata={**meta, **rest})
+    return QARow(
+        id=str(ident),
+        question=question.strip(),
+        golden_answers=tuple(str(g) for g in golds),
+        type=str(qtype) if isinstance(qtype, (str, int)) else None,
+        supporting_titles=tuple(_titles(support)),
+        metadata={**meta, **rest},
+    )
 
 
 def read_jsonl(path: Path) -> list[QARow]:
@@ -156,8 +177,9 @@ def _datasets():
     try:
         import datasets
     except ImportError:
-        raise DataError("datasets", "parquet and hub data need the 'datasets' library: "
-                        "pip install 'pyrag-dsl[eval]'") from None
+        raise DataError(
+            "datasets", "parquet and hub data need the 'datasets' library: pip install 'pyrag-dsl[eval]'"
+        ) from None
     return datasets
 
 
@@ -225,8 +247,9 @@ def check_unique(rows: Iterable[QARow], where: str) -> None:
         seen.add(row.id)
 
 
-def load_questions(spec: str, *, split: str | None = None, limit: int | None = None, sample: int | None = None,
-                   seed: int = 0) -> QASet:
+def load_questions(
+    spec: str, *, split: str | None = None, limit: int | None = None, sample: int | None = None, seed: int = 0
+) -> QASet:
     """Load, check and select QA rows from a built-in name, a local file or directory, or `hub:NAME[:CONFIG]`."""
     if spec.startswith("hub:"):
         name, _, config = spec[4:].partition(":")
@@ -244,5 +267,14 @@ def load_questions(spec: str, *, split: str | None = None, limit: int | None = N
     return QASet(rows=chosen, source=spec, path=path, sha256=sha, total=len(rows), selection=selection)
 
 
-__all__ = ["BUILTIN", "DataError", "QARow", "QASet", "builtin_path", "file_sha256", "load_questions",
-           "row_from_dict", "select"]
+__all__ = [
+    "BUILTIN",
+    "DataError",
+    "QARow",
+    "QASet",
+    "builtin_path",
+    "file_sha256",
+    "load_questions",
+    "row_from_dict",
+    "select",
+]

@@ -69,8 +69,16 @@ class Method:
 
     name = "base"
 
-    def __init__(self, llm: Any, retriever: Any, *, plan_llm: Any = None, config: Any = None,
-                 retriever_endpoint: str = "retriever", limits: EndpointLimits | None = None) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        retriever: Any,
+        *,
+        plan_llm: Any = None,
+        config: Any = None,
+        retriever_endpoint: str = "retriever",
+        limits: EndpointLimits | None = None,
+    ) -> None:
         self.llm = llm
         self.plan_llm = plan_llm or llm
         self.retriever = retriever
@@ -83,8 +91,9 @@ class Method:
         r = session.settings.retriever
         endpoint = r.url or r.index or "embedded"
         p = session.pipeline
-        return cls(p.llm, p.retriever, plan_llm=p.plan_llm, config=p.config, retriever_endpoint=str(endpoint),
-                   limits=limits)
+        return cls(
+            p.llm, p.retriever, plan_llm=p.plan_llm, config=p.config, retriever_endpoint=str(endpoint), limits=limits
+        )
 
     def _views(self) -> tuple[MeteredLLM, MeteredLLM, MeteredRetriever]:
         llm = MeteredLLM(self.llm, self.limits)
@@ -111,8 +120,9 @@ class Method:
         out.llm_calls.setdefault("total_requests", sum(c.calls for c in clients))
         return out
 
-    def _answer(self, question: str, llm: MeteredLLM, plan: MeteredLLM, retriever: MeteredRetriever,
-                out: Outcome) -> None:
+    def _answer(
+        self, question: str, llm: MeteredLLM, plan: MeteredLLM, retriever: MeteredRetriever, out: Outcome
+    ) -> None:
         raise NotImplementedError
 
     def settings(self) -> dict[str, Any]:
@@ -152,8 +162,13 @@ class VanillaMethod(Method):
         out.retrieved_docs = [{"id": d.id, "title": d.title} for d in docs]
         out.prediction = answerer(question, docs)
         out.llm_calls = {"answer": 1}
-        out.result = {"original_query": question, "method": self.name, "topk": topk,
-                      "retrieved": [d.to_json() for d in docs], "final_answer": out.prediction}
+        out.result = {
+            "original_query": question,
+            "method": self.name,
+            "topk": topk,
+            "retrieved": [d.to_json() for d in docs],
+            "final_answer": out.prediction,
+        }
 
     @staticmethod
     def settings_of(config: Any) -> dict[str, Any]:
@@ -183,5 +198,13 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "ClosedBookAgent", "DirectMethod", "Method", "Outcome", "PyragMethod", "VanillaMethod",
-           "method_class"]
+__all__ = [
+    "METHODS",
+    "ClosedBookAgent",
+    "DirectMethod",
+    "Method",
+    "Outcome",
+    "PyragMethod",
+    "VanillaMethod",
+    "method_class",
+]

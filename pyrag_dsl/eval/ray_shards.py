@@ -26,8 +26,16 @@ def shard_rows(rows: list[QARow], shards: int) -> list[list[QARow]]:
     return [rows[i::shards] for i in range(shards) if rows[i::shards]]
 
 
-def run_shard(shard: int, rows: list[dict[str, Any]], settings: Any, method_name: str, out_dir: str,
-              concurrency: int = 1, llm_inflight: int | None = None, retrieval_inflight: int | None = None) -> int:
+def run_shard(
+    shard: int,
+    rows: list[dict[str, Any]],
+    settings: Any,
+    method_name: str,
+    out_dir: str,
+    concurrency: int = 1,
+    llm_inflight: int | None = None,
+    retrieval_inflight: int | None = None,
+) -> int:
     """Body of one Ray task (also callable directly): answer `rows`, append records; returns how many."""
     from ..pipeline.batch import EndpointLimits
     from ..pipeline.session import Session
@@ -36,9 +44,17 @@ def run_shard(shard: int, rows: list[dict[str, Any]], settings: Any, method_name
     from .records import RecordWriter
     from .runner import run_rows
 
-    qrows = [QARow(id=r["id"], question=r["question"], golden_answers=tuple(r["golden_answers"]), type=r.get("type"),
-                   supporting_titles=tuple(r.get("supporting_titles") or ()), metadata=r.get("metadata") or {})
-             for r in rows]
+    qrows = [
+        QARow(
+            id=r["id"],
+            question=r["question"],
+            golden_answers=tuple(r["golden_answers"]),
+            type=r.get("type"),
+            supporting_titles=tuple(r.get("supporting_titles") or ()),
+            metadata=r.get("metadata") or {},
+        )
+        for r in rows
+    ]
     limits = EndpointLimits(llm_inflight or concurrency)
     out = Path(out_dir)
     writer = RecordWriter(out / f"records-ray-{shard:03d}.jsonl")
@@ -82,9 +98,22 @@ class RayRun:
     interrupted: bool = False
 
 
-def run_on_ray(todo: list[QARow], settings: Any, qaset: Any, out_dir: Path, config: dict[str, Any], recorded: int,
-               console: Any, *, method: str, address: str | None, shards: int | None, concurrency: int = 1,
-               llm_inflight: int | None = None, retrieval_inflight: int | None = None) -> RayRun:
+def run_on_ray(
+    todo: list[QARow],
+    settings: Any,
+    qaset: Any,
+    out_dir: Path,
+    config: dict[str, Any],
+    recorded: int,
+    console: Any,
+    *,
+    method: str,
+    address: str | None,
+    shards: int | None,
+    concurrency: int = 1,
+    llm_inflight: int | None = None,
+    retrieval_inflight: int | None = None,
+) -> RayRun:
     """Driver: shard the pending questions `todo` over Ray tasks, show progress from the record files, and
     summarise (`recorded`: the questions recorded before)."""
     started_here = not _ray().is_initialized()
@@ -92,12 +121,19 @@ def run_on_ray(todo: list[QARow], settings: Any, qaset: Any, out_dir: Path, conf
     try:
         n_shards = shards or int(ray.cluster_resources().get("CPU", 1))
         parts = shard_rows(todo, n_shards) if todo else []
-        console.print(f"eval [bold]{method}[/bold] on {qaset.source} over Ray: {len(qaset.rows)} questions, "
-                      f"{recorded} already recorded, {len(parts)} tasks; writing {out_dir}", highlight=False)
+        console.print(
+            f"eval [bold]{method}[/bold] on {qaset.source} over Ray: {len(qaset.rows)} questions, "
+            f"{recorded} already recorded, {len(parts)} tasks; writing {out_dir}",
+            highlight=False,
+        )
         task_fn = ray.remote(num_cpus=1, max_retries=0)(run_shard)
         out = str(Path(out_dir).resolve())
-        refs = [task_fn.remote(i, [r.to_dict() for r in rows], settings, method, out, concurrency, llm_inflight,
-                               retrieval_inflight) for i, rows in enumerate(parts)]
+        refs = [
+            task_fn.remote(
+                i, [r.to_dict() for r in rows], settings, method, out, concurrency, llm_inflight, retrieval_inflight
+            )
+            for i, rows in enumerate(parts)
+        ]
         run = RayRun(summary={})
         try:
             run.failures = _wait(ray, refs, Path(out_dir), f"{method} (ray)", len(qaset.rows), recorded, console)
@@ -117,8 +153,9 @@ def _wait(ray: Any, refs: list[Any], out_dir: Path, name: str, total: int, recor
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     failures: list[str] = []
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console)
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
     with bar:
         task = bar.add_task(name, total=total, completed=recorded)
         remaining = list(refs)

@@ -18,8 +18,8 @@ from typing import Any
 from ..config import jsonl
 from ..pipeline.outputs import write_result
 from .data import QARow
-from .metrics import retrieval_recall, score
 from .methods import Outcome
+from .metrics import retrieval_recall, score
 
 
 class EvalError(Exception):
@@ -157,14 +157,27 @@ def make_record(row: QARow, outcome: Outcome, method: str, trace_path: str | Non
     recall = retrieval_recall(row.supporting_titles, titles) if method != "direct" else None
     metrics["recall"] = recall
     return {
-        "id": row.id, "question": row.question, "gold": list(row.golden_answers), "type": row.type,
-        "method": method, "prediction": outcome.prediction, "metrics": metrics,
-        "sub_queries": outcome.sub_queries, "program": outcome.program, "repairs": outcome.repairs,
-        "first_program_valid": outcome.first_program_valid, "adaptive_retry": outcome.adaptive_retry,
-        "llm_calls": outcome.llm_calls, "prompt_tokens": outcome.prompt_tokens,
-        "completion_tokens": outcome.completion_tokens, "retrievals": outcome.retrievals,
-        "retrieved_titles": list(dict.fromkeys(titles)), "supporting_titles": list(row.supporting_titles),
-        "seconds": outcome.seconds, "error": outcome.error, "trace": trace_path,
+        "id": row.id,
+        "question": row.question,
+        "gold": list(row.golden_answers),
+        "type": row.type,
+        "method": method,
+        "prediction": outcome.prediction,
+        "metrics": metrics,
+        "sub_queries": outcome.sub_queries,
+        "program": outcome.program,
+        "repairs": outcome.repairs,
+        "first_program_valid": outcome.first_program_valid,
+        "adaptive_retry": outcome.adaptive_retry,
+        "llm_calls": outcome.llm_calls,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "retrievals": outcome.retrievals,
+        "retrieved_titles": list(dict.fromkeys(titles)),
+        "supporting_titles": list(row.supporting_titles),
+        "seconds": outcome.seconds,
+        "error": outcome.error,
+        "trace": trace_path,
     }
 
 
@@ -174,5 +187,13 @@ def error_record(row: QARow, method: str, error: BaseException, seconds: float) 
     return make_record(row, out, method, None)
 
 
-__all__ = ["EvalError", "RecordWriter", "error_record", "make_record", "read_records", "record_files",
-           "safe_name", "write_trace"]
+__all__ = [
+    "EvalError",
+    "RecordWriter",
+    "error_record",
+    "make_record",
+    "read_records",
+    "record_files",
+    "safe_name",
+    "write_trace",
+]

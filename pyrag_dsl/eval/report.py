@@ -71,10 +71,15 @@ def read_summary(sj: Path) -> RunSummary:
         cfg = _object(s.get("config"), "config")
         data = _object(cfg.get("data"), "config.data")
         model = _object(cfg.get("llm"), "config.llm").get("model")
-        return RunSummary(path=sj.parent, method=str(cfg.get("method", "?")), dataset=_dataset_name(cfg),
-                          overall=overall, complete=bool(s.get("complete", True)),
-                          model=None if model is None else str(model),
-                          data_sha256=None if data.get("sha256") is None else str(data["sha256"]))
+        return RunSummary(
+            path=sj.parent,
+            method=str(cfg.get("method", "?")),
+            dataset=_dataset_name(cfg),
+            overall=overall,
+            complete=bool(s.get("complete", True)),
+            model=None if model is None else str(model),
+            data_sha256=None if data.get("sha256") is None else str(data["sha256"]),
+        )
     except (ReportError, ValueError, OSError) as e:  # JsonError and UnicodeDecodeError are ValueErrors
         raise ReportError(f"{sj}: not an eval summary ({e})") from None
 
@@ -85,19 +90,42 @@ def load_runs(dirs: list[str]) -> list[RunSummary]:
         path = Path(d)
         sj = path / "summary.json" if path.is_dir() else path
         if not sj.is_file():
-            raise ReportError(f"{d}: no summary.json (is it an eval --out directory? an unfinished run gets one "
-                              "when it ends or with --resume)")
+            raise ReportError(
+                f"{d}: no summary.json (is it an eval --out directory? an unfinished run gets one "
+                "when it ends or with --resume)"
+            )
         runs.append(read_summary(sj))
     if not runs:
         raise ReportError("no runs given")
     return runs
 
 
-TABLE_FIELDS = ("n", "em", "f1", "acc", "recall", "llm_calls", "prompt_tokens", "completion_tokens", "error_rate",
-                "seconds_p50", "seconds_mean")
-_HEAD = {"n": "n", "em": "EM", "f1": "F1", "acc": "Acc", "recall": "Recall", "llm_calls": "LLM calls",
-         "prompt_tokens": "prompt tok", "completion_tokens": "compl. tok", "error_rate": "errors",
-         "seconds_p50": "p50 s", "seconds_mean": "mean s"}
+TABLE_FIELDS = (
+    "n",
+    "em",
+    "f1",
+    "acc",
+    "recall",
+    "llm_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "error_rate",
+    "seconds_p50",
+    "seconds_mean",
+)
+_HEAD = {
+    "n": "n",
+    "em": "EM",
+    "f1": "F1",
+    "acc": "Acc",
+    "recall": "Recall",
+    "llm_calls": "LLM calls",
+    "prompt_tokens": "prompt tok",
+    "completion_tokens": "compl. tok",
+    "error_rate": "errors",
+    "seconds_p50": "p50 s",
+    "seconds_mean": "mean s",
+}
 
 
 def runs_table(runs: list[RunSummary], metric: str = "em"):
@@ -110,17 +138,25 @@ def runs_table(runs: list[RunSummary], metric: str = "em"):
         table.add_column(_HEAD[f] + (" *" if f == metric else ""), justify="right")
     table.add_column("run")
     for r in sorted(runs, key=lambda r: (r.dataset, r.method)):
-        table.add_row(r.dataset, r.method + ("" if r.complete else " (partial)"), str(r.model or "-"),
-                      *(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS), str(r.path))
+        table.add_row(
+            r.dataset,
+            r.method + ("" if r.complete else " (partial)"),
+            str(r.model or "-"),
+            *(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS),
+            str(r.path),
+        )
     return table
 
 
 def to_markdown(runs: list[RunSummary]) -> str:
-    lines = ["| data | method | " + " | ".join(_HEAD[f] for f in TABLE_FIELDS) + " |",
-             "|---|---|" + "---|" * len(TABLE_FIELDS)]
+    lines = [
+        "| data | method | " + " | ".join(_HEAD[f] for f in TABLE_FIELDS) + " |",
+        "|---|---|" + "---|" * len(TABLE_FIELDS),
+    ]
     for r in sorted(runs, key=lambda r: (r.dataset, r.method)):
-        lines.append(f"| {r.dataset} | {r.method} | " + " | ".join(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS)
-                     + " |")
+        lines.append(
+            f"| {r.dataset} | {r.method} | " + " | ".join(fmt(f, r.overall.get(f)) for f in TABLE_FIELDS) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +182,7 @@ def sign_test(wins: int, losses: int) -> float:
     n = wins + losses
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -156,8 +192,11 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
 
     scores = {}
     for r in runs:
-        scores[r.path] = {rec["id"]: value for rec in read_records(r.path, repair=False)
-                          if _number(value := (rec.get("metrics") or {}).get(metric))}
+        scores[r.path] = {
+            rec["id"]: value
+            for rec in read_records(r.path, repair=False)
+            if _number(value := (rec.get("metrics") or {}).get(metric))
+        }
     out = []
     ordered = sorted(runs, key=lambda r: (r.dataset, r.method, str(r.model)))
     for a, b in combinations(ordered, 2):
@@ -168,8 +207,16 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
         if not both:
             continue
         same_model = a.model == b.model
-        out.append(Paired(data=a.dataset, a=_name(a, same_model), b=_name(b, same_model), n=len(both),
-                          a_better=sum(sa[i] > sb[i] for i in both), b_better=sum(sb[i] > sa[i] for i in both)))
+        out.append(
+            Paired(
+                data=a.dataset,
+                a=_name(a, same_model),
+                b=_name(b, same_model),
+                n=len(both),
+                a_better=sum(sa[i] > sb[i] for i in both),
+                b_better=sum(sb[i] > sa[i] for i in both),
+            )
+        )
     return out
 
 
@@ -180,8 +227,9 @@ def _name(run: RunSummary, same_model: bool) -> str:
 def paired_table(pairs: list[Paired], metric: str = "em"):
     from rich.table import Table
 
-    table = Table(title=f"paired on the same questions ({metric.upper()}; p: two-sided sign test)",
-                  title_justify="left")
+    table = Table(
+        title=f"paired on the same questions ({metric.upper()}; p: two-sided sign test)", title_justify="left"
+    )
     for col in ("data", "A", "B", "n", "A higher", "B higher", "p"):
         table.add_column(col, justify="right" if col in ("n", "A higher", "B higher", "p") else "left")
     for p in pairs:
@@ -190,7 +238,10 @@ def paired_table(pairs: list[Paired], metric: str = "em"):
 
 
 def paired_markdown(pairs: list[Paired], metric: str = "em") -> str:
-    lines = [f"| data | A | B | n | A higher ({metric.upper()}) | B higher | p (sign test) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| data | A | B | n | A higher ({metric.upper()}) | B higher | p (sign test) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     lines += [f"| {p.data} | {p.a} | {p.b} | {p.n} | {p.a_better} | {p.b_better} | {_p(p.p_value)} |" for p in pairs]
     return "\n".join(lines) + "\n"
 
@@ -226,8 +277,10 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
     ax.set_ylabel(f"{metric.upper()} (%)")
     ax.set_title(f"{metric.upper()} per method and data set")
     ax.legend()
-    for ax, cost, label in ((axes[1], "llm_calls", "mean LLM calls per question"),
-                            (axes[2], "seconds_mean", "mean seconds per question")):
+    for ax, cost, label in (
+        (axes[1], "llm_calls", "mean LLM calls per question"),
+        (axes[2], "seconds_mean", "mean seconds per question"),
+    ):
         for m in methods:
             pts = [(r.overall.get(cost), r.overall.get("em"), r.dataset) for r in runs if r.method == m]
             pts = [(x, 100 * y, d) for x, y, d in pts if x is not None and y is not None]
@@ -250,5 +303,17 @@ def plot(runs: list[RunSummary], png: Path, metric: str = "em") -> Path:
     return png
 
 
-__all__ = ["Paired", "ReportError", "RunSummary", "load_runs", "paired", "read_summary", "paired_markdown", "paired_table", "plot",
-           "runs_table", "sign_test", "to_markdown"]
+__all__ = [
+    "Paired",
+    "ReportError",
+    "RunSummary",
+    "load_runs",
+    "paired",
+    "read_summary",
+    "paired_markdown",
+    "paired_table",
+    "plot",
+    "runs_table",
+    "sign_test",
+    "to_markdown",
+]

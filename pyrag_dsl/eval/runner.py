@@ -56,12 +56,18 @@ def run_config(method_name: str, settings: Any, qaset: QASet, extra: dict[str, A
     from ..pipeline.config import pipeline_config
 
     if settings.embedded_llm:
-        llm: dict[str, Any] | None = {"embedded": True, "model": settings.gguf or "default",
-                                      "llama": settings.llama.model_dump(mode="json")}
+        llm: dict[str, Any] | None = {
+            "embedded": True,
+            "model": settings.gguf or "default",
+            "llama": settings.llama.model_dump(mode="json"),
+        }
     else:
         llm = _llm_desc(settings.llm_fields())
-    retriever = {"url": settings.retriever.url, "index": settings.retriever.index,
-                 "embedded": not settings.retriever.url and not settings.retriever.index}
+    retriever = {
+        "url": settings.retriever.url,
+        "index": settings.retriever.index,
+        "embedded": not settings.retriever.url and not settings.retriever.index,
+    }
     if retriever["embedded"]:
         from ..retrievers.embedded import DEFAULT_KIND
 
@@ -76,8 +82,11 @@ def run_config(method_name: str, settings: Any, qaset: QASet, extra: dict[str, A
         "all_settings": _scrub(settings.model_dump(mode="json")),
         "package_version": __version__,
         "python": platform.python_version(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     cfg.update(extra or {})
@@ -100,13 +109,18 @@ def prepare_out_dir(out_dir: Path, config: dict[str, Any], resume: bool) -> list
         if not isinstance(old, dict) or not isinstance(old.get("resumed", []), list):
             raise EvalError(f"{cfg_path} is not a run configuration (an object); use another --out")
         if not resume and records:
-            raise EvalError(f"{out_dir} already holds {len(records)} records: add --resume to continue, "
-                            "or choose another --out")
+            raise EvalError(
+                f"{out_dir} already holds {len(records)} records: add --resume to continue, or choose another --out"
+            )
         if resume:
-            diff = [k for k in FINGERPRINT if _canon(_comparable(k, old.get(k))) != _canon(_comparable(k, config.get(k)))]
+            diff = [
+                k for k in FINGERPRINT if _canon(_comparable(k, old.get(k))) != _canon(_comparable(k, config.get(k)))
+            ]
             if diff:
-                raise EvalError(f"--resume: the configuration differs from {cfg_path} in {', '.join(diff)}; "
-                                "resume with the same method, data, model and settings, or choose another --out")
+                raise EvalError(
+                    f"--resume: the configuration differs from {cfg_path} in {', '.join(diff)}; "
+                    "resume with the same method, data, model and settings, or choose another --out"
+                )
             config["started"] = old.get("started", config.get("started"))
             config["resumed"] = list(old.get("resumed", [])) + [time.strftime("%Y-%m-%dT%H:%M:%S%z")]
     elif records and not resume:
@@ -167,9 +181,17 @@ class Progress:
         return self.em_sum / self.done if self.done else None
 
 
-def run_rows(method: Method, rows: list[QARow], out_dir: Path, writer: RecordWriter, *, concurrency: int = 1,
-             on_record: Callable[[dict[str, Any], Progress], None] | None = None,
-             progress: Progress | None = None, stop: threading.Event | None = None) -> Progress:
+def run_rows(
+    method: Method,
+    rows: list[QARow],
+    out_dir: Path,
+    writer: RecordWriter,
+    *,
+    concurrency: int = 1,
+    on_record: Callable[[dict[str, Any], Progress], None] | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> Progress:
     """Answer `rows` with `concurrency` in flight; each record is written (and flushed) when it finishes."""
     progress = progress or Progress(total=len(rows))
 
@@ -222,5 +244,14 @@ def pending(qaset: QASet, records: list[dict[str, Any]]) -> list[QARow]:
     return [row for row in qaset.rows if row.id not in done]
 
 
-__all__ = ["FINGERPRINT", "Progress", "answer_row", "finish", "pending", "prepare_out_dir", "resolved_settings",
-           "run_config", "run_rows"]
+__all__ = [
+    "FINGERPRINT",
+    "Progress",
+    "answer_row",
+    "finish",
+    "pending",
+    "prepare_out_dir",
+    "resolved_settings",
+    "run_config",
+    "run_rows",
+]

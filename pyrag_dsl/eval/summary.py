@@ -12,16 +12,45 @@ from typing import Any, Iterable
 
 from ..config import jsonl
 
-FIELDS = ("n", "em", "f1", "acc", "recall", "recall_n", "llm_calls", "prompt_tokens", "completion_tokens",
-          "retrievals", "repair_rate", "first_program_valid_rate", "adaptive_retry_rate", "error_rate",
-          "seconds_p50", "seconds_p95", "seconds_mean")
-_LABELS = {"n": "n", "em": "EM", "f1": "F1", "acc": "Acc", "recall": "Recall", "recall_n": "recall n",
-           "llm_calls": "LLM calls", "prompt_tokens": "prompt tok", "completion_tokens": "compl. tok",
-           "retrievals": "retrievals", "repair_rate": "repaired", "first_program_valid_rate": "1st prog valid",
-           "adaptive_retry_rate": "adaptive retry", "error_rate": "errors", "seconds_p50": "p50 s",
-           "seconds_p95": "p95 s", "seconds_mean": "mean s"}
-PERCENT = {"em", "f1", "acc", "recall", "repair_rate", "first_program_valid_rate", "adaptive_retry_rate",
-           "error_rate"}
+FIELDS = (
+    "n",
+    "em",
+    "f1",
+    "acc",
+    "recall",
+    "recall_n",
+    "llm_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "retrievals",
+    "repair_rate",
+    "first_program_valid_rate",
+    "adaptive_retry_rate",
+    "error_rate",
+    "seconds_p50",
+    "seconds_p95",
+    "seconds_mean",
+)
+_LABELS = {
+    "n": "n",
+    "em": "EM",
+    "f1": "F1",
+    "acc": "Acc",
+    "recall": "Recall",
+    "recall_n": "recall n",
+    "llm_calls": "LLM calls",
+    "prompt_tokens": "prompt tok",
+    "completion_tokens": "compl. tok",
+    "retrievals": "retrievals",
+    "repair_rate": "repaired",
+    "first_program_valid_rate": "1st prog valid",
+    "adaptive_retry_rate": "adaptive retry",
+    "error_rate": "errors",
+    "seconds_p50": "p50 s",
+    "seconds_p95": "p95 s",
+    "seconds_mean": "mean s",
+}
+PERCENT = {"em", "f1", "acc", "recall", "repair_rate", "first_program_valid_rate", "adaptive_retry_rate", "error_rate"}
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -112,8 +141,12 @@ def to_markdown(summary: dict[str, Any]) -> str:
     lines.append("|---" * (len(FIELDS) + 1) + "|")
     for name, stats in rows_for_table(summary):
         lines.append(f"| {name} | " + " | ".join(fmt(f, stats.get(f)) for f in FIELDS) + " |")
-    lines += ["", "EM, F1, Acc (FlashRAG's sub-EM), recall (all supporting titles retrieved) and rates in percent; "
-              "LLM calls, tokens and retrievals are means per question; seconds per question.", ""]
+    lines += [
+        "",
+        "EM, F1, Acc (FlashRAG's sub-EM), recall (all supporting titles retrieved) and rates in percent; "
+        "LLM calls, tokens and retrievals are means per question; seconds per question.",
+        "",
+    ]
     if summary.get("error_types"):
         lines += ["Errors: " + ", ".join(f"{k} {v}" for k, v in summary["error_types"].items()), ""]
     lines += ["## Configuration", "", "```json", jsonl.dumps(cfg, indent=2), "```", ""]

@@ -27,8 +27,12 @@ class Binding:
 
     def all_argument_nodes(self) -> list[ast.AST]:
         """Every argument expression of the call, bound or not (each is checked for errors)."""
-        return [*self.args.values(), *self.surplus, *(k.value for k in self.unknown + self.repeated),
-                *(u.value for u in self.unpacked)]
+        return [
+            *self.args.values(),
+            *self.surplus,
+            *(k.value for k in self.unknown + self.repeated),
+            *(u.value for u in self.unpacked),
+        ]
 
 
 def bind(spec: ToolSpec, call: ast.Call) -> Binding:

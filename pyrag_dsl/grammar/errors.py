@@ -77,8 +77,9 @@ class DslError(Exception):
         known = {"type", "message", "line", "col", "end_line", "end_col", "hint", "source_line", "source_shift"}
         details = {k: v for k, v in obj.items() if k not in known}
         err = target.__new__(target)
-        DslError.__init__(err, obj.get("message", ""), span, hint=obj.get("hint"),
-                          source_line=obj.get("source_line"), **details)
+        DslError.__init__(
+            err, obj.get("message", ""), span, hint=obj.get("hint"), source_line=obj.get("source_line"), **details
+        )
         err.source_shift = int(obj.get("source_shift") or 0)
         return err
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .ir import Chars, Lit, Node, Ref, alt, opt, plus, seq, star, render
+from .ir import Chars, Lit, Node, Ref, alt, opt, plus, render, seq, star
 from .source import FORBIDDEN_CHARS
 from .tools import ToolSpec
 
@@ -48,7 +48,9 @@ def grammar_rules(language: Language) -> dict[str, Node]:
         "sp": plus(_HSPACE),
         "ws": plus(alt(Chars(" \t\n"), seq(Ref("comment"), Lit("\n")))),
         "comment": seq(Lit("#"), star(Chars(_NEVER, negate=True))),
-        "name": seq(Chars(ranges=(("A", "Z"), ("a", "z"))), star(Chars("_", ranges=(("A", "Z"), ("a", "z"), ("0", "9"))))),
+        "name": seq(
+            Chars(ranges=(("A", "Z"), ("a", "z"))), star(Chars("_", ranges=(("A", "Z"), ("a", "z"), ("0", "9"))))
+        ),
         "int": alt(Lit("0"), seq(Chars(ranges=(("1", "9"),)), star(Chars(ranges=(("0", "9"),))))),
         "str_dq": _string('"', opt(Chars("uU"))),
         "str_sq": _string("'", opt(Chars("uU"))),

@@ -28,8 +28,13 @@ class TextConcat:
         bad = False
         for side, info in ((node.left, left), (node.right, right)):
             if info.type is not None and info.type is not ValueType.TEXT:
-                checker.error(TypeMismatch, f"'+' joins texts only, got {info.type.value}", side,
-                              expected="text", got=info.type.value)
+                checker.error(
+                    TypeMismatch,
+                    f"'+' joins texts only, got {info.type.value}",
+                    side,
+                    expected="text",
+                    got=info.type.value,
+                )
                 bad = True
         if bad or left.type is None or right.type is None:
             return ExprInfo(None)

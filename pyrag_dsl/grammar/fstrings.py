@@ -9,8 +9,9 @@ from __future__ import annotations
 
 _IDENT_START = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 _IDENT = _IDENT_START + "0123456789"
-_FIELD_RULE = ("a field holds only a name, an integer or a string in the other quote, with no comment, "
-               "backslash or line break")
+_FIELD_RULE = (
+    "a field holds only a name, an integer or a string in the other quote, with no comment, backslash or line break"
+)
 
 
 def _field(text: str, i: int, quote: str) -> tuple[int, str | None]:
@@ -64,7 +65,7 @@ def check_fstring_source(text: str) -> tuple[int, str] | None:
         prefix = text[start:i].lower()
         if i >= n or text[i] not in "'\"":
             return start, "not a string literal"
-        quote = text[i] * 3 if text[i:i + 3] in ('"""', "'''") else text[i]
+        quote = text[i] * 3 if text[i : i + 3] in ('"""', "'''") else text[i]
         i += len(quote)
         is_f, is_raw = "f" in prefix, "r" in prefix
         while i < n and not text.startswith(quote, i):
@@ -73,7 +74,7 @@ def check_fstring_source(text: str) -> tuple[int, str] | None:
                 end = text.find("}", i)
                 i = n if end < 0 else end + 1
             elif ch == "\\":
-                i += 1 if text[i + 1:i + 2] in ("{", "}") else 2
+                i += 1 if text[i + 1 : i + 2] in ("{", "}") else 2
             elif is_f and text.startswith("{{", i) or is_f and text.startswith("}}", i):
                 i += 2
             elif is_f and ch == "{":

@@ -57,9 +57,12 @@ class Program:
     plans: Mapping[ast.Call, "CallPlan"] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        plans = {node: CallPlan(self.language.tools[node.func.id], self.bound[id(node)], stmt, node)
-                 for stmt in self.statements for node in ast.walk(stmt.node.value)
-                 if type(node) is ast.Call and id(node) in self.bound}
+        plans = {
+            node: CallPlan(self.language.tools[node.func.id], self.bound[id(node)], stmt, node)
+            for stmt in self.statements
+            for node in ast.walk(stmt.node.value)
+            if type(node) is ast.Call and id(node) in self.bound
+        }
         object.__setattr__(self, "plans", MappingProxyType(plans))
 
     @property
@@ -70,7 +73,7 @@ class Program:
     def dependents(self, index: int) -> list[int]:
         """Indexes of the statements that depend, directly or not, on statement `index`."""
         out: set[int] = {index}
-        for s in self.statements[index + 1:]:
+        for s in self.statements[index + 1 :]:
             if out.intersection(s.binds.values()):
                 out.add(s.index)
         out.discard(index)
@@ -115,7 +118,9 @@ class Program:
 
     def calls(self, stmt: Statement, kind: str | None = None) -> list[ast.Call]:
         """The tool calls of a statement (of one event kind when given), in source order."""
-        return [n for n in ast.walk(stmt.node.value) if self.tool_kind(n) and (kind is None or self.tool_kind(n) == kind)]
+        return [
+            n for n in ast.walk(stmt.node.value) if self.tool_kind(n) and (kind is None or self.tool_kind(n) == kind)
+        ]
 
     def answer_call(self, stmt: Statement) -> ast.Call | None:
         """The statement's value when it is an answer-kind call."""
@@ -188,8 +193,18 @@ class CallPlan:
         setattr_(self, "target", stmt.target if node is stmt.node.value else None)
         setattr_(self, "kind", spec.event_kind)
         span = stmt.span
-        setattr_(self, "where", {"statement": stmt.index, "line": span.line, "col": span.col,
-                                 "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source})
+        setattr_(
+            self,
+            "where",
+            {
+                "statement": stmt.index,
+                "line": span.line,
+                "col": span.col,
+                "end_line": span.end_line,
+                "end_col": span.end_col,
+                "source": stmt.source,
+            },
+        )
         setattr_(self, "source_size", len(orjson.dumps(stmt.source)))
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -31,8 +31,14 @@ def _string(fields: list[str], max_chars: int) -> Node:
 
 
 def _step(k: int, max_chars: int) -> Node:
-    return seq(Lit(f"docs{k} = retrieve("), Ref(f"q{k}"), Lit(")\n"),
-               Lit(f"ans{k} = answer("), Ref(f"q{k}"), Lit(f", docs{k})\n"))
+    return seq(
+        Lit(f"docs{k} = retrieve("),
+        Ref(f"q{k}"),
+        Lit(")\n"),
+        Lit(f"ans{k} = answer("),
+        Ref(f"q{k}"),
+        Lit(f", docs{k})\n"),
+    )
 
 
 def steps_rules(n: int, max_chars: int = 160) -> dict[str, Node]:

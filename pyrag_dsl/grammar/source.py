@@ -145,7 +145,7 @@ class SourceMap:
             return ""
         if l1 == l2:
             return self.raw_text(node)
-        first = self.line(l1).encode("utf-8")[node.col_offset:].decode("utf-8", errors="replace")
+        first = self.line(l1).encode("utf-8")[node.col_offset :].decode("utf-8", errors="replace")
         last = self.line(l2).encode("utf-8")[: node.end_col_offset].decode("utf-8", errors="replace")
         return "\n".join([first, *self.lines[l1 : l2 - 1], last])
 
@@ -155,11 +155,11 @@ class SourceMap:
         text = self.line(lineno)
         if text is None:
             return False
-        rest = text.encode("utf-8")[byte_col:byte_col + len(name) + 4].decode("utf-8", errors="replace")
+        rest = text.encode("utf-8")[byte_col : byte_col + len(name) + 4].decode("utf-8", errors="replace")
         m = _IDENT_AT.match(rest)
         if m is None or m.group() != name:
             return False
-        after = rest[m.end():m.end() + 1]
+        after = rest[m.end() : m.end() + 1]
         return not after or not ("a" + after).isidentifier()
 
     def window(self, lineno: int, col: int) -> tuple[str | None, int]:
@@ -212,19 +212,28 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         smap = SourceMap(source)
         size = len(source.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_source_bytes:
-        return None, smap, [
-            LimitExceeded(
-                f"program is {'at least ' if at_least else ''}{size} bytes; the limit is {limits.max_source_bytes}",
-                limit="max_source_bytes",
-                value=size,
-            )
-        ]
+        return (
+            None,
+            smap,
+            [
+                LimitExceeded(
+                    f"program is {'at least ' if at_least else ''}{size} bytes; the limit is {limits.max_source_bytes}",
+                    limit="max_source_bytes",
+                    value=size,
+                )
+            ],
+        )
     errors: list[DslError] = []
     for match in _FORBIDDEN_RE.finditer(source):
         ch = match.group()
         line, col = _position(source, match.start())
-        errors.append(smap.error_at(DisallowedCharacter, f"character U+{ord(ch):04X} ({char_name(ch)}) is not "
-                                    "allowed in a program", Span(line, col, line, col + 1)))
+        errors.append(
+            smap.error_at(
+                DisallowedCharacter,
+                f"character U+{ord(ch):04X} ({char_name(ch)}) is not allowed in a program",
+                Span(line, col, line, col + 1),
+            )
+        )
         if len(errors) >= 20:
             break
     if errors:
@@ -241,12 +250,22 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         msg = e.msg
         span = Span(line, col, end_line, end_col)
         if "too many nested" in msg or "too complex" in msg:
-            return None, smap, [smap.error_at(LimitExceeded, f"program is nested too deeply ({msg})", span,
-                                              limit="max_depth")]
+            return (
+                None,
+                smap,
+                [smap.error_at(LimitExceeded, f"program is nested too deeply ({msg})", span, limit="max_depth")],
+            )
         return None, smap, [smap.error_at(DslSyntaxError, msg, span)]
     except (MemoryError, RecursionError) as e:
-        return None, smap, [LimitExceeded(f"program is too deeply nested or too large to parse ({type(e).__name__})",
-                                          limit="max_depth")]
+        return (
+            None,
+            smap,
+            [
+                LimitExceeded(
+                    f"program is too deeply nested or too large to parse ({type(e).__name__})", limit="max_depth"
+                )
+            ],
+        )
     except ValueError as e:  # e.g. source code string cannot contain null bytes
         return None, smap, [DslSyntaxError(str(e))]
     smap.tree = tree

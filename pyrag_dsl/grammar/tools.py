@@ -64,8 +64,10 @@ class Param:
         if (low is not None and value < low) or (high is not None and value > high):
             if low is not None and high is not None:
                 return f"'{self.name}' must be from {low} to {high}, got {value}"
-            return f"'{self.name}' must be {'at least ' + str(low) if low is not None else 'at most ' + str(high)}, " \
-                   f"got {value}"
+            return (
+                f"'{self.name}' must be {'at least ' + str(low) if low is not None else 'at most ' + str(high)}, "
+                f"got {value}"
+            )
         return None
 
     def render(self) -> str:
@@ -126,7 +128,10 @@ class ToolSpec:
 
 RETRIEVE = ToolSpec(
     name="retrieve",
-    params=(Param("query", ValueType.TEXT), Param("topk", ValueType.INT, RunDefault("topk", TOPK), min=1, max="max_topk")),
+    params=(
+        Param("query", ValueType.TEXT),
+        Param("topk", ValueType.INT, RunDefault("topk", TOPK), min=1, max="max_topk"),
+    ),
     returns=ValueType.DOCS,
     doc="Search the corpus; returns the top-k passages for the query.",
     event_kind="retrieve",

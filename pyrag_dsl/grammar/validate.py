@@ -102,8 +102,13 @@ class Checker:
 
     def check_length(self, n: int, node: ast.AST) -> bool:
         if n > self.limits.max_string_length:
-            self.error(LimitExceeded, f"this text is at least {n} characters long; the limit is "
-                       f"{self.limits.max_string_length}", node, limit="max_string_length", value=n)
+            self.error(
+                LimitExceeded,
+                f"this text is at least {n} characters long; the limit is {self.limits.max_string_length}",
+                node,
+                limit="max_string_length",
+                value=n,
+            )
             return False
         return True
 
@@ -113,15 +118,20 @@ class Checker:
         if bad is None:
             return True
         at, ch = bad
-        self.error(DisallowedCharacter, f"text holds U+{ord(ch):04X} ({char_name(ch)}) at character {at + 1}; "
-                   "control and invisible characters are not allowed in text", node,
-                   hint="Remove it (escapes such as \\x00 or \\u200b count too).")
+        self.error(
+            DisallowedCharacter,
+            f"text holds U+{ord(ch):04X} ({char_name(ch)}) at character {at + 1}; "
+            "control and invisible characters are not allowed in text",
+            node,
+            hint="Remove it (escapes such as \\x00 or \\u200b count too).",
+        )
         return False
 
     def expr(self, node: ast.AST, depth: int = 0) -> ExprInfo:
         if depth > self.limits.max_depth:
-            return self.error(LimitExceeded, f"expression nested deeper than {self.limits.max_depth} levels",
-                              node, limit="max_depth")
+            return self.error(
+                LimitExceeded, f"expression nested deeper than {self.limits.max_depth} levels", node, limit="max_depth"
+            )
         handler = _EXPR_HANDLERS.get(type(node))
         if handler is not None:
             return handler(self, node, depth)
@@ -146,12 +156,20 @@ class Checker:
             if not name.isascii():
                 self.error(DisallowedCharacter, f"identifier {name!r} must be plain ASCII", node)
             else:
-                self.error(DisallowedConstruct, f"identifier {name!r} must start with an ASCII letter "
-                           "and hold only letters, digits and '_'", node, construct="identifier")
+                self.error(
+                    DisallowedConstruct,
+                    f"identifier {name!r} must start with an ASCII letter and hold only letters, digits and '_'",
+                    node,
+                    construct="identifier",
+                )
             return False
         if not self.smap.identifier_at(node.lineno, node.col_offset, name):
-            self.error(DisallowedCharacter, f"identifier {name!r} must be written in plain ASCII (here it only "
-                       "reads as that name after Unicode normalisation)", node)
+            self.error(
+                DisallowedCharacter,
+                f"identifier {name!r} must be written in plain ASCII (here it only "
+                "reads as that name after Unicode normalisation)",
+                node,
+            )
             return False
         return True
 
@@ -166,8 +184,12 @@ class Checker:
             return ExprInfo(ValueType.TEXT, len(v)) if self.check_length(len(v), node) else UNKNOWN
         if isinstance(v, int):
             if v > self.limits.max_int:
-                return self.error(LimitExceeded, f"integer {v if v < 10**30 else 'literal'} is over the limit "
-                                  f"{self.limits.max_int}", node, limit="max_int")
+                return self.error(
+                    LimitExceeded,
+                    f"integer {v if v < 10**30 else 'literal'} is over the limit {self.limits.max_int}",
+                    node,
+                    limit="max_int",
+                )
             return ExprInfo(ValueType.INT, len(str(v)))
         return self.disallowed(node, f"{type(v).__name__} constant")
 
@@ -181,14 +203,20 @@ class Checker:
                 self._binds[name] = self.defined_at[name]
             return self.types[name]
         if name in self.language.tools:
-            return self.disallowed(node, f"using tool '{name}' as a value",
-                                   hint=f"Call it: {self.language.tools[name].signature()}")
+            return self.disallowed(
+                node, f"using tool '{name}' as a value", hint=f"Call it: {self.language.tools[name].signature()}"
+            )
         if name in self.assigned_later:
-            return self.error(UseBeforeAssignment, f"'{name}' is used before it is assigned "
-                              f"(on line {self.assigned_later[name]})", node, name=name,
-                              hint="Move that assignment above this line.")
-        return self.error(UndefinedName, f"name '{name}' is not defined", node, name=name,
-                          hint=self.did_you_mean(name, self.types))
+            return self.error(
+                UseBeforeAssignment,
+                f"'{name}' is used before it is assigned (on line {self.assigned_later[name]})",
+                node,
+                name=name,
+                hint="Move that assignment above this line.",
+            )
+        return self.error(
+            UndefinedName, f"name '{name}' is not defined", node, name=name, hint=self.did_you_mean(name, self.types)
+        )
 
     def _fstring_source(self, node: ast.JoinedStr) -> bool:
         """The raw text of the f-string must use only the fields of the language (on every Python)."""
@@ -201,9 +229,15 @@ class Checker:
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
         if line == node.lineno:
             col += self.smap.span(node).col - 1
-        self.add(self.smap.error_at(DisallowedConstruct, f"f-string field outside the language: {problem}",
-                                    Span(line, col, line, col + 1), construct="f-string field",
-                                    hint="Write {name} with a plain variable name."))
+        self.add(
+            self.smap.error_at(
+                DisallowedConstruct,
+                f"f-string field outside the language: {problem}",
+                Span(line, col, line, col + 1),
+                construct="f-string field",
+                hint="Write {name} with a plain variable name.",
+            )
+        )
         return False
 
     def _fstring(self, node: ast.JoinedStr, depth: int) -> ExprInfo:
@@ -218,8 +252,11 @@ class Checker:
                 ok = False
                 continue
             if part.conversion != -1:
-                self.disallowed(part, f"conversion '!{chr(part.conversion)}' in an f-string",
-                                hint="Write {name} with no conversion.")
+                self.disallowed(
+                    part,
+                    f"conversion '!{chr(part.conversion)}' in an f-string",
+                    hint="Write {name} with no conversion.",
+                )
                 ok = False
                 continue
             if part.format_spec is not None:
@@ -228,16 +265,24 @@ class Checker:
                 continue
             value = part.value
             if not isinstance(value, (ast.Name, ast.Constant)):
-                self.disallowed(value, f"{describe(value)} inside an f-string field",
-                                hint="Only a variable name or a constant may stand between braces.")
+                self.disallowed(
+                    value,
+                    f"{describe(value)} inside an f-string field",
+                    hint="Only a variable name or a constant may stand between braces.",
+                )
                 ok = False
                 continue
             info = self.expr(value, depth + 1)
             if info.type is None:
                 ok = False
             elif info.type is ValueType.DOCS:
-                self.error(TypeMismatch, "docs cannot be put into text; pass them to answer(...) instead",
-                           value, expected="text", got="docs")
+                self.error(
+                    TypeMismatch,
+                    "docs cannot be put into text; pass them to answer(...) instead",
+                    value,
+                    expected="text",
+                    got="docs",
+                )
                 ok = False
             else:
                 total += info.min_len
@@ -248,20 +293,31 @@ class Checker:
     def _call(self, node: ast.Call, depth: int) -> ExprInfo:
         func = node.func
         if not isinstance(func, ast.Name):
-            self.disallowed(func, f"calling {describe(func)}", hint="Only tools may be called: "
-                            + ", ".join(self.language.tools))
+            self.disallowed(
+                func, f"calling {describe(func)}", hint="Only tools may be called: " + ", ".join(self.language.tools)
+            )
             self._check_args_only(node, depth)
             return UNKNOWN
         spec = self.language.tools.get(func.id) if self._identifier_ok(func.id, func) else None
         if spec is None:
             if IDENTIFIER.match(func.id) and func.id not in self.language.tools:
                 if func.id in self.types or func.id in self.assigned_later:
-                    self.error(UnknownTool, f"'{func.id}' is a variable, not a tool", func, name=func.id,
-                               hint=f"Tools: {', '.join(self.language.tools)}.")
+                    self.error(
+                        UnknownTool,
+                        f"'{func.id}' is a variable, not a tool",
+                        func,
+                        name=func.id,
+                        hint=f"Tools: {', '.join(self.language.tools)}.",
+                    )
                 else:
-                    self.error(UnknownTool, f"'{func.id}' is not a tool", func, name=func.id,
-                               hint=self.did_you_mean(func.id, self.language.tools)
-                               or f"Tools: {', '.join(self.language.tools)}.")
+                    self.error(
+                        UnknownTool,
+                        f"'{func.id}' is not a tool",
+                        func,
+                        name=func.id,
+                        hint=self.did_you_mean(func.id, self.language.tools)
+                        or f"Tools: {', '.join(self.language.tools)}.",
+                    )
             self._check_args_only(node, depth)  # every error inside the arguments is reported too
             return UNKNOWN
         self._calls += 1
@@ -275,20 +331,33 @@ class Checker:
             end = self.smap.span(last)
             if span and end:
                 span = Span(span.line, span.col, end.end_line, end.end_col)
-            self.add(self.smap.error_at(
-                ArityError, f"{spec.name}() takes at most {len(spec.params)} argument"
-                f"{'s' if len(spec.params) != 1 else ''}, got {len(spec.params) + len(b.surplus)}", span,
-                hint=f"Signature: {spec.signature()}"))
+            self.add(
+                self.smap.error_at(
+                    ArityError,
+                    f"{spec.name}() takes at most {len(spec.params)} argument"
+                    f"{'s' if len(spec.params) != 1 else ''}, got {len(spec.params) + len(b.surplus)}",
+                    span,
+                    hint=f"Signature: {spec.signature()}",
+                )
+            )
         for kw in b.unknown:
             if self._identifier_ok(kw.arg, kw):
-                self.error(UnknownKeyword, f"{spec.name}() has no parameter '{kw.arg}'", kw, name=kw.arg,
-                           hint=self.did_you_mean(kw.arg, [p.name for p in spec.params])
-                           or f"Signature: {spec.signature()}")
+                self.error(
+                    UnknownKeyword,
+                    f"{spec.name}() has no parameter '{kw.arg}'",
+                    kw,
+                    name=kw.arg,
+                    hint=self.did_you_mean(kw.arg, [p.name for p in spec.params]) or f"Signature: {spec.signature()}",
+                )
         for kw in b.repeated:
             self.error(ArityError, f"{spec.name}() got two values for '{kw.arg}'", kw)
         for name in b.missing:
-            self.error(ArityError, f"{spec.name}() is missing its argument '{name}'", node,
-                       hint=f"Signature: {spec.signature()}")
+            self.error(
+                ArityError,
+                f"{spec.name}() is missing its argument '{name}'",
+                node,
+                hint=f"Signature: {spec.signature()}",
+            )
         unknown = {id(kw) for kw in b.unknown}  # a set: a program may hold thousands of keywords
         for kw in node.keywords:
             if kw.arg is not None and id(kw) not in unknown:
@@ -298,9 +367,14 @@ class Checker:
             param = spec.param(pname)
             info = self.expr(arg, depth + 1)
             if info.type is not None and info.type is not param.type:
-                self.error(TypeMismatch, f"{spec.name}() expects {param.type.value} for '{pname}', "
-                           f"got {info.type.value}", arg, expected=param.type.value, got=info.type.value,
-                           hint=_type_hint(spec, param.type, info.type))
+                self.error(
+                    TypeMismatch,
+                    f"{spec.name}() expects {param.type.value} for '{pname}', got {info.type.value}",
+                    arg,
+                    expected=param.type.value,
+                    got=info.type.value,
+                    hint=_type_hint(spec, param.type, info.type),
+                )
             elif isinstance(arg, ast.Constant) and type(arg.value) is int:
                 problem = param.out_of_range(arg.value, self.limits)
                 if problem:
@@ -319,15 +393,23 @@ class Checker:
     def module(self, tree: ast.Module) -> list[Statement]:
         body = tree.body
         if len(body) > self.limits.max_statements:
-            self.add(LimitExceeded(f"program has {len(body)} statements; the limit is "
-                                   f"{self.limits.max_statements}", limit="max_statements"))
+            self.add(
+                LimitExceeded(
+                    f"program has {len(body)} statements; the limit is {self.limits.max_statements}",
+                    limit="max_statements",
+                )
+            )
             return []
         for stmt in body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
                 self.assigned_later.setdefault(stmt.targets[0].id, stmt.lineno)
         statements: list[Statement] = []
         for stmt in body:
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+            if (
+                isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Constant)
+                and isinstance(stmt.value.value, str)
+            ):
                 continue  # a bare string is a comment
             if isinstance(stmt, ast.Expr):
                 self.disallowed(stmt, "expression statement", hint="Assign the value: name = ...")
@@ -342,12 +424,20 @@ class Checker:
             isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == FINAL_ANSWER for t in s.targets)
             for s in body
         ):
-            self.add(MissingFinalAnswer(
-                f"the program never assigns '{FINAL_ANSWER}'",
-                hint=f'End with: {FINAL_ANSWER} = answer("Given: ... Answer the question: ...")'))
+            self.add(
+                MissingFinalAnswer(
+                    f"the program never assigns '{FINAL_ANSWER}'",
+                    hint=f'End with: {FINAL_ANSWER} = answer("Given: ... Answer the question: ...")',
+                )
+            )
         if self._calls > self.limits.max_tool_calls:
-            self.add(LimitExceeded(f"program makes {self._calls} tool calls; the limit is "
-                                   f"{self.limits.max_tool_calls}", limit="max_tool_calls", value=self._calls))
+            self.add(
+                LimitExceeded(
+                    f"program makes {self._calls} tool calls; the limit is {self.limits.max_tool_calls}",
+                    limit="max_tool_calls",
+                    value=self._calls,
+                )
+            )
         return statements
 
     def _assign(self, stmt: ast.Assign, index: int) -> Statement | None:
@@ -365,12 +455,23 @@ class Checker:
         if not self._identifier_ok(name, target):
             return None
         if name in self.language.tools:
-            self.error(AssignToTool, f"'{name}' is a tool and cannot be assigned", target, name=name,
-                       hint="Pick another variable name.")
+            self.error(
+                AssignToTool,
+                f"'{name}' is a tool and cannot be assigned",
+                target,
+                name=name,
+                hint="Pick another variable name.",
+            )
             return None
         if name == FINAL_ANSWER and info.type is ValueType.DOCS:
-            self.error(TypeMismatch, f"'{FINAL_ANSWER}' must be text, got docs", stmt.value,
-                       expected="text", got="docs", hint="Pass the docs to answer(...).")
+            self.error(
+                TypeMismatch,
+                f"'{FINAL_ANSWER}' must be text, got docs",
+                stmt.value,
+                expected="text",
+                got="docs",
+                hint="Pass the docs to answer(...).",
+            )
             info = UNKNOWN
         self.types[name] = info
         if info.type is None:
@@ -378,8 +479,15 @@ class Checker:
             return None
         self.defined_at[name] = index
         return Statement(
-            index=index, node=stmt, target=name, type=info.type, span=self.smap.ast_span(stmt),
-            source=self.smap.segment(stmt), reads=reads, binds=binds, calls=self._calls - calls_before,
+            index=index,
+            node=stmt,
+            target=name,
+            type=info.type,
+            span=self.smap.ast_span(stmt),
+            source=self.smap.segment(stmt),
+            reads=reads,
+            binds=binds,
+            calls=self._calls - calls_before,
         )
 
 
@@ -414,12 +522,28 @@ def validate(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits 
         statements = []
     errors = sorted(checker.errors, key=lambda e: (e.span.line, e.span.col) if e.span else (10**9, 0))
     if checker.omitted:
-        errors.append(TooManyErrors(f"... and {checker.omitted} more error{'s' if checker.omitted != 1 else ''} "
-                                    f"(only the first {limits.max_errors} are shown)", omitted=checker.omitted))
+        errors.append(
+            TooManyErrors(
+                f"... and {checker.omitted} more error{'s' if checker.omitted != 1 else ''} "
+                f"(only the first {limits.max_errors} are shown)",
+                omitted=checker.omitted,
+            )
+        )
     if errors:
         return ValidationResult(None, errors)
-    return ValidationResult(Program(smap.source, tree, tuple(statements), language, limits, smap,
-                                    frozenset(checker.tools_used), freeze(checker.bound)), [])
+    return ValidationResult(
+        Program(
+            smap.source,
+            tree,
+            tuple(statements),
+            language,
+            limits,
+            smap,
+            frozenset(checker.tools_used),
+            freeze(checker.bound),
+        ),
+        [],
+    )
 
 
 def parse_program(source: str, language: Language = DEFAULT_LANGUAGE, limits: Limits | None = None) -> Program:

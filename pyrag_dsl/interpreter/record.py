@@ -77,11 +77,11 @@ class Recorder:
                 return
             self.error = err
             now = time.time()
-            self._append(ErrorEvent(step=len(self.events) + 1, start=now, end=now, statement=statement,
-                                    error=err.to_dict()))
+            self._append(
+                ErrorEvent(step=len(self.events) + 1, start=now, end=now, statement=statement, error=err.to_dict())
+            )
 
     def _append(self, event: TraceEvent) -> None:
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)
-

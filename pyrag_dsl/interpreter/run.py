@@ -88,8 +88,13 @@ class Run(RunState):
     def result(self, started: float) -> ExecutionResult:
         with self.recorder.lock:
             return ExecutionResult(
-                program=self.program, variables=self.variables, trace=list(self.events), error=self.error,
-                tool_calls=self.tool_calls, cache_hits=self.cache_hits, elapsed_s=time.monotonic() - started,
+                program=self.program,
+                variables=self.variables,
+                trace=list(self.events),
+                error=self.error,
+                tool_calls=self.tool_calls,
+                cache_hits=self.cache_hits,
+                elapsed_s=time.monotonic() - started,
                 settings=dict(self.settings),
             )
 
@@ -116,8 +121,16 @@ def execute(
     if not isinstance(program, Program):
         raise TypeError("execute() takes a validated Program; use parse_program(source) first")
     started = time.monotonic()
-    run = Run(program, tools, settings=settings, cache=cache if cache is not None else CallCache(), on_event=on_event,
-              mode=mode, max_workers=max_workers, batch_window_s=batch_window_s)
+    run = Run(
+        program,
+        tools,
+        settings=settings,
+        cache=cache if cache is not None else CallCache(),
+        on_event=on_event,
+        mode=mode,
+        max_workers=max_workers,
+        batch_window_s=batch_window_s,
+    )
     supervise(run, run.run_all)
     return run.result(started)
 

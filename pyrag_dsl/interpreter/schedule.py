@@ -61,8 +61,16 @@ def run_batch(run: RunState, tool: str, stmts: list[Statement]) -> list[StepLog]
             log.error = s.error
             continue
         key = run.cache_key(spec, kwargs)
-        items.append({"frame": frame, "node": node, "kwargs": kwargs, "key": key, "start": time.time(),
-                      "cached": run.cache.entry(key) if key is not None else None})
+        items.append(
+            {
+                "frame": frame,
+                "node": node,
+                "kwargs": kwargs,
+                "key": key,
+                "start": time.time(),
+                "cached": run.cache.entry(key) if key is not None else None,
+            }
+        )
     misses = [it for it in items if it["cached"] is None]
     if misses:
         first = misses[0]
@@ -247,5 +255,7 @@ def dataflow(run: RunState, indexes: list[int], max_workers: int, batch_window_s
 
 
 # mode -> scheduler(state, statement indexes, max_workers, batch_window_s)
-SCHEDULERS: dict[str, Callable[[RunState, list[int], int, float], None]] = {"sequential": sequential,
-                                                                             "dataflow": dataflow}
+SCHEDULERS: dict[str, Callable[[RunState, list[int], int, float], None]] = {
+    "sequential": sequential,
+    "dataflow": dataflow,
+}

@@ -162,8 +162,12 @@ class RunState:
 
     def _over_budget(self, index: int) -> DslError:
         """The error of a trace over its byte budget, at statement `index`."""
-        return self.program.smap.error(LimitExceeded, f"trace is over {self.limits.max_trace_bytes} bytes",
-                                       self.program.statements[index].node, limit="max_trace_bytes")
+        return self.program.smap.error(
+            LimitExceeded,
+            f"trace is over {self.limits.max_trace_bytes} bytes",
+            self.program.statements[index].node,
+            limit="max_trace_bytes",
+        )
 
     def abandon(self, err: DslError, stmt: Statement | None = None) -> None:
         """Stop on a timeout or interrupt (the supervisor's call): record the error, count the calls still in

@@ -71,8 +71,9 @@ def abandon_if_overrun(run: Supervised, now: float, run_deadline: float | None) 
         return True
     oldest = run.oldest_call()
     if oldest is not None and limits.tool_timeout_s is not None and now - oldest[0] >= limits.tool_timeout_s:
-        run.abandon(LimitExceeded(f"a tool call took longer than {limits.tool_timeout_s} s",
-                                  limit="tool_timeout_s"), oldest[1])
+        run.abandon(
+            LimitExceeded(f"a tool call took longer than {limits.tool_timeout_s} s", limit="tool_timeout_s"), oldest[1]
+        )
         return True
     return False
 
@@ -87,8 +88,12 @@ def supervise(run: Supervised, work: Callable[[], None]) -> None:
         work()
         return
     if ABANDONED.count >= MAX_ABANDONED_CALLS:
-        run.abandon(LimitExceeded(f"{ABANDONED.count} timed-out tool calls are still running; no new run starts "
-                                  "until they return", limit="abandoned_calls"))
+        run.abandon(
+            LimitExceeded(
+                f"{ABANDONED.count} timed-out tool calls are still running; no new run starts until they return",
+                limit="abandoned_calls",
+            )
+        )
         return
     done = threading.Lock()  # held until the work ends: a bare lock wakes the waiter with less work than an Event
     done.acquire()

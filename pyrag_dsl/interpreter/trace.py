@@ -53,15 +53,20 @@ def event_defaults(cls: type[TraceEvent]) -> dict[str, Any]:
     """The defaults of the event class's optional fields, in field order (shared: do not modify)."""
     defaults = _DEFAULTS.get(cls)
     if defaults is None:
-        defaults = _DEFAULTS[cls] = {name: f.get_default(call_default_factory=True)
-                                     for name, f in cls.model_fields.items() if not f.is_required()}
+        defaults = _DEFAULTS[cls] = {
+            name: f.get_default(call_default_factory=True)
+            for name, f in cls.model_fields.items()
+            if not f.is_required()
+        }
     return defaults
 
 
 def _slot_setters() -> tuple[Callable[[Any, Any], None], ...] | None:
     """The setters of BaseModel's four instance slots (cheaper than object.__setattr__ by name), if it has them."""
     names = ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-    if not all(n in getattr(BaseModel, "__slots__", ()) and hasattr(BaseModel.__dict__.get(n), "__set__") for n in names):
+    if not all(
+        n in getattr(BaseModel, "__slots__", ()) and hasattr(BaseModel.__dict__.get(n), "__set__") for n in names
+    ):
         return None
     return tuple(BaseModel.__dict__[n].__set__ for n in names)
 

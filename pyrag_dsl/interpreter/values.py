@@ -56,8 +56,10 @@ def _doc_id(v: Any) -> str:
         return clean_text(v)
     if isinstance(v, int) and not isinstance(v, bool) and -(10**18) < v < 10**18:
         return str(int.__int__(v))
-    raise BadToolResult(f"a document's id is {type(v).__name__ if not isinstance(v, int) else 'an int out of range'}, "
-                        "expected text or an integer")
+    raise BadToolResult(
+        f"a document's id is {type(v).__name__ if not isinstance(v, int) else 'an int out of range'}, "
+        "expected text or an integer"
+    )
 
 
 def _score(v: Any) -> float | None:
@@ -93,17 +95,25 @@ def _fields(item: Any) -> tuple[Any, Any, Any, Any, Any]:
 def _doc(item: Any, limits: Limits) -> Doc:
     if type(item) is Doc:  # the common case (our retrievers): keep the object when every field is clean
         score = item.score
-        if _clean(item.id) and _clean(item.title) and _clean(item.text) and (
-                score is None or (type(score) is float and math.isfinite(score))) and \
-                len(item.text) + len(item.title) + len(item.id) <= limits.max_string_length:
+        if (
+            _clean(item.id)
+            and _clean(item.title)
+            and _clean(item.text)
+            and (score is None or (type(score) is float and math.isfinite(score)))
+            and len(item.text) + len(item.title) + len(item.id) <= limits.max_string_length
+        ):
             return item
     raw_id, title, text, contents, score = _fields(item)
     if text is None and contents is None:
         raise BadToolResult("a document has neither 'text' nor 'contents'")
     if contents is not None and text is None:
         title, text = split_contents(_text(contents, "a document's contents"))
-    doc = Doc(id=_doc_id(raw_id), title=_text(title if title is not None else "", "a document's title"),
-              text=_text(text if text is not None else "", "a document's text"), score=_score(score))
+    doc = Doc(
+        id=_doc_id(raw_id),
+        title=_text(title if title is not None else "", "a document's title"),
+        text=_text(text if text is not None else "", "a document's text"),
+        score=_score(score),
+    )
     if len(doc.text) + len(doc.title) + len(doc.id) > limits.max_string_length:
         raise TooLarge(f"a document is longer than {limits.max_string_length} characters", "max_string_length")
     return doc
@@ -123,7 +133,8 @@ def _clean_docs(items: Any, limits: Limits) -> bool:
         if not (type(i) is str and type(t) is str and type(x) is str):
             return False
         if not (i.isascii() and t.isascii() and x.isascii()) and (
-                _SURROGATE.search(i) or _SURROGATE.search(t) or _SURROGATE.search(x)):
+            _SURROGATE.search(i) or _SURROGATE.search(t) or _SURROGATE.search(x)
+        ):
             return False
         if score is not None and not (type(score) is float and math.isfinite(score)):
             return False
@@ -147,8 +158,9 @@ def to_value(kind: ValueType, v: Any, limits: Limits) -> Any:
     if kind is ValueType.TEXT:
         s = _text(v, "the result")
         if len(s) > limits.max_string_length:
-            raise TooLarge(f"the result is {len(s)} characters; the limit is {limits.max_string_length}",
-                           "max_string_length")
+            raise TooLarge(
+                f"the result is {len(s)} characters; the limit is {limits.max_string_length}", "max_string_length"
+            )
         return s
     if kind is ValueType.INT:
         if isinstance(v, bool) or not isinstance(v, int):

@@ -83,8 +83,13 @@ class Frame:
     def check_length(self, n: int, node: ast.AST) -> None:
         limit = self.run.limits.max_string_length
         if n > limit:
-            self.fail(LimitExceeded, f"text of {n} characters is over the limit {limit}", node,
-                      limit="max_string_length", value=n)
+            self.fail(
+                LimitExceeded,
+                f"text of {n} characters is over the limit {limit}",
+                node,
+                limit="max_string_length",
+                value=n,
+            )
 
     def fail(self, cls: type[DslError], message: str, node: ast.AST | None = None, **kw: Any) -> None:
         """Stop this statement with a typed error at `node` (default: the statement)."""
@@ -142,18 +147,22 @@ class Frame:
             if bounded is not None and type(v) is int:
                 problem = bounded.out_of_range(v, run.limits)
                 if problem:
-                    self.fail(ArgumentOutOfRange, f"{plan.spec.name}(): {problem}", at, tool=plan.spec.name,
-                              param=name)
+                    self.fail(ArgumentOutOfRange, f"{plan.spec.name}(): {problem}", at, tool=plan.spec.name, param=name)
             kwargs[name] = v
         return kwargs
 
     def budget_spent(self, node: ast.AST) -> None:
         """Stop this statement at `node`: the run's tool call budget is spent (`RunState.spend` said no)."""
-        self.fail(LimitExceeded, f"tool call budget of {self.run.limits.max_tool_calls} is spent", node,
-                  limit="max_tool_calls")
+        self.fail(
+            LimitExceeded,
+            f"tool call budget of {self.run.limits.max_tool_calls} is spent",
+            node,
+            limit="max_tool_calls",
+        )
 
-    def record_call(self, plan: CallPlan, kwargs: dict[str, Any], value: Any, size: int, hit: bool,
-                    start: float) -> None:
+    def record_call(
+        self, plan: CallPlan, kwargs: dict[str, Any], value: Any, size: int, hit: bool, start: float
+    ) -> None:
         """Add the call's event to the statement's log, with its charge against the trace budget."""
         cls, defaults = _CALL_EVENTS.get(plan.kind) or _CALL_EVENTS["call"]
         charge = EVENT_OVERHEAD + plan.source_size + size
@@ -178,12 +187,18 @@ def failure(spec: ToolSpec, exc: BaseException, frame: Frame, node: ast.Call) ->
     if isinstance(exc, TooLarge):
         return smap.error(LimitExceeded, f"{spec.name}(): {exc}", node, limit=exc.limit, tool=spec.name)
     if isinstance(exc, BadToolResult):
-        return smap.error(ToolError, f"{spec.name}() returned a bad result: {exc}", node, tool=spec.name,
-                          cause="BadToolResult")
+        return smap.error(
+            ToolError, f"{spec.name}() returned a bad result: {exc}", node, tool=spec.name, cause="BadToolResult"
+        )
     if isinstance(exc, _ToolRaised):
         return smap.error(ToolError, f"{spec.name}() failed: {exc}", node, tool=spec.name, cause=exc.cause)
-    return smap.error(ToolError, f"{spec.name}() failed: {describe_exception(exc)}", node, tool=spec.name,
-                      cause=describe_exception(exc).split(":")[0])
+    return smap.error(
+        ToolError,
+        f"{spec.name}() failed: {describe_exception(exc)}",
+        node,
+        tool=spec.name,
+        cause=describe_exception(exc).split(":")[0],
+    )
 
 
 def call_once(run: RunState, spec: ToolSpec, impl: Tool, kwargs: dict[str, Any]) -> tuple[Any, int]:
@@ -243,8 +258,9 @@ def run_statement(run: RunState, stmt: Statement) -> StepLog:
         return log
     if not is_call:
         values = _event_values(AssignEvent, stmt, start, {"output": value_to_json(value), "target": stmt.target})
-        log.events.append((AssignEvent, values, _ASSIGN_FIELDS,
-                           EVENT_OVERHEAD + value_size(stmt.source) + value_size(value)))
+        log.events.append(
+            (AssignEvent, values, _ASSIGN_FIELDS, EVENT_OVERHEAD + value_size(stmt.source) + value_size(value))
+        )
     log.ok, log.value = True, value
     run.values[stmt.index] = value
     return log
@@ -254,8 +270,15 @@ def _event_base(cls: type, stmt: Statement) -> dict[str, Any]:
     """The fields of an event of `cls` at `stmt` known before it runs: the class's defaults, then the
     statement's place."""
     span = stmt.span
-    return {**event_defaults(cls), "statement": stmt.index, "line": span.line, "col": span.col,
-            "end_line": span.end_line, "end_col": span.end_col, "source": stmt.source}
+    return {
+        **event_defaults(cls),
+        "statement": stmt.index,
+        "line": span.line,
+        "col": span.col,
+        "end_line": span.end_line,
+        "end_col": span.end_col,
+        "source": stmt.source,
+    }
 
 
 def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]) -> dict[str, Any]:

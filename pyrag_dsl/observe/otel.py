@@ -40,8 +40,11 @@ OUTPUT_VALUE, OUTPUT_MIME = "output.value", "output.mime_type"
 METADATA = "metadata"
 LLM_MODEL = "llm.model_name"
 LLM_INPUT, LLM_OUTPUT = "llm.input_messages", "llm.output_messages"
-TOKENS_PROMPT, TOKENS_COMPLETION, TOKENS_TOTAL = ("llm.token_count.prompt", "llm.token_count.completion",
-                                                  "llm.token_count.total")
+TOKENS_PROMPT, TOKENS_COMPLETION, TOKENS_TOTAL = (
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "llm.token_count.total",
+)
 DOCUMENTS = "retrieval.documents"
 TOOL_NAME = "tool.name"
 TEXT, JSON_MIME = "text/plain", "application/json"
@@ -65,8 +68,9 @@ def require_otel() -> None:
         import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
         import opentelemetry.sdk.trace  # noqa: F401
     except ImportError as e:
-        raise OtelUnavailable(f"OpenTelemetry export needs the [otel] extra ({e.name or e} is missing): "
-                              f"{INSTALL_HINT}") from None
+        raise OtelUnavailable(
+            f"OpenTelemetry export needs the [otel] extra ({e.name or e} is missing): {INSTALL_HINT}"
+        ) from None
 
 
 def traces_url(endpoint: str) -> str:
@@ -183,8 +187,14 @@ class _Builder:
         self.io(attrs, "output", _get(e, "reply"))
         self.llm_attrs(attrs, e)
         error = _get(e, "error")
-        return SpanSpec(agent, "LLM", _get(e, "start"), _get(e, "end"), _clean(attrs),
-                        error=self.error_text(error) if error else None)
+        return SpanSpec(
+            agent,
+            "LLM",
+            _get(e, "start"),
+            _get(e, "end"),
+            _clean(attrs),
+            error=self.error_text(error) if error else None,
+        )
 
     def error_text(self, message: str | None, kind: str | None = None) -> str:
         if not self.content:
@@ -196,9 +206,13 @@ class _Builder:
         tool = str(_get(e, "tool") or _get(e, "kind"))
         inputs = dict(_get(e, "inputs") or {})
         output = _get(e, "output")
-        attrs: dict[str, Any] = {"pyrag.step": _get(e, "step"), "pyrag.statement": _get(e, "statement"),
-                                 "pyrag.line": _get(e, "line"), "pyrag.target": _get(e, "target"),
-                                 "pyrag.cached": bool(_get(e, "cached", False))}
+        attrs: dict[str, Any] = {
+            "pyrag.step": _get(e, "step"),
+            "pyrag.statement": _get(e, "statement"),
+            "pyrag.line": _get(e, "line"),
+            "pyrag.target": _get(e, "target"),
+            "pyrag.cached": bool(_get(e, "cached", False)),
+        }
         self.put(attrs, "pyrag.source", _get(e, "source"), is_content=True)
         children: list[SpanSpec] = []
         if tool == "retrieve":
@@ -226,8 +240,14 @@ class _Builder:
             if len(llms) == 1:  # its one chat request: the span is that request (model, messages, tokens)
                 self.llm_attrs(attrs, llms[0])
                 if _get(llms[0], "error"):
-                    return SpanSpec(tool, kind, _get(e, "start"), _get(e, "end"), _clean(attrs),
-                                    error=self.error_text(_get(llms[0], "error")))
+                    return SpanSpec(
+                        tool,
+                        kind,
+                        _get(e, "start"),
+                        _get(e, "end"),
+                        _clean(attrs),
+                        error=self.error_text(_get(llms[0], "error")),
+                    )
             else:
                 children = [self.llm_span(x) for x in llms]
         else:
@@ -244,8 +264,13 @@ class _Builder:
         for e in self.events:
             kind = _get(e, "kind")
             if kind == "decompose":
-                attrs = {SPAN_KIND: "LLM", "pyrag.agent": "decompose", GEN_AI_OPERATION: "chat",
-                         "pyrag.attempts": _get(e, "attempts"), "pyrag.fallback": bool(_get(e, "fallback", False))}
+                attrs = {
+                    SPAN_KIND: "LLM",
+                    "pyrag.agent": "decompose",
+                    GEN_AI_OPERATION: "chat",
+                    "pyrag.attempts": _get(e, "attempts"),
+                    "pyrag.fallback": bool(_get(e, "fallback", False)),
+                }
                 self.io(attrs, "input", _get(e, "question"))
                 self.io(attrs, "output", list(_get(e, "sub_queries") or []))
                 self.messages(attrs, LLM_OUTPUT, [{"role": "assistant", "content": r} for r in _get(e, "raw") or []])
@@ -253,8 +278,12 @@ class _Builder:
                 attrs = {SPAN_KIND: "LLM", "pyrag.agent": "plan", GEN_AI_OPERATION: "chat"}
                 self.io(attrs, "output", _get(e, "program"))
             elif kind == "repair":
-                attrs = {SPAN_KIND: "LLM", "pyrag.agent": "repair", GEN_AI_OPERATION: "chat",
-                         "pyrag.round": _get(e, "round")}
+                attrs = {
+                    SPAN_KIND: "LLM",
+                    "pyrag.agent": "repair",
+                    GEN_AI_OPERATION: "chat",
+                    "pyrag.round": _get(e, "round"),
+                }
                 self.io(attrs, "input", _get(e, "feedback"))
                 self.io(attrs, "output", _get(e, "program"))
             else:
@@ -273,14 +302,23 @@ class _Builder:
             if _get(c, "cached"):
                 continue
             tool, start, end = _get(c, "tool"), _get(c, "start"), _get(c, "end")
-            inside = [i for i, x in enumerate(free) if i not in used and _get(x, "agent") == tool
-                      and _get(x, "start") >= start - _EPS and _get(x, "end") <= end + _EPS]
+            inside = [
+                i
+                for i, x in enumerate(free)
+                if i not in used
+                and _get(x, "agent") == tool
+                and _get(x, "start") >= start - _EPS
+                and _get(x, "end") <= end + _EPS
+            ]
             if not inside:
                 continue
             if tool == "answer":
                 query = str((_get(c, "inputs") or {}).get("query") or "")
-                holds = [i for i in inside if query and any(query in str(m.get("content") or "")
-                                                            for m in _get(free[i], "messages") or [])]
+                holds = [
+                    i
+                    for i in inside
+                    if query and any(query in str(m.get("content") or "") for m in _get(free[i], "messages") or [])
+                ]
                 inside = (holds or inside)[:1]
             used.update(inside)
             matched[n] = [free[i] for i in inside]
@@ -306,12 +344,16 @@ class _Builder:
         else:  # an exec run: the caller may give the answer in the header
             self.io(attrs, "output", header.get("final_answer"))
         if decompose is not None:
-            self.put(attrs, "pyrag.sub_queries", [str(q) for q in _get(decompose, "sub_queries") or []],
-                     is_content=True)
+            self.put(
+                attrs, "pyrag.sub_queries", [str(q) for q in _get(decompose, "sub_queries") or []], is_content=True
+            )
         attrs["pyrag.repair_rounds"] = len(by_kind.get("repair", []))
         attrs["pyrag.adaptive_retries"] = len(by_kind.get("adaptive_retry", []))
-        picked = {k: settings[k] for k in ("topk", "boosted_topk", "policy", "parallel", "plan_grammar",
-                                           "max_repairs", "stream_plan") if k in settings}
+        picked = {
+            k: settings[k]
+            for k in ("topk", "boosted_topk", "policy", "parallel", "plan_grammar", "max_repairs", "stream_plan")
+            if k in settings
+        }
         if picked:
             attrs[METADATA] = _json(picked)
         error = _get(final, "error") if final is not None else None
@@ -336,11 +378,20 @@ class _Builder:
         for e in events:  # the steps that are not spans: events on the question's span
             kind = _get(e, "kind")
             if kind == "execute":
-                root.events.append(("execute", _get(e, "start"), {"pyrag.attempt": _get(e, "attempt"),
-                                                                  "pyrag.topk": (_get(e, "settings") or {}).get("topk")}))
+                root.events.append(
+                    (
+                        "execute",
+                        _get(e, "start"),
+                        {"pyrag.attempt": _get(e, "attempt"), "pyrag.topk": (_get(e, "settings") or {}).get("topk")},
+                    )
+                )
             elif kind == "adaptive_retry":
-                ev = {"pyrag.statement": _get(e, "statement"), "pyrag.target": _get(e, "target"),
-                      "pyrag.topk": _get(e, "topk"), "pyrag.rerun": [int(i) for i in _get(e, "rerun") or []]}
+                ev = {
+                    "pyrag.statement": _get(e, "statement"),
+                    "pyrag.target": _get(e, "target"),
+                    "pyrag.topk": _get(e, "topk"),
+                    "pyrag.rerun": [int(i) for i in _get(e, "rerun") or []],
+                }
                 self.put(ev, "pyrag.answer", _get(e, "answer"), is_content=True)
                 root.events.append(("adaptive_retry", _get(e, "start"), ev))
             elif kind == "error":
@@ -442,9 +493,16 @@ class OtelSink:
     `export_file(path)`, or event by event as an on_event sink (`sink(event)`: the spans go out at the `final`
     event; one question at a time). `exported`/`failed` count the questions."""
 
-    def __init__(self, endpoint: str | None = None, *, content: bool = True, tracer_provider: Any = None,
-                 service_name: str | None = None, timeout_s: float = 10.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        content: bool = True,
+        tracer_provider: Any = None,
+        service_name: str | None = None,
+        timeout_s: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         require_otel()
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import SpanLimits, TracerProvider
@@ -472,9 +530,12 @@ class OtelSink:
             self.endpoint = url
             self._exporter = OTLPSpanExporter(endpoint=url, timeout=timeout_s, headers=dict(headers or {}) or None)
             self._collect = _collector()
-            tracer_provider = TracerProvider(resource=Resource.create(attrs),
-                                             span_limits=SpanLimits(max_span_attributes=MAX_SPAN_ATTRIBUTES,
-                                                                    max_event_attributes=MAX_SPAN_ATTRIBUTES))
+            tracer_provider = TracerProvider(
+                resource=Resource.create(attrs),
+                span_limits=SpanLimits(
+                    max_span_attributes=MAX_SPAN_ATTRIBUTES, max_event_attributes=MAX_SPAN_ATTRIBUTES
+                ),
+            )
             tracer_provider.add_span_processor(self._collect)
             self._own_provider = tracer_provider
         else:
@@ -487,8 +548,9 @@ class OtelSink:
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         kind = SpanKind.CLIENT if spec.kind in ("LLM", "RETRIEVER") else SpanKind.INTERNAL
-        span = self.tracer.start_span(spec.name, context=parent, kind=kind, attributes=spec.attributes,
-                                      start_time=_ns(spec.start))
+        span = self.tracer.start_span(
+            spec.name, context=parent, kind=kind, attributes=spec.attributes, start_time=_ns(spec.start)
+        )
         for name, at, attrs in spec.events:
             span.add_event(name, attributes=attrs, timestamp=_ns(at))
         span.set_status(Status(StatusCode.ERROR, spec.error) if spec.error is not None else Status(StatusCode.OK))
@@ -558,5 +620,15 @@ class OtelSink:
         self.close()
 
 
-__all__ = ["INSTALL_HINT", "OtelSink", "OtelUnavailable", "SpanSpec", "build_spans", "endpoint_from_env",
-           "read_trace", "require_otel", "trace_files", "traces_url"]
+__all__ = [
+    "INSTALL_HINT",
+    "OtelSink",
+    "OtelUnavailable",
+    "SpanSpec",
+    "build_spans",
+    "endpoint_from_env",
+    "read_trace",
+    "require_otel",
+    "trace_files",
+    "traces_url",
+]

@@ -90,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page({"kind": "index", "source": str(self.root), "rows": index(self.root)})
         if not path.startswith("/view/"):
             return self._send(HTTPStatus.NOT_FOUND, "not found\n", "text/plain; charset=utf-8")
-        rel = path[len("/view/"):]
+        rel = path[len("/view/") :]
         target = view._inside(self.root, rel or ".")
         if target is None or "\\" in rel:
             return self._send(HTTPStatus.FORBIDDEN, "outside the served directory\n", "text/plain; charset=utf-8")

@@ -34,6 +34,7 @@ class ViewError(ValueError):
 
 # -- reading ---------------------------------------------------------------------------------------------
 
+
 def _loads(text: str) -> Any:
     """config.jsonl's reader: nesting bounded, NaN/Infinity refused (JSON.parse in the page would refuse them)."""
     return jsonl.loads(text)
@@ -121,9 +122,16 @@ def question_payload(trace: Path | None, qdir: Path | None) -> dict[str, Any]:
         result = _read_json(qdir / "result.json", notes)
         if (qdir / "generated_code.py").is_file():
             code = _read_text(qdir / "generated_code.py", notes)
-    return {"kind": "question", "source": str(trace or qdir), "header": header, "events": events,
-            "diffs": _program_diffs(events), "result": result if isinstance(result, dict) else None,
-            "code": code, "notes": notes}
+    return {
+        "kind": "question",
+        "source": str(trace or qdir),
+        "header": header,
+        "events": events,
+        "diffs": _program_diffs(events),
+        "result": result if isinstance(result, dict) else None,
+        "code": code,
+        "notes": notes,
+    }
 
 
 def _inside(base: Path, rel: Any) -> Path | None:
@@ -193,8 +201,16 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         elif qdir is not None and qdir.is_dir():
             q = question_payload(None, qdir)
         else:
-            q = {"kind": "question", "source": None, "header": None, "events": [], "diffs": [], "result": None,
-                 "code": None, "notes": []}
+            q = {
+                "kind": "question",
+                "source": None,
+                "header": None,
+                "events": [],
+                "diffs": [],
+                "result": None,
+                "code": None,
+                "notes": [],
+            }
             if rec.get("trace") and trace is None:
                 q["notes"].append("the record's trace path leads outside the eval directory; not read")
             elif rec.get("trace"):
@@ -202,16 +218,34 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         q["record"] = rec
         questions.append(q)
         gold = rec.get("gold")
-        rows.append({"i": i, "id": str(rec.get("id")), "question": rec.get("question"), "type": rec.get("type"),
-                     "prediction": rec.get("prediction"),
-                     "gold": [str(g) for g in gold] if isinstance(gold, list) else gold,
-                     "em": _metric(rec, "em"), "f1": _metric(rec, "f1"), "acc": _metric(rec, "acc"),
-                     "recall": _metric(rec, "recall"),
-                     "seconds": rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else None,
-                     "repairs": rec.get("repairs"), "adaptive": rec.get("adaptive_retry"),
-                     "error_type": etype, "error": emsg, "has_trace": bool(q["events"])})
-    payload = {"kind": "eval", "source": str(base), "summary": summary if isinstance(summary, dict) else None,
-               "rows": rows, "chart_png": _chart_png(base, notes), "notes": notes}
+        rows.append(
+            {
+                "i": i,
+                "id": str(rec.get("id")),
+                "question": rec.get("question"),
+                "type": rec.get("type"),
+                "prediction": rec.get("prediction"),
+                "gold": [str(g) for g in gold] if isinstance(gold, list) else gold,
+                "em": _metric(rec, "em"),
+                "f1": _metric(rec, "f1"),
+                "acc": _metric(rec, "acc"),
+                "recall": _metric(rec, "recall"),
+                "seconds": rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else None,
+                "repairs": rec.get("repairs"),
+                "adaptive": rec.get("adaptive_retry"),
+                "error_type": etype,
+                "error": emsg,
+                "has_trace": bool(q["events"]),
+            }
+        )
+    payload = {
+        "kind": "eval",
+        "source": str(base),
+        "summary": summary if isinstance(summary, dict) else None,
+        "rows": rows,
+        "chart_png": _chart_png(base, notes),
+        "notes": notes,
+    }
     return payload, questions
 
 
@@ -226,13 +260,28 @@ def run_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         res = q["result"] or {}
         header = q["header"] or {}
         etype, emsg = _error_of(res.get("error"))
-        rows.append({"i": i, "id": d.name, "question": res.get("original_query") or header.get("question"),
-                     "prediction": res.get("final_answer"), "error_type": etype, "error": emsg,
-                     "repairs": res.get("repair_rounds"), "adaptive": res.get("retried_with_topk10"),
-                     "seconds": (res.get("timings") or {}).get("total_s") if isinstance(res.get("timings"), dict)
-                     else None, "has_trace": bool(q["events"])})
-    return {"kind": "run", "source": str(base), "summary": None, "rows": rows, "chart_png": None,
-            "notes": []}, questions
+        rows.append(
+            {
+                "i": i,
+                "id": d.name,
+                "question": res.get("original_query") or header.get("question"),
+                "prediction": res.get("final_answer"),
+                "error_type": etype,
+                "error": emsg,
+                "repairs": res.get("repair_rounds"),
+                "adaptive": res.get("retried_with_topk10"),
+                "seconds": (res.get("timings") or {}).get("total_s") if isinstance(res.get("timings"), dict) else None,
+                "has_trace": bool(q["events"]),
+            }
+        )
+    return {
+        "kind": "run",
+        "source": str(base),
+        "summary": None,
+        "rows": rows,
+        "chart_png": None,
+        "notes": [],
+    }, questions
 
 
 def load(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -253,8 +302,10 @@ def load(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return eval_payload(p)
     if any(d.is_dir() and d.name.isdigit() for d in p.iterdir()):
         return run_payload(p)
-    raise ViewError(f"{p}: expected a trace.jsonl, a question directory (trace.jsonl, result.json), a run "
-                    "directory (outputs/<ts>/<n>/) or an eval output directory (records.jsonl, summary.json)")
+    raise ViewError(
+        f"{p}: expected a trace.jsonl, a question directory (trace.jsonl, result.json), a run "
+        "directory (outputs/<ts>/<n>/) or an eval output directory (records.jsonl, summary.json)"
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------------------
@@ -289,24 +340,28 @@ def _assets() -> tuple[str, str]:
 
 
 def content_security_policy(js: str, css: str) -> str:
-    return (f"default-src 'none'; script-src {_sha256(js)}; style-src {_sha256(css)}; img-src data:; "
-            "base-uri 'none'; form-action 'none'")
+    return (
+        f"default-src 'none'; script-src {_sha256(js)}; style-src {_sha256(css)}; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
 
 
 def render_html(payload: dict[str, Any], questions: list[dict[str, Any]] | None = None) -> str:
     js, css = _assets()
-    parts = ["<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n",
-             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{content_security_policy(js, css)}\">\n",
-             "<meta name=\"referrer\" content=\"no-referrer\">\n"
-             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-             "<title>pyrag-dsl view</title>\n",
-             f"<style>{css}</style>\n</head><body>\n<div id=\"app\"><noscript>This page needs JavaScript "
-             "(one inline script, no network).</noscript></div>\n",
-             f"<script type=\"application/json\" id=\"pyrag-data\">{json_for_script(payload)}</script>\n",
-             f"<script>{js}</script>\n"]
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(js, css)}">\n',
+        '<meta name="referrer" content="no-referrer">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>pyrag-dsl view</title>\n",
+        f'<style>{css}</style>\n</head><body>\n<div id="app"><noscript>This page needs JavaScript '
+        "(one inline script, no network).</noscript></div>\n",
+        f'<script type="application/json" id="pyrag-data">{json_for_script(payload)}</script>\n',
+        f"<script>{js}</script>\n",
+    ]
     # each question's data after the script: the table is drawn (and painted) before they are parsed
     for i, q in enumerate(questions or []):
-        parts.append(f"<script type=\"application/json\" id=\"pyrag-q-{i}\">{json_for_script(q)}</script>\n")
+        parts.append(f'<script type="application/json" id="pyrag-q-{i}">{json_for_script(q)}</script>\n')
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -333,5 +388,16 @@ def write_view(path: str | Path, out: str | Path | None = None) -> tuple[Path, d
     return target, payload
 
 
-__all__ = ["ViewError", "content_security_policy", "default_out", "eval_payload", "json_for_script", "load",
-           "question_payload", "read_trace", "render_html", "run_payload", "write_view"]
+__all__ = [
+    "ViewError",
+    "content_security_policy",
+    "default_out",
+    "eval_payload",
+    "json_for_script",
+    "load",
+    "question_payload",
+    "read_trace",
+    "render_html",
+    "run_payload",
+    "write_view",
+]

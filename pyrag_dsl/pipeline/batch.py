@@ -114,9 +114,13 @@ class MeteredRetriever:
         pass
 
 
-def concurrent_map(fn: Callable[[T], R], items: Iterable[T], concurrency: int = 1,
-                   on_done: Callable[[int, T, R | None, BaseException | None], None] | None = None,
-                   stop: threading.Event | None = None) -> None:
+def concurrent_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    concurrency: int = 1,
+    on_done: Callable[[int, T, R | None, BaseException | None], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
     """Run `fn(item)` with at most `concurrency` in flight; `on_done(i, item, result, error)` runs in the
     calling thread as each finishes. An exception from `fn` is passed to `on_done`, never raised; an
     exception from `on_done` (or Ctrl-C) stops submitting, cancels what has not started and is raised.

@@ -43,13 +43,20 @@ class PipelineConfig:
             raise ValueError(f"policy must be one of {POLICIES}, got {self.policy!r}")
 
     def settings(self) -> dict[str, Any]:
-        return {"topk": self.topk, "boosted_topk": self.boosted_topk, "policy": self.policy,
-                "plan_grammar": self.plan_grammar if self.use_grammar else "off",
-                "max_repairs": self.max_repairs, "parallel": self.parallel, "deadline_s": self.deadline_s,
-                "max_workers": self.max_workers, "stream_plan": self.stream_plan,
-                "sentinels": list(Sentinels(self.sentinels).phrases),
-                "limits": limits_to_json(self.limits),  # limits and language: replay rebuilds them
-                "language": language_to_json(self.language)}
+        return {
+            "topk": self.topk,
+            "boosted_topk": self.boosted_topk,
+            "policy": self.policy,
+            "plan_grammar": self.plan_grammar if self.use_grammar else "off",
+            "max_repairs": self.max_repairs,
+            "parallel": self.parallel,
+            "deadline_s": self.deadline_s,
+            "max_workers": self.max_workers,
+            "stream_plan": self.stream_plan,
+            "sentinels": list(Sentinels(self.sentinels).phrases),
+            "limits": limits_to_json(self.limits),  # limits and language: replay rebuilds them
+            "language": language_to_json(self.language),
+        }
 
 
 def limits_to_json(limits: Limits) -> dict[str, Any]:
@@ -63,11 +70,20 @@ def language_to_json(language: Language) -> dict[str, Any]:
 def pipeline_config(settings: "Settings", **overrides: Any) -> PipelineConfig:
     """The PipelineConfig of these settings (`plan_grammar` auto is decided by the Pipeline for its Plan LLM)."""
     p = settings.pipeline
-    fields = dict(topk=p.topk, boosted_topk=p.boosted_topk, max_repairs=p.max_repairs, policy=p.policy,
-                  use_grammar=p.use_grammar, plan_grammar=p.plan_grammar, parallel=p.parallel,
-                  max_workers=p.max_workers, stream_plan=p.stream_plan,
-                  sentinels=tuple(p.sentinels) if p.sentinels is not None else None, deadline_s=p.deadline_s,
-                  llm_events=True)  # run, eval and Session traces record each LLM call (the viewer, OpenTelemetry)
+    fields = dict(
+        topk=p.topk,
+        boosted_topk=p.boosted_topk,
+        max_repairs=p.max_repairs,
+        policy=p.policy,
+        use_grammar=p.use_grammar,
+        plan_grammar=p.plan_grammar,
+        parallel=p.parallel,
+        max_workers=p.max_workers,
+        stream_plan=p.stream_plan,
+        sentinels=tuple(p.sentinels) if p.sentinels is not None else None,
+        deadline_s=p.deadline_s,
+        llm_events=True,
+    )  # run, eval and Session traces record each LLM call (the viewer, OpenTelemetry)
     return PipelineConfig(**{**fields, **overrides})
 
 

@@ -131,13 +131,30 @@ class LLMCalls:
         return {name: fn if name == "retrieve" else _LabelledTool(self, name, fn) for name, fn in tools.items()}
 
     # -- recording -----------------------------------------------------------------------------------
-    def record(self, agent: str, model: str, messages: Any, reply: str | None, usage: Any, start: float,
-               end: float, error: str | None = None) -> None:
-        fields = {"agent": agent, "model": str(model), "start": start, "end": end, "reply": reply, "error": error,
-                  "messages": [{"role": str(m.get("role", "")), "content": m.get("content")}
-                               for m in messages if isinstance(m, dict)],
-                  "prompt_tokens": _usage_tokens(usage, "prompt_tokens") if usage is not None else None,
-                  "completion_tokens": _usage_tokens(usage, "completion_tokens") if usage is not None else None}
+    def record(
+        self,
+        agent: str,
+        model: str,
+        messages: Any,
+        reply: str | None,
+        usage: Any,
+        start: float,
+        end: float,
+        error: str | None = None,
+    ) -> None:
+        fields = {
+            "agent": agent,
+            "model": str(model),
+            "start": start,
+            "end": end,
+            "reply": reply,
+            "error": error,
+            "messages": [
+                {"role": str(m.get("role", "")), "content": m.get("content")} for m in messages if isinstance(m, dict)
+            ],
+            "prompt_tokens": _usage_tokens(usage, "prompt_tokens") if usage is not None else None,
+            "completion_tokens": _usage_tokens(usage, "completion_tokens") if usage is not None else None,
+        }
         with self._lock:
             self._events.append(fields)
 
@@ -157,9 +174,13 @@ class LLMCalls:
             if max_bytes is not None:
                 size = len(event_json(event).encode("utf-8")) + 1
                 if used + size > max_bytes:
-                    event = event.model_copy(update={
-                        "messages": [{"role": m["role"], "content": None} for m in event.messages],
-                        "reply": None, "content_dropped": True})
+                    event = event.model_copy(
+                        update={
+                            "messages": [{"role": m["role"], "content": None} for m in event.messages],
+                            "reply": None,
+                            "content_dropped": True,
+                        }
+                    )
                     size = len(event_json(event).encode("utf-8")) + 1
                 used += size
             trace.append(event)
@@ -189,13 +210,22 @@ class _Observer:
         try:
             reply = chat(hear)
         except Exception as e:
-            self.calls.record(self.agent, client.config.model, messages, None, usage[-1] if usage else None,
-                              start, time.time(), f"{type(e).__name__}: {e}")
+            self.calls.record(
+                self.agent,
+                client.config.model,
+                messages,
+                None,
+                usage[-1] if usage else None,
+                start,
+                time.time(),
+                f"{type(e).__name__}: {e}",
+            )
             raise
         finally:
             CHAT_OBSERVER.reset(token)
-        self.calls.record(self.agent, client.config.model, messages, reply, usage[-1] if usage else None, start,
-                          time.time())
+        self.calls.record(
+            self.agent, client.config.model, messages, reply, usage[-1] if usage else None, start, time.time()
+        )
         return reply
 
 

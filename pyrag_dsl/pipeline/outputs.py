@@ -64,7 +64,8 @@ def write_result(run_dir: Path, n: int, result: PipelineResult) -> Path:
         raise OutputError(out, e) from e
     if result.generated_code is not None:
         _atomic_write(out / "generated_code.py", result.generated_code)
-    _atomic_write(out / "trace.jsonl", dumps_jsonl(result.trace, {"question": result.original_query,
-                                                                  "settings": result.settings}))
+    _atomic_write(
+        out / "trace.jsonl", dumps_jsonl(result.trace, {"question": result.original_query, "settings": result.settings})
+    )
     _atomic_write(out / "result.json", jsonl.dumps(result.to_dict(), indent=2) + "\n")
     return out

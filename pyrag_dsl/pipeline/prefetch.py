@@ -47,8 +47,15 @@ class PrefetchReport:
 class Prefetcher:
     """Feed it the program so far as the Plan reply grows (`feed`); call `finish()` when the reply is complete."""
 
-    def __init__(self, language: Language, limits: Limits, tools: dict[str, Callable[..., Any]], cache: CallCache,
-                 settings: dict[str, Any], max_workers: int = DEFAULT_MAX_WORKERS) -> None:
+    def __init__(
+        self,
+        language: Language,
+        limits: Limits,
+        tools: dict[str, Callable[..., Any]],
+        cache: CallCache,
+        settings: dict[str, Any],
+        max_workers: int = DEFAULT_MAX_WORKERS,
+    ) -> None:
         self.language, self.limits, self.tools, self.cache = language, limits, tools, cache
         self.settings = settings
         self.pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="pyrag-dsl-prefetch")
@@ -92,7 +99,7 @@ class Prefetcher:
     def _dispatch_ready(self) -> None:
         program, run = self._program, self._run
         final = len(program.statements) - 2  # the last is the stand-in; the one before it may still be continued
-        for stmt in program.statements[:max(final, 0)]:
+        for stmt in program.statements[: max(final, 0)]:
             i = stmt.index
             if i in self._started or not all(d in self._done for d in stmt.deps) or not self._reused(program, stmt):
                 continue

@@ -27,11 +27,16 @@ def failed_result(question: str, e: BaseException) -> Any:
     return PipelineResult(original_query=question, error={"type": type(e).__name__, "message": str(e)[:2000]})
 
 
-def run_questions(make_pipeline: Callable[[int], Any], questions: Sequence[str], concurrency: int, *,
-                  on_finished: Callable[[Outcome], None] | None = None,
-                  on_ordered: Callable[[Outcome], None] | None = None,
-                  on_interrupted: Callable[[Outcome], None] | None = None,
-                  stop: threading.Event | None = None) -> list[Outcome]:
+def run_questions(
+    make_pipeline: Callable[[int], Any],
+    questions: Sequence[str],
+    concurrency: int,
+    *,
+    on_finished: Callable[[Outcome], None] | None = None,
+    on_ordered: Callable[[Outcome], None] | None = None,
+    on_interrupted: Callable[[Outcome], None] | None = None,
+    stop: threading.Event | None = None,
+) -> list[Outcome]:
     """Answer `questions` with `concurrency` in flight; `make_pipeline(n)` gives question n its pipeline.
     `on_finished` runs as each finishes (completion order), `on_ordered` in input order; both in the calling
     thread. On Ctrl-C, `on_interrupted` gets each question in flight with its partial result (input order),

@@ -81,13 +81,17 @@ def language_from_json(data: dict[str, Any] | None) -> Language:
     lang = DEFAULT_LANGUAGE
     for name in _names(data.get("nodes"), "settings.language.nodes"):
         if name not in KNOWN_NODE_KINDS:
-            raise RecordedConfigError(f"the trace was recorded with node kind {show(name)}, which this version does "
-                                      f"not know (known: {', '.join(KNOWN_NODE_KINDS)})")
+            raise RecordedConfigError(
+                f"the trace was recorded with node kind {show(name)}, which this version does "
+                f"not know (known: {', '.join(KNOWN_NODE_KINDS)})"
+            )
         lang = lang.with_node(KNOWN_NODE_KINDS[name])
     extra = [t for t in _names(data.get("tools"), "settings.language.tools") if t not in lang.tools]
     if extra:
-        raise RecordedConfigError(f"the trace used tool(s) {show(', '.join(extra))} that are not built in; replay it "
-                                  "from Python with replay(..., language=...)")
+        raise RecordedConfigError(
+            f"the trace used tool(s) {show(', '.join(extra))} that are not built in; replay it "
+            "from Python with replay(..., language=...)"
+        )
     return lang
 
 
@@ -111,16 +115,26 @@ def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, 
         raise RecordedConfigError(f"settings.parallel must be true or false, got {show(parallel)}")
     sentinels = None if s.get("sentinels") is None else _names(s["sentinels"], "settings.sentinels")
     recorded = limits_from_json(s.get("limits"))
-    cfg = PipelineConfig(topk=_topk(s.get("topk", D.TOPK), "settings.topk"),
-                         boosted_topk=_topk(s.get("boosted_topk", D.BOOSTED_TOPK), "settings.boosted_topk"),
-                         policy=policy, parallel=parallel, sentinels=None if sentinels is None else tuple(sentinels),
-                         limits=limits if limits is not None else bounded_limits(recorded),
-                         language=language_from_json(s.get("language")))
+    cfg = PipelineConfig(
+        topk=_topk(s.get("topk", D.TOPK), "settings.topk"),
+        boosted_topk=_topk(s.get("boosted_topk", D.BOOSTED_TOPK), "settings.boosted_topk"),
+        policy=policy,
+        parallel=parallel,
+        sentinels=None if sentinels is None else tuple(sentinels),
+        limits=limits if limits is not None else bounded_limits(recorded),
+        language=language_from_json(s.get("language")),
+    )
     try:
         return dataclasses.replace(cfg, **overrides) if overrides else cfg
     except (TypeError, ValueError) as e:
         raise RecordedConfigError(f"bad override: {show(str(e), 200)}") from None
 
 
-__all__ = ["KNOWN_NODE_KINDS", "RecordedConfigError", "bounded_limits", "config_from_header", "language_from_json",
-           "limits_from_json"]
+__all__ = [
+    "KNOWN_NODE_KINDS",
+    "RecordedConfigError",
+    "bounded_limits",
+    "config_from_header",
+    "language_from_json",
+    "limits_from_json",
+]

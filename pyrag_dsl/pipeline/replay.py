@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 from ..agents.answer import Sentinels
 from ..grammar import FINAL_ANSWER, Language, Limits, validate
+from ..interpreter import CallCache
 from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
 from . import events as pev
-from ..interpreter import CallCache
 from .recorded_config import RecordedConfigError, config_from_header
 from .runner import Executor
 
@@ -106,9 +106,15 @@ def _final_answer(run: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str, Callable[..., Any]] | None = None,
-           language: Language | None = None, overrides: dict[str, Any] | None = None,
-           limits: Limits | None = None) -> ReplayReport:
+def replay(
+    header: dict[str, Any],
+    events: list[TraceEvent],
+    *,
+    tools: dict[str, Callable[..., Any]] | None = None,
+    language: Language | None = None,
+    overrides: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> ReplayReport:
     """Re-execute the recorded final program with the recorded settings, limits and language. Without
     `tools`, with the recorded outputs (exact replay); with `tools` (for --live), against those and report
     the differences. `overrides` (topk, boosted_topk, policy, parallel) make it a what-if run. The recorded
@@ -136,8 +142,14 @@ def replay(header: dict[str, Any], events: list[TraceEvent], *, tools: dict[str,
     executor.adaptive(1)
     run = executor.run
     replayed = [e for e in trace if e.kind in _COMPARED or isinstance(e, pev.ExecuteEvent)]
-    report = ReplayReport(final.final_answer, _final_answer(run), len(recorded), replayed=trace,
-                          error=run.error.to_dict() if run.error is not None else None, error_recorded=final.error)
+    report = ReplayReport(
+        final.final_answer,
+        _final_answer(run),
+        len(recorded),
+        replayed=trace,
+        error=run.error.to_dict() if run.error is not None else None,
+        error_recorded=final.error,
+    )
     offset = start.step - trace[0].step  # replayed events are numbered as the recording numbers them
     for i in range(max(len(recorded), len(replayed))):
         a = recorded[i] if i < len(recorded) else None

@@ -30,8 +30,16 @@ def retrieved_documents(trace: Iterable[TraceEvent]) -> tuple[list[dict[str, str
             continue
         docs = _doc_refs(e.output)
         inputs = dict(getattr(e, "inputs", {}) or {})
-        per_call.append({"attempt": attempt, "statement": e.statement, "target": e.target,
-                         "query": inputs.get("query"), "topk": inputs.get("topk"), "docs": docs})
+        per_call.append(
+            {
+                "attempt": attempt,
+                "statement": e.statement,
+                "target": e.target,
+                "query": inputs.get("query"),
+                "topk": inputs.get("topk"),
+                "docs": docs,
+            }
+        )
         for d in docs:
             key = d["id"] or d["title"]
             if key not in seen:

@@ -15,18 +15,25 @@ from ..agents.plan import PlanAgent, render_errors
 from ..config import deadline
 from ..grammar import FINAL_ANSWER, Program, validate
 from ..grammar.errors import DslError
-from ..interpreter.trace import TraceEvent, value_to_json
 from ..interpreter import CallCache, Run, supervise
-from ..retrievers.base import RetrieveTool, Retriever
-from .events import (
-    AdaptiveRetryEvent, DecomposeEvent, ExecuteEvent, FinalEvent, PlanEvent, PlanStreamEvent, RepairEvent,
-)
-from .prefetch import Prefetcher
-from .events import LLMCalls
-from .retrieved import first_program_valid, retrieved_documents
+from ..interpreter.trace import TraceEvent, value_to_json
+from ..retrievers.base import Retriever, RetrieveTool
 from .config import PipelineConfig
 from .defaults import resolve_plan_grammar
+from .events import (
+    AdaptiveRetryEvent,
+    DecomposeEvent,
+    ExecuteEvent,
+    FinalEvent,
+    LLMCalls,
+    PlanEvent,
+    PlanStreamEvent,
+    RepairEvent,
+)
+from .prefetch import Prefetcher
+from .retrieved import first_program_valid, retrieved_documents
 from .steps import execution_log
+
 
 @dataclass
 class PipelineResult:
@@ -56,13 +63,22 @@ class PipelineResult:
     def to_dict(self) -> dict[str, Any]:
         """The reference's keys plus ours; the typed trace goes to trace.jsonl, not here."""
         return {
-            "original_query": self.original_query, "sub_queries": self.sub_queries,
-            "generated_code": self.generated_code, "execution_log": self.execution_log,
-            "variables": self.variables, "final_answer": self.final_answer,
-            "retried_with_topk10": self.retried_with_topk10, "repair_rounds": self.repair_rounds,
-            "programs": self.programs, "llm_calls": self.llm_calls, "retrieval_calls": self.retrieval_calls,
-            "timings": self.timings, "error": self.error, "settings": self.settings,
-            "first_program_valid": self.first_program_valid, "retrieved_docs": self.retrieved_docs,
+            "original_query": self.original_query,
+            "sub_queries": self.sub_queries,
+            "generated_code": self.generated_code,
+            "execution_log": self.execution_log,
+            "variables": self.variables,
+            "final_answer": self.final_answer,
+            "retried_with_topk10": self.retried_with_topk10,
+            "repair_rounds": self.repair_rounds,
+            "programs": self.programs,
+            "llm_calls": self.llm_calls,
+            "retrieval_calls": self.retrieval_calls,
+            "timings": self.timings,
+            "error": self.error,
+            "settings": self.settings,
+            "first_program_valid": self.first_program_valid,
+            "retrieved_docs": self.retrieved_docs,
             "retrievals": self.retrievals,
         }
 
@@ -97,8 +113,15 @@ class Pipeline:
     """Answers questions with the three agents, the engine and a retriever. `llm` serves Decompose and
     Answer; `plan_llm` (default: `llm`) writes the programs."""
 
-    def __init__(self, llm: LLMClient, retriever: Retriever, *, plan_llm: LLMClient | None = None,
-                 config: PipelineConfig | None = None, extra_tools: dict[str, Callable[..., Any]] | None = None) -> None:
+    def __init__(
+        self,
+        llm: LLMClient,
+        retriever: Retriever,
+        *,
+        plan_llm: LLMClient | None = None,
+        config: PipelineConfig | None = None,
+        extra_tools: dict[str, Callable[..., Any]] | None = None,
+    ) -> None:
         self.config = config or PipelineConfig()
         self.llm = llm
         self.plan_llm = plan_llm or llm
@@ -200,23 +223,36 @@ class _RunState:
         d = self.llm_calls.call("decompose", self.pipeline.decomposer.run, q)
         self.decompose_calls = d.attempts
         res.sub_queries = d.sub_queries
-        self.emit(DecomposeEvent, start=start, question=q, sub_queries=d.sub_queries, fallback=d.fallback,
-                  attempts=d.attempts, raw=d.raw)
+        self.emit(
+            DecomposeEvent,
+            start=start,
+            question=q,
+            sub_queries=d.sub_queries,
+            fallback=d.fallback,
+            attempts=d.attempts,
+            raw=d.raw,
+        )
         res.timings["decompose_s"] = round(time.monotonic() - self.t0, 3)
 
         t_plan = time.monotonic()
         start = time.time()
         cache = CallCache()
         if self._stream_plan():  # statements run while the plan is written; their calls land in `cache`
-            prefetch = Prefetcher(cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk},
-                                  max_workers=cfg.max_workers)
+            prefetch = Prefetcher(
+                cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk}, max_workers=cfg.max_workers
+            )
             try:
-                source = self.llm_calls.call("plan", self.pipeline.planner.write, q, d.sub_queries,
-                                             on_text=prefetch.feed)
+                source = self.llm_calls.call(
+                    "plan", self.pipeline.planner.write, q, d.sub_queries, on_text=prefetch.feed
+                )
             finally:
                 report = prefetch.finish()
-                self.emit(PlanStreamEvent, start=start, plan_done_s=report.plan_done_s,
-                          dispatched=[vars(x) for x in report.dispatched])
+                self.emit(
+                    PlanStreamEvent,
+                    start=start,
+                    plan_done_s=report.plan_done_s,
+                    dispatched=[vars(x) for x in report.dispatched],
+                )
         else:
             source = self.llm_calls.call("plan", self.pipeline.planner.write, q, d.sub_queries)
         self.plan_s = time.monotonic() - t_plan
@@ -225,8 +261,9 @@ class _RunState:
         for round_ in range(cfg.max_repairs + 1):
             res.programs.append(source)
             checked = validate(source, cfg.language, cfg.limits)
-            self.emit(PlanEvent, start=start, round=round_, program=source,
-                      errors=[e.to_dict() for e in checked.errors])
+            self.emit(
+                PlanEvent, start=start, round=round_, program=source, errors=[e.to_dict() for e in checked.errors]
+            )
             if checked.ok:
                 res.generated_code = source
                 attempt += 1
@@ -242,8 +279,11 @@ class _RunState:
             else:
                 errors = checked.errors
             if round_ == cfg.max_repairs:
-                res.error = {"type": "NoValidProgram", "message": f"no valid program after {cfg.max_repairs} repairs",
-                             "errors": [e.to_dict() for e in errors]}
+                res.error = {
+                    "type": "NoValidProgram",
+                    "message": f"no valid program after {cfg.max_repairs} repairs",
+                    "errors": [e.to_dict() for e in errors],
+                }
                 return
             start, t_repair = time.time(), time.monotonic()
             feedback = render_errors(errors)
@@ -251,8 +291,14 @@ class _RunState:
             self.plan_s += time.monotonic() - t_repair
             self.plan_calls += 1
             res.repair_rounds = round_ + 1
-            self.emit(RepairEvent, start=start, round=round_ + 1, errors=[e.to_dict() for e in errors],
-                      feedback=feedback, program=source)
+            self.emit(
+                RepairEvent,
+                start=start,
+                round=round_ + 1,
+                errors=[e.to_dict() for e in errors],
+                feedback=feedback,
+                program=source,
+            )
         self.executor.adaptive(attempt)
 
     @property
@@ -275,8 +321,12 @@ class _RunState:
         answer_calls = self.answer.calls
         llm, plan_llm = self.pipeline.llm, self.pipeline.plan_llm
         total = (llm.calls - self.llm_before[0]) + (plan_llm.calls - self.llm_before[1] if plan_llm is not llm else 0)
-        res.llm_calls = {"decompose": self.decompose_calls, "plan": self.plan_calls, "answer": answer_calls,
-                         "total_requests": total}
+        res.llm_calls = {
+            "decompose": self.decompose_calls,
+            "plan": self.plan_calls,
+            "answer": answer_calls,
+            "total_requests": total,
+        }
         res.timings["plan_s"] = round(self.plan_s, 3)
         res.timings["total_s"] = round(time.monotonic() - self.t0, 3)
         self.llm_calls.flush(res.trace, self.cfg.limits.max_trace_bytes)
@@ -292,8 +342,14 @@ class Executor:
     """Runs a validated program and applies the adaptive-retrieval policy; appends to `trace`.
     Shared by the pipeline and by replay."""
 
-    def __init__(self, cfg: PipelineConfig, tools: dict[str, Callable[..., Any]], is_sentinel: Callable[[str], bool],
-                 trace: list[TraceEvent], flags: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: PipelineConfig,
+        tools: dict[str, Callable[..., Any]],
+        is_sentinel: Callable[[str], bool],
+        trace: list[TraceEvent],
+        flags: Any = None,
+    ) -> None:
         self.cfg = cfg
         self.tools = tools
         self.is_sentinel = is_sentinel
@@ -309,9 +365,16 @@ class Executor:
     def execute(self, program: Program, cache: CallCache, attempt: int, topk: int | None = None) -> Run:
         settings = {"topk": topk or self.cfg.topk}
         _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
-        run = Run(program, self.tools, settings=settings, cache=cache, on_event=self._on_event,
-                  mode="dataflow" if self.cfg.parallel else "sequential", max_workers=self.cfg.max_workers,
-                  batch_window_s=self.cfg.batch_window_s)
+        run = Run(
+            program,
+            self.tools,
+            settings=settings,
+            cache=cache,
+            on_event=self._on_event,
+            mode="dataflow" if self.cfg.parallel else "sequential",
+            max_workers=self.cfg.max_workers,
+            batch_window_s=self.cfg.batch_window_s,
+        )
         self.run, self.program, self.cache = run, program, cache  # before running: kept on Ctrl-C too
         supervise(run, run.run_all)
         return run
@@ -335,10 +398,17 @@ class Executor:
             flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(s)]
             if flagged:
                 s = flagged[0]
-                _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
-                      answer=str(run.value(s.index)),
-                      retrieve_statements=[x.index for x in program.statements if program.calls(x, "retrieve")],
-                      topk=cfg.boosted_topk, rerun=list(range(len(program.statements))), policy="reference")
+                _emit(
+                    self.trace,
+                    AdaptiveRetryEvent,
+                    statement=s.index,
+                    target=s.target,
+                    answer=str(run.value(s.index)),
+                    retrieve_statements=[x.index for x in program.statements if program.calls(x, "retrieve")],
+                    topk=cfg.boosted_topk,
+                    rerun=list(range(len(program.statements))),
+                    policy="reference",
+                )
                 self._retried()
                 self.execute(program, CallCache(), attempt + 1, cfg.boosted_topk)
             return
@@ -359,9 +429,16 @@ class Executor:
             if not changed:
                 continue
             rerun = sorted(set(changed) | {x for i in changed for x in program.dependents(i)})
-            _emit(self.trace, AdaptiveRetryEvent, statement=s.index, target=s.target,
-                  answer=str(run.value(s.index)), retrieve_statements=sorted(set(changed)),
-                  topk=cfg.boosted_topk, rerun=rerun)
+            _emit(
+                self.trace,
+                AdaptiveRetryEvent,
+                statement=s.index,
+                target=s.target,
+                answer=str(run.value(s.index)),
+                retrieve_statements=sorted(set(changed)),
+                topk=cfg.boosted_topk,
+                rerun=rerun,
+            )
             self._retried()
             supervise(run, lambda: run.run_statements(rerun))
 
@@ -375,8 +452,12 @@ def _repairable(err: DslError) -> bool:
         return err.details.get("cause") not in ("RetrievalError", "LLMError")
     if err.kind == "LimitExceeded" and "tool" in err.details and err.details.get("limit") == "max_string_length":
         return False  # a result too long (too many documents is fixable: a smaller topk)
-    return err.kind == "LimitExceeded" and err.details.get("limit") not in ("tool_timeout_s", "run_timeout_s",
-                                                                             "interrupted", "max_trace_bytes")
+    return err.kind == "LimitExceeded" and err.details.get("limit") not in (
+        "tool_timeout_s",
+        "run_timeout_s",
+        "interrupted",
+        "max_trace_bytes",
+    )
 
 
 def _current_topk(node: ast.Call, stmt, run: Run, default: int) -> int:

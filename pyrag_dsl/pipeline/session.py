@@ -31,8 +31,9 @@ class Session:
         from ..retrievers.embedded import open_retriever
 
         r = self.settings.retriever
-        retriever = open_retriever(r.url, r.index, progress=self.progress, timeout_s=r.timeout_s, retries=r.retries,
-                                   backoff_s=r.backoff_s)
+        retriever = open_retriever(
+            r.url, r.index, progress=self.progress, timeout_s=r.timeout_s, retries=r.retries, backoff_s=r.backoff_s
+        )
         check = getattr(retriever, "check", None)  # a retrieval server: fail at start when it does not answer
         if callable(check):
             try:
@@ -47,11 +48,19 @@ class Session:
         if s.embedded_llm:
             from ..agents.local_server import LocalLLMServer
 
-            self.server = LocalLLMServer(s.gguf, settings=s.llama,
-                                         startup_timeout_s=s.llama.startup_timeout_s, progress=self.progress)
+            self.server = LocalLLMServer(
+                s.gguf, settings=s.llama, startup_timeout_s=s.llama.startup_timeout_s, progress=self.progress
+            )
             self.server.start()  # self.server is set first: close() stops it if start is interrupted
-            config = LLMConfig(**{**s.llm.client_fields(), "model": self.server.alias, "base_url": self.server.base_url,
-                                  "grammar": "gbnf", "timeout_s": s.llama.timeout_s})
+            config = LLMConfig(
+                **{
+                    **s.llm.client_fields(),
+                    "model": self.server.alias,
+                    "base_url": self.server.base_url,
+                    "grammar": "gbnf",
+                    "timeout_s": s.llama.timeout_s,
+                }
+            )
             llm = LLMClient(config)
             llm.health = self.server.check_alive  # a failed request names a dead server, not "cannot connect"
             self.clients = [llm]

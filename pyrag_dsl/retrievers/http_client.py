@@ -43,8 +43,11 @@ class HttpRetriever:
         self.max_batch = max_batch
         self.max_documents = max_documents
         # each request bounded on the wall clock (httpx alone bounds each wait: a slow drip never times out)
-        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                                    event_hooks=wall_clock_hooks())
+        self._client = httpx.Client(
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            event_hooks=wall_clock_hooks(),
+        )
         self.requests = 0  # HTTP requests sent, retries included
 
     def close(self) -> None:

@@ -35,8 +35,9 @@ def read_meta(index_dir: str | Path) -> dict[str, Any]:
     if not Path(index_dir).is_dir():
         raise RetrievalError(str(index_dir), "no such index directory")
     if not path.exists():
-        raise RetrievalError(str(index_dir), f"not a pyrag-dsl index (no {META_FILE}); build one with "
-                             "'pyrag-dsl index build'")
+        raise RetrievalError(
+            str(index_dir), f"not a pyrag-dsl index (no {META_FILE}); build one with 'pyrag-dsl index build'"
+        )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:

@@ -111,8 +111,11 @@ def parse_request(body: bytes, limits: ServerLimits) -> tuple[list[str], int, bo
     if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= limits.max_topk:
         raise BadRequest(f"'topk' must be an integer from 1 to {limits.max_topk}", 422)
     if len(queries) * topk > limits.max_documents:
-        raise BadRequest(f"too many documents: {len(queries)} queries x topk {topk} = {len(queries) * topk} > "
-                         f"max_documents {limits.max_documents} per response; send fewer queries per request", 422)
+        raise BadRequest(
+            f"too many documents: {len(queries)} queries x topk {topk} = {len(queries) * topk} > "
+            f"max_documents {limits.max_documents} per response; send fewer queries per request",
+            422,
+        )
     return_scores = data.get("return_scores", False)
     if not isinstance(return_scores, bool):
         raise BadRequest("'return_scores' must be true or false", 422)
@@ -148,6 +151,7 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # JSON, never plain text
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
     stats = {"requests": 0, "queries": 0}
     pending = 0  # searches running or queued; read and written on the event loop thread only
     lock = threading.Lock()
@@ -158,8 +162,14 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
     @app.get("/health")
     async def health() -> dict[str, Any]:
         size = len(retriever) if hasattr(retriever, "__len__") else None  # type: ignore[arg-type]
-        return {"status": "ok", "index": name, "documents": size, **stats, "pending_searches": pending,
-                "limits": asdict(limits)}
+        return {
+            "status": "ok",
+            "index": name,
+            "documents": size,
+            **stats,
+            "pending_searches": pending,
+            "limits": asdict(limits),
+        }
 
     @app.post("/retrieve")
     async def retrieve(request: Request) -> Response:
@@ -169,9 +179,14 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
         if pending >= limits.max_pending_searches:
-            return JSONResponse({"error": f"busy: {pending} searches pending (max_pending_searches "
-                                          f"{limits.max_pending_searches}); retry later"},
-                                status_code=503, headers={"Retry-After": "1"})
+            return JSONResponse(
+                {
+                    "error": f"busy: {pending} searches pending (max_pending_searches "
+                    f"{limits.max_pending_searches}); retry later"
+                },
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
         pending += 1
         try:
             body = await asyncio.get_running_loop().run_in_executor(pool, search, queries, topk, return_scores)
@@ -235,20 +250,29 @@ class GuardedH11Protocol(H11Protocol):
 
 
 _TIMEOUT_BODY = b'{"error": "request timeout: the whole request was not received in time"}'
-REQUEST_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                            b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n"
-                            + _TIMEOUT_BODY)
+REQUEST_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\nconnection: close\r\n\r\n" + _TIMEOUT_BODY
+)
 
 
-def serve_config(app: Any, limits: ServerLimits | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 log_level: str = "warning") -> uvicorn.Config:
+def serve_config(
+    app: Any, limits: ServerLimits | None = None, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+) -> uvicorn.Config:
     """The uvicorn.Config that enforces `limits` on connections (default: the app's own limits, else defaults):
     the h11 protocol with its header bound and the request timeout, and limit_concurrency."""
     limits = limits or getattr(getattr(app, "state", None), "limits", None) or ServerLimits()
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"request_timeout_s": limits.request_timeout_s})
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on", http=protocol,
-                          limit_concurrency=limits.max_connections,
-                          h11_max_incomplete_event_size=limits.max_header_bytes)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        http=protocol,
+        limit_concurrency=limits.max_connections,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+    )
 
 
 class BackgroundServer:

@@ -4,8 +4,8 @@ so scores differ from Lucene's k1=0.9, b=0.4."""
 
 from __future__ import annotations
 
-import os
 import contextlib
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +29,9 @@ def _schema():
     return sb.build()
 
 
-def build_tantivy_index(corpus: str | Path, out_dir: str | Path, *, skip_bad: bool = False,
-                        progress: Progress | None = None) -> dict:
+def build_tantivy_index(
+    corpus: str | Path, out_dir: str | Path, *, skip_bad: bool = False, progress: Progress | None = None
+) -> dict:
     try:
         import tantivy
     except ImportError:
@@ -63,8 +64,14 @@ def build_tantivy_index(corpus: str | Path, out_dir: str | Path, *, skip_bad: bo
         raise
     if progress:
         progress("indexing", count, count)
-    return write_meta(out, "tantivy", documents=count, corpus=str(corpus), corpus_sha256=file_sha256(corpus),
-                      seconds=round(time.monotonic() - t0, 2))
+    return write_meta(
+        out,
+        "tantivy",
+        documents=count,
+        corpus=str(corpus),
+        corpus_sha256=file_sha256(corpus),
+        seconds=round(time.monotonic() - t0, 2),
+    )
 
 
 def _remove(path: Path) -> None:

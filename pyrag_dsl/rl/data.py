@@ -33,10 +33,13 @@ from ..retrievers.base import Retriever
 from .rewards import ANSWER_NO_DOCS, ANSWER_WITH_DOCS, DECOMPOSE, PLAN
 from .sources import Item
 
-SETS = {"answer_with_docs": ANSWER_WITH_DOCS, "answer_no_docs": ANSWER_NO_DOCS, "plan": PLAN,
-        "decompose": DECOMPOSE}
-ABILITY = {ANSWER_WITH_DOCS: "fact-reasoning", ANSWER_NO_DOCS: "fact-reasoning", PLAN: "code-gen",
-           DECOMPOSE: "decomposition"}
+SETS = {"answer_with_docs": ANSWER_WITH_DOCS, "answer_no_docs": ANSWER_NO_DOCS, "plan": PLAN, "decompose": DECOMPOSE}
+ABILITY = {
+    ANSWER_WITH_DOCS: "fact-reasoning",
+    ANSWER_NO_DOCS: "fact-reasoning",
+    PLAN: "code-gen",
+    DECOMPOSE: "decomposition",
+}
 CORRECT_IF = ("em", "acc", "f1")
 
 
@@ -94,27 +97,50 @@ def _correct(pred: str | None, golds: list[str], rule: str) -> bool:
     return f1_score(pred, golds) >= 0.5
 
 
-def _row(source: str, messages: list[dict[str, str]], item: Item, split: str, *, topk: int = 0,
-         doc_ids: list[str] | None = None) -> dict[str, Any]:
-    return {"data_source": source, "prompt": messages, "ability": ABILITY[source],
-            "reward_model": {"style": "rule", "ground_truth": list(item.golds)},
-            "extra_info": {"split": split, "index": 0, "id": item.id, "question": item.question,
-                           "sub_queries": list(item.sub_queries), "topk": topk, "doc_ids": list(doc_ids or []),
-                           "origin": item.origin}}
+def _row(
+    source: str,
+    messages: list[dict[str, str]],
+    item: Item,
+    split: str,
+    *,
+    topk: int = 0,
+    doc_ids: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "data_source": source,
+        "prompt": messages,
+        "ability": ABILITY[source],
+        "reward_model": {"style": "rule", "ground_truth": list(item.golds)},
+        "extra_info": {
+            "split": split,
+            "index": 0,
+            "id": item.id,
+            "question": item.question,
+            "sub_queries": list(item.sub_queries),
+            "topk": topk,
+            "doc_ids": list(doc_ids or []),
+            "origin": item.origin,
+        },
+    }
 
 
 class Builder:
     """Renders rows through the agents; `retriever` is needed for answer_with_docs only."""
 
-    def __init__(self, options: BuildOptions, retriever: Retriever | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: BuildOptions,
+        retriever: Retriever | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.options = options
         self.retriever = retriever
         self.progress = progress
         self.planner = PlanAgent(llm=None)  # type: ignore[arg-type]  # renders prompts; never calls the LLM
 
-    def build(self, qa: list[Item],
-              records: list[Item]) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SetReport]]:
+    def build(
+        self, qa: list[Item], records: list[Item]
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, SetReport]]:
         opts = self.options
         if not qa and not records:
             raise BuildError("nothing to build from: give QA files (--qa) or run/eval records (--records)")
@@ -133,16 +159,28 @@ class Builder:
             if name == "answer_with_docs":
                 raw = self._answer_with_docs(list(questions.values()), splits, report)
             elif name == "decompose":
-                raw = [(i, _row(DECOMPOSE, DecomposeAgent.messages(i.question), i, splits[i.key]))
-                       for i in questions.values()]
+                raw = [
+                    (i, _row(DECOMPOSE, DecomposeAgent.messages(i.question), i, splits[i.key]))
+                    for i in questions.values()
+                ]
             elif name == "plan":
                 raw = []
                 for r in records:
                     if not r.sub_queries:
                         report.dropped["no_sub_queries"] += 1
                         continue
-                    raw.append((r, _row(PLAN, self.planner.write_messages(r.question, r.sub_queries), r,
-                                        splits[r.key], topk=TOPK)))
+                    raw.append(
+                        (
+                            r,
+                            _row(
+                                PLAN,
+                                self.planner.write_messages(r.question, r.sub_queries),
+                                r,
+                                splits[r.key],
+                                topk=TOPK,
+                            ),
+                        )
+                    )
             else:
                 raw = []
                 for r in records:
@@ -167,15 +205,26 @@ class Builder:
         done, total = 0, len(items)
         for topk, group in sorted(by_topk.items()):
             for start in range(0, len(group), 64):
-                chunk = group[start:start + 64]
+                chunk = group[start : start + 64]
                 results = self.retriever.search([i.question for i in chunk], topk)
                 for item, docs in zip(chunk, results):
                     if not docs:
                         report.dropped["no_documents"] += 1
                         continue
                     ds = Docs(tuple(docs))
-                    out.append((item, _row(ANSWER_WITH_DOCS, AnswerAgent.messages(item.question, ds), item,
-                                           splits[item.key], topk=topk, doc_ids=[d.id for d in docs])))
+                    out.append(
+                        (
+                            item,
+                            _row(
+                                ANSWER_WITH_DOCS,
+                                AnswerAgent.messages(item.question, ds),
+                                item,
+                                splits[item.key],
+                                topk=topk,
+                                doc_ids=[d.id for d in docs],
+                            ),
+                        )
+                    )
                 done += len(chunk)
                 if self.progress:
                     self.progress(done, total)
@@ -204,8 +253,9 @@ class Builder:
         return out
 
 
-def write_sets(rows: dict[str, list[dict[str, Any]]], reports: dict[str, SetReport], out: Path,
-               inputs: dict[str, Any]) -> dict[str, Any]:
+def write_sets(
+    rows: dict[str, list[dict[str, Any]]], reports: dict[str, SetReport], out: Path, inputs: dict[str, Any]
+) -> dict[str, Any]:
     """OUT/<set>/{train,val}.parquet and OUT/summary.json; returns the summary."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -231,11 +281,26 @@ def write_sets(rows: dict[str, list[dict[str, Any]]], reports: dict[str, SetRepo
 
 def _schema(pa):
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
-    return pa.schema([
-        ("data_source", pa.string()), ("prompt", pa.list_(message)), ("ability", pa.string()),
-        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.list_(pa.string()))])),
-        ("extra_info", pa.struct([("split", pa.string()), ("index", pa.int64()), ("id", pa.string()),
-                                  ("question", pa.string()), ("sub_queries", pa.list_(pa.string())),
-                                  ("topk", pa.int64()), ("doc_ids", pa.list_(pa.string())),
-                                  ("origin", pa.string())])),
-    ])
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(message)),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.list_(pa.string()))])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("split", pa.string()),
+                        ("index", pa.int64()),
+                        ("id", pa.string()),
+                        ("question", pa.string()),
+                        ("sub_queries", pa.list_(pa.string())),
+                        ("topk", pa.int64()),
+                        ("doc_ids", pa.list_(pa.string())),
+                        ("origin", pa.string()),
+                    ]
+                ),
+            ),
+        ]
+    )

@@ -38,8 +38,14 @@ def llm_client(url: str, model: str, settings: RewardSettings) -> LLMClient:
     with _LOCK:
         client = _CLIENTS.get(key)
         if client is None:
-            config = LLMConfig(model=model, base_url=url, timeout_s=settings.tool_timeout_s + HTTP_GRACE_S,
-                               retries=settings.llm_retries, backoff_s=0.5, temperature=0.0)
+            config = LLMConfig(
+                model=model,
+                base_url=url,
+                timeout_s=settings.tool_timeout_s + HTTP_GRACE_S,
+                retries=settings.llm_retries,
+                backoff_s=0.5,
+                temperature=0.0,
+            )
             client = _CLIENTS[key] = LLMClient(config)
         return client
 
@@ -62,8 +68,9 @@ def _thread_retriever(url: str, settings: RewardSettings) -> HttpRetriever:
         _LOCAL.pid = os.getpid()
     key = (url, settings.tool_timeout_s, settings.retriever_retries)
     if key not in pool:
-        pool[key] = HttpRetriever(url, timeout=settings.tool_timeout_s + HTTP_GRACE_S,
-                                  retries=settings.retriever_retries, backoff=0.25)
+        pool[key] = HttpRetriever(
+            url, timeout=settings.tool_timeout_s + HTTP_GRACE_S, retries=settings.retriever_retries, backoff=0.25
+        )
     return pool[key]
 
 
@@ -81,8 +88,9 @@ class CachedRetriever:
         out = []
         for q in queries:
             key = ("retrieve", self.url, q, int(topk))
-            out.append(self.cache.get_or_compute(key, lambda q=q: self._search(q, topk),
-                                                 wait_s=self.settings.tool_timeout_s))
+            out.append(
+                self.cache.get_or_compute(key, lambda q=q: self._search(q, topk), wait_s=self.settings.tool_timeout_s)
+            )
         return out
 
     def _search(self, query: str, topk: int) -> list[Doc]:
@@ -101,8 +109,9 @@ class CachedAnswer:
         self.settings = settings
         self.cache = cache
         self.deadline = deadline
-        self.agent = AnswerAgent(llm_client(settings.answer_url, settings.answer_model, settings),
-                                 use_grammar=settings.use_grammar)
+        self.agent = AnswerAgent(
+            llm_client(settings.answer_url, settings.answer_model, settings), use_grammar=settings.use_grammar
+        )
 
     def __call__(self, query: str, docs: Docs | None = None) -> str:
         key = ("answer", self.settings.answer_url, self.settings.answer_model, query, docs)

@@ -157,12 +157,24 @@ def _hydra_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else "[" + ",".join(f"'{i}'" for i in items) + "]"
 
 
-def plan_stage(stage: str, model: str, data: Path, *, adapter: str | None = None, answer_adapter: str | None = None,
-               plan_adapter: str | None = None, answer_url: str = "http://127.0.0.1:8337/v1",
-               plan_url: str = "http://127.0.0.1:8336/v1", retriever_url: str = "http://127.0.0.1:8008",
-               n_gpus_per_node: int = 8, nnodes: int = 1, output_dir: str | None = None,
-               sets: dict[str, str] | None = None, reward_kwargs: dict[str, str] | None = None,
-               check_files: bool = True) -> TrainPlan:
+def plan_stage(
+    stage: str,
+    model: str,
+    data: Path,
+    *,
+    adapter: str | None = None,
+    answer_adapter: str | None = None,
+    plan_adapter: str | None = None,
+    answer_url: str = "http://127.0.0.1:8337/v1",
+    plan_url: str = "http://127.0.0.1:8336/v1",
+    retriever_url: str = "http://127.0.0.1:8008",
+    n_gpus_per_node: int = 8,
+    nnodes: int = 1,
+    output_dir: str | None = None,
+    sets: dict[str, str] | None = None,
+    reward_kwargs: dict[str, str] | None = None,
+    check_files: bool = True,
+) -> TrainPlan:
     """The overrides of one stage. `adapter`: the previous stage's LoRA adapter to start from. The frozen
     agents use `answer_adapter` / `plan_adapter` (default: `adapter` for the agent of the previous stage)."""
     if stage not in STAGES:
@@ -173,11 +185,16 @@ def plan_stage(stage: str, model: str, data: Path, *, adapter: str | None = None
         train = [str(data / s / "train.parquet") for s in STAGE_SETS[stage]]
         val = [str(data / s / "val.parquet") for s in STAGE_SETS[stage]]
     experiment = f"{stage}-{Path(model).name}"
-    o = {**_COMMON, **_STAGE[stage],
-         "data.train_files": _hydra_list(train), "data.val_files": _hydra_list(val),
-         "actor_rollout_ref.model.path": model,
-         "trainer.n_gpus_per_node": str(n_gpus_per_node), "trainer.nnodes": str(nnodes),
-         "trainer.experiment_name": experiment}
+    o = {
+        **_COMMON,
+        **_STAGE[stage],
+        "data.train_files": _hydra_list(train),
+        "data.val_files": _hydra_list(val),
+        "actor_rollout_ref.model.path": model,
+        "trainer.n_gpus_per_node": str(n_gpus_per_node),
+        "trainer.nnodes": str(nnodes),
+        "trainer.experiment_name": experiment,
+    }
     if output_dir:
         o["trainer.default_local_dir"] = str(Path(output_dir) / experiment)
     if adapter:
@@ -207,5 +224,15 @@ def plan_stage(stage: str, model: str, data: Path, *, adapter: str | None = None
 def export_command(checkpoint: str, out: str, python: str = sys.executable) -> list[str]:
     """verl's checkpoint export: OUT gets the merged model and OUT/lora_adapter (the adapter for the next
     stage's lora_adapter_path and for serve-llm --adapter)."""
-    return [python, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", checkpoint,
-            "--target_dir", out]
+    return [
+        python,
+        "-m",
+        "verl.model_merger",
+        "merge",
+        "--backend",
+        "fsdp",
+        "--local_dir",
+        checkpoint,
+        "--target_dir",
+        out,
+    ]

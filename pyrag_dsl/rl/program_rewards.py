@@ -70,11 +70,21 @@ class _PlanUnder:
 
 
 def _config(settings: RewardSettings, max_repairs: int, stream_plan: bool | None) -> PipelineConfig:
-    limits = Limits(max_tool_calls=settings.max_tool_calls, tool_timeout_s=settings.tool_timeout_s,
-                    run_timeout_s=settings.run_timeout_s)
-    return PipelineConfig(topk=settings.topk, boosted_topk=settings.boosted_topk, max_repairs=max_repairs,
-                          use_grammar=settings.use_grammar, plan_grammar=settings.plan_grammar,
-                          parallel=settings.parallel, stream_plan=stream_plan, limits=limits)
+    limits = Limits(
+        max_tool_calls=settings.max_tool_calls,
+        tool_timeout_s=settings.tool_timeout_s,
+        run_timeout_s=settings.run_timeout_s,
+    )
+    return PipelineConfig(
+        topk=settings.topk,
+        boosted_topk=settings.boosted_topk,
+        max_repairs=max_repairs,
+        use_grammar=settings.use_grammar,
+        plan_grammar=settings.plan_grammar,
+        parallel=settings.parallel,
+        stream_plan=stream_plan,
+        limits=limits,
+    )
 
 
 def _pipeline(settings: RewardSettings, config: PipelineConfig, deadline: Deadline | None) -> Pipeline:
@@ -115,16 +125,22 @@ def error_kind(error: dict[str, Any] | None) -> str:
 def _score(res: PipelineResult, golds: list[str], num_sub_queries: int) -> dict[str, Any]:
     calls = int(res.llm_calls.get("answer", 0)) + int(res.retrieval_calls)
     if res.error is not None:
-        return result(error_kind=error_kind(res.error), calls=calls, retried=res.retried_with_topk10,
-                      num_sub_queries=num_sub_queries)
+        return result(
+            error_kind=error_kind(res.error),
+            calls=calls,
+            retried=res.retried_with_topk10,
+            num_sub_queries=num_sub_queries,
+        )
     pred = res.final_answer or ""
     score, f1, em = answer_score(pred, golds)
-    return result(score, f1=f1, em=em, pred=pred, calls=calls, retried=res.retried_with_topk10,
-                  num_sub_queries=num_sub_queries)
+    return result(
+        score, f1=f1, em=em, pred=pred, calls=calls, retried=res.retried_with_topk10, num_sub_queries=num_sub_queries
+    )
 
 
-def plan_reward(solution_str: str, golds: list[str], question: str, settings: RewardSettings,
-                deadline: Deadline | None = None) -> dict[str, Any]:
+def plan_reward(
+    solution_str: str, golds: list[str], question: str, settings: RewardSettings, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Score the Plan agent's rollout: its program, run by the engine against the frozen Answer agent. A valid
     program whose answer is not grounded (`grounding`) scores 0 with `UngroundedAnswer:<why>` and makes no call."""
     if not (solution_str or "").strip():
@@ -142,8 +158,9 @@ def plan_reward(solution_str: str, golds: list[str], question: str, settings: Re
     return _score(pipeline.run(question), golds, 0)
 
 
-def decompose_reward(solution_str: str, golds: list[str], question: str, settings: RewardSettings,
-                     deadline: Deadline | None = None) -> dict[str, Any]:
+def decompose_reward(
+    solution_str: str, golds: list[str], question: str, settings: RewardSettings, deadline: Deadline | None = None
+) -> dict[str, Any]:
     """Score the Decompose agent's rollout: its JSON list of sub-queries goes to the frozen Plan agent (with
     repair rounds), the program runs against the frozen Answer agent."""
     sub_queries = parse_sub_queries(solution_str or "")

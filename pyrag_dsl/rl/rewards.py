@@ -86,8 +86,13 @@ def answer_reward(solution_str: str, golds: list[str]) -> dict[str, Any]:
     return result(score, f1=f1, em=em, pred=pred)
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None,
-                  **reward_kwargs: Any) -> dict[str, Any]:
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    **reward_kwargs: Any,
+) -> dict[str, Any]:
     """verl's entry point: route by data source; never raises."""
     try:
         golds = golds_of(ground_truth)
@@ -107,8 +112,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
 
         fn = plan_reward if source == PLAN else decompose_reward
         question = str(info.get("question") or "")
-        return run_guarded(lambda deadline: fn(solution_str, golds, question, settings, deadline),
-                           settings.rollout_timeout_s)
+        return run_guarded(
+            lambda deadline: fn(solution_str, golds, question, settings, deadline), settings.rollout_timeout_s
+        )
     except SettingsError as e:
         return result(error_kind=f"SettingsError: {e}"[:200])
     except Exception as e:  # noqa: BLE001 - a reward must never take the trainer down
@@ -150,5 +156,15 @@ def run_guarded(fn: Callable[[Deadline], dict[str, Any]], timeout_s: float) -> d
     return box[0] if done.is_set() else result(error_kind="RolloutTimeout")
 
 
-__all__ = ["DATA_SOURCES", "MAX_ROLLOUT_CHARS", "RolloutDeadline", "answer_reward", "answer_score", "compute_score",
-           "golds_of", "has_answer_span", "result", "run_guarded"]
+__all__ = [
+    "DATA_SOURCES",
+    "MAX_ROLLOUT_CHARS",
+    "RolloutDeadline",
+    "answer_reward",
+    "answer_score",
+    "compute_score",
+    "golds_of",
+    "has_answer_span",
+    "result",
+    "run_guarded",
+]

@@ -15,10 +15,27 @@ def answer_score(pred: str, golds: list[str]) -> tuple[float, float, float]:
     return F1_WEIGHT * f1 + EM_WEIGHT * em, f1, em
 
 
-def result(score: float = 0.0, *, f1: float = 0.0, em: float = 0.0, pred: str = "", error_kind: str = "",
-           calls: int = 0, retried: bool = False, num_sub_queries: int = 0) -> dict[str, Any]:
-    return {"score": float(score), "f1": float(f1), "em": float(em), "pred": str(pred), "error_kind": error_kind,
-            "calls": int(calls), "retried": int(bool(retried)), "num_sub_queries": int(num_sub_queries)}
+def result(
+    score: float = 0.0,
+    *,
+    f1: float = 0.0,
+    em: float = 0.0,
+    pred: str = "",
+    error_kind: str = "",
+    calls: int = 0,
+    retried: bool = False,
+    num_sub_queries: int = 0,
+) -> dict[str, Any]:
+    return {
+        "score": float(score),
+        "f1": float(f1),
+        "em": float(em),
+        "pred": str(pred),
+        "error_kind": error_kind,
+        "calls": int(calls),
+        "retried": int(bool(retried)),
+        "num_sub_queries": int(num_sub_queries),
+    }
 
 
 __all__ = ["EM_WEIGHT", "F1_WEIGHT", "answer_score", "result"]

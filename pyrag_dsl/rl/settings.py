@@ -17,12 +17,17 @@ from ..grammar import Limits
 
 # environment variable -> field; the PYRAG_RL_* names win over the reference's LLM_* names
 ENV = (
-    ("LLM_BASE_URL", "answer_url"), ("LLM_MODEL", "answer_model"),
-    ("PLAN_LLM_BASE_URL", "plan_url"), ("PLAN_LLM_MODEL", "plan_model"),
-    ("PYRAG_RL_ANSWER_URL", "answer_url"), ("PYRAG_RL_ANSWER_MODEL", "answer_model"),
-    ("PYRAG_RL_PLAN_URL", "plan_url"), ("PYRAG_RL_PLAN_MODEL", "plan_model"),
+    ("LLM_BASE_URL", "answer_url"),
+    ("LLM_MODEL", "answer_model"),
+    ("PLAN_LLM_BASE_URL", "plan_url"),
+    ("PLAN_LLM_MODEL", "plan_model"),
+    ("PYRAG_RL_ANSWER_URL", "answer_url"),
+    ("PYRAG_RL_ANSWER_MODEL", "answer_model"),
+    ("PYRAG_RL_PLAN_URL", "plan_url"),
+    ("PYRAG_RL_PLAN_MODEL", "plan_model"),
     ("PYRAG_RL_RETRIEVER_URL", "retriever_url"),
-    ("PYRAG_RL_RUN_TIMEOUT_S", "run_timeout_s"), ("PYRAG_RL_TOOL_TIMEOUT_S", "tool_timeout_s"),
+    ("PYRAG_RL_RUN_TIMEOUT_S", "run_timeout_s"),
+    ("PYRAG_RL_TOOL_TIMEOUT_S", "tool_timeout_s"),
 )
 
 
@@ -32,8 +37,12 @@ class SettingsError(ValueError):
 
 # Upper bounds: the engine's own defaults (grammar.Limits, config.limits). A larger timeout is a typo, and
 # one past what a thread can wait for would end the rollout's guard at once while the rollout ran on.
-MAX = {"topk": MAX_TOPK, "boosted_topk": MAX_TOPK, "tool_timeout_s": Limits.tool_timeout_s,
-       "run_timeout_s": Limits.run_timeout_s}
+MAX = {
+    "topk": MAX_TOPK,
+    "boosted_topk": MAX_TOPK,
+    "tool_timeout_s": Limits.tool_timeout_s,
+    "run_timeout_s": Limits.run_timeout_s,
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,12 @@ class RewardSettings:
         return 2 * self.run_timeout_s
 
     @classmethod
-    def resolve(cls, reward_kwargs: Mapping[str, Any] | None = None, extra_info: Mapping[str, Any] | None = None,
-                environ: Mapping[str, str] | None = None) -> "RewardSettings":
+    def resolve(
+        cls,
+        reward_kwargs: Mapping[str, Any] | None = None,
+        extra_info: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> "RewardSettings":
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for var, name in ENV:
@@ -94,8 +107,9 @@ class RewardSettings:
             out[key] = _convert(key, value, types[key])
         settings = replace(self, **out)
         if settings.plan_grammar not in ("language", "skeleton", "off"):
-            raise SettingsError(f"reward setting plan_grammar must be language, skeleton or off, "
-                                f"got {settings.plan_grammar!r}")
+            raise SettingsError(
+                f"reward setting plan_grammar must be language, skeleton or off, got {settings.plan_grammar!r}"
+            )
         for key in ("topk", "boosted_topk", "max_tool_calls", "cache_size", "tool_timeout_s", "run_timeout_s"):
             value = getattr(settings, key)
             if not (value > 0 and (isinstance(value, int) or math.isfinite(value))):  # NaN and inf: no limit

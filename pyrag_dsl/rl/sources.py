@@ -109,9 +109,15 @@ def _record_item(obj: dict[str, Any], origin: str, base: Path) -> Item | None:
         return None
     prediction = obj.get("prediction", obj.get("final_answer"))
     sub_queries = obj.get("sub_queries") or []
-    item = Item(question.strip(), _golds(obj), str(obj.get("id", "")), origin,
-                sub_queries=[str(q) for q in sub_queries if str(q).strip()] if isinstance(sub_queries, list) else [],
-                prediction=None if prediction is None else str(prediction), failed=bool(obj.get("error")))
+    item = Item(
+        question.strip(),
+        _golds(obj),
+        str(obj.get("id", "")),
+        origin,
+        sub_queries=[str(q) for q in sub_queries if str(q).strip()] if isinstance(sub_queries, list) else [],
+        prediction=None if prediction is None else str(prediction),
+        failed=bool(obj.get("error")),
+    )
     for name in ("trace_path", "trace"):
         if isinstance(obj.get(name), str):
             p = Path(obj[name])

@@ -27,8 +27,9 @@ def verl_config_dir() -> Path:
         return Path(override)
     spec = importlib.util.find_spec("verl")
     if spec is None or not spec.submodule_search_locations:
-        raise VerlConfigError("verl is not installed; for the config check on a CPU machine: "
-                              "pip install --no-deps verl==0.9.1 hydra-core")
+        raise VerlConfigError(
+            "verl is not installed; for the config check on a CPU machine: pip install --no-deps verl==0.9.1 hydra-core"
+        )
     for location in spec.submodule_search_locations:
         path = Path(location) / "trainer" / "config"
         if (path / "ppo_trainer.yaml").is_file():

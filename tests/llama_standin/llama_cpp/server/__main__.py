@@ -50,10 +50,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
             return
-        self._json({"id": "x", "object": "chat.completion", "model": args.model_alias,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": "unknown"}}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+        self._json(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "model": args.model_alias,
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "unknown"}}
+                ],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+            }
+        )
 
 
 ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
