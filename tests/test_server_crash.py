@@ -137,7 +137,7 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "ServerCrashed" in line]
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "error: ServerCrashed" in line]
     assert len(lines) == 1 and "SIGSEGV" in lines[0] and "fix:" in lines[0], proc.stdout + proc.stderr
     assert "cannot connect" not in proc.stdout + proc.stderr
     assert "1 of 3 questions asked and saved; 2 not started" in proc.stdout + proc.stderr

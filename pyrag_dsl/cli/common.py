@@ -115,6 +115,13 @@ def save_result(run_dir: Path, n: int, result: Any) -> Path | None:
         return None
 
 
+def name_the_crash(result: Any, crash: Exception | None) -> None:
+    """A question that failed while the embedded server died records the crash as its error (the pipeline
+    may have reported a consequence, such as no valid program after the failed plan calls)."""
+    if crash is not None and result.error is not None:
+        result.error = {"type": type(crash).__name__, "message": str(crash)}
+
+
 def server_died(status: Console, crash: Exception, done: int, total: int) -> int:
     """One line naming the dead embedded server and its fix; the questions not asked keep their place."""
     status.print(Text("error: ", style="red") + text(f"{type(crash).__name__}: {crash}"), highlight=False)

@@ -19,6 +19,7 @@ from .common import (
     EXIT_OK,
     EXIT_RUNTIME,
     UsageError,
+    name_the_crash,
     open_session,
     read_text,
     render_error,
@@ -144,6 +145,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                         highlight=False,
                     )
                     return signals.interrupt_exit_code()
+                name_the_crash(result, session.server_crash())
                 out = save_result(run_dir, n, result)  # on a failed write: one line on stderr, answer still shown
                 unsaved += out is None
                 failed += result.error is not None

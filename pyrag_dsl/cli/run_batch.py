@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from . import signals
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError, open_session, save_result, server_died
+from .common import EXIT_OK, EXIT_RUNTIME, UsageError, name_the_crash, open_session, save_result, server_died
 from .safe_text import error_line, markup
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ def cmd_run_concurrent(
             )
 
         def on_finished(o: Outcome) -> None:
+            name_the_crash(o.result, session.server_crash())
             saved[o.n] = save_result(run_dir, o.n, o.result)
             counts["unsaved"] += saved[o.n] is None
             counts["failed"] += o.result.error is not None

@@ -152,8 +152,11 @@ def run_guarded(fn: Callable[[Deadline], dict[str, Any]], timeout_s: float) -> d
 
     threading.Thread(target=target, name="pyrag-reward", daemon=True).start()
     done.wait(timeout_s)
+    out_of_time = deadline.remaining() <= 0
     deadline.cancel()  # whatever the rollout still runs sends nothing more
-    return box[0] if done.is_set() else result(error_kind="RolloutTimeout")
+    if not done.is_set() or (out_of_time and box[0].get("error_kind")):
+        return result(error_kind="RolloutTimeout")  # a request failing at the deadline is the deadline's doing
+    return box[0]
 
 
 __all__ = [
