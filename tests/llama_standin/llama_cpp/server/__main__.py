@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
@@ -38,7 +40,10 @@ class Handler(BaseHTTPRequestHandler):
         completions += 1
         if completions == CRASH_AT:
             print("ggml_backend_amx_mul_mat: stand-in fault", file=sys.stderr, flush=True)
-            os.kill(os.getpid(), SIGNAL)
+            # to this thread, which then never answers: a signal sent to the process may be taken by another
+            # thread while this one goes on and sends a reply (seen under load)
+            signal.pthread_kill(threading.get_ident(), SIGNAL)
+            time.sleep(60)
         if request.get("stream"):  # one token per server-sent event, as llama.cpp's server streams
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
