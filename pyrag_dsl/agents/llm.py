@@ -160,32 +160,20 @@ class LLMClient:
         def send(timeout: float) -> str:
             with self._lock:
                 self.calls += 1
+            request = dict(
+                model=self.config.model,
+                messages=messages,
+                temperature=self.config.temperature,
+                max_tokens=max_tokens or self.config.max_tokens,
+                stop=stop,
+                extra_body=body or None,
+                timeout=timeout,
+            )
             try:
                 if on_text is not None:
-                    return _streamed(
-                        self._client.chat.completions.create(
-                            model=self.config.model,
-                            messages=messages,
-                            temperature=self.config.temperature,
-                            max_tokens=max_tokens or self.config.max_tokens,
-                            stop=stop,
-                            extra_body=body or None,
-                            timeout=timeout,
-                            stream=True,
-                            **self._stream_usage(),
-                        ),
-                        on_text,
-                        on_usage,
-                    )
-                response = self._client.chat.completions.create(
-                    model=self.config.model,
-                    messages=messages,
-                    temperature=self.config.temperature,
-                    max_tokens=max_tokens or self.config.max_tokens,
-                    stop=stop,
-                    extra_body=body or None,
-                    timeout=timeout,
-                )
+                    create = self._client.chat.completions.create
+                    return _streamed(create(**request, stream=True, **self._stream_usage()), on_text, on_usage)
+                response = self._client.chat.completions.create(**request)
             except TransientError:
                 with self._lock:
                     self.failures += 1

@@ -34,6 +34,18 @@ class Statement:
     binds: Mapping[str, int] = field(hash=False, compare=False)
     calls: int = 0
 
+    def place(self) -> dict[str, Any]:
+        """Where the statement stands, as trace events give it."""
+        span = self.span
+        return {
+            "statement": self.index,
+            "line": span.line,
+            "col": span.col,
+            "end_line": span.end_line,
+            "end_col": span.end_col,
+            "source": self.source,
+        }
+
     @property
     def deps(self) -> tuple[int, ...]:
         """Indexes of the statements whose values this one reads."""
@@ -192,19 +204,7 @@ class CallPlan:
         setattr_(self, "statement", stmt)
         setattr_(self, "target", stmt.target if node is stmt.node.value else None)
         setattr_(self, "kind", spec.event_kind)
-        span = stmt.span
-        setattr_(
-            self,
-            "where",
-            {
-                "statement": stmt.index,
-                "line": span.line,
-                "col": span.col,
-                "end_line": span.end_line,
-                "end_col": span.end_col,
-                "source": stmt.source,
-            },
-        )
+        setattr_(self, "where", stmt.place())
         setattr_(self, "source_size", len(orjson.dumps(stmt.source)))
 
     def __setattr__(self, name: str, value: Any) -> None:

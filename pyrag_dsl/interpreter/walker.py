@@ -269,16 +269,7 @@ def run_statement(run: RunState, stmt: Statement) -> StepLog:
 def _event_base(cls: type, stmt: Statement) -> dict[str, Any]:
     """The fields of an event of `cls` at `stmt` known before it runs: the class's defaults, then the
     statement's place."""
-    span = stmt.span
-    return {
-        **event_defaults(cls),
-        "statement": stmt.index,
-        "line": span.line,
-        "col": span.col,
-        "end_line": span.end_line,
-        "end_col": span.end_col,
-        "source": stmt.source,
-    }
+    return {**event_defaults(cls), **stmt.place()}
 
 
 def _event_values(cls: type, stmt: Statement, start: float, rest: dict[str, Any]) -> dict[str, Any]:
