@@ -12,8 +12,15 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes
+
+    _CType = type[ctypes._SimpleCData[Any]]  # c_int, c_uint64, c_void_p, ...
 
 # Flags that decide which llama.cpp build runs here (the order is the order of the report).
 FEATURES = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
@@ -71,7 +78,7 @@ class AmxProbe:
     def usable(self) -> bool:
         return bool(self.os_enabled and self.permission and self.tile_ok)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "os_enabled": self.os_enabled, "usable": self.usable}
 
 
@@ -87,7 +94,7 @@ def probe_amx(timeout_s: float = 20.0) -> AmxProbe:
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return AmxProbe(signal=f"probe failed: {type(e).__name__}")
-    seen = {}
+    seen: dict[str, Any] = {}
     for line in proc.stdout.splitlines():  # one JSON object per step, so a fault still leaves the earlier steps
         try:
             seen.update(json.loads(line))
@@ -116,7 +123,7 @@ _LDTILECFG = bytes.fromhex("c4e2784907c4e27849c031c0c3")  # ldtilecfg [rdi]; til
 _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA, _SYS_ARCH_PRCTL = 0x1023, 18, 158
 
 
-def _machine_code(code: bytes, restype, *argtypes):
+def _machine_code(code: bytes, restype: _CType | None, *argtypes: _CType) -> Callable[..., Any]:
     import ctypes
     import mmap
 
@@ -124,7 +131,8 @@ def _machine_code(code: bytes, restype, *argtypes):
     buf.write(code)
     address = ctypes.addressof(ctypes.c_char.from_buffer(buf))
     fn = ctypes.CFUNCTYPE(restype, *argtypes)(address)
-    fn._buf = buf  # keep the page alive as long as the function
+    # keep the page alive as long as the function (ctypes functions take attributes; typeshed does not say so)
+    fn._buf = buf  # type: ignore[attr-defined]
     return fn
 
 
@@ -132,7 +140,7 @@ def _child() -> None:
     """The probe itself: prints one JSON line per step; a fault ends it by signal."""
     import ctypes
 
-    def say(**kw) -> None:
+    def say(**kw: object) -> None:
         print(json.dumps(kw), flush=True)
 
     flags = cpu_flags()

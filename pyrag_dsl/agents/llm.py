@@ -5,17 +5,37 @@ from __future__ import annotations
 import contextvars
 import re
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from ..config import defaults as D
 from ..config.deadline import DeadlineExceeded
 from ..config.retry import EndpointUnavailable, RetriesExhausted, RetryPolicy, TransientError, breaker_for
 
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
 CHECK_TIMEOUT_S = 10.0
 # Hears each chat call made in this context: observer(client, messages, on_usage, chat) returns chat(on_usage),
 # the reply (pyrag_dsl.pipeline.events.LLMCalls records a question's LLM calls with it; unset: nothing)
-CHAT_OBSERVER: contextvars.ContextVar[Any] = contextvars.ContextVar("pyrag_dsl_chat_observer", default=None)
+UsageListener = Callable[[Any], object]  # gets the server's token usage (openai's CompletionUsage)
+TextListener = Callable[[str], object]  # gets a streamed reply's text so far
+
+
+class ChatObserver(Protocol):
+    def __call__(
+        self,
+        client: LLMClient,
+        messages: list[dict[str, str]],
+        on_usage: UsageListener | None,
+        chat: Callable[[UsageListener | None], str],
+    ) -> str: ...
+
+
+CHAT_OBSERVER: contextvars.ContextVar[ChatObserver | None] = contextvars.ContextVar(
+    "pyrag_dsl_chat_observer", default=None
+)
 _THINK = re.compile(r"\s*<think>.*?(?:</think>|\Z)", re.S | re.I)  # a leading think block (or one still open)
 
 
@@ -26,6 +46,18 @@ class LLMError(Exception):
         super().__init__(f"{where}: {cause}")
         self.where = where
         self.cause = cause
+
+
+class _ChatRequest(TypedDict):
+    """The fields of one chat request, the same for a streamed and a plain call."""
+
+    model: str
+    messages: list[ChatCompletionMessageParam]
+    temperature: float
+    max_tokens: int
+    stop: list[str] | None
+    extra_body: dict[str, Any] | None
+    timeout: float
 
 
 @dataclass(frozen=True)
@@ -80,7 +112,7 @@ class LLMClient:
         self.retry = RetryPolicy(config.retries, config.backoff_s)
         self.breaker = breaker_for(config.base_url)  # shared by every client of this server
         # raises the server's own error (e.g. local_server.ServerCrashed) when a failed request finds it dead
-        self.health: Any = None
+        self.health: Callable[[], object] | None = None
 
     @property
     def where(self) -> str:
@@ -137,8 +169,8 @@ class LLMClient:
         max_tokens: int | None = None,
         extra_body: dict[str, Any] | None = None,
         stop: list[str] | None = None,
-        on_usage: Any = None,
-        on_text: Any = None,
+        on_usage: UsageListener | None = None,
+        on_text: TextListener | None = None,
     ) -> str:
         """One chat completion; `on_usage(usage)` gets the server's token usage when it reports one.
         With `on_text`, the reply is streamed and `on_text(text_so_far)` is called as it grows (a retry
@@ -158,56 +190,69 @@ class LLMClient:
             body.setdefault("chat_template_kwargs", {"enable_thinking": False})
 
         def send(timeout: float) -> str:
-            with self._lock:
-                self.calls += 1
-            request = dict(
-                model=self.config.model,
-                messages=messages,
-                temperature=self.config.temperature,
-                max_tokens=max_tokens or self.config.max_tokens,
-                stop=stop,
-                extra_body=body or None,
-                timeout=timeout,
-            )
-            try:
-                if on_text is not None:
-                    create = self._client.chat.completions.create
-                    return _streamed(create(**request, stream=True, **self._stream_usage()), on_text, on_usage)
-                response = self._client.chat.completions.create(**request)
-            except TransientError:
-                with self._lock:
-                    self.failures += 1
-                raise
-            except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError
-                with self._lock:
-                    self.failures += 1
-                if self.health is not None:
-                    self.health()
-                if _retryable(e):
-                    raise TransientError(_describe(e, timeout)) from None
-                raise LLMError(self.where, _describe(e, timeout)) from None
-            try:
-                content = response.choices[0].message.content
-            except (AttributeError, IndexError, TypeError):
-                content = None
-            if not isinstance(content, str):
-                with self._lock:
-                    self.failures += 1
-                raise TransientError("the answer has no message content")
-            if on_usage is not None and getattr(response, "usage", None) is not None:
-                on_usage(response.usage)
-            return strip_thinking(content)
+            request: _ChatRequest = {
+                "model": self.config.model,
+                # the agents' messages are {"role", "content"} dicts, the shape the server expects
+                "messages": cast("list[ChatCompletionMessageParam]", messages),
+                "temperature": self.config.temperature,
+                "max_tokens": max_tokens or self.config.max_tokens,
+                "stop": stop,
+                "extra_body": body or None,
+                "timeout": timeout,
+            }
+            return self._send(request, on_text, on_usage)
 
         try:  # one retry policy for all clients: backoff, the question's deadline, fail fast (config.retry)
             return self.retry.call(send, timeout_s=self.config.timeout_s, breaker=self.breaker)
         except (RetriesExhausted, EndpointUnavailable, DeadlineExceeded) as e:
             raise LLMError(self.where, str(e)) from None
 
+    def _send(self, request: _ChatRequest, on_text: TextListener | None, on_usage: UsageListener | None) -> str:
+        """One attempt: the request sent (streamed with `on_text`), its failure typed (TransientError to retry,
+        LLMError to give up), its reply without the thinking."""
+        with self._lock:
+            self.calls += 1
+        timeout = request["timeout"]
+        try:
+            if on_text is not None:
+                create = self._client.chat.completions.create
+                return _streamed(create(**request, stream=True, **self._stream_usage()), on_text, on_usage)
+            response = self._client.chat.completions.create(**request)
+        except TransientError:
+            with self._lock:
+                self.failures += 1
+            raise
+        except Exception as e:  # noqa: BLE001 - openai raises many types; all become LLMError
+            with self._lock:
+                self.failures += 1
+            if self.health is not None:
+                self.health()
+            if _retryable(e):
+                raise TransientError(_describe(e, timeout)) from None
+            raise LLMError(self.where, _describe(e, timeout)) from None
+        content = _message_content(response)
+        if content is None:
+            with self._lock:
+                self.failures += 1
+            raise TransientError("the answer has no message content")
+        if on_usage is not None and getattr(response, "usage", None) is not None:
+            on_usage(response.usage)
+        return strip_thinking(content)
+
     def close(self) -> None:
         self._client.close()
 
 
-def _streamed(stream: Any, on_text: Any, on_usage: Any) -> str:
+def _message_content(response: Any) -> str | None:
+    """The reply's text, or None where the server's answer has none (a server may send any shape)."""
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def _streamed(stream: Iterable[Any], on_text: TextListener, on_usage: UsageListener | None) -> str:
     """Read a streamed completion, telling `on_text` the text so far; the whole reply, thinking stripped."""
     parts: list[str] = []
     usage = None
@@ -242,7 +287,7 @@ def _describe(e: Exception, timeout: float | None = None) -> str:
 
 
 def _retryable(e: Exception) -> bool:
-    status = getattr(e, "status_code", None)
+    status: int | None = getattr(e, "status_code", None)  # openai's APIStatusError carries the HTTP status
     if status is not None:
         return status >= 500 or status == 429
     return True  # connection errors and timeouts

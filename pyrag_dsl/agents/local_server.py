@@ -105,7 +105,8 @@ def listens(pid: int, port: int) -> bool | None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for an AF_INET socket
+        return port
 
 
 class LocalLLMServer:
@@ -134,8 +135,8 @@ class LocalLLMServer:
             raise LLMError(str(self.model_path), "model file not found")
         settings = settings or LlamaSettings()
         if n_ctx is not None or threads is not None:
-            settings = LlamaSettings(
-                **{
+            settings = LlamaSettings.model_validate(
+                {
                     **settings.to_dict(),
                     **({"n_ctx": n_ctx} if n_ctx else {}),
                     **({"threads": threads} if threads else {}),
@@ -147,7 +148,7 @@ class LocalLLMServer:
         self.startup_timeout_s = startup_timeout_s
         self.alias = alias
         self.port = 0
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self.crash: ServerCrashed | None = None  # set by the watcher when the server exits on its own
         self.phase = "at start"
@@ -261,11 +262,14 @@ class LocalLLMServer:
     def _answers(self, deadline: float) -> bool:
         """True once /models answers; raises when the server died or the deadline passed."""
         self._raise_if_dead()
+        if self.proc is None:  # _start launches the process before it waits for an answer
+            raise LLMError(self.base_url, "the llama.cpp server was not started")
+        pid = self.proc.pid
         try:
             # 200 from our own child only: the port was free when chosen, not reserved for it
             if (
                 httpx.get(self.base_url + "/models", timeout=2).status_code == 200
-                and listens(self.proc.pid, self.port) is not False
+                and listens(pid, self.port) is not False
             ):
                 return True
         except httpx.TransportError:
@@ -275,7 +279,7 @@ class LocalLLMServer:
             raise LLMError(self.base_url, f"llama.cpp server not ready after {self.startup_timeout_s:.0f} s")
         return False
 
-    def _watch(self, proc: subprocess.Popen) -> None:
+    def _watch(self, proc: subprocess.Popen[bytes]) -> None:
         code = proc.wait()
         if not self._stopping and self.crash is None:
             tail = self.log_tail(400)

@@ -7,7 +7,7 @@ import json
 import re
 import tokenize
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 from ..grammar import DEFAULT_LANGUAGE, DslError, Language
 from ..grammar.skeleton import steps_gbnf, steps_lark
@@ -103,7 +103,7 @@ class PlanAgent:
     def system_prompt(self) -> str:
         return render(load_prompt("plan_system"), tools=self.language.describe_tools())
 
-    def _extra(self, sub_queries: list[str]) -> dict:
+    def _extra(self, sub_queries: list[str]) -> dict[str, Any]:
         if self.grammar == "language":
             return self.llm.grammar_body(self.language.to_lark(), self.language.to_gbnf())
         if self.grammar == "skeleton":

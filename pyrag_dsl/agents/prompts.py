@@ -8,7 +8,7 @@ from importlib import resources
 
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> str:
-    return resources.files(__package__).joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
+    return (resources.files(__package__) / "prompts" / f"{name}.txt").read_text(encoding="utf-8")
 
 
 def render(template: str, **values: str) -> str:

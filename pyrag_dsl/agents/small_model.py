@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 FACTS_MARK = "Facts: "
 QUESTION_MARK = " | Question: "
@@ -48,8 +49,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 @lru_cache(maxsize=None)
 def examples() -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("prompts", "small_examples.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    text = (resources.files(__package__) / "prompts" / "small_examples.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)  # a JSON object (the package's own file)
+    return loaded
 
 
 def example_entities() -> list[str]:
@@ -243,21 +245,41 @@ def compare_facts(question: str, facts: list[tuple[str, str]]) -> str | None:
     c = comparison(question)
     if c is None:
         return None
-    values = []
-    for option in c.options:
+    if c.kind == "date":
+        dates = _option_values(c.options, facts, parse_date)
+        if dates is None:
+            return None
+        if (dates[0][1] == 0 or dates[1][1] == 0) and dates[0][0] == dates[1][0]:
+            return None  # same year, no month on one side: cannot tell
+        if dates[0] == dates[1]:
+            return None
+        first = dates[0] < dates[1]
+    else:
+        numbers = _option_values(c.options, facts, parse_number)
+        if numbers is None or numbers[0] == numbers[1]:
+            return None
+        first = numbers[0] < numbers[1]
+    return c.options[0] if first == (c.pick == "min") else c.options[1]
+
+
+_V = TypeVar("_V")
+
+
+def _option_values(
+    options: tuple[str, str], facts: list[tuple[str, str]], parse: Callable[[str], _V | None]
+) -> list[_V] | None:
+    """Each option's value, parsed from the one fact that mentions it; None when an option is not tied to exactly
+    one fact or its value does not parse."""
+    values: list[_V] = []
+    for option in options:
         tied = [ans for sub, ans in facts if _mentions(sub, option)]
         if len(tied) != 1:
             return None
-        value = parse_date(tied[0]) if c.kind == "date" else parse_number(tied[0])
+        value = parse(tied[0])
         if value is None:
             return None
         values.append(value)
-    if c.kind == "date" and (values[0][1] == 0 or values[1][1] == 0) and values[0][0] == values[1][0]:
-        return None  # same year, no month on one side: cannot tell
-    if values[0] == values[1]:
-        return None
-    first = values[0] < values[1]
-    return c.options[0] if first == (c.pick == "min") else c.options[1]
+    return values
 
 
 # -- the synthesis line -------------------------------------------------------------------------
