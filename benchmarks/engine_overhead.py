@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -274,27 +275,7 @@ def hostile_table() -> tuple[dict, dict, list]:
     return ours, rp, leaks
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (median and min-max reported)")
-    ap.add_argument("--skip-hostile", action="store_true", help="skip the RestrictedPython adversarial run")
-    ap.add_argument(
-        "--shared-result",
-        action="store_true",
-        help="retrieve returns the same Docs object every call (as rounds before 2026-11-26 measured)",
-    )
-    args = ap.parse_args()
-    global SHARED_RESULT
-    SHARED_RESULT = args.shared_result
-
-    import os
-
-    print(
-        f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
-        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents "
-        f"({'one shared object' if SHARED_RESULT else 'a fresh result per call'}).\n"
-    )
-    rows = overhead_table(args.repeat)
+def print_overhead(rows: list[dict]) -> None:
     print("Validation time per program (us)")
     print(f"{'stmts':>5} {'pyrag-dsl':>24} {'compile()':>22} {'RestrictedPy':>22} {'ours/compile':>13} {'ours/RP':>8}")
     for r in rows:
@@ -313,22 +294,22 @@ def main() -> None:
     for r in rows:
         print(f"{r['n']:>5} {fmt(r['o_inl']):>20} {fmt(r['o_sup']):>20}")
     worst = max(max(r["o_inl"][0], r["o_sup"][0]) for r in rows) * 1e6
-    print(
-        f"Worst median above: {worst:.1f} us (target < 25 us with 5 x 1 kB documents): "
-        f"{'MET' if worst < 25 else 'NOT MET'}"
-    )
+    # The 25 us target is retired (issue 21); benchmarks/engine_instructions.py tracks the engine's cost.
+    print(f"Worst median above: {worst:.1f} us")
     print(
         "(inline: no wall-clock limits; supervised: default limits, the walk runs in a worker thread watched "
         "for per-call and per-run timeouts)"
     )
 
+
+def print_hostile_sources() -> None:
     print("\nHostile sources at the size cap (CPU s, peak MB of validate(); target < 1 s and < 100 MB)")
     for name, src in hostile_sources().items():
         cpu, peak, n_err = validate_cost(src)
         print(f"  {name:<32} {len(src.encode()):>6} bytes  {cpu:>6.3f} s  {peak:>6.1f} MB  {n_err} errors reported")
 
-    if args.skip_hostile:
-        return
+
+def print_adversarial() -> None:
     ours, rp, leaks = hostile_table()
     print(f"\nAdversarial suite: {ours['total']} hostile programs")
     print(f"  pyrag-dsl rejects before any tool call: {ours['rejected']}/{ours['total']}")
@@ -342,6 +323,29 @@ def main() -> None:
         by_outcome.setdefault(outcome, []).append(f"{name}({calls} calls)" if calls else name)
     for outcome, names in sorted(by_outcome.items()):
         print(f"    not rejected by RestrictedPython, {outcome}: {', '.join(names)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=7, help="rounds per measurement (median and min-max reported)")
+    ap.add_argument("--skip-hostile", action="store_true", help="skip the RestrictedPython adversarial run")
+    ap.add_argument(
+        "--shared-result",
+        action="store_true",
+        help="retrieve returns the same Docs object every call (as rounds before 2026-11-26 measured)",
+    )
+    args = ap.parse_args()
+    global SHARED_RESULT
+    SHARED_RESULT = args.shared_result
+    print(
+        f"Python {sys.version.split()[0]}; medians of {args.repeat} rounds (min-max); load average "
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; retrieve returns 5 x 1 kB documents "
+        f"({'one shared object' if SHARED_RESULT else 'a fresh result per call'}).\n"
+    )
+    print_overhead(overhead_table(args.repeat))
+    print_hostile_sources()
+    if not args.skip_hostile:
+        print_adversarial()
 
 
 if __name__ == "__main__":

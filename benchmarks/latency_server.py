@@ -216,141 +216,127 @@ def _pieces(text: str, n: int) -> list[str]:
     return [text[i * 4 : (i + 1) * 4] for i in range(n)] if n else []
 
 
-def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
-    class H(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class LatencyHandler(BaseHTTPRequestHandler):
+    """OpenAI-style `/models` and `/chat/completions` (whole or streamed) for the LatencyServer in `latency`."""
 
-        def log_message(self, *args: Any) -> None:  # quiet
+    protocol_version = "HTTP/1.1"
+    latency: LatencyServer  # set by _make_handler
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _json(self, status: int, obj: Any) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
             pass
 
-        def _json(self, status: int, obj: Any) -> None:
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
-                pass
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/").endswith("/models"):
+            model = {"id": "latency", "object": "model", "owned_by": self.latency.owned_by}
+            self._json(200, {"object": "list", "data": [model]})
+        else:
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
 
-        def do_GET(self) -> None:  # noqa: N802
-            if self.path.rstrip("/").endswith("/models"):
-                self._json(
-                    200, {"object": "list", "data": [{"id": "latency", "object": "model", "owned_by": server.owned_by}]}
-                )
-            else:
-                self._json(404, {"error": {"message": f"no route {self.path}"}})
+    def do_POST(self) -> None:  # noqa: N802
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        t0 = time.perf_counter()
+        try:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            messages = body["messages"]
+        except (ValueError, KeyError, TypeError) as e:
+            self._json(400, {"error": {"message": f"bad request: {e}"}})
+            return
+        role = role_of(messages)
+        prompt = last_user(messages)
+        try:
+            text = self.latency.script(role, prompt, body)
+        except Exception as e:  # noqa: BLE001 - a failing script is a 500 (or the exception's `status`)
+            self._json(int(getattr(e, "status", 500)), {"error": {"message": str(e)}})
+            return
+        n = count_tokens(text)
+        prompt_tokens = sum(count_tokens(str(m.get("content") or "")) for m in messages)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        stream = bool(body.get("stream"))
+        self._begin(role, usage, stream, t0)
+        try:
+            total = self.latency.delay_for(role, prompt) if self.latency.delay_for else self.latency.seconds_for(n)
+            (self._stream if stream else self._whole)(body, text, usage, total, t0)
+        finally:
+            with self.latency._lock:
+                self.latency.in_flight -= 1
 
-        def do_POST(self) -> None:  # noqa: N802
-            if not self.path.rstrip("/").endswith("/chat/completions"):
-                self._json(404, {"error": {"message": f"no route {self.path}"}})
-                return
-            t0 = time.perf_counter()
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-                messages = body["messages"]
-            except (ValueError, KeyError, TypeError) as e:
-                self._json(400, {"error": {"message": f"bad request: {e}"}})
-                return
-            role = role_of(messages)
-            prompt = last_user(messages)
-            try:
-                text = server.script(role, prompt, body)
-            except Exception as e:  # noqa: BLE001 - a failing script is a 500 (or the exception's `status`)
-                self._json(int(getattr(e, "status", 500)), {"error": {"message": str(e)}})
-                return
-            n = count_tokens(text)
-            usage = {
-                "prompt_tokens": sum(count_tokens(str(m.get("content") or "")) for m in messages),
-                "completion_tokens": n,
-            }
-            usage["total_tokens"] = usage["prompt_tokens"] + n
-            stream = bool(body.get("stream"))
-            with server._lock:
-                server.requests.append(
-                    {
-                        "role": role,
-                        "prompt_tokens": usage["prompt_tokens"],
-                        "completion_tokens": n,
-                        "stream": stream,
-                        "t": t0,
-                    }
-                )
-                server.in_flight += 1
-                server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
-            try:
-                self._reply(body, text, usage, stream, t0, role, prompt)
-            finally:
-                with server._lock:
-                    server.in_flight -= 1
+    def _begin(self, role: str, usage: dict[str, int], stream: bool, t0: float) -> None:
+        """Record the request and count it in flight."""
+        server = self.latency
+        with server._lock:
+            server.requests.append(
+                {
+                    "role": role,
+                    "prompt_tokens": usage["prompt_tokens"],
+                    "completion_tokens": usage["completion_tokens"],
+                    "stream": stream,
+                    "t": t0,
+                }
+            )
+            server.in_flight += 1
+            server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
 
-        def _reply(
-            self,
-            body: dict[str, Any],
-            text: str,
-            usage: dict[str, int],
-            stream: bool,
-            t0: float,
-            role: str,
-            prompt: str,
-        ) -> None:
-            n = usage["completion_tokens"]
-            model = str(body.get("model") or "latency")
-            created = int(time.time())
-            total = server.delay_for(role, prompt) if server.delay_for else server.seconds_for(n)
-            if not stream:
-                time.sleep(max(0.0, total - (time.perf_counter() - t0)))
-                self._json(
-                    200,
-                    {
-                        "id": "chatcmpl-latency",
-                        "object": "chat.completion",
-                        "created": created,
-                        "model": model,
-                        "usage": usage,
-                        "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-                        ],
-                    },
-                )
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.close_connection = True
+    def _whole(self, body: dict[str, Any], text: str, usage: dict[str, int], total: float, t0: float) -> None:
+        time.sleep(max(0.0, total - (time.perf_counter() - t0)))
+        choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        self._json(
+            200,
+            {
+                "id": "chatcmpl-latency",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": str(body.get("model") or "latency"),
+                "usage": usage,
+                "choices": [choice],
+            },
+        )
 
-            def send(obj: Any) -> None:
-                self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
-                self.wfile.flush()
+    def _send(self, obj: Any) -> None:
+        self.wfile.write(b"data: " + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + b"\n\n")
+        self.wfile.flush()
 
-            try:
-                first = total - server.per_token_s * n if not server.delay_for else 0.0
-                time.sleep(max(0.0, first - (time.perf_counter() - t0)))
-                send(_chunk(model, created, {"role": "assistant", "content": ""}, None))
-                step = (total - first) / n if n else 0.0
-                for i, piece in enumerate(_pieces(text, n), 1):
-                    time.sleep(max(0.0, first + step * i - (time.perf_counter() - t0)))
-                    send(_chunk(model, created, {"content": piece}, None))
-                send(_chunk(model, created, {}, "stop"))
-                if (body.get("stream_options") or {}).get("include_usage"):
-                    send(
-                        {
-                            "id": "chatcmpl-latency",
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": model,
-                            "choices": [],
-                            "usage": usage,
-                        }
-                    )
-                send(b"[DONE]")
-            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
-                pass
+    def _stream(self, body: dict[str, Any], text: str, usage: dict[str, int], total: float, t0: float) -> None:
+        n = usage["completion_tokens"]
+        model = str(body.get("model") or "latency")
+        created = int(time.time())
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            first = total - self.latency.per_token_s * n if not self.latency.delay_for else 0.0
+            time.sleep(max(0.0, first - (time.perf_counter() - t0)))
+            self._send(_chunk(model, created, {"role": "assistant", "content": ""}, None))
+            step = (total - first) / n if n else 0.0
+            for i, piece in enumerate(_pieces(text, n), 1):
+                time.sleep(max(0.0, first + step * i - (time.perf_counter() - t0)))
+                self._send(_chunk(model, created, {"content": piece}, None))
+            self._send(_chunk(model, created, {}, "stop"))
+            if (body.get("stream_options") or {}).get("include_usage"):
+                last = {"id": "chatcmpl-latency", "object": "chat.completion.chunk", "created": created}
+                self._send({**last, "model": model, "choices": [], "usage": usage})
+            self._send(b"[DONE]")
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            pass
 
-    return H
+
+def _make_handler(server: LatencyServer) -> type[BaseHTTPRequestHandler]:
+    return type("H", (LatencyHandler,), {"latency": server})
 
 
 def main() -> None:

@@ -32,10 +32,41 @@ def _answered(out: Path) -> set[str]:
     return {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()}
 
 
-def run(args: argparse.Namespace) -> None:
+def answer_one(p, method: str, question: str) -> dict:
+    """The record's method-specific fields (at least `prediction`) for one question."""
     from pyrag_dsl.agents.answer import AnswerAgent, extract_answer
     from pyrag_dsl.agents.formats import answer_rules, grammars
     from pyrag_dsl.agents.prompts import load_prompt, render
+
+    if method == "pyrag":
+        before = p.answerer.computed
+        res = p.run(question)
+        answers = {k: v for k, v in res.variables.items() if k.startswith("ans")}
+        return dict(
+            prediction=res.final_answer,
+            sub_queries=res.sub_queries,
+            program=res.generated_code,
+            error=res.error,
+            retried=res.retried_with_topk10,
+            llm_calls=res.llm_calls,
+            step_answers=answers,
+            sentinels=sum(p.is_sentinel(str(v)) for v in answers.values()),
+            computed=p.answerer.computed - before,
+            copied_example=p.planner.copied_example,
+        )
+    if method == "vanilla":
+        docs = p.retriever.search([question], 5)[0]
+        return {"prediction": AnswerAgent(p.llm)(question, docs)}
+    prompt = render(load_prompt("direct"), query=question)
+    reply = p.llm.chat(
+        [{"role": "user", "content": prompt}],
+        max_tokens=64,
+        extra_body=p.llm.grammar_body(*grammars(answer_rules(), "reply")),
+    )
+    return {"prediction": extract_answer(reply) or "unknown"}
+
+
+def run(args: argparse.Namespace) -> None:
     from pyrag_dsl.eval.metrics import exact_match, f1_score
     from pyrag_dsl.pipeline.session import Session, Settings
 
@@ -50,7 +81,6 @@ def run(args: argparse.Namespace) -> None:
     deadline = time.time() + args.budget_s if args.budget_s else None
     settings = Settings.resolve(flags={"model": args.model, "output_dir": "/tmp/pyrag-models-eval"}, environ={})
     with Session(settings) as session:
-        p = session.pipeline
         for r in rows:
             for method in methods:
                 if r["id"] in done[method]:
@@ -60,40 +90,8 @@ def run(args: argparse.Namespace) -> None:
                     return
                 load = os.getloadavg()[0]
                 t = time.monotonic()
-                rec: dict = {
-                    "id": r["id"],
-                    "question": r["question"],
-                    "golds": r["golden_answers"],
-                    "model": args.model,
-                    "method": method,
-                }
-                if method == "pyrag":
-                    before = p.answerer.computed
-                    res = p.run(r["question"])
-                    answers = {k: v for k, v in res.variables.items() if k.startswith("ans")}
-                    rec.update(
-                        prediction=res.final_answer,
-                        sub_queries=res.sub_queries,
-                        program=res.generated_code,
-                        error=res.error,
-                        retried=res.retried_with_topk10,
-                        llm_calls=res.llm_calls,
-                        step_answers=answers,
-                        sentinels=sum(p.is_sentinel(str(v)) for v in answers.values()),
-                        computed=p.answerer.computed - before,
-                        copied_example=p.planner.copied_example,
-                    )
-                elif method == "vanilla":
-                    docs = p.retriever.search([r["question"]], 5)[0]
-                    rec["prediction"] = AnswerAgent(p.llm)(r["question"], docs)
-                else:
-                    prompt = render(load_prompt("direct"), query=r["question"])
-                    reply = p.llm.chat(
-                        [{"role": "user", "content": prompt}],
-                        max_tokens=64,
-                        extra_body=p.llm.grammar_body(*grammars(answer_rules(), "reply")),
-                    )
-                    rec["prediction"] = extract_answer(reply) or "unknown"
+                rec: dict = {"id": r["id"], "question": r["question"], "golds": r["golden_answers"]}
+                rec.update(model=args.model, method=method, **answer_one(session.pipeline, method, r["question"]))
                 pred = rec.get("prediction") or ""
                 rec.update(
                     em=exact_match(pred, r["golden_answers"]),

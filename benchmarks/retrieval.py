@@ -134,6 +134,64 @@ def reference_style_throughput(url: str, queries: list[str]) -> dict:
     }
 
 
+def build_indexes(args: argparse.Namespace, corpus: Path, n_passages: int, tmp: Path) -> tuple[dict, list, list]:
+    """Build each backend's index (and, unless skipped, time the build of a 4x copy of the corpus, which gives
+    builds long enough to time): the builders, (label, s per 10k passages) rows, (kind, retriever) pairs."""
+    from pyrag_dsl.retrievers.bm25 import build_bm25_index
+    from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
+
+    big = tmp / "corpus-x4.jsonl"
+    with open(big, "w", encoding="utf-8") as f:
+        for copy in range(4):
+            for p in iter_corpus(corpus):
+                f.write(json.dumps({"id": f"{p.id}-{copy}", "contents": p.contents}) + "\n")
+    builders = {
+        "bm25": ("bm25 (Lucene, pyserini)", lambda c, o: build_bm25_index(c, o, threads=2)),
+        "tantivy": ("tantivy (BM25, Rust)", lambda c, o: build_tantivy_index(c, o)),
+    }
+    rows, backends = [], []
+    for kind, (label, build) in builders.items():
+        if not args.skip_build_timing:
+            t0 = time.perf_counter()
+            build(big, tmp / f"{kind}-x4")
+            rows.append((label, (time.perf_counter() - t0) / (4 * n_passages) * 10_000))
+        build(corpus, tmp / kind)
+        backends.append((kind, open_index(tmp / kind)))
+    if not args.skip_dense:
+        from pyrag_dsl.retrievers.dense import build_dense_index
+
+        t0 = time.perf_counter()
+        build_dense_index(corpus, tmp / "dense")
+        rows.append(("dense (all-MiniLM-L6-v2, faiss)", (time.perf_counter() - t0) / n_passages * 10_000))
+        backends.append(("dense", open_index(tmp / "dense")))
+    return builders, rows, backends
+
+
+def print_http(kinds: list[str], tmp: Path, queries: list[str]) -> None:
+    """Throughput of each backend's server: the reference-style client, ours one query at a time, batched."""
+    print(f"\nHTTP /retrieve over loopback to 'pyrag-dsl serve-retriever', topk=5, {len(queries)} queries per mode")
+    print(f"  {'backend':<8} {'queries/request':>16} {'queries/s':>10} {'p50 ms/request':>15} {'p95 ms/request':>15}")
+    ratios = {}
+    for kind in kinds:
+        with served(tmp / kind) as url:  # a separate server process, as users run it
+            http_throughput(url, queries, 32)  # warm up
+            ref = reference_style_throughput(url, queries)
+            one = http_throughput(url, queries, 1)
+            many = http_throughput(url, queries, 32)
+        for r in (ref, one, many):
+            print(f"  {kind:<8} {r['batch']:>16} {r['qps']:>10.1f} {r['p50_ms']:>15.2f} {r['p95_ms']:>15.2f}")
+        ratios[kind] = (many["qps"] / one["qps"], many["qps"] / ref["qps"])
+    print("  (1 (ref): requests.post with one query per request, a new connection each time, as the reference")
+    print("   client does; 1 and 32: our pooled client)")
+    print()
+    for kind, (vs_pooled, vs_ref) in ratios.items():
+        print(
+            f"Batched (32) throughput, {kind}: {vs_pooled:.1f}x our pooled one-query client, {vs_ref:.1f}x the "
+            f"reference-style client (target >= 5x): pooled {'MET' if vs_pooled >= 5 else 'NOT MET'}, "
+            f"reference-style {'MET' if vs_ref >= 5 else 'NOT MET'}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-dense", action="store_true", help="skip the dense index (encoding takes about a minute)")
@@ -144,80 +202,25 @@ def main() -> None:
         help="skip the timed builds of a 4x copy of the corpus (recall and HTTP throughput still run)",
     )
     args = ap.parse_args()
-
-    from pyrag_dsl.retrievers.bm25 import build_bm25_index
-    from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
-
     corpus = embedded_corpus_path()
     n_passages = sum(1 for _ in iter_corpus(corpus))
     questions = load_questions()
     print(f"Embedded corpus: {n_passages} passages; {len(questions)} HotpotQA dev questions.\n")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        # A 4x copy of the corpus gives builds long enough to time.
-        big = tmp / "corpus-x4.jsonl"
-        with open(big, "w", encoding="utf-8") as f:
-            for copy in range(4):
-                for p in iter_corpus(corpus):
-                    f.write(json.dumps({"id": f"{p.id}-{copy}", "contents": p.contents}) + "\n")
-        builders = {
-            "bm25": ("bm25 (Lucene, pyserini)", lambda c, o: build_bm25_index(c, o, threads=2)),
-            "tantivy": ("tantivy (BM25, Rust)", lambda c, o: build_tantivy_index(c, o)),
-        }
-        rows, backends = [], []
-        for kind, (label, build) in builders.items():
-            if not args.skip_build_timing:
-                t0 = time.perf_counter()
-                build(big, tmp / f"{kind}-x4")
-                rows.append((label, (time.perf_counter() - t0) / (4 * n_passages) * 10_000))
-            build(corpus, tmp / kind)
-            backends.append((kind, open_index(tmp / kind)))
-        if not args.skip_dense:
-            from pyrag_dsl.retrievers.dense import build_dense_index
-
-            t0 = time.perf_counter()
-            build_dense_index(corpus, tmp / "dense")
-            rows.append(("dense (all-MiniLM-L6-v2, faiss)", (time.perf_counter() - t0) / n_passages * 10_000))
-            backends.append(("dense", open_index(tmp / "dense")))
-
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        builders, rows, backends = build_indexes(args, corpus, n_passages, tmp)
         print("Index build time (s per 10k passages, 2 threads)" + (": skipped" if args.skip_build_timing else ""))
-        for name, secs in rows:
-            print(f"  {name:<34} {secs:8.1f}")
-
+        for label, secs in rows:
+            print(f"  {label:<34} {secs:8.1f}")
         print("\nRecall of supporting titles (mean share found / share of questions with both found)")
         print(f"  {'backend':<8} {'recall@5':>10} {'all@5':>8} {'recall@10':>10} {'all@10':>8}")
-        for name, retriever in backends:
+        for kind, retriever in backends:
             r = recall(retriever, questions)
-            print(f"  {name:<8} {r[5][0]:>10.3f} {r[5][1]:>8.3f} {r[10][0]:>10.3f} {r[10][1]:>8.3f}")
+            print(f"  {kind:<8} {r[5][0]:>10.3f} {r[5][1]:>8.3f} {r[10][0]:>10.3f} {r[10][1]:>8.3f}")
         for _, retriever in backends:
             retriever.close()
-
         queries = [q["question"] for q in questions]
-        queries = (queries * (args.requests // len(queries) + 1))[: args.requests]
-        print(f"\nHTTP /retrieve over loopback to 'pyrag-dsl serve-retriever', topk=5, {len(queries)} queries per mode")
-        print(
-            f"  {'backend':<8} {'queries/request':>16} {'queries/s':>10} {'p50 ms/request':>15} {'p95 ms/request':>15}"
-        )
-        ratios = {}
-        for kind in builders:
-            with served(tmp / kind) as url:  # a separate server process, as users run it
-                http_throughput(url, queries, 32)  # warm up
-                ref = reference_style_throughput(url, queries)
-                one = http_throughput(url, queries, 1)
-                many = http_throughput(url, queries, 32)
-            for r in (ref, one, many):
-                print(f"  {kind:<8} {r['batch']:>16} {r['qps']:>10.1f} {r['p50_ms']:>15.2f} {r['p95_ms']:>15.2f}")
-            ratios[kind] = (many["qps"] / one["qps"], many["qps"] / ref["qps"])
-        print("  (1 (ref): requests.post with one query per request, a new connection each time, as the reference")
-        print("   client does; 1 and 32: our pooled client)")
-        print()
-        for kind, (vs_pooled, vs_ref) in ratios.items():
-            print(
-                f"Batched (32) throughput, {kind}: {vs_pooled:.1f}x our pooled one-query client, {vs_ref:.1f}x the "
-                f"reference-style client (target >= 5x): pooled {'MET' if vs_pooled >= 5 else 'NOT MET'}, "
-                f"reference-style {'MET' if vs_ref >= 5 else 'NOT MET'}"
-            )
+        print_http(list(builders), tmp, (queries * (args.requests // len(queries) + 1))[: args.requests])
 
 
 if __name__ == "__main__":

@@ -46,14 +46,8 @@ def stats(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 4), "min": round(min(values), 4), "max": round(max(values), 4)}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--latency", type=float, default=0.05, help="seconds each scripted LLM call waits")
-    ap.add_argument("--n", type=int, default=8, help="rollouts per prompt (GRPO group size)")
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
-    group = (GROUP * (args.n // len(GROUP) + 1))[: args.n]
-
+def answer_reward(repeats: int) -> tuple[float, dict]:
+    """Microseconds per scored rollout, and milliseconds on the hostile rollouts (median, min-max)."""
     t0 = time.perf_counter()
     for _ in range(10_000):
         compute_score("pyrag_answer_with_docs", "<answer>John William Henry II</answer>", GOLD)
@@ -62,12 +56,17 @@ def main() -> None:
     for name, size in (("repeated_tags_1MB", 1_000_000), ("repeated_tags_at_cap", MAX_ROLLOUT_CHARS)):
         rollout = "<answer>" * (size // 8)
         times = []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             t = time.perf_counter()
             kind = compute_score("pyrag_answer_with_docs", rollout, GOLD)["error_kind"]
             times.append((time.perf_counter() - t) * 1e3)
         hostile_ms[name] = {**stats(times), "error_kind": kind}
+    return answer_us, hostile_ms
 
+
+def plan_groups(args: argparse.Namespace) -> dict:
+    """One GRPO group scored by n threads, cold and warm, `--repeats` times, against loopback endpoints."""
+    group = (GROUP * (args.n // len(GROUP) + 1))[: args.n]
     with tempfile.TemporaryDirectory() as tmp:
         build_tantivy_index(ROOT / "tests" / "data" / "small-corpus.jsonl", Path(tmp) / "idx")
         retriever = open_index(Path(tmp) / "idx")
@@ -97,26 +96,31 @@ def main() -> None:
                     if bucket is cold:
                         sent.append(len(llm.requests) - before)
                         made.append(sum(o["calls"] for o in outs))
-            kinds = sorted({o["error_kind"] for o in outs})
-    print(
-        json.dumps(
-            {
-                "answer_reward_us_per_rollout": round(answer_us, 1),
-                "answer_reward_hostile_ms": hostile_ms,
-                "plan_group": {
-                    "n": args.n,
-                    "latency_s": args.latency,
-                    "repeats": args.repeats,
-                    "cold_group_s": stats(cold),
-                    "warm_group_s": stats(warm),
-                    "tool_calls_made_by_programs": stats(made),
-                    "llm_requests_sent_cold": stats(sent),
-                    "error_kinds": kinds,
-                },
-            },
-            indent=2,
-        )
-    )
+    return {
+        "n": args.n,
+        "latency_s": args.latency,
+        "repeats": args.repeats,
+        "cold_group_s": stats(cold),
+        "warm_group_s": stats(warm),
+        "tool_calls_made_by_programs": stats(made),
+        "llm_requests_sent_cold": stats(sent),
+        "error_kinds": sorted({o["error_kind"] for o in outs}),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds each scripted LLM call waits")
+    ap.add_argument("--n", type=int, default=8, help="rollouts per prompt (GRPO group size)")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    answer_us, hostile_ms = answer_reward(args.repeats)
+    report = {
+        "answer_reward_us_per_rollout": round(answer_us, 1),
+        "answer_reward_hostile_ms": hostile_ms,
+        "plan_group": plan_groups(args),
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
