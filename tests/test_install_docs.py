@@ -59,4 +59,10 @@ def test_ci_runs_the_readme_with_the_pip_a_fresh_venv_has():
     ci = (ROOT / ".ci" / "run").read_text()
     code = "\n".join(line.split("#", 1)[0] for line in ci.splitlines())
     assert not re.search(r"pip\s+install[^\n]*(--upgrade|-U)\s+pip", code)
-    assert 'eval "$readme_line"' in code
+    # README's second line in two parts (the type check runs between them): the install, then the tests
+    assert "TEST_CMD='cd tests && python -m pytest -q'" in code
+    assert 'install_part="${readme_line% && $TEST_CMD}"' in code
+    assert code.index('eval "$install_part"') < code.index("\nmypy\n") < code.index('eval "$TEST_CMD"')
+    readme_line = _setup_lines()[1]
+    test_cmd = "cd tests && python -m pytest -q"
+    assert readme_line.endswith(" && " + test_cmd)  # so the two parts are the line, word for word
