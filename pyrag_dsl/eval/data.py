@@ -81,7 +81,7 @@ class QASet:
 
 
 def builtin_path(name: str) -> Path:
-    return Path(str(resources.files("pyrag_dsl").joinpath("data", BUILTIN[name])))
+    return Path(str(resources.files("pyrag_dsl") / "data" / BUILTIN[name]))
 
 
 def _titles(value: Any) -> list[str]:
@@ -132,7 +132,8 @@ def row_from_dict(obj: Any, where: str, index: int) -> QARow:
         ident = f"row{index}"
     elif not isinstance(ident, (str, int)) or isinstance(ident, bool) or not str(ident).strip():
         raise DataError(where, f"'id' must be a non-empty string or an integer, got {show(ident)}")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    given_meta = obj.get("metadata")
+    meta: dict[str, Any] = given_meta if isinstance(given_meta, dict) else {}
     qtype = obj.get("type", meta.get("type"))
     support = next(
         (obj[k] for k in ("supporting_titles", "supporting_facts") if k in obj),
@@ -163,7 +164,7 @@ def read_jsonl(path: Path) -> list[QARow]:
         except jsonl.JsonError as e:
             raise DataError(str(path), str(e)) from None
         return [row_from_dict(o, f"{path}: row {i + 1}", i) for i, o in enumerate(items)]
-    rows = []
+    rows: list[QARow] = []
     for n, line in jsonl.lines(text):
         try:
             obj = jsonl.loads(line)
@@ -173,7 +174,8 @@ def read_jsonl(path: Path) -> list[QARow]:
     return rows
 
 
-def _datasets():
+def _datasets() -> Any:
+    """The `datasets` module (an optional package, not analysed by mypy)."""
     try:
         import datasets
     except ImportError:

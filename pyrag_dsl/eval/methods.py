@@ -131,13 +131,16 @@ class Method:
     @staticmethod
     def settings_of(config: Any) -> dict[str, Any]:
         """The pipeline settings this method uses (recorded in the run's configuration)."""
-        return config.settings()
+        settings: dict[str, Any] = config.settings()  # the pipeline's PipelineConfig
+        return settings
 
 
 class PyragMethod(Method):
     name = "pyrag"
 
-    def _answer(self, question, llm, plan, retriever, out) -> None:
+    def _answer(
+        self, question: str, llm: MeteredLLM, plan: MeteredLLM, retriever: MeteredRetriever, out: Outcome
+    ) -> None:
         pipeline = Pipeline(llm, retriever, plan_llm=plan, config=self.config)
         res = pipeline.run(question)
         out.result = res
@@ -155,7 +158,9 @@ class PyragMethod(Method):
 class VanillaMethod(Method):
     name = "vanilla"
 
-    def _answer(self, question, llm, plan, retriever, out) -> None:
+    def _answer(
+        self, question: str, llm: MeteredLLM, plan: MeteredLLM, retriever: MeteredRetriever, out: Outcome
+    ) -> None:
         topk = self.config.topk
         answerer = Pipeline(llm, retriever, plan_llm=plan, config=self.config).answerer  # the pipeline's own
         docs = RetrieveTool(retriever)(query=question, topk=topk)
@@ -178,7 +183,9 @@ class VanillaMethod(Method):
 class DirectMethod(Method):
     name = "direct"
 
-    def _answer(self, question, llm, plan, retriever, out) -> None:
+    def _answer(
+        self, question: str, llm: MeteredLLM, plan: MeteredLLM, retriever: MeteredRetriever, out: Outcome
+    ) -> None:
         out.prediction = ClosedBookAgent(llm, use_grammar=self.config.use_grammar)(question)
         out.llm_calls = {"answer": 1}
         out.result = {"original_query": question, "method": self.name, "final_answer": out.prediction}

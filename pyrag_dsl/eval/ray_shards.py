@@ -69,7 +69,8 @@ def run_shard(
     return progress.done
 
 
-def _ray():
+def _ray() -> Any:
+    """The `ray` module (an optional package, not analysed by mypy)."""
     try:
         import ray
     except ImportError:
@@ -77,7 +78,7 @@ def _ray():
     return ray
 
 
-def ensure_ray(address: str | None, num_cpus: int | None = None):
+def ensure_ray(address: str | None, num_cpus: int | None = None) -> Any:
     """Connect to Ray: an existing connection, ADDRESS, or a new local instance."""
     ray = _ray()
     if not ray.is_initialized():

@@ -152,7 +152,7 @@ def write_trace(out_dir: Path, row: QARow, outcome: Outcome) -> str | None:
 
 
 def make_record(row: QARow, outcome: Outcome, method: str, trace_path: str | None) -> dict[str, Any]:
-    metrics = score(outcome.prediction, list(row.golden_answers))
+    metrics: dict[str, float | None] = {**score(outcome.prediction, list(row.golden_answers))}
     titles = [d.get("title", "") for d in outcome.retrieved_docs]
     recall = retrieval_recall(row.supporting_titles, titles) if method != "direct" else None
     metrics["recall"] = recall

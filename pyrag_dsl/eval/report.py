@@ -6,11 +6,14 @@ import math
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import jsonl
 from ..config.errors import show
 from .summary import fmt
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 class ReportError(ValueError):
@@ -128,7 +131,7 @@ _HEAD = {
 }
 
 
-def runs_table(runs: list[RunSummary], metric: str = "em"):
+def runs_table(runs: list[RunSummary], metric: str = "em") -> Table:
     from rich.table import Table
 
     table = Table(title="eval runs (metrics and rates in %)", title_justify="left")
@@ -182,7 +185,7 @@ def sign_test(wins: int, losses: int) -> float:
     n = wins + losses
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / (1 << n)  # 1 << n: 2**n as an int
     return min(1.0, 2 * tail)
 
 
@@ -190,12 +193,12 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
     """Every two runs on the same data file (by sha256), compared on the questions both recorded with the metric."""
     from .records import read_records
 
-    scores = {}
+    scores: dict[Path, dict[str, float]] = {}
     for r in runs:
         scores[r.path] = {
             rec["id"]: value
             for rec in read_records(r.path, repair=False)
-            if _number(value := (rec.get("metrics") or {}).get(metric))
+            if (value := _metric_value(rec, metric)) is not None
         }
     out = []
     ordered = sorted(runs, key=lambda r: (r.dataset, r.method, str(r.model)))
@@ -203,7 +206,7 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
         if a.data_sha256 is None or a.data_sha256 != b.data_sha256:
             continue
         sa, sb = scores[a.path], scores[b.path]
-        both = [i for i in sa if i in sb and sa[i] is not None and sb[i] is not None]
+        both = [i for i in sa if i in sb]
         if not both:
             continue
         same_model = a.model == b.model
@@ -220,11 +223,19 @@ def paired(runs: list[RunSummary], metric: str = "em") -> list[Paired]:
     return out
 
 
+def _metric_value(record: dict[str, Any], metric: str) -> float | None:
+    """The record's value of `metric`; None when it has none (or not a number)."""
+    value = (record.get("metrics") or {}).get(metric)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _name(run: RunSummary, same_model: bool) -> str:
     return run.method if same_model else f"{run.method} [{run.model or '-'}]"
 
 
-def paired_table(pairs: list[Paired], metric: str = "em"):
+def paired_table(pairs: list[Paired], metric: str = "em") -> Table:
     from rich.table import Table
 
     table = Table(

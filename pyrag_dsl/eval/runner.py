@@ -200,6 +200,8 @@ def run_rows(
             if isinstance(err, KeyboardInterrupt):
                 raise err
             record = error_record(row, method.name, err, 0.0)
+        if record is None:  # concurrent_map passes ask's record whenever ask did not raise
+            raise RuntimeError(f"eval: no record for question {row.id!r}")
         writer.write(record)
         progress.done += 1
         progress.em_sum += record["metrics"]["em"]

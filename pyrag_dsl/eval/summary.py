@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..config import jsonl
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 FIELDS = (
     "n",
@@ -163,7 +166,7 @@ def write_summary(out_dir: Path, summary: dict[str, Any]) -> tuple[Path, Path]:
     return pj, pm
 
 
-def rich_table(summary: dict[str, Any], title: str | None = None):
+def rich_table(summary: dict[str, Any], title: str | None = None) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 from ..documents import Doc, Docs
 
@@ -14,6 +14,9 @@ class RetrievalError(Exception):
         super().__init__(f"{source}: {cause}")
         self.source = source
         self.cause = cause
+
+
+Progress = Callable[[str, int, int | None], None]  # an index build's (stage, done, total) callback
 
 
 @runtime_checkable
@@ -34,13 +37,18 @@ class RetrieveTool:
     def __call__(self, query: str, topk: int) -> Docs:
         return Docs(tuple(self.retriever.search([query], topk)[0]))
 
-    def batch(self, calls: list[dict]) -> list[Docs]:
+    def batch(self, calls: list[dict[str, Any]]) -> list[Docs]:
         """Many calls at once: one search per distinct top-k (one HTTP request for an HTTP retriever)."""
-        out: list[Docs | None] = [None] * len(calls)
+        found: dict[int, Docs] = {}
         by_topk: dict[int, list[int]] = {}
         for i, kw in enumerate(calls):
             by_topk.setdefault(kw["topk"], []).append(i)
         for topk, idxs in by_topk.items():
-            for i, docs in zip(idxs, self.retriever.search([calls[i]["query"] for i in idxs], topk)):
-                out[i] = Docs(tuple(docs))
-        return out  # type: ignore[return-value]
+            results = self.retriever.search([calls[i]["query"] for i in idxs], topk)
+            if len(results) != len(idxs):  # the protocol: one list per query
+                raise RetrievalError(
+                    type(self.retriever).__name__, f"{len(results)} result lists for {len(idxs)} queries"
+                )
+            for i, docs in zip(idxs, results):
+                found[i] = Docs(tuple(docs))
+        return [found[i] for i in range(len(calls))]  # every call is in one top-k group

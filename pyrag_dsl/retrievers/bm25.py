@@ -8,14 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..documents import Doc
-from .base import RetrievalError
+from .base import Progress, RetrievalError
 from .corpus import Passage, iter_corpus
 from .index_meta import file_sha256, write_meta
-
-Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
 
 
 def build_bm25_index(
@@ -25,7 +23,7 @@ def build_bm25_index(
     threads: int = 2,
     skip_bad: bool = False,
     progress: Progress | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Index a JSONL corpus with Lucene. Raises CorpusError on bad lines (unless skip_bad)."""
     out = Path(out_dir)
     created = not out.exists()
@@ -42,7 +40,9 @@ def build_bm25_index(
         raise
 
 
-def _build(corpus, out: Path, staging: Path, threads: int, skip_bad: bool, progress: Progress | None) -> dict:
+def _build(
+    corpus: str | Path, out: Path, staging: Path, threads: int, skip_bad: bool, progress: Progress | None
+) -> dict[str, Any]:
     t0 = time.monotonic()
     # Lucene indexes files in parallel, not lines: split the corpus into one file per thread.
     shards = [open(staging / f"part{i:02d}.jsonl", "w", encoding="utf-8") for i in range(max(threads, 1))]
@@ -123,7 +123,8 @@ class LuceneBM25Retriever:
         self.name = f"bm25:{self.index_dir}"
 
     def __len__(self) -> int:
-        return self._searcher.num_docs
+        count: int = self._searcher.num_docs  # pyserini's LuceneSearcher (not analysed)
+        return count
 
     def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]:
         queries = list(queries)
@@ -133,7 +134,8 @@ class LuceneBM25Retriever:
         found = self._searcher.batch_search(queries, qids, k=topk, threads=self.threads)
         return [self._hits(found.get(q, [])) for q in qids]
 
-    def _hits(self, hits) -> list[Doc]:
+    def _hits(self, hits: Iterable[Any]) -> list[Doc]:
+        """Docs of pyserini's hits (JLuceneSearcherResult: docid, score, raw JSON)."""
         docs = []
         for hit in hits:
             raw = json.loads(hit.raw)

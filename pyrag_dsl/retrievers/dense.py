@@ -10,16 +10,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..config import jsonl
 from ..documents import Doc
-from .base import RetrievalError
+from .base import Progress, RetrievalError
 from .corpus import Passage, iter_corpus
 from .index_meta import file_sha256, read_meta, write_meta
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-Progress = Callable[[str, int, int | None], None]
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -43,7 +45,7 @@ def is_e5(model: str | None) -> bool:
     return model is not None and "e5" in Path(model).name.lower()
 
 
-def load_encoder(model: str | None):
+def load_encoder(model: str | None) -> SentenceTransformer:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
@@ -65,7 +67,7 @@ def build_dense_index(
     max_seq_length: int = 256,
     skip_bad: bool = False,
     progress: Progress | None = None,
-) -> dict:
+) -> dict[str, Any]:
     import faiss
     import numpy as np
 
@@ -89,6 +91,8 @@ def build_dense_index(
         index.add(vectors)
         if progress:
             progress("encoding passages", min(start + batch_size, len(passages)), len(passages))
+    if index is None:  # not reached: the corpus has passages, so the loop made the index
+        raise RetrievalError(str(corpus), "the corpus has no passages")
     faiss.write_index(index, str(out / "index.faiss"))
     with open(out / "docs.jsonl", "w", encoding="utf-8") as f:
         for p in passages:

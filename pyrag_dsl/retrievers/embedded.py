@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .base import Retriever
+from .base import Progress, Retriever
 from .index_meta import META_FILE
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -55,7 +55,7 @@ def embedded_index_built(kind: str = DEFAULT_KIND) -> bool:
     return (cache_dir() / f"embedded-{kind}-{_digest()}" / META_FILE).exists()
 
 
-def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
+def embedded_index(kind: str = DEFAULT_KIND, progress: Progress | None = None) -> Path:
     """The index directory of the embedded corpus; built under a file lock on first use."""
     corpus = embedded_corpus_path()
     final = cache_dir() / f"embedded-{kind}-{_digest()}"
@@ -89,7 +89,7 @@ def embedded_index(kind: str = DEFAULT_KIND, progress=None) -> Path:
 def open_retriever(
     url: str | None = None,
     index: str | Path | None = None,
-    progress=None,
+    progress: Progress | None = None,
     *,
     timeout_s: float = 30.0,
     retries: int = 3,
@@ -107,7 +107,7 @@ def open_retriever(
     return open_index(embedded_index(progress=progress))
 
 
-def embedded_retriever(kind: str = DEFAULT_KIND, progress=None) -> Retriever:
+def embedded_retriever(kind: str = DEFAULT_KIND, progress: Progress | None = None) -> Retriever:
     from .indexes import open_index
 
     return open_index(embedded_index(kind, progress))

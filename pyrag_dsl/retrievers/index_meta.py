@@ -42,6 +42,8 @@ def read_meta(index_dir: str | Path) -> dict[str, Any]:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise RetrievalError(str(index_dir), f"unreadable {META_FILE}: {e}") from None
+    if not isinstance(meta, dict):
+        raise RetrievalError(str(index_dir), f"{META_FILE} is not a JSON object")
     if meta.get("kind") not in INDEX_KINDS:
         raise RetrievalError(str(index_dir), f"unknown index kind {meta.get('kind')!r}")
     return meta

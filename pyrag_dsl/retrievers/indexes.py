@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .base import Retriever
 from .index_meta import read_meta
 
 
-def open_index(index_dir: str | Path, **kw: Any):
+def open_index(index_dir: str | Path, **kw: Any) -> Retriever:
     """Open any index directory as a Retriever."""
     meta = read_meta(index_dir)
     if meta["kind"] == "bm25":

@@ -11,8 +11,9 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator, Sized
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import h11
@@ -141,7 +142,7 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retriever")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         pool.shutdown(wait=False)
 
@@ -152,54 +153,77 @@ def create_app(retriever: Retriever, limits: ServerLimits | None = None, *, name
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # JSON, never plain text
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    stats = {"requests": 0, "queries": 0}
-    pending = 0  # searches running or queued; read and written on the event loop thread only
-    lock = threading.Lock()
+    load = _Load()
+    _add_health(app, retriever, limits, load, name)
+    _add_retrieve(app, retriever, limits, load, pool)
+    return app
 
-    def search(queries: list[str], topk: int, return_scores: bool) -> bytes:
-        return render(retriever.search(queries, topk), return_scores)
+
+@dataclass
+class _Load:
+    """The app's counts for /health: requests and queries answered; searches running or queued (`pending`, read
+    and written on the event loop thread only)."""
+
+    requests: int = 0
+    queries: int = 0
+    pending: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answered(self, queries: int) -> None:
+        with self.lock:
+            self.requests += 1
+            self.queries += queries
+
+
+def _add_health(app: FastAPI, retriever: Retriever, limits: ServerLimits, load: _Load, name: str) -> None:
+    """GET /health: the index, its size where the backend knows it, the counts and the limits."""
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        size = len(retriever) if hasattr(retriever, "__len__") else None  # type: ignore[arg-type]
+        size = len(retriever) if isinstance(retriever, Sized) else None
         return {
             "status": "ok",
             "index": name,
             "documents": size,
-            **stats,
-            "pending_searches": pending,
+            "requests": load.requests,
+            "queries": load.queries,
+            "pending_searches": load.pending,
             "limits": asdict(limits),
         }
 
+
+def _add_retrieve(
+    app: FastAPI, retriever: Retriever, limits: ServerLimits, load: _Load, pool: ThreadPoolExecutor
+) -> None:
+    """POST /retrieve: a checked request searched on the worker thread; 503 when too many are pending."""
+
+    def search(queries: list[str], topk: int, return_scores: bool) -> bytes:
+        return render(retriever.search(queries, topk), return_scores)
+
     @app.post("/retrieve")
     async def retrieve(request: Request) -> Response:
-        nonlocal pending
         try:
             queries, topk, return_scores = parse_request(await read_body(request, limits), limits)
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
-        if pending >= limits.max_pending_searches:
+        if load.pending >= limits.max_pending_searches:
             return JSONResponse(
                 {
-                    "error": f"busy: {pending} searches pending (max_pending_searches "
+                    "error": f"busy: {load.pending} searches pending (max_pending_searches "
                     f"{limits.max_pending_searches}); retry later"
                 },
                 status_code=503,
                 headers={"Retry-After": "1"},
             )
-        pending += 1
+        load.pending += 1
         try:
             body = await asyncio.get_running_loop().run_in_executor(pool, search, queries, topk, return_scores)
         except RetrievalError as e:
             return JSONResponse({"error": f"retrieval failed: {e.cause}"}, status_code=503)
         finally:
-            pending -= 1
-        with lock:
-            stats["requests"] += 1
-            stats["queries"] += len(queries)
+            load.pending -= 1
+        load.answered(len(queries))
         return Response(body, media_type="application/json")
-
-    return app
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -281,7 +305,7 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None) -> None:
         self._server = uvicorn.Server(serve_config(app, limits, host=host, port=port))
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # no signal handlers to keep off: uvicorn (>= 0.29) captures signals in the main thread only
         self._thread = threading.Thread(target=self._server.run, name="retriever-server", daemon=True)
         self.host = host
         self.port = port

@@ -10,17 +10,18 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..documents import Doc
-from .base import RetrievalError
+from .base import Progress, RetrievalError
 from .corpus import Passage, iter_corpus
 from .index_meta import file_sha256, write_meta
 
-Progress = Callable[[str, int, int | None], None]
+if TYPE_CHECKING:
+    import tantivy
 
 
-def _schema():
+def _schema() -> tantivy.Schema:
     import tantivy
 
     sb = tantivy.SchemaBuilder()
@@ -31,7 +32,7 @@ def _schema():
 
 def build_tantivy_index(
     corpus: str | Path, out_dir: str | Path, *, skip_bad: bool = False, progress: Progress | None = None
-) -> dict:
+) -> dict[str, Any]:
     try:
         import tantivy
     except ImportError:

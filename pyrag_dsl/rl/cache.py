@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class SharedCache:
@@ -21,7 +23,7 @@ class SharedCache:
             raise ValueError(f"cache size must be positive, got {max_entries}")
         self.max_entries = max_entries
         self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._inflight: dict[Hashable, Future] = {}
+        self._inflight: dict[Hashable, Future[Any]] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -30,23 +32,24 @@ class SharedCache:
         with self._lock:
             return len(self._data)
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], Any], wait_s: float | None = None) -> Any:
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T], wait_s: float | None = None) -> T:
         """The cached value of `key`, or `compute()` (once, however many threads ask at the same time).
-        A waiter gives up after `wait_s` seconds with TimeoutError (the engine's own limits are shorter)."""
+        A waiter gives up after `wait_s` seconds with TimeoutError (the engine's own limits are shorter).
+        A key names one call, so every value cached or computed under it has the type `compute` returns."""
         with self._lock:
             if key in self._data:
                 self._data.move_to_end(key)
                 self.hits += 1
-                return self._data[key]
+                return cast(T, self._data[key])
             flight = self._inflight.get(key)
             owner = flight is None
-            if owner:
+            if flight is None:
                 flight = self._inflight[key] = Future()
                 self.misses += 1
             else:
                 self.hits += 1
         if not owner:
-            return flight.result(timeout=wait_s)
+            return cast(T, flight.result(timeout=wait_s))
         try:
             value = compute()
         except BaseException as e:

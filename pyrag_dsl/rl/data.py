@@ -20,6 +20,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterable
 
 from ..agents.answer import AnswerAgent
@@ -70,8 +71,8 @@ class BuildOptions:
 
 @dataclass
 class SetReport:
-    kept: Counter = field(default_factory=Counter)  # split -> rows
-    dropped: Counter = field(default_factory=Counter)  # reason -> rows
+    kept: Counter[str] = field(default_factory=Counter)  # split -> rows
+    dropped: Counter[str] = field(default_factory=Counter)  # reason -> rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"kept": dict(self.kept), "dropped": dict(self.dropped)}
@@ -194,7 +195,9 @@ class Builder:
             rows[name] = self._finish(raw, report)
         return rows, reports
 
-    def _answer_with_docs(self, items: list[Item], splits: dict[str, str], report: SetReport) -> list[tuple]:
+    def _answer_with_docs(
+        self, items: list[Item], splits: dict[str, str], report: SetReport
+    ) -> list[tuple[Item, dict[str, Any]]]:
         if self.retriever is None:
             raise BuildError("answer_with_docs needs a retriever (--retriever-url or --index), or leave the set out")
         rng = random.Random(self.options.seed)
@@ -279,7 +282,8 @@ def write_sets(
     return summary
 
 
-def _schema(pa):
+def _schema(pa: ModuleType) -> Any:
+    """The parquet schema of the rows (a pyarrow.Schema; pyarrow is optional and not analysed)."""
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     return pa.schema(
         [

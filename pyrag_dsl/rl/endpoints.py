@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from typing import Sequence
 
 from ..agents.answer import AnswerAgent
@@ -24,8 +25,8 @@ from .cache import SharedCache
 from .settings import RewardSettings
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple, LLMClient] = {}
-_CACHES: dict[tuple, SharedCache] = {}
+_CLIENTS: dict[tuple[int, str, str, float, int], LLMClient] = {}  # (pid, url, model, timeout, retries)
+_CACHES: dict[tuple[int, int], SharedCache] = {}  # (pid, size)
 _LOCAL = threading.local()
 # HTTP timeouts run a little past the engine's tool_timeout_s, so the engine reports the typed
 # LimitExceeded first and the abandoned request still ends soon after.
@@ -62,7 +63,7 @@ def shared_cache(settings: RewardSettings) -> SharedCache:
 
 def _thread_retriever(url: str, settings: RewardSettings) -> HttpRetriever:
     """One HTTP retriever per thread and URL: HttpRetriever keeps a single connection."""
-    pool = getattr(_LOCAL, "retrievers", None)
+    pool: dict[tuple[str, float, int], HttpRetriever] | None = getattr(_LOCAL, "retrievers", None)
     if pool is None or _LOCAL.pid != os.getpid():
         pool = _LOCAL.retrievers = {}
         _LOCAL.pid = os.getpid()
@@ -89,7 +90,7 @@ class CachedRetriever:
         for q in queries:
             key = ("retrieve", self.url, q, int(topk))
             out.append(
-                self.cache.get_or_compute(key, lambda q=q: self._search(q, topk), wait_s=self.settings.tool_timeout_s)
+                self.cache.get_or_compute(key, partial(self._search, q, topk), wait_s=self.settings.tool_timeout_s)
             )
         return out
 

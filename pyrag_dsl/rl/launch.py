@@ -143,7 +143,8 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
 
 def stage_files(data: Path, stage: str) -> tuple[list[str], list[str]]:
     """(train files, val files) of a stage under a build-data output directory; missing files are an error."""
-    train, val = [], []
+    train: list[str] = []
+    val: list[str] = []
     for name in STAGE_SETS[stage]:
         for split, bucket in (("train", train), ("val", val)):
             path = data / name / f"{split}.parquet"

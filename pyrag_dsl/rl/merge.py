@@ -17,9 +17,13 @@ def adapter_base(adapter: str | Path) -> str | None:
     if not path.is_file():
         raise MergeError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise MergeError(f"{path}: not JSON ({e.msg})") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if base is not None and not isinstance(base, str):
+        raise MergeError(f"{path}: base_model_name_or_path must be a string, got {base!r}")
+    return base
 
 
 def merge_adapter(base: str, adapter: str | Path, out: str | Path, dtype: str = "auto") -> Path:

@@ -16,7 +16,7 @@ import ast
 from typing import Any
 
 from ..agents.decompose import Decomposition, parse_sub_queries
-from ..agents.plan import extract_program
+from ..agents.plan import PlanAgent, extract_program
 from ..config.deadline import Deadline, active
 from ..grammar import Limits, Program, validate
 from ..pipeline import Pipeline, PipelineConfig, PipelineResult
@@ -53,7 +53,7 @@ class _GivenProgram:
 class _PlanUnder:
     """The frozen Plan agent with its requests under the rollout's deadline (they run in the pipeline's thread)."""
 
-    def __init__(self, agent: Any, deadline: Deadline | None) -> None:
+    def __init__(self, agent: PlanAgent, deadline: Deadline | None) -> None:
         self.agent = agent
         self.deadline = deadline
 
@@ -148,7 +148,7 @@ def plan_reward(
     program = extract_program(solution_str)
     config = _config(settings, max_repairs=0, stream_plan=False)  # the program is given: nothing to stream
     checked = validate(program, config.language, config.limits)
-    if checked.ok:
+    if checked.program is not None:  # valid (`checked.ok`)
         why = grounding(checked.program)
         if why:
             return result(error_kind=f"UngroundedAnswer:{why}")

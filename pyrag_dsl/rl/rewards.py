@@ -18,6 +18,7 @@ import math
 import numbers
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -127,6 +128,11 @@ class RolloutDeadline(Deadline):
 
     stopped: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
 
+    @classmethod
+    def starting_now(cls, seconds: float) -> RolloutDeadline:
+        """The deadline `seconds` from now (Deadline.after, typed for a rollout's deadline, which always has one)."""
+        return cls(seconds, time.monotonic() + seconds)
+
     def cancel(self) -> None:
         self.stopped.set()
 
@@ -138,7 +144,7 @@ def run_guarded(fn: Callable[[Deadline], dict[str, Any]], timeout_s: float) -> d
     """`fn(deadline)` in a daemon thread, where `deadline` ends `timeout_s` from now and is cancelled when this
     returns (the rollout's requests go under it: `endpoints`). A zero score with `RolloutTimeout` when `fn` is
     not done in `timeout_s`, `InternalError:<type>` when it raises."""
-    deadline = RolloutDeadline.after(timeout_s)
+    deadline = RolloutDeadline.starting_now(timeout_s)
     box: list[dict[str, Any]] = []
     done = threading.Event()
 
