@@ -2,7 +2,6 @@
 
 import socket
 import threading
-import time
 
 import httpx
 import pytest
@@ -182,22 +181,32 @@ def test_garbage_answers_are_typed_errors(body):
 
 
 def test_slow_search_does_not_block_other_requests():
-    class Slow:
+    """/health answers while a search is held inside the backend (a server that served one request at a time
+    would leave the health check waiting until its timeout)."""
+    entered, release = threading.Event(), threading.Event()
+    replies = []
+
+    class Held:
         def search(self, queries, topk):
-            time.sleep(1.0)
+            entered.set()
+            release.wait(30)
             return [[] for _ in queries]
 
         def close(self):
             pass
 
-    with BackgroundServer(create_app(Slow())) as server:
-        t = threading.Thread(target=lambda: httpx.post(server.url + "/retrieve", json={"queries": ["q"]}, timeout=10))
+    with BackgroundServer(create_app(Held())) as server:
+        post = lambda: replies.append(httpx.post(server.url + "/retrieve", json={"queries": ["q"]}, timeout=60))  # noqa: E731
+        t = threading.Thread(target=post)
         t.start()
-        time.sleep(0.2)
-        t0 = time.monotonic()
-        assert httpx.get(server.url + "/health", timeout=5).status_code == 200
-        assert time.monotonic() - t0 < 0.5
-        t.join()
+        try:
+            assert entered.wait(30)  # the search is in the backend now, and stays there
+            assert httpx.get(server.url + "/health", timeout=10).status_code == 200
+            assert not replies  # answered while the search was still held
+        finally:
+            release.set()
+            t.join(timeout=60)
+    assert [r.status_code for r in replies] == [200]
 
 
 def test_backend_failure_is_503_not_500():

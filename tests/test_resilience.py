@@ -138,23 +138,18 @@ def test_hung_retriever_fails_fast_after_n_timeouts():
     configure_breakers(2, 60)
     with HangServer() as server:
         retriever = HttpRetriever(server.url, timeout=0.3, retries=2, backoff=0.01)
-        t0 = time.monotonic()
         with pytest.raises(RetrievalError, match=r"after 3 attempts") as info:  # its own retries, all of them
             retriever.search(["q"], 1)
         assert info.value.source == server.url + "/retrieve"
         with pytest.raises(RetrievalError, match="failed 4 times in a row"):  # a second call: one more timeout
             retriever.search(["q"], 1)
-        first = time.monotonic() - t0
         other = HttpRetriever(server.url, timeout=30)  # another client of the same server: the same breaker
-        t0 = time.monotonic()
-        with pytest.raises(RetrievalError, match="failing fast"):
+        with pytest.raises(RetrievalError, match="failing fast"):  # not after its 30 s timeout: nothing was sent
             other.search(["q"], 1)
-        second = time.monotonic() - t0
         posts = [r for r in server.requests if r.startswith("POST")]
         retriever.close()
         other.close()
     assert len(posts) == 4  # 3 + 1 timed-out attempts; the third call sent nothing
-    assert first < 5 and second < 1  # bounds, not benchmarks: 4 x 0.3 s waited, then none
 
 
 def test_hung_llm_fails_fast_after_n_timeouts():
@@ -188,18 +183,16 @@ def test_start_up_checks_fail_on_a_hung_server_in_one_line():
 def test_deadline_cuts_a_hung_call_without_blaming_the_endpoint():
     with HangServer() as server:
         retriever = HttpRetriever(server.url, timeout=30, retries=3, backoff=0.01)
-        t0 = time.monotonic()
+        # the deadline, not the 30 s timeout, ended the call (the message names it) and nothing was retried
         with deadline.active(deadline.Deadline.after(0.5)):
             with pytest.raises(RetrievalError, match="the question's deadline of 0.5 s passed"):
                 retriever.search(["q"], 1)
-        elapsed = time.monotonic() - t0
-        with deadline.active(deadline.Deadline.after(0.5)):
-            time.sleep(0.6)
+        with deadline.active(deadline.Deadline(0.5, time.monotonic() - 0.1)):  # passed 0.1 s ago
             with pytest.raises(RetrievalError, match="deadline"):  # already passed: no request at all
                 retriever.search(["q"], 1)
         posts = [r for r in server.requests if r.startswith("POST")]
         retriever.close()
-    assert elapsed < 3 and len(posts) == 1
+    assert len(posts) == 1
     assert not breaker_for(retriever.endpoint).is_open
 
 
@@ -349,7 +342,7 @@ def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_inde
 # -- a server that answers, slowly: each wait short, the whole reply long ---------------------------------------
 def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
     """100 pieces, one per 0.1 s (10 s in all) under a 0.5 s timeout: httpx alone waited all 10 s (each wait
-    is short); every client now ends the request after about 0.5 s."""
+    is short); every client now ends the request early: the server could send only a few pieces."""
     with DripServer(pieces=100, every_s=0.1) as server:
         retriever = HttpRetriever(server.url, timeout=0.5, retries=0)
         client = LLMClient(LLMConfig(base_url=server.url + "/v1", model="m", timeout_s=0.5, retries=0))
@@ -359,14 +352,14 @@ def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
             lambda: client.chat(HI),
             lambda: client.chat(HI, on_text=seen.append),
         ):
-            t0 = time.monotonic()
             with pytest.raises((RetrievalError, LLMError), match="timed out"):
                 ask()
-            assert time.monotonic() - t0 < 3  # bound, not benchmark: 0.5 s + one 0.1 s wait
             # (the retriever's and the LLM's endpoints have breakers of their own: 2 failures open neither)
         retriever.close()
         client.close()
+        sent = server.wait_for_replies(3)
     assert seen and len(seen) < 50  # the streamed reply was read until the time was up, not to its end
+    assert len(sent) == 3 and all(n < 50 for n in sent), sent  # each reply was cut long before its end
 
 
 def test_a_drip_that_ends_in_time_is_read_whole():

@@ -2,7 +2,6 @@
 reassigned names give the same results in sequential mode, dataflow mode, replay and incremental re-runs."""
 
 import threading
-import time
 
 from conftest import RecordingTools
 from hypothesis import given, settings
@@ -187,32 +186,34 @@ def test_incremental_rerun_equals_a_fresh_run(source, data):
 
 
 def test_dataflow_starts_a_statement_as_soon_as_its_inputs_are_ready():
-    """Uneven branches: the short branch's answer does not wait for the long branch's (no waves)."""
-    started: dict[str, float] = {}
-    lock = threading.Lock()
+    """Uneven branches: the short branch's answer does not wait for the long branch's (no waves). The long
+    retrieval returns only once answer("one") has started: waves (or sequential calls) would wait for it
+    until the guard's timeout, and the run would fail."""
+    one_started = threading.Event()
 
     def retrieve(query, topk):
-        time.sleep(0.05 if query == "short" else 0.3)
+        if query == "long" and not one_started.wait(10):
+            raise RuntimeError('answer("one") did not start while retrieve("long") was running')
         return [{"id": query, "title": query, "text": query}]
 
     def answer(query, docs=None):
-        with lock:
-            started[query] = time.monotonic()
-        time.sleep(0.05)
+        if query == "one":
+            one_started.set()
         return query
 
     src = (
         'd1 = retrieve("short")\nd2 = retrieve("long")\na1 = answer("one", d1)\na2 = answer("two", d2)\n'
         'final_answer = answer(f"{a1} {a2}")\n'
     )
-    t0 = time.monotonic()
     result = execute(parse_program(src, limits=FAST), {"retrieve": retrieve, "answer": answer}, mode="dataflow")
-    assert result.ok
-    assert started["one"] - t0 < 0.2  # did not wait for the 0.3 s retrieval of the other branch
+    assert result.ok, result.error
     assert [e.statement for e in result.trace] == [0, 1, 2, 3, 4]
 
 
-def test_max_workers_is_honoured():
+def _meeting_answers(parties):
+    """An answer tool whose calls wait for each other in groups of `parties` at a barrier (a call that finds
+    fewer companions raises after the barrier's timeout); `peak` is the most calls in flight at once."""
+    barrier = threading.Barrier(parties, timeout=10)
     active, peak = [0], [0]
     lock = threading.Lock()
 
@@ -220,15 +221,24 @@ def test_max_workers_is_honoured():
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.3)  # long enough for every worker to be busy at once, even on a loaded machine
-        with lock:
-            active[0] -= 1
+        try:
+            barrier.wait()
+        finally:
+            with lock:
+                active[0] -= 1
         return query
 
+    return answer, peak
+
+
+def test_max_workers_is_honoured():
+    """Eight independent answers: with 8 workers all eight meet at one barrier (so they ran at once); with 2
+    they meet in pairs and no more than two are ever in flight."""
     src = "".join(f'a{i} = answer("q{i}")\n' for i in range(8)) + 'final_answer = "x"\n'
     prog = parse_program(src, limits=FAST)
-    execute(prog, {"answer": answer}, mode="dataflow", max_workers=8)
+    answer, peak = _meeting_answers(8)
+    assert execute(prog, {"answer": answer}, mode="dataflow", max_workers=8).ok
     assert peak[0] == 8
-    peak[0] = 0
-    execute(prog, {"answer": answer}, mode="dataflow", max_workers=2)
+    answer, peak = _meeting_answers(2)
+    assert execute(prog, {"answer": answer}, mode="dataflow", max_workers=2).ok
     assert peak[0] == 2
