@@ -210,35 +210,46 @@ def test_dataflow_starts_a_statement_as_soon_as_its_inputs_are_ready():
     assert [e.statement for e in result.trace] == [0, 1, 2, 3, 4]
 
 
-def _meeting_answers(parties):
-    """An answer tool whose calls wait for each other in groups of `parties` at a barrier (a call that finds
-    fewer companions raises after the barrier's timeout); `peak` is the most calls in flight at once."""
-    barrier = threading.Barrier(parties, timeout=10)
-    active, peak = [0], [0]
-    lock = threading.Lock()
+class _HeldAnswers:
+    """An answer tool whose calls are held until `release`; `active` and `peak` count the calls in flight."""
 
-    def answer(query, docs=None):
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        try:
-            barrier.wait()
-        finally:
-            with lock:
-                active[0] -= 1
+    def __init__(self):
+        self.active = self.peak = 0
+        self.changed = threading.Condition()
+        self.released = threading.Event()
+
+    def __call__(self, query, docs=None):
+        with self.changed:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.changed.notify_all()
+        self.released.wait(30)
+        with self.changed:
+            self.active -= 1
         return query
 
-    return answer, peak
+    def peak_while_held(self, prog, max_workers):
+        """Runs `prog` with the calls held until `max_workers` of them are in flight at once (a hang guard
+        bounds the wait: fewer workers fail the test), then gives a third of a second to any call beyond them
+        before letting all go; the most calls in flight at once."""
+        run = threading.Thread(
+            target=execute, args=(prog, {"answer": self}), kwargs={"mode": "dataflow", "max_workers": max_workers}
+        )
+        run.start()
+        try:
+            with self.changed:
+                assert self.changed.wait_for(lambda: self.active >= max_workers, timeout=60), self.active
+                self.changed.wait_for(lambda: self.active > max_workers, timeout=0.3)  # detects extra workers
+        finally:
+            self.released.set()
+            run.join(60)
+        return self.peak
 
 
 def test_max_workers_is_honoured():
-    """Eight independent answers: with 8 workers all eight meet at one barrier (so they ran at once); with 2
-    they meet in pairs and no more than two are ever in flight."""
+    """Eight independent answers, held until the test lets them go: with 8 workers all eight are in flight at
+    once; with 2 exactly two are, and no third starts."""
     src = "".join(f'a{i} = answer("q{i}")\n' for i in range(8)) + 'final_answer = "x"\n'
     prog = parse_program(src, limits=FAST)
-    answer, peak = _meeting_answers(8)
-    assert execute(prog, {"answer": answer}, mode="dataflow", max_workers=8).ok
-    assert peak[0] == 8
-    answer, peak = _meeting_answers(2)
-    assert execute(prog, {"answer": answer}, mode="dataflow", max_workers=2).ok
-    assert peak[0] == 2
+    assert _HeldAnswers().peak_while_held(prog, max_workers=8) == 8
+    assert _HeldAnswers().peak_while_held(prog, max_workers=2) == 2
