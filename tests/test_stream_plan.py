@@ -1,8 +1,8 @@
 """Streamed plan execution: statements run while the Plan reply is still streaming; the finished program
 then answers those calls from the call cache, with the same result as a non-streamed run."""
 
+import threading
 import time
-from concurrent.futures import wait
 
 import pytest
 from corpus import JED_HOYER
@@ -49,13 +49,16 @@ def _tools(calls):
     return {"retrieve": retrieve, "answer": answer}
 
 
-def _settle(pre):
-    """Wait until every dispatched statement is done, those dispatched when others finished included."""
+def _settle(pre, cap_s=30.0):
+    """Wait until every dispatched statement is done, those dispatched when others finished included (a
+    statement's end and the dispatch of what it unblocks happen under the prefetcher's lock)."""
+    end = time.monotonic() + cap_s  # a hang guard only
     while True:
-        futures = list(pre._futures)
-        wait(futures)
-        if len(pre._futures) == len(futures):
-            return
+        with pre.lock:
+            if all(d.done_s is not None for d in pre.report.dispatched):
+                return
+        assert time.monotonic() < end, "dispatched statements still running"
+        time.sleep(0.005)
 
 
 def test_prefetcher_dispatches_only_valid_prefixes_and_respects_dependencies():
@@ -118,18 +121,25 @@ def test_streaming_client_returns_the_whole_reply(bm25):
     assert seen == ["line one\n", "line one\nline two\n"]
 
 
-def _slow_tools(seconds):
-    def retrieve(query, topk):
-        time.sleep(seconds)
+class HeldRetrieve:
+    """A retrieve tool held until `release()` (or for `seconds`, when given): `entered` once a call started,
+    `left` once it returned."""
+
+    def __init__(self, seconds=None):
+        self.seconds = seconds
+        self.entered, self.released, self.left = threading.Event(), threading.Event(), threading.Event()
+
+    def __call__(self, query, topk):
+        self.entered.set()
+        self.released.wait(self.seconds if self.seconds is not None else 30)
+        self.left.set()
         return [{"id": query, "title": query, "text": query}]
 
-    return {"retrieve": retrieve, "answer": lambda query, docs=None: "A"}
+    def release(self):
+        self.released.set()
 
-
-def _started(pre):
-    deadline = time.monotonic() + 5
-    while not pre.report.dispatched and time.monotonic() < deadline:
-        time.sleep(0.01)
+    def tools(self):
+        return {"retrieve": self, "answer": lambda query, docs=None: "A"}
 
 
 @pytest.mark.parametrize(
@@ -139,25 +149,29 @@ def _started(pre):
 )
 def test_prefetch_waits_no_longer_than_the_limits(limits):
     """A prefetched call past tool_timeout_s (or the stream past run_timeout_s) is abandoned when the plan is
-    done: finish() does not hang on it, and its late result never reaches the call cache."""
+    done: finish() returns while the call is still held, and its late result never reaches the call cache."""
     cache = CallCache()
-    pre = Prefetcher(DEFAULT_LANGUAGE, limits, _slow_tools(3), cache, {"topk": 5})
-    pre.feed('d1 = retrieve("one")\nx = "two"\n')
-    _started(pre)
-    t0 = time.monotonic()
-    pre.finish()
-    assert time.monotonic() - t0 < 2
-    time.sleep(3.2)  # the abandoned call returns now
-    assert len(cache) == 0
+    held = HeldRetrieve()
+    pre = Prefetcher(DEFAULT_LANGUAGE, limits, held.tools(), cache, {"topk": 5})
+    try:
+        pre.feed('d1 = retrieve("one")\nx = "two"\n')
+        assert held.entered.wait(10)
+        pre.finish()
+        assert not held.left.is_set()  # finish() did not wait for the held call
+    finally:
+        held.release()
+    _settle(pre)  # the abandoned call has returned and its statement ended
+    assert held.left.is_set() and len(cache) == 0
 
 
 def test_prefetch_still_waits_for_a_call_within_the_limits():
     cache = CallCache()
-    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=5), _slow_tools(0.5), cache, {"topk": 5})
+    held = HeldRetrieve(seconds=0.5)
+    pre = Prefetcher(DEFAULT_LANGUAGE, Limits(tool_timeout_s=5), held.tools(), cache, {"topk": 5})
     pre.feed('d1 = retrieve("one")\nx = "two"\n')
-    _started(pre)
+    assert held.entered.wait(10)
     pre.finish()
-    assert len(cache) == 1  # its result is there for the program that now runs
+    assert held.left.is_set() and len(cache) == 1  # its result is there for the program that now runs
 
 
 # -- streamed and non-streamed runs make the same tool calls ------------------------------------------------

@@ -121,21 +121,41 @@ def test_an_int_in_range_is_a_value():
     assert execute(prog, {"count": lambda query: 42}).final_answer == "42"
 
 
+class Gate:
+    """Holds whoever calls `hold()` until the test calls `release()`; says whether a holder came and left."""
+
+    def __init__(self):
+        self.entered, self.released, self.left = threading.Event(), threading.Event(), threading.Event()
+
+    def hold(self):
+        self.entered.set()
+        self.released.wait(30)
+        self.left.set()
+
+    def release(self):
+        self.released.set()
+
+
 def test_result_conversion_runs_inside_the_tool_time_limit():
-    class SlowMapping(dict):
+    """Reading the result is held: execute() still returns, with the tool timeout, while the read is held."""
+    gate = Gate()
+
+    class HeldMapping(dict):
         def __getitem__(self, k):
-            time.sleep(5)
+            gate.hold()
             return "x"
 
         def __contains__(self, k):
             return True
 
-    t0 = time.monotonic()
-    result = execute(
-        parse_program(PROG, limits=Limits(tool_timeout_s=0.3)),
-        {"retrieve": lambda query, topk: [SlowMapping()], "answer": lambda query, docs: "x"},
-    )
-    assert time.monotonic() - t0 < 3
+    try:
+        result = execute(
+            parse_program(PROG, limits=Limits(tool_timeout_s=0.3)),
+            {"retrieve": lambda query, topk: [HeldMapping()], "answer": lambda query, docs: "x"},
+        )
+        assert gate.entered.is_set() and not gate.left.is_set()  # returned while the conversion was held
+    finally:
+        gate.release()
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
 
 
@@ -280,14 +300,20 @@ class _HostileBatchRetriever:
         return self.batch_result(calls)
 
 
-class _SlowStrError(Exception):
+class _HeldStrError(Exception):
+    """An exception whose description (its str) is held at a Gate."""
+
+    def __init__(self, gate):
+        super().__init__()
+        self.gate = gate
+
     def __str__(self):
-        time.sleep(5)
+        self.gate.hold()
         return "slow"
 
 
-def _raise_slow(calls):
-    raise _SlowStrError()
+def _raise_held(calls, gate):
+    raise _HeldStrError(gate)
 
 
 BAD_BATCHES = {
@@ -310,22 +336,32 @@ def test_a_bad_batch_result_is_a_typed_error(name):
 
 
 class _RaisingList(list):
+    def __init__(self, items, gate):
+        super().__init__(items)
+        self.gate = gate
+
     def __iter__(self):
-        raise _SlowStrError()
+        raise _HeldStrError(self.gate)
 
 
 @pytest.mark.parametrize(
-    "batch", [_raise_slow, lambda calls: _RaisingList([[], []])], ids=["batch raises", "iterating the result raises"]
+    "batch",
+    [_raise_held, lambda calls, gate: _RaisingList([[], []], gate)],
+    ids=["batch raises", "iterating the result raises"],
 )
 def test_a_batch_exception_is_described_inside_the_time_limit(batch):
+    """Describing the batch's exception is held: execute() still returns, with the tool timeout, meanwhile."""
+    gate = Gate()
     src = 'd1 = retrieve("a")\nd2 = retrieve("b")\nfinal_answer = answer("q", d1)\n'
-    t0 = time.monotonic()
-    result = execute(
-        parse_program(src, limits=Limits(tool_timeout_s=0.3)),
-        {"retrieve": _HostileBatchRetriever(batch), "answer": lambda query, docs: "x"},
-        mode="dataflow",
-    )
-    assert time.monotonic() - t0 < 3
+    try:
+        result = execute(
+            parse_program(src, limits=Limits(tool_timeout_s=0.3)),
+            {"retrieve": _HostileBatchRetriever(lambda calls: batch(calls, gate)), "answer": lambda query, docs: "x"},
+            mode="dataflow",
+        )
+        assert gate.entered.is_set() and not gate.left.is_set()  # returned while the description was held
+    finally:
+        gate.release()
     assert isinstance(result.error, LimitExceeded) and result.error.details["limit"] == "tool_timeout_s"
 
 
