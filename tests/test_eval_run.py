@@ -146,22 +146,26 @@ def test_resume_knows_the_data_by_its_hash_not_its_path(tmp_path):
         prepare_out_dir(out, config("/new/place/f.jsonl", "def"), resume=True)
 
 
-def test_questions_wait_out_an_open_breaker_instead_of_failing_fast(tmp_path, llm, tantivy_retriever):
+def test_questions_wait_out_an_open_breaker_instead_of_failing_fast(tmp_path, llm, tantivy_retriever, monkeypatch):
     """A server that just failed N times opens its breaker: eval waits for the cooldown before it starts the
     next question (which then runs), instead of recording it as a fail-fast error."""
-    import time
-
     from pyrag_dsl.config.retry import breaker_for, configure_breakers, wait_for_open_breakers
 
-    configure_breakers(3, 1.0)
+    configure_breakers(3, 2.0)  # long enough that a question started at once would find it still cooling
     down = breaker_for("http://127.0.0.1:9/v1")  # another endpoint of this process, failing right now
+    cooling_at_request = []  # per LLM request: the seconds the open breaker still had to wait then
+
+    def watching(role, prompt, body):
+        cooling_at_request.append(down.retry_in())
+        return handler(role, prompt, body)
+
+    monkeypatch.setattr(llm, "handler", watching)
     try:
         for _ in range(3):
             down.record_failure()
-        assert 0.5 < down.retry_in() <= 1.0
-        t0 = time.monotonic()
+        assert 1.5 < down.retry_in() <= 2.0
         out, qa, records = run_eval(tmp_path, "direct", llm, tantivy_retriever, rows=QA[:2])
-        assert time.monotonic() - t0 >= 0.9  # the first question started after the cooldown
+        assert cooling_at_request and set(cooling_at_request) == {0}  # the first question started after the cooldown
         assert [r["id"] for r in records] == [r["id"] for r in QA[:2]] and not any(r["error"] for r in records)
         assert down.retry_in() == 0 and wait_for_open_breakers() == 0  # nothing left to wait for
     finally:

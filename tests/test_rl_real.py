@@ -1,8 +1,6 @@
 """Plan and decompose rewards against real local endpoints: the embedded llama.cpp server (SmolLM2-135M)
 as the frozen agents and our retrieval server over a real Lucene index. Kept small: one question."""
 
-import time
-
 import pytest
 from corpus import JED_HOYER
 
@@ -46,18 +44,14 @@ def _consistent(out):
 def test_plan_reward_on_the_embedded_model_and_cached_second_rollout(llama, retrieval_server):
     kw = _kwargs(llama, retrieval_server)
     cache = shared_cache(RewardSettings.resolve(kw, environ={}))
-    t0 = time.monotonic()
     first = compute_score(
         "pyrag_plan", "```python\n" + JED_HOYER + "```", GOLD, {"question": QUESTION, "topk": 3}, **kw
     )
-    t1 = time.monotonic()
     misses = cache.misses
     second = compute_score("pyrag_plan", JED_HOYER, GOLD, {"question": QUESTION, "topk": 3}, **kw)
-    t2 = time.monotonic()
     assert first["error_kind"] == "" and first["calls"] >= 5 and _consistent(first)
-    assert second == first  # same program: same calls, all answered from the cache
+    assert second == first  # same program: same calls, all answered from the cache (no model call: no miss)
     assert cache.misses == misses and cache.hits >= first["calls"]
-    assert t2 - t1 < t1 - t0
 
 
 def test_decompose_reward_on_the_embedded_model(llama, retrieval_server):
