@@ -75,8 +75,9 @@ class WithDeadline:
             return self.fn(*args, **kw)
 
     def _batch(self, calls: list[dict[str, Any]]) -> list[Any]:
+        batch: Callable[[list[dict[str, Any]]], list[Any]] = getattr(self.fn, "batch")  # set only when fn has one
         with active(self.deadline):
-            return self.fn.batch(calls)
+            return batch(calls)
 
 
 def carry(tools: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:

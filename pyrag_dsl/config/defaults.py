@@ -6,15 +6,17 @@ reward settings and the compat runner read them from here; tests/test_config.py 
 
 from __future__ import annotations
 
+from typing import Final
+
 from .limits import DEFAULT_MAX_WORKERS
 
 TOPK = 5  # documents per retrieve (the reference's top-k)
 BOOSTED_TOPK = 10  # top-k of an adaptive retry
 MAX_REPAIRS = 3  # Plan repair rounds
 POLICIES = ("incremental", "reference")  # reference: re-run the whole program on repair and retry
-POLICY = "incremental"
+POLICY: Final = "incremental"  # Final: its type is the literal, as the settings model wants
 PLAN_GRAMMARS = ("auto", "language", "skeleton", "off")
-PLAN_GRAMMAR = "auto"  # per Plan server: pipeline.defaults.plan_grammar_for
+PLAN_GRAMMAR: Final = "auto"  # per Plan server: pipeline.defaults.plan_grammar_for
 MAX_WORKERS = DEFAULT_MAX_WORKERS  # dataflow mode: statements in flight at once
 BATCH_WINDOW_S = 0.005  # dataflow mode: retrieves ready within this window go out as one batch
 
@@ -25,7 +27,7 @@ LLM_MAX_TOKENS = 512
 LLAMA_TIMEOUT_S = 300.0  # seconds per request to the embedded llama.cpp server
 LLAMA_N_CTX = 4096  # the embedded server's context size in tokens
 OMP_WAIT_POLICIES = ("passive", "active")
-OMP_WAIT_POLICY = "passive"  # no busy-waiting on a shared machine
+OMP_WAIT_POLICY: Final = "passive"  # no busy-waiting on a shared machine
 RETRIEVER_TIMEOUT_S = 30.0  # seconds per retrieval request
 RETRIEVER_RETRIES = 3  # retries of a failed retrieval request
 RETRIEVER_BACKOFF_S = 0.5

@@ -15,7 +15,7 @@ from .errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]  # Python 3.10's backport, absent on 3.11+
 
 # The key of a `key = value` line or a `[table]` header, quoted parts removed: its dots count its depth.
 # tomllib's cost grows with the square of a dotted key's length, so long ones are refused before parsing.

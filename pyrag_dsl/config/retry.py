@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, TypedDict, TypeVar
 
 from . import defaults as D
 from .deadline import DeadlineExceeded, current
@@ -108,14 +108,21 @@ class CircuitBreaker:
 
 
 _BREAKERS: dict[str, CircuitBreaker] = {}
-_DEFAULTS = {"failures": D.BREAKER_FAILURES, "cooldown_s": D.BREAKER_COOLDOWN_S}
+
+
+class _BreakerDefaults(TypedDict):
+    failures: int
+    cooldown_s: float
+
+
+_DEFAULTS: _BreakerDefaults = {"failures": D.BREAKER_FAILURES, "cooldown_s": D.BREAKER_COOLDOWN_S}
 _REGISTRY_LOCK = threading.Lock()
 
 
 def configure_breakers(failures: int, cooldown_s: float) -> None:
     """Set the thresholds of every endpoint's breaker in this process (from the [breaker] settings)."""
     with _REGISTRY_LOCK:
-        _DEFAULTS.update(failures=failures, cooldown_s=cooldown_s)
+        _DEFAULTS["failures"], _DEFAULTS["cooldown_s"] = failures, cooldown_s
         for breaker in _BREAKERS.values():
             breaker.failures, breaker.cooldown_s = failures, cooldown_s
 
@@ -156,7 +163,7 @@ class RetryPolicy:
     max_backoff_s: float = 30.0
 
     def delay(self, retry: int) -> float:
-        return min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
+        return min(self.max_backoff_s, self.backoff_s * 2.0 ** (retry - 1))
 
     def call(
         self,

@@ -26,6 +26,9 @@ from .limits import MAX_TOPK
 DEFAULT_LLM_URL = "http://127.0.0.1:8337/v1"  # the reference's Decompose/Answer port
 DEFAULT_LLM_MODEL = "local"
 
+Tree = dict[str, Any]  # a settings tree: sections (nested trees) and values by key
+Loc = tuple[Union[str, int], ...]  # a path in a tree, or where pydantic found an error (indexes too)
+
 
 def _http_url(value: Optional[str]) -> Optional[str]:
     """`value` when it is an http(s) URL with a host that an HTTP client accepts (no spaces or control
@@ -61,14 +64,14 @@ class LLMSettings(_Section):
     """An OpenAI-compatible server. With neither `base_url` nor `model` set it is not configured, and the
     embedded llama.cpp server is used. `grammar`: auto (ask the server), gbnf (llama.cpp), lark (vLLM), off."""
 
-    base_url: Optional[str] = Field(None, json_schema_extra={"expected": "an http(s) URL"})
+    base_url: Optional[str] = Field(default=None, json_schema_extra={"expected": "an http(s) URL"})
     model: Optional[str] = None
     api_key: str = "EMPTY"
-    timeout_s: float = Field(D.LLM_TIMEOUT_S, gt=0, le=86_400)
-    retries: int = Field(D.LLM_RETRIES, ge=0, le=20)
-    backoff_s: float = Field(D.LLM_BACKOFF_S, ge=0, le=600)
-    temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(D.LLM_MAX_TOKENS, ge=1, le=1_000_000)
+    timeout_s: float = Field(default=D.LLM_TIMEOUT_S, gt=0, le=86_400)
+    retries: int = Field(default=D.LLM_RETRIES, ge=0, le=20)
+    backoff_s: float = Field(default=D.LLM_BACKOFF_S, ge=0, le=600)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int = Field(default=D.LLM_MAX_TOKENS, ge=1, le=1_000_000)
     enable_thinking: bool = False
     grammar: Literal["auto", "gbnf", "lark", "off"] = "auto"
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -95,11 +98,11 @@ class RetrieverSettings(_Section):
     """Where documents come from: a Search-R1 `/retrieve` server (`url`), an index directory (`index`), or
     neither (the embedded corpus). Timeout and retries apply to the server."""
 
-    url: Optional[str] = Field(None, json_schema_extra={"expected": "an http(s) URL"})
+    url: Optional[str] = Field(default=None, json_schema_extra={"expected": "an http(s) URL"})
     index: Optional[str] = None
-    timeout_s: float = Field(D.RETRIEVER_TIMEOUT_S, gt=0, le=86_400)
-    retries: int = Field(D.RETRIEVER_RETRIES, ge=0, le=20)
-    backoff_s: float = Field(D.RETRIEVER_BACKOFF_S, ge=0, le=600)
+    timeout_s: float = Field(default=D.RETRIEVER_TIMEOUT_S, gt=0, le=86_400)
+    retries: int = Field(default=D.RETRIEVER_RETRIES, ge=0, le=20)
+    backoff_s: float = Field(default=D.RETRIEVER_BACKOFF_S, ge=0, le=600)
 
     @field_validator("url")
     @classmethod
@@ -110,17 +113,17 @@ class RetrieverSettings(_Section):
 class PipelineSettings(_Section):
     """The pipeline's knobs. `plan_grammar` auto: decided per Plan server by pipeline.defaults."""
 
-    topk: int = Field(D.TOPK, ge=1, le=MAX_TOPK)
-    boosted_topk: int = Field(D.BOOSTED_TOPK, ge=1, le=MAX_TOPK)
-    max_repairs: int = Field(D.MAX_REPAIRS, ge=0, le=100)
+    topk: int = Field(default=D.TOPK, ge=1, le=MAX_TOPK)
+    boosted_topk: int = Field(default=D.BOOSTED_TOPK, ge=1, le=MAX_TOPK)
+    max_repairs: int = Field(default=D.MAX_REPAIRS, ge=0, le=100)
     policy: Literal["incremental", "reference"] = D.POLICY
     use_grammar: bool = True
     plan_grammar: Literal["auto", "language", "skeleton", "off"] = D.PLAN_GRAMMAR
     parallel: bool = False
-    max_workers: int = Field(D.MAX_WORKERS, ge=1, le=256)  # dataflow mode: statements in flight at once
+    max_workers: int = Field(default=D.MAX_WORKERS, ge=1, le=256)  # dataflow mode: statements in flight at once
     stream_plan: Optional[bool] = None  # run statements while the plan streams; None: only with vLLM servers
     sentinels: Optional[list[str]] = None  # None: agents/prompts/sentinels.txt
-    deadline_s: Optional[float] = Field(None, gt=0, le=604_800)  # per question; None: no deadline
+    deadline_s: Optional[float] = Field(default=None, gt=0, le=604_800)  # per question; None: no deadline
 
 
 class LlamaSettings(_Section):
@@ -128,19 +131,19 @@ class LlamaSettings(_Section):
     --no-prompt-cache), started when no LLM server is configured; its GGUF is the top-level `model`.
     agents.local_server.LocalLLMServer takes it as it is (the one definition of these settings)."""
 
-    threads: Optional[int] = Field(None, ge=1, le=1024)  # None: the CPUs this process may use, at most 8
-    threads_batch: Optional[int] = Field(None, ge=1, le=1024)  # prompt evaluation; None: same as threads
-    n_ctx: int = Field(D.LLAMA_N_CTX, ge=256, le=1_048_576)
-    n_batch: int = Field(512, ge=1, le=65_536)
+    threads: Optional[int] = Field(default=None, ge=1, le=1024)  # None: the CPUs this process may use, at most 8
+    threads_batch: Optional[int] = Field(default=None, ge=1, le=1024)  # prompt evaluation; None: same as threads
+    n_ctx: int = Field(default=D.LLAMA_N_CTX, ge=256, le=1_048_576)
+    n_batch: int = Field(default=512, ge=1, le=65_536)
     omp_wait_policy: Literal["passive", "active"] = D.OMP_WAIT_POLICY  # active: OpenMP busy-waiting
     # llama-cpp-python's RAM cache of evaluated prompts. Off by default: each entry also copies the model's
     # score array (n_batch x vocabulary floats, ~300 MB for Qwen2.5), which the cache's size limit does not
     # count, so the server grows by that much per distinct prompt (an OOM kill at 23 GB seen with the 1.5B).
     # Without it the server still reuses the prefix a prompt shares with the previous one.
     prompt_cache: bool = False
-    cache_mb: int = Field(1024, ge=1, le=1_048_576)  # the cache's limit (it counts the model state only)
-    startup_timeout_s: float = Field(180.0, gt=0, le=86_400)
-    timeout_s: float = Field(D.LLAMA_TIMEOUT_S, gt=0, le=86_400)  # per request to it
+    cache_mb: int = Field(default=1024, ge=1, le=1_048_576)  # the cache's limit (it counts the model state only)
+    startup_timeout_s: float = Field(default=180.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=D.LLAMA_TIMEOUT_S, gt=0, le=86_400)  # per request to it
 
     def server_fields(self) -> dict[str, Any]:
         """The fields that shape the server process (not the start-up and request timeouts)."""
@@ -164,11 +167,11 @@ class BreakerSettings(_Section):
     """Fail fast: after `failures` consecutive failed requests to one endpoint (LLM or retriever), calls to
     it fail at once for `cooldown_s`, then one call may try again."""
 
-    failures: int = Field(D.BREAKER_FAILURES, ge=1, le=1000)
-    cooldown_s: float = Field(D.BREAKER_COOLDOWN_S, ge=0, le=86_400)
+    failures: int = Field(default=D.BREAKER_FAILURES, ge=1, le=1000)
+    cooldown_s: float = Field(default=D.BREAKER_COOLDOWN_S, ge=0, le=86_400)
 
 
-_LAYERS: contextvars.ContextVar[Optional[tuple[dict, dict]]] = contextvars.ContextVar("pyrag_dsl_layers", default=None)
+_LAYERS: contextvars.ContextVar[Optional[tuple[Tree, Tree]]] = contextvars.ContextVar("pyrag_dsl_layers", default=None)
 
 
 class _DictSource(PydanticBaseSettingsSource):
@@ -200,8 +203,13 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
-    ):
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         layers = _LAYERS.get()
         file_data, env_data = layers if layers is not None else ({}, reference_env(os.environ))
         return init_settings, _DictSource(settings_cls, file_data), _DictSource(settings_cls, env_data)
@@ -355,18 +363,21 @@ _ALTERNATIVES = (
 
 
 class _Layers:
-    def __init__(self, flags: dict, flag_names: dict, file: dict, env: dict) -> None:
+    def __init__(self, flags: Tree, flag_names: dict[tuple[str, ...], str], file: Tree, env: Tree) -> None:
         self.flags, self.flag_names, self.file, self.env = flags, flag_names, file, env
         self.env_names = {path: var for var, path in ENV_VARS.items()}
 
-    def ordered(self) -> list[tuple[str, dict]]:
+    def ordered(self) -> list[tuple[str, Tree]]:
         return [("flags", self.flags), ("file", self.file), ("env", self.env)]
 
-    def name(self, layer: str, path: tuple) -> str:
+    def name(self, layer: str, path: Loc) -> str:
+        key = _names_only(path)  # flags and variables set named paths only
         if layer == "flags":
-            return self.flag_names.get(tuple(path), "--" + str(path[-1]).replace("_", "-"))
+            named = self.flag_names.get(key) if key is not None else None
+            return named if named is not None else "--" + str(path[-1]).replace("_", "-")
         if layer == "env":
-            return self.env_names.get(tuple(path), ".".join(map(str, path)))
+            named = self.env_names.get(key) if key is not None else None
+            return named if named is not None else ".".join(map(str, path))
         return "config " + _key(path)
 
     def prune_alternatives(self) -> None:
@@ -385,7 +396,7 @@ class _Layers:
                             _delete(lower, path)
                     break
 
-    def origin(self, loc: tuple) -> str:
+    def origin(self, loc: Loc) -> str:
         candidates = [loc]
         if loc and loc[0] == "plan_llm":  # plan_llm inherits unset fields from llm
             candidates.append(("llm", *loc[1:]))
@@ -429,18 +440,24 @@ class _Layers:
         return f"{where}: must be {expected}, got {_show(first['input'])}{more}"
 
 
-def _key(path: tuple) -> str:
-    path = tuple(str(p) if len(str(p)) <= 40 else str(p)[:37] + "..." for p in path)
-    return f"[{path[0]}] {'.'.join(path[1:])}" if len(path) > 1 else path[0]
+def _names_only(path: Loc) -> Optional[tuple[str, ...]]:
+    """The path when it holds names only (no list index), else None."""
+    names = tuple(p for p in path if isinstance(p, str))
+    return names if len(names) == len(path) else None
 
 
-def _put(tree: dict, path: tuple, value: Any) -> None:
+def _key(path: Loc) -> str:
+    parts = tuple(str(p) if len(str(p)) <= 40 else str(p)[:37] + "..." for p in path)
+    return f"[{parts[0]}] {'.'.join(parts[1:])}" if len(parts) > 1 else parts[0]
+
+
+def _put(tree: Tree, path: tuple[str, ...], value: Any) -> None:
     for part in path[:-1]:
         tree = tree.setdefault(part, {})
     tree[path[-1]] = value
 
 
-def _has(tree: Any, path: tuple) -> bool:
+def _has(tree: Any, path: Loc) -> bool:
     for part in path:
         if not isinstance(tree, dict) or part not in tree:
             return False
@@ -448,7 +465,7 @@ def _has(tree: Any, path: tuple) -> bool:
     return True
 
 
-def _delete(tree: dict, path: tuple) -> None:
+def _delete(tree: Tree, path: tuple[str, ...]) -> None:
     if not _has(tree, path):
         return
     parents = [tree]
@@ -467,7 +484,7 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def _model_at(model: Any, path: tuple) -> Optional[type[BaseModel]]:
+def _model_at(model: Any, path: Loc) -> Optional[type[BaseModel]]:
     for part in path:
         field = getattr(model, "model_fields", {}).get(part)
         if field is None:
@@ -476,7 +493,7 @@ def _model_at(model: Any, path: tuple) -> Optional[type[BaseModel]]:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _field_at(model: Any, loc: tuple) -> Optional[FieldInfo]:
+def _field_at(model: Any, loc: Loc) -> Optional[FieldInfo]:
     parent = _model_at(model, tuple(p for p in loc[:-1] if isinstance(p, str)))
     if parent is None or not isinstance(loc[-1], str):
         parent = _model_at(model, tuple(p for p in loc if isinstance(p, str))[:-1])

@@ -25,8 +25,8 @@ def _module_of(obj: Any) -> Any:
 def _bounded_stream_class(module: Any) -> type:
     cls = _STREAM_CLASSES.get(module.__name__)
     if cls is None:
-
-        class BoundedStream(module.SyncByteStream):
+        # the base is the SyncByteStream of httpx or of its httpx2 fork, whichever made the response
+        class BoundedStream(module.SyncByteStream):  # type: ignore[misc]
             def __init__(self, inner: Any, request: Any, deadline: float, limit: float) -> None:
                 self._inner, self._request, self._deadline, self._limit = inner, request, deadline, limit
 
@@ -48,7 +48,7 @@ def _on_request(request: Any) -> None:
     waiting for a pooled connection (the HTTP retriever has one) is not yet the server's time."""
     earlier = request.extensions.get("trace")
 
-    def trace(name: str, info: dict) -> None:
+    def trace(name: str, info: dict[str, Any]) -> None:
         if name.endswith("send_request_headers.started"):
             request.pyrag_sent_at = time.monotonic()
         if earlier is not None:
