@@ -14,7 +14,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+from ..documents import Doc
+
+if TYPE_CHECKING:
+    from ..agents.llm import LLMClient
+    from ..retrievers.base import Retriever
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,7 +69,7 @@ class EndpointLimits:
 class MeteredLLM:
     """A per-question view of an `LLMClient`: the endpoint's slot around each request; counts and tokens."""
 
-    def __init__(self, client: Any, limits: EndpointLimits | None = None) -> None:
+    def __init__(self, client: LLMClient, limits: EndpointLimits | None = None) -> None:
         self._client = client
         self._limits = limits or EndpointLimits()
         self._endpoint = f"llm:{client.config.base_url}"
@@ -95,7 +101,7 @@ class MeteredLLM:
 class MeteredRetriever:
     """A per-question view of a retriever: the endpoint's slot around each search; counts searches."""
 
-    def __init__(self, retriever: Any, endpoint: str, limits: EndpointLimits | None = None) -> None:
+    def __init__(self, retriever: Retriever, endpoint: str, limits: EndpointLimits | None = None) -> None:
         self._retriever = retriever
         self._limits = limits or EndpointLimits()
         self._endpoint = f"retriever:{endpoint}"
@@ -103,7 +109,7 @@ class MeteredRetriever:
         self.requests = 0
         self.queries = 0
 
-    def search(self, queries: Sequence[str], topk: int) -> list:
+    def search(self, queries: Sequence[str], topk: int) -> list[list[Doc]]:
         with self._lock:
             self.requests += 1
             self.queries += len(queries)
@@ -129,7 +135,7 @@ def concurrent_map(
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     it = iter(enumerate(items))
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="batch")
-    pending: dict[Future, tuple[int, T]] = {}
+    pending: dict[Future[R], tuple[int, T]] = {}
     clean = False
     try:
         while True:

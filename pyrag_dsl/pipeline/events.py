@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, ParamSpec, TypeVar
 
 from ..interpreter.trace import TraceEvent
+
+if TYPE_CHECKING:
+    from ..agents.llm import LLMClient, UsageListener
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class DecomposeEvent(TraceEvent):
@@ -112,7 +118,7 @@ class LLMCalls:
         self._events: list[dict[str, Any]] = []
 
     # -- labelling ----------------------------------------------------------------------------------
-    def call(self, agent: str, fn: Any, *args: Any, **kw: Any) -> Any:
+    def call(self, agent: str, fn: Callable[P, R], *args: P.args, **kw: P.kwargs) -> R:
         """`fn(*args, **kw)` with the LLM calls it makes recorded as `agent`'s."""
         if not self.enabled:
             return fn(*args, **kw)
@@ -193,7 +199,13 @@ class _Observer:
         self.calls = calls
         self.agent = agent
 
-    def __call__(self, client: Any, messages: Any, on_usage: Any, chat: Any) -> str:
+    def __call__(
+        self,
+        client: LLMClient,
+        messages: list[dict[str, str]],
+        on_usage: UsageListener | None,
+        chat: Callable[[UsageListener | None], str],
+    ) -> str:
         import time
 
         from ..agents.llm import CHAT_OBSERVER
@@ -241,4 +253,5 @@ class _LabelledTool:
         return self.calls.call(self.name, self.fn, *args, **kw)
 
     def _batch(self, calls: list[dict[str, Any]]) -> list[Any]:
-        return self.calls.call(self.name, self.fn.batch, calls)
+        batch: Callable[[list[dict[str, Any]]], list[Any]] = self.fn.batch  # set only when fn has one
+        return self.calls.call(self.name, batch, calls)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from ..config import jsonl
-from ..interpreter.trace import dumps_jsonl
+from ..interpreter.trace import TraceEvent, dumps_jsonl
 from .runner import PipelineResult
 
 
@@ -29,12 +30,13 @@ class OutputError(OSError):
     """A result file could not be written (disk full, read-only...): `.path` names it; no temp file is left."""
 
     def __init__(self, path: Path, cause: OSError) -> None:
-        super().__init__(cause.errno, f"cannot write {path}: {cause.strerror or cause}")
+        self.message = f"cannot write {path}: {cause.strerror or cause}"
+        super().__init__(cause.errno, self.message)
         self.path = path
         self.cause = cause
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.message
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -50,7 +52,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise OutputError(path, e) from e
 
 
-def write_trace(path: str | Path, events: list, meta: dict) -> None:
+def write_trace(path: str | Path, events: list[TraceEvent], meta: dict[str, Any]) -> None:
     """A trace file (exec --trace), atomically; raises OutputError naming it."""
     _atomic_write(Path(path), dumps_jsonl(events, meta))
 

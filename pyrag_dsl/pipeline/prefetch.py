@@ -23,7 +23,9 @@ from typing import Any, Callable
 
 from ..config.limits import DEFAULT_MAX_WORKERS
 from ..grammar import FINAL_ANSWER, Language, Limits, Program, Statement, validate
+from ..grammar.program import tool_name
 from ..interpreter import CallCache, Run
+from ..interpreter.record import StepLog
 from ..interpreter.supervisor import abandon_if_overrun
 
 _STAND_IN = f'\n{FINAL_ANSWER} = "..."\n'
@@ -69,7 +71,7 @@ class Prefetcher:
         self._done: dict[int, Any] = {}  # statement index -> value
         self._generation = 0  # a new reply (a retry) starts a new generation
         self._closed = False
-        self._futures: dict[Future, Run] = {}  # each dispatched statement and the run it belongs to
+        self._futures: dict[Future[None], Run] = {}  # each dispatched statement and the run it belongs to
         self._calls = 0  # tool calls of the statements dispatched, over every retry of the reply
 
     # -- the stream ---------------------------------------------------------------------------------------
@@ -82,22 +84,21 @@ class Prefetcher:
                 self._started, self._done, self._program, self._run = set(), {}, None, None
                 self._generation += 1
             self._text = program_so_far
-            checked = validate(program_so_far + _STAND_IN, self.language, self.limits)
-            if not checked.ok:
+            program = validate(program_so_far + _STAND_IN, self.language, self.limits).program
+            if program is None:
                 return  # not (yet) a valid prefix: nothing new is dispatched
-            program = checked.program
             run = Run(program, self.tools, settings=self.settings, cache=self.cache)
             for i, value in self._done.items():
                 run.seed_value(i, value)
             self._program, self._run = program, run
-            self._dispatch_ready()
+            self._dispatch_ready(program, run)
 
     def _reused(self, program: Program, stmt: Statement) -> bool:
         """Whether the finished program will find this statement's calls in the cache (memoized tools only)."""
-        return all(self.language.tools[call.func.id].memoize for call in program.calls(stmt))
+        return all(self.language.tools[tool_name(call)].memoize for call in program.calls(stmt))
 
-    def _dispatch_ready(self) -> None:
-        program, run = self._program, self._run
+    def _dispatch_ready(self, program: Program, run: Run) -> None:
+        """Dispatch the statements of the current program (`program`, run by `run`) that are ready."""
         final = len(program.statements) - 2  # the last is the stand-in; the one before it may still be continued
         for stmt in program.statements[: max(final, 0)]:
             i = stmt.index
@@ -111,7 +112,8 @@ class Prefetcher:
             self.report.dispatched.append(record)
             self._futures[self.pool.submit(self._execute, run, stmt, record, self._generation)] = run
 
-    def _execute(self, run: Run, stmt, record: Dispatched, generation: int) -> None:
+    def _execute(self, run: Run, stmt: Statement, record: Dispatched, generation: int) -> None:
+        log: StepLog | None
         try:
             log = run.evaluate(stmt)
         except Exception:  # noqa: BLE001 - a prefetch failure only means the final run does the work
@@ -122,9 +124,9 @@ class Prefetcher:
             if log is None or not log.ok or self._closed or generation != self._generation:
                 return
             self._done[stmt.index] = log.value
-            if self._run is not None:
+            if self._run is not None and self._program is not None:  # both are set together, in feed()
                 self._run.seed_value(stmt.index, log.value)
-                self._dispatch_ready()
+                self._dispatch_ready(self._program, self._run)
 
     # -- the end ------------------------------------------------------------------------------------------
     def finish(self, wait: bool = True) -> PrefetchReport:
@@ -141,7 +143,7 @@ class Prefetcher:
             self._wait_within_limits(futures)
         return self.report
 
-    def _wait_within_limits(self, futures: dict[Future, Run]) -> None:
+    def _wait_within_limits(self, futures: dict[Future[None], Run]) -> None:
         run_s = self.limits.run_timeout_s
         deadline = self.t0 + run_s if run_s is not None else None
         limited = self.limits.tool_timeout_s is not None or deadline is not None

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from .batch import concurrent_map
+
+if TYPE_CHECKING:
+    from .runner import PipelineResult
+
+
+class QuestionPipeline(Protocol):
+    """What run_questions needs of a pipeline (a Pipeline; `interrupted_result` is read when it has one)."""
+
+    def run(self, question: str) -> PipelineResult: ...
 
 
 @dataclass
 class Outcome:
     n: int  # 1-based position in the input
     question: str
-    result: Any  # PipelineResult (an unexpected exception becomes a result with `error` set)
+    result: PipelineResult  # an unexpected exception becomes a result with `error` set
 
 
-def failed_result(question: str, e: BaseException) -> Any:
+def failed_result(question: str, e: BaseException) -> PipelineResult:
     """The result of a question whose run raised `e`."""
     from .runner import PipelineResult
 
@@ -28,7 +37,7 @@ def failed_result(question: str, e: BaseException) -> Any:
 
 
 def run_questions(
-    make_pipeline: Callable[[int], Any],
+    make_pipeline: Callable[[int], QuestionPipeline],
     questions: Sequence[str],
     concurrency: int,
     *,
@@ -42,8 +51,8 @@ def run_questions(
     thread. On Ctrl-C, `on_interrupted` gets each question in flight with its partial result (input order),
     then KeyboardInterrupt propagates. Returns the finished outcomes in input order."""
     finished: dict[int, Outcome] = {}
-    started: dict[int, Any] = {}  # question number -> its pipeline
-    returned: dict[int, Any] = {}  # question number -> its result, once run() returned
+    started: dict[int, QuestionPipeline] = {}  # question number -> its pipeline
+    returned: dict[int, PipelineResult] = {}  # question number -> its result, once run() returned
     state = {"next": 1}
 
     def release() -> None:
@@ -52,15 +61,18 @@ def run_questions(
                 on_ordered(finished[state["next"]])
             state["next"] += 1
 
-    def answer(item: tuple[int, str]) -> Any:
+    def answer(item: tuple[int, str]) -> PipelineResult:
         n, question = item
         pipeline = started[n] = make_pipeline(n)
         result = returned[n] = pipeline.run(question)
         return result
 
-    def done(_i: int, item: tuple[int, str], result: Any, err: BaseException | None) -> None:
+    def done(_i: int, item: tuple[int, str], result: PipelineResult | None, err: BaseException | None) -> None:
         n, question = item
-        out = Outcome(n, question, result if err is None else failed_result(question, err))
+        result = failed_result(question, err) if err is not None else result
+        if result is None:  # concurrent_map hands over run()'s result whenever run() did not raise
+            raise RuntimeError(f"no result for question {n}")
+        out = Outcome(n, question, result)
         finished[n] = out
         if on_finished is not None:
             on_finished(out)
@@ -78,15 +90,23 @@ def run_questions(
             if n >= state["next"] and on_ordered is not None:
                 on_ordered(finished[n])
         if on_interrupted is not None:
-            for n in sorted(set(started) - set(finished)):
-                try:  # the worker still runs: one partial result that cannot be read must not lose the others
-                    partial = getattr(started[n], "interrupted_result", lambda: None)()
-                    if partial is not None:
-                        on_interrupted(Outcome(n, questions_by_n[n], partial))
-                except Exception:  # noqa: BLE001
-                    continue
+            in_flight = {n: started[n] for n in sorted(set(started) - set(finished))}
+            _hand_over_partial(in_flight, questions_by_n, on_interrupted)
         raise
     return [finished[n] for n in sorted(finished)]
 
 
-__all__ = ["Outcome", "failed_result", "run_questions"]
+def _hand_over_partial(
+    in_flight: dict[int, QuestionPipeline], questions_by_n: dict[int, str], on_interrupted: Callable[[Outcome], None]
+) -> None:
+    """After Ctrl-C: each question still in flight with what it has computed (Pipeline.interrupted_result)."""
+    for n, pipeline in in_flight.items():
+        try:  # the worker still runs: one partial result that cannot be read must not lose the others
+            partial = getattr(pipeline, "interrupted_result", lambda: None)()
+            if partial is not None:
+                on_interrupted(Outcome(n, questions_by_n[n], partial))
+        except Exception:  # noqa: BLE001
+            continue
+
+
+__all__ = ["Outcome", "QuestionPipeline", "failed_result", "run_questions"]

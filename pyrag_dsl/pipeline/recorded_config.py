@@ -102,7 +102,7 @@ def _topk(value: Any, key: str) -> int:
         raise RecordedConfigError(f"{key} must be an integer from 1 to {MAX_TOPK}, got {show(value)}") from None
 
 
-def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, **overrides: Any):
+def config_from_header(header: dict[str, Any], *, limits: Limits | None = None, **overrides: Any) -> PipelineConfig:
     """The PipelineConfig a trace was recorded with (settings, language, and its limits tightened to the
     defaults by bounded_limits unless `limits` is given), then `overrides`. A RecordedConfigError names the
     bad key."""

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from ..agents.answer import Sentinels
 from ..grammar import FINAL_ANSWER, Language, Limits, validate
-from ..interpreter import CallCache
+from ..interpreter import CallCache, Run
 from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
 from . import events as pev
 from .recorded_config import RecordedConfigError, config_from_header
@@ -100,9 +100,9 @@ def _find_final(events: list[TraceEvent]) -> pev.FinalEvent | None:
     return next((e for e in reversed(events) if isinstance(e, pev.FinalEvent)), None)
 
 
-def _final_answer(run: Any) -> str | None:
+def _final_answer(run: Run) -> str | None:
     """The replayed run's final answer as text (the one place replay reads the run's variables)."""
-    value = run.env.get(FINAL_ANSWER)
+    value = run.variables.get(FINAL_ANSWER)
     return None if value is None else str(value)
 
 
@@ -132,15 +132,15 @@ def replay(
     except RecordedConfigError as e:
         raise ReplayError(str(e)) from None
     checked = validate(final.program, cfg.language, cfg.limits)
-    if not checked.ok:
+    if checked.program is None:
         raise ReplayError("the recorded program does not validate: " + checked.errors[0].render())
     recorded_tools = RecordedTools(events)
     impls = tools or {name: recorded_tools.tool(name) for name in cfg.language.tools}
     trace: list[TraceEvent] = []
     executor = Executor(cfg, impls, Sentinels(cfg.sentinels), trace)
-    executor.execute(checked.program, CallCache(), 1)
-    executor.adaptive(1)
-    run = executor.run
+    run = executor.execute(checked.program, CallCache(), 1)
+    executor.adaptive(1)  # may re-execute (the reference policy): the run to compare is then the last one
+    run = executor.run if executor.run is not None else run
     replayed = [e for e in trace if e.kind in _COMPARED or isinstance(e, pev.ExecuteEvent)]
     report = ReplayReport(
         final.final_answer,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from ..interpreter.trace import TraceEvent
+from ..interpreter.trace import CallEvent, TraceEvent
+from .events import PlanEvent
 
 
 def _doc_refs(output: Any) -> list[dict[str, str]]:
@@ -26,10 +27,10 @@ def retrieved_documents(trace: Iterable[TraceEvent]) -> tuple[list[dict[str, str
     for e in trace:
         if e.kind == "execute":
             attempt = getattr(e, "attempt", attempt + 1)
-        if e.kind != "retrieve" or getattr(e, "cached", False):
+        if e.kind != "retrieve" or not isinstance(e, CallEvent) or e.cached:
             continue
         docs = _doc_refs(e.output)
-        inputs = dict(getattr(e, "inputs", {}) or {})
+        inputs = dict(e.inputs or {})
         per_call.append(
             {
                 "attempt": attempt,
@@ -51,7 +52,7 @@ def retrieved_documents(trace: Iterable[TraceEvent]) -> tuple[list[dict[str, str
 def first_program_valid(trace: Iterable[TraceEvent]) -> bool | None:
     """True when the Plan agent's first program passed validation; None when no program was written."""
     for e in trace:
-        if e.kind == "plan" and getattr(e, "round", None) == 0:
+        if isinstance(e, PlanEvent) and e.round == 0:
             return not e.errors
     return None
 

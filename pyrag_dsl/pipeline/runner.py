@@ -13,7 +13,7 @@ from ..agents.decompose import DecomposeAgent
 from ..agents.llm import LLMClient, LLMError
 from ..agents.plan import PlanAgent, render_errors
 from ..config import deadline
-from ..grammar import FINAL_ANSWER, Program, validate
+from ..grammar import FINAL_ANSWER, Program, Statement, validate
 from ..grammar.errors import DslError
 from ..interpreter import CallCache, Run, supervise
 from ..interpreter.trace import TraceEvent, value_to_json
@@ -106,7 +106,8 @@ class _Counting:
 
     def _batch(self, calls: list[dict[str, Any]]) -> list[Any]:
         self.calls += len(calls)
-        return self.fn.batch(calls)
+        batch: Callable[[list[dict[str, Any]]], list[Any]] = getattr(self.fn, "batch")  # set only when fn has one
+        return batch(calls)
 
 
 class Pipeline:
@@ -218,7 +219,17 @@ class _RunState:
         return self.pipeline.plan_llm.server_kind() == "vllm"
 
     def go(self) -> None:
-        q, cfg, res = self.result.original_query, self.cfg, self.result
+        """Decompose, plan, then validate, execute and repair until a program runs; then adaptive retrieval."""
+        sub_queries = self._decompose()
+        cache = CallCache()
+        source, start = self._plan(sub_queries, cache)
+        attempt = self._run_or_repair(sub_queries, source, start, cache)
+        if attempt is not None:
+            self.executor.adaptive(attempt)
+
+    def _decompose(self) -> list[str]:
+        """The Decompose agent's sub-queries (recorded in the result and as a `decompose` event)."""
+        q, res = self.result.original_query, self.result
         start = time.time()
         d = self.llm_calls.call("decompose", self.pipeline.decomposer.run, q)
         self.decompose_calls = d.attempts
@@ -233,18 +244,20 @@ class _RunState:
             raw=d.raw,
         )
         res.timings["decompose_s"] = round(time.monotonic() - self.t0, 3)
+        return d.sub_queries
 
+    def _plan(self, sub_queries: list[str], cache: CallCache) -> tuple[str, float]:
+        """The Plan agent's first program and when its writing started; streamed, the statements that can run
+        while it is written run then, their calls landing in `cache`."""
+        q, cfg = self.result.original_query, self.cfg
         t_plan = time.monotonic()
         start = time.time()
-        cache = CallCache()
-        if self._stream_plan():  # statements run while the plan is written; their calls land in `cache`
+        if self._stream_plan():
             prefetch = Prefetcher(
                 cfg.language, cfg.limits, self.executor.tools, cache, {"topk": cfg.topk}, max_workers=cfg.max_workers
             )
             try:
-                source = self.llm_calls.call(
-                    "plan", self.pipeline.planner.write, q, d.sub_queries, on_text=prefetch.feed
-                )
+                source = self.llm_calls.call("plan", self.pipeline.planner.write, q, sub_queries, on_text=prefetch.feed)
             finally:
                 report = prefetch.finish()
                 self.emit(
@@ -254,9 +267,16 @@ class _RunState:
                     dispatched=[vars(x) for x in report.dispatched],
                 )
         else:
-            source = self.llm_calls.call("plan", self.pipeline.planner.write, q, d.sub_queries)
+            source = self.llm_calls.call("plan", self.pipeline.planner.write, q, sub_queries)
         self.plan_s = time.monotonic() - t_plan
         self.plan_calls += 1
+        return source, start
+
+    def _run_or_repair(self, sub_queries: list[str], source: str, start: float, cache: CallCache) -> int | None:
+        """Validate and execute the program; on errors a repairable program goes back to the Plan agent, up to
+        `max_repairs` times. The attempt that ran without error, or None when the question stops with an
+        error (recorded in the result)."""
+        cfg, res = self.cfg, self.result
         attempt = 0
         for round_ in range(cfg.max_repairs + 1):
             res.programs.append(source)
@@ -264,18 +284,19 @@ class _RunState:
             self.emit(
                 PlanEvent, start=start, round=round_, program=source, errors=[e.to_dict() for e in checked.errors]
             )
-            if checked.ok:
+            errors: list[DslError]
+            if checked.program is not None:
                 res.generated_code = source
                 attempt += 1
                 if cfg.policy == "reference":
                     cache = CallCache()  # the reference re-runs everything, re-sampling every call
                 run = self.executor.execute(checked.program, cache, attempt)
                 if run.error is None:
-                    break
-                errors: list[DslError] = [run.error]
+                    return attempt
+                errors = [run.error]
                 if not _repairable(run.error):
                     res.error = run.error.to_dict()
-                    return
+                    return None
             else:
                 errors = checked.errors
             if round_ == cfg.max_repairs:
@@ -284,22 +305,29 @@ class _RunState:
                     "message": f"no valid program after {cfg.max_repairs} repairs",
                     "errors": [e.to_dict() for e in errors],
                 }
-                return
-            start, t_repair = time.time(), time.monotonic()
-            feedback = render_errors(errors)
-            source = self.llm_calls.call("repair", self.pipeline.planner.repair, q, d.sub_queries, source, errors)
-            self.plan_s += time.monotonic() - t_repair
-            self.plan_calls += 1
-            res.repair_rounds = round_ + 1
-            self.emit(
-                RepairEvent,
-                start=start,
-                round=round_ + 1,
-                errors=[e.to_dict() for e in errors],
-                feedback=feedback,
-                program=source,
-            )
-        self.executor.adaptive(attempt)
+                return None
+            source, start = self._repair(sub_queries, source, errors, round_ + 1)
+        return None  # not reached: the last round returns
+
+    def _repair(self, sub_queries: list[str], source: str, errors: list[DslError], round_: int) -> tuple[str, float]:
+        """The Plan agent's program for `errors` (repair round `round_`), recorded as a `repair` event, and
+        when the repair started."""
+        q, res = self.result.original_query, self.result
+        start, t_repair = time.time(), time.monotonic()
+        feedback = render_errors(errors)
+        source = self.llm_calls.call("repair", self.pipeline.planner.repair, q, sub_queries, source, errors)
+        self.plan_s += time.monotonic() - t_repair
+        self.plan_calls += 1
+        res.repair_rounds = round_
+        self.emit(
+            RepairEvent,
+            start=start,
+            round=round_,
+            errors=[e.to_dict() for e in errors],
+            feedback=feedback,
+            program=source,
+        )
+        return source, start
 
     @property
     def run(self) -> Run | None:
@@ -309,8 +337,9 @@ class _RunState:
     def finish(self) -> None:
         res, run = self.result, self.run
         if run is not None:
-            res.variables = {k: value_to_json(v) for k, v in run.env.items()}
-            value = run.env.get(FINAL_ANSWER)
+            variables = run.variables
+            res.variables = {k: value_to_json(v) for k, v in variables.items()}
+            value = variables.get(FINAL_ANSWER)
             res.final_answer = None if value is None else str(value)
             if res.error is None and run.error is not None:
                 res.error = run.error.to_dict()
@@ -383,8 +412,8 @@ class Executor:
         if self.flags is not None:
             self.flags.retried_with_topk10 = True
 
-    def _sentinel(self, s) -> bool:
-        value = self.run.value(s.index)
+    def _sentinel(self, run: Run, s: Statement) -> bool:
+        value = run.value(s.index)
         return isinstance(value, str) and self.is_sentinel(value)
 
     def adaptive(self, attempt: int) -> None:
@@ -395,7 +424,7 @@ class Executor:
         if run is None or program is None or run.error is not None:
             return
         if cfg.policy == "reference":
-            flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(s)]
+            flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(run, s)]
             if flagged:
                 s = flagged[0]
                 _emit(
@@ -416,7 +445,7 @@ class Executor:
         for s in program.statements:
             if run.error is not None:
                 return
-            if not program.answer_call(s) or not self._sentinel(s):
+            if not program.answer_call(s) or not self._sentinel(run, s):
                 continue
             changed = []
             for i, node in program.feeding_retrieves(s):
@@ -460,17 +489,19 @@ def _repairable(err: DslError) -> bool:
     )
 
 
-def _current_topk(node: ast.Call, stmt, run: Run, default: int) -> int:
+def _current_topk(node: ast.Call, stmt: Statement, run: Run, default: int) -> int:
     """The top-k a retrieve call ran with: forced, a constant, a variable (through the statement's
     bindings), or the run default."""
     forced = run.forced_argument(node, "topk")
-    if forced is not None:
+    if isinstance(forced, int):  # only adaptive retrieval forces it, with the boosted top-k
         return forced
     arg = run.program.argument(node, "topk")
     if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
         return arg.value
-    if isinstance(arg, ast.Name) and isinstance(run.value(stmt.binds[arg.id]), int):
-        return run.value(stmt.binds[arg.id])
+    if isinstance(arg, ast.Name):
+        value = run.value(stmt.binds[arg.id])
+        if isinstance(value, int):
+            return value
     return default
 
 

@@ -5,7 +5,7 @@ every server at start, and stops what it started."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..agents.llm import LLMClient, LLMConfig, LLMError
 from ..config import ConfigError
@@ -15,19 +15,23 @@ from ..config.settings import Settings
 from .config import pipeline_config
 from .runner import Pipeline, PipelineConfig
 
+if TYPE_CHECKING:
+    from ..agents.local_server import LocalLLMServer
+    from ..retrievers.base import Progress, Retriever
+
 
 class Session:
     """`with Session(settings) as session: session.pipeline.run(question)`; stops what it started."""
 
-    def __init__(self, settings: Settings | None = None, progress=None) -> None:
+    def __init__(self, settings: Settings | None = None, progress: Progress | None = None) -> None:
         self.settings = settings if settings is not None else Settings()
         self.progress = progress
-        self.server = None
+        self.server: LocalLLMServer | None = None
         self.clients: list[LLMClient] = []
-        self.retriever = None
+        self.retriever: Retriever | None = None
         self.pipeline: Pipeline | None = None
 
-    def open_retriever(self):
+    def open_retriever(self) -> Retriever:
         from ..retrievers.embedded import open_retriever
 
         r = self.settings.retriever
@@ -48,24 +52,26 @@ class Session:
         if s.embedded_llm:
             from ..agents.local_server import LocalLLMServer
 
-            self.server = LocalLLMServer(
+            server = self.server = LocalLLMServer(
                 s.gguf, settings=s.llama, startup_timeout_s=s.llama.startup_timeout_s, progress=self.progress
             )
-            self.server.start()  # self.server is set first: close() stops it if start is interrupted
+            server.start()  # self.server is set first: close() stops it if start is interrupted
             config = LLMConfig(
                 **{
                     **s.llm.client_fields(),
-                    "model": self.server.alias,
-                    "base_url": self.server.base_url,
+                    "model": server.alias,
+                    "base_url": server.base_url,
                     "grammar": "gbnf",
                     "timeout_s": s.llama.timeout_s,
                 }
             )
             llm = LLMClient(config)
-            llm.health = self.server.check_alive  # a failed request names a dead server, not "cannot connect"
+            llm.health = server.check_alive  # a failed request names a dead server, not "cannot connect"
             self.clients = [llm]
             return llm, llm
         llm_fields, plan_fields = s.llm_fields(), s.plan_llm_fields()
+        if llm_fields is None:  # Settings: no fields only when the embedded server answers (handled above)
+            raise ConfigError("no LLM server is configured")
         llm = LLMClient(LLMConfig(**llm_fields))
         plan = LLMClient(LLMConfig(**plan_fields)) if plan_fields is not None and plan_fields != llm_fields else llm
         self.clients = [llm] if plan is llm else [llm, plan]
@@ -75,7 +81,7 @@ class Session:
 
     def server_crash(self) -> LLMError | None:
         """The embedded server's ServerCrashed once it has died on its own (None otherwise)."""
-        return getattr(self.server, "crash", None)
+        return self.server.crash if self.server is not None else None
 
     def describe_llm(self) -> str:
         """Which model and runtime answer: the embedded server's line, or the configured URLs."""
@@ -90,9 +96,9 @@ class Session:
     def __enter__(self) -> "Session":
         configure_breakers(self.settings.breaker.failures, self.settings.breaker.cooldown_s)
         try:
-            self.retriever = self.open_retriever()
+            retriever = self.retriever = self.open_retriever()
             llm, plan = self.open_llms()
-            self.pipeline = Pipeline(llm, self.retriever, plan_llm=plan, config=self.pipeline_config())
+            self.pipeline = Pipeline(llm, retriever, plan_llm=plan, config=self.pipeline_config())
         except BaseException:
             self.close()
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..interpreter.trace import AssignEvent, CallEvent, ErrorEvent, TraceEvent
+from .events import AdaptiveRetryEvent, RepairEvent
 
 
 def _short(text: Any, n: int = 100) -> str:
@@ -43,12 +44,12 @@ def execution_log(trace: list[TraceEvent]) -> list[str]:
             lines.append(f"[Step {n}] {e.target} = {_short(e.output, 120)!r}")
         elif isinstance(e, ErrorEvent):
             lines.append(f"[Error] {e.error.get('type')}: {e.error.get('message')}")
-        elif e.kind == "adaptive_retry":
+        elif isinstance(e, AdaptiveRetryEvent):
             lines.append(
                 f"[Adaptive retry] '{e.target}' answered {e.answer!r}: retrieve of statement(s) "
                 f"{e.retrieve_statements} again with topk={e.topk}, re-running {e.rerun}"
             )
-        elif e.kind == "repair":
+        elif isinstance(e, RepairEvent):
             lines.append(f"[Repair {e.round}] {len(e.errors)} error(s) sent back to the Plan LLM")
     return lines
 
