@@ -325,17 +325,40 @@ class _Builder:
         return matched
 
     def root(self) -> SpanSpec:
-        events, header = self.events, self.header
+        events = self.events
         by_kind: dict[str, list[Any]] = {}
         for e in events:
             by_kind.setdefault(str(_get(e, "kind")), []).append(e)
         decompose = (by_kind.get("decompose") or [None])[0]
         final = (by_kind.get("final") or [None])[-1]
-        question = header.get("question") or (_get(decompose, "question") if decompose is not None else None)
+        question = self.header.get("question") or (_get(decompose, "question") if decompose is not None else None)
         times = [t for e in events for t in (_get(e, "start"), _get(e, "end")) if isinstance(t, (int, float))]
         start, end = (min(times), max(times)) if times else (0.0, 0.0)
         name = "question" if (question is not None or decompose is not None) else "program"
-        settings = header.get("settings") if isinstance(header.get("settings"), dict) else {}
+        attrs = self.root_attributes(by_kind, question, decompose, final)
+        error = _get(final, "error") if final is not None else None
+        root = SpanSpec(name, "CHAIN", start, end, attrs)
+        if isinstance(error, dict):
+            attrs["pyrag.error.type"] = str(error.get("type"))
+            root.error = self.error_text(error.get("message"), str(error.get("type")))
+        root.children = self.root_children(by_kind.get("llm", []))
+        for e in events:  # the steps that are not spans: events on the question's span
+            step = self.step_event(e)
+            if step is not None:
+                root.events.append(step)
+        for span in root.walk():
+            span.attributes = _clean(span.attributes)
+            span.events = [(n, t, _clean(a)) for n, t, a in span.events]
+        return root
+
+    def root_attributes(
+        self, by_kind: dict[str, list[Any]], question: Any, decompose: Any, final: Any
+    ) -> dict[str, Any]:
+        """The question span's attributes: its input and output, the program, sub-queries, repair and retry
+        counts, and the settings that shape a run."""
+        header = self.header
+        given = header.get("settings")
+        settings: dict[str, Any] = given if isinstance(given, dict) else {}
         attrs: dict[str, Any] = {SPAN_KIND: "CHAIN", GEN_AI_OPERATION: "invoke_agent", GEN_AI_AGENT: "pyrag-dsl"}
         self.io(attrs, "input", question if question is not None else header.get("program"))
         if final is not None:
@@ -356,14 +379,12 @@ class _Builder:
         }
         if picked:
             attrs[METADATA] = _json(picked)
-        error = _get(final, "error") if final is not None else None
-        root = SpanSpec(name, "CHAIN", start, end, attrs)
-        if isinstance(error, dict):
-            attrs["pyrag.error.type"] = str(error.get("type"))
-            root.error = self.error_text(error.get("message"), str(error.get("type")))
+        return attrs
 
-        llms = by_kind.get("llm", [])
-        calls = [e for e in events if _get(e, "kind") in ("retrieve", "answer", "call")]
+    def root_children(self, llms: list[Any]) -> list[SpanSpec]:
+        """The question span's children in time order: the LLM calls no tool call made (in a trace without LLM
+        events, the spans rebuilt from the other events) and every tool call with the LLM calls inside it."""
+        calls = [e for e in self.events if _get(e, "kind") in ("retrieve", "answer", "call")]
         matched = self.match_llm(calls, llms)
         used = {id(x) for xs in matched.values() for x in xs}
         children: list[tuple[float, int, SpanSpec]] = []
@@ -374,41 +395,38 @@ class _Builder:
             children += [(s.start, s.attributes.get("pyrag.step") or 0, s) for s in self.fallback_spans()]
         for n, c in enumerate(calls):
             children.append((_get(c, "start"), _get(c, "step") or 0, self.call_span(c, matched.get(n, []))))
-        root.children = [s for _, _, s in sorted(children, key=lambda t: (t[0], t[1]))]
-        for e in events:  # the steps that are not spans: events on the question's span
-            kind = _get(e, "kind")
-            if kind == "execute":
-                root.events.append(
-                    (
-                        "execute",
-                        _get(e, "start"),
-                        {"pyrag.attempt": _get(e, "attempt"), "pyrag.topk": (_get(e, "settings") or {}).get("topk")},
-                    )
-                )
-            elif kind == "adaptive_retry":
-                ev = {
-                    "pyrag.statement": _get(e, "statement"),
-                    "pyrag.target": _get(e, "target"),
-                    "pyrag.topk": _get(e, "topk"),
-                    "pyrag.rerun": [int(i) for i in _get(e, "rerun") or []],
-                }
-                self.put(ev, "pyrag.answer", _get(e, "answer"), is_content=True)
-                root.events.append(("adaptive_retry", _get(e, "start"), ev))
-            elif kind == "error":
-                err = _get(e, "error") or {}
-                ev = {"exception.type": str(err.get("type"))}
-                self.put(ev, "exception.message", err.get("message"), is_content=True)
-                self.put(ev, "pyrag.line", err.get("line"))
-                root.events.append(("exception", _get(e, "start"), ev))
-        for span in root.walk():
-            span.attributes = _clean(span.attributes)
-            span.events = [(n, t, _clean(a)) for n, t, a in span.events]
-        return root
+        return [s for _, _, s in sorted(children, key=lambda t: (t[0], t[1]))]
+
+    def step_event(self, e: Any) -> tuple[str, float, dict[str, Any]] | None:
+        """A step that is not a span, as an event on the question's span (execute, adaptive retry, error)."""
+        kind = _get(e, "kind")
+        if kind == "execute":
+            return (
+                "execute",
+                _get(e, "start"),
+                {"pyrag.attempt": _get(e, "attempt"), "pyrag.topk": (_get(e, "settings") or {}).get("topk")},
+            )
+        if kind == "adaptive_retry":
+            ev = {
+                "pyrag.statement": _get(e, "statement"),
+                "pyrag.target": _get(e, "target"),
+                "pyrag.topk": _get(e, "topk"),
+                "pyrag.rerun": [int(i) for i in _get(e, "rerun") or []],
+            }
+            self.put(ev, "pyrag.answer", _get(e, "answer"), is_content=True)
+            return ("adaptive_retry", _get(e, "start"), ev)
+        if kind == "error":
+            err = _get(e, "error") or {}
+            ev = {"exception.type": str(err.get("type"))}
+            self.put(ev, "exception.message", err.get("message"), is_content=True)
+            self.put(ev, "pyrag.line", err.get("line"))
+            return ("exception", _get(e, "start"), ev)
+        return None
 
 
 def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
     """Attributes OpenTelemetry accepts: no None, scalars or lists of strings/ints."""
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in attrs.items():
         if v is None:
             continue
@@ -573,10 +591,14 @@ class OtelSink:
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         spans = self._collect.take(root.get_span_context().trace_id)
-        try:
-            ok = self._exporter.export(spans) == SpanExportResult.SUCCESS
-        except Exception as e:  # noqa: BLE001 - an exporter must never break a run
-            ok, self.last_error = False, f"{type(e).__name__}: {e}"
+        exporter = self._exporter
+        if exporter is None:  # close() has run: nothing goes out any more
+            ok, self.last_error = False, "the sink is closed"
+        else:
+            try:
+                ok = exporter.export(spans) == SpanExportResult.SUCCESS
+            except Exception as e:  # noqa: BLE001 - an exporter must never break a run
+                ok, self.last_error = False, f"{type(e).__name__}: {e}"
         if ok:
             self.exported += 1
             self.spans_sent += len(spans)
@@ -607,7 +629,7 @@ class OtelSink:
         """Send what is pending (an on_event question without its final event is dropped) and stop."""
         self._pending = []
         if self._exporter is not None:
-            self._exporter.shutdown()
+            self._exporter.shutdown()  # type: ignore[no-untyped-call]  # OTLPSpanExporter.shutdown has no annotations
             self._exporter = None
         if self._own_provider is not None:
             self._own_provider.shutdown()

@@ -97,7 +97,8 @@ def _program_diffs(events: list[dict[str, Any]]) -> list[list[list[str]] | None]
     for e in events:
         if e.get("kind") != "plan":
             continue
-        program = e.get("program") if isinstance(e.get("program"), str) else ""
+        given = e.get("program")
+        program = given if isinstance(given, str) else ""
         if before is None:
             out.append(None)
         else:
@@ -178,6 +179,25 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An eval output directory: summary.json, one table row per record, one question payload per row."""
     notes: list[str] = []
     summary = _read_json(base / "summary.json", notes)
+    records = _eval_records(base, notes)
+    rows, questions = [], []
+    for i, rec in enumerate(records):
+        q = _record_question(base, rec)
+        questions.append(q)
+        rows.append(_record_row(i, rec, bool(q["events"])))
+    payload = {
+        "kind": "eval",
+        "source": str(base),
+        "summary": summary if isinstance(summary, dict) else None,
+        "rows": rows,
+        "chart_png": _chart_png(base, notes),
+        "notes": notes,
+    }
+    return payload, questions
+
+
+def _eval_records(base: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """The records of every record file, the first of each id; a line that is not JSON is a note."""
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     for path in sorted(p for p in base.glob(RECORD_GLOB) if p.is_file()):
@@ -191,62 +211,59 @@ def eval_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             if isinstance(rec, dict) and str(rec.get("id")) not in seen:
                 seen.add(str(rec.get("id")))
                 records.append(rec)
-    rows, questions = [], []
-    for i, rec in enumerate(records):
-        etype, emsg = _error_of(rec.get("error"))
-        trace = _inside(base, rec.get("trace"))
-        qdir = trace.parent if trace is not None else None
-        if trace is not None and trace.suffix == ".jsonl" and trace.is_file():
-            q = question_payload(trace, qdir)
-        elif qdir is not None and qdir.is_dir():
-            q = question_payload(None, qdir)
-        else:
-            q = {
-                "kind": "question",
-                "source": None,
-                "header": None,
-                "events": [],
-                "diffs": [],
-                "result": None,
-                "code": None,
-                "notes": [],
-            }
-            if rec.get("trace") and trace is None:
-                q["notes"].append("the record's trace path leads outside the eval directory; not read")
-            elif rec.get("trace"):
-                q["notes"].append(f"the record's trace ({rec['trace']}) is not in the eval directory (not kept?)")
-        q["record"] = rec
-        questions.append(q)
-        gold = rec.get("gold")
-        rows.append(
-            {
-                "i": i,
-                "id": str(rec.get("id")),
-                "question": rec.get("question"),
-                "type": rec.get("type"),
-                "prediction": rec.get("prediction"),
-                "gold": [str(g) for g in gold] if isinstance(gold, list) else gold,
-                "em": _metric(rec, "em"),
-                "f1": _metric(rec, "f1"),
-                "acc": _metric(rec, "acc"),
-                "recall": _metric(rec, "recall"),
-                "seconds": rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else None,
-                "repairs": rec.get("repairs"),
-                "adaptive": rec.get("adaptive_retry"),
-                "error_type": etype,
-                "error": emsg,
-                "has_trace": bool(q["events"]),
-            }
-        )
-    payload = {
-        "kind": "eval",
-        "source": str(base),
-        "summary": summary if isinstance(summary, dict) else None,
-        "rows": rows,
-        "chart_png": _chart_png(base, notes),
-        "notes": notes,
+    return records
+
+
+def _record_question(base: Path, rec: dict[str, Any]) -> dict[str, Any]:
+    """The question payload of one record: its trace (only inside the eval directory), or an empty one that
+    says why there is none; the record itself under "record"."""
+    trace = _inside(base, rec.get("trace"))
+    qdir = trace.parent if trace is not None else None
+    if trace is not None and trace.suffix == ".jsonl" and trace.is_file():
+        q = question_payload(trace, qdir)
+    elif qdir is not None and qdir.is_dir():
+        q = question_payload(None, qdir)
+    else:
+        q = {
+            "kind": "question",
+            "source": None,
+            "header": None,
+            "events": [],
+            "diffs": [],
+            "result": None,
+            "code": None,
+            "notes": [],
+        }
+        if rec.get("trace") and trace is None:
+            q["notes"].append("the record's trace path leads outside the eval directory; not read")
+        elif rec.get("trace"):
+            q["notes"].append(f"the record's trace ({rec['trace']}) is not in the eval directory (not kept?)")
+    q["record"] = rec
+    return q
+
+
+def _record_row(i: int, rec: dict[str, Any], has_trace: bool) -> dict[str, Any]:
+    """The eval table's row of one record."""
+    etype, emsg = _error_of(rec.get("error"))
+    gold = rec.get("gold")
+    return {
+        "i": i,
+        "id": str(rec.get("id")),
+        "question": rec.get("question"),
+        "type": rec.get("type"),
+        "prediction": rec.get("prediction"),
+        "gold": [str(g) for g in gold] if isinstance(gold, list) else gold,
+        "em": _metric(rec, "em"),
+        "f1": _metric(rec, "f1"),
+        "acc": _metric(rec, "acc"),
+        "recall": _metric(rec, "recall"),
+        "seconds": rec.get("seconds") if isinstance(rec.get("seconds"), (int, float)) else None,
+        "repairs": rec.get("repairs"),
+        "adaptive": rec.get("adaptive_retry"),
+        "error_type": etype,
+        "error": emsg,
+        "has_trace": has_trace,
     }
-    return payload, questions
 
 
 def run_payload(base: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
