@@ -7,6 +7,7 @@ import errno
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.text import Text
@@ -16,7 +17,7 @@ from ..agents.llm import LLMError
 from ..config import ConfigError, check_topk
 from ..config.defaults import TOPK
 from ..grammar import DEFAULT_LANGUAGE, Language, Limits, validate
-from ..retrievers.base import RetrievalError
+from ..retrievers.base import RetrievalError, Retriever
 from . import signals
 from .common import (
     EXIT_INVALID,
@@ -58,8 +59,8 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps([e.to_dict() for e in result.errors], ensure_ascii=False, indent=2))
         return EXIT_OK if result.ok else EXIT_INVALID
     name = "<stdin>" if args.program == "-" else args.program
-    if result.ok:
-        prog = result.program
+    prog = result.program
+    if prog is not None:
         console.print(
             f"[green]OK[/green] {markup(name)}: {len(prog.statements)} statements, {prog.call_count} tool calls"
         )
@@ -86,7 +87,7 @@ def cmd_tools(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _open_retriever(args: argparse.Namespace, console: Console):
+def _open_retriever(args: argparse.Namespace, console: Console) -> Retriever:
     from ..retrievers.embedded import open_retriever
 
     update, bar = progress_bar(console)
@@ -349,8 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False, soft_wrap=True)
     err_console = Console(stderr=True, soft_wrap=True)
     signals.install(console)
+    command: Callable[[argparse.Namespace, Console], int] = args.func  # every command's set_defaults(func=...)
     try:
-        return args.func(args, console)
+        return command(args, console)
     except UsageError as e:
         err_console.print(Text("error: ", style="red") + text(str(e)))
         return EXIT_USAGE

@@ -4,9 +4,10 @@ flags, sessions, saved results."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
@@ -14,6 +15,14 @@ from rich.text import Text
 from ..grammar import DslError
 from .exits import EXIT_INVALID, EXIT_OK, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import plain, text
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from ..config.settings import Settings
+    from ..pipeline.runner import Pipeline, PipelineResult
+    from ..pipeline.session import Session
+    from ..retrievers.base import Progress as ProgressCallback
 
 # the settings flags (config.settings.FLAGS) that are not passed on as they are: --no-prompt-cache,
 # --parallel and --no-grammar are store_true flags, given to the settings only when set (see below)
@@ -49,7 +58,7 @@ def render_error(console: Console, err: DslError, path: str) -> None:
         console.print(Text(f"  hint: {err.hint}", style="cyan"), highlight=False)
 
 
-def progress_bar(console: Console):
+def progress_bar(console: Console) -> tuple[ProgressCallback, Progress]:
     """A rich progress bar fed by (stage, done, total) callbacks; returns (callback, context manager)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -62,7 +71,7 @@ def progress_bar(console: Console):
         console=console,
         transient=False,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:
@@ -72,7 +81,7 @@ def progress_bar(console: Console):
     return update, bar
 
 
-def settings_from_args(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace) -> Settings:
     """The resolved Settings of a pipeline command: its flags > --config file > the environment."""
     from ..config.settings import FLAGS
     from ..pipeline.session import Settings
@@ -90,7 +99,7 @@ def settings_from_args(args: argparse.Namespace):
     return Settings.resolve(config_file=getattr(args, "config", None), flags=flags)
 
 
-def open_session(settings, console: Console):
+def open_session(settings: Settings, console: Console) -> Session:
     """An entered Session; a progress bar shows while the embedded index is built on first use."""
     from ..pipeline.session import Session
 
@@ -99,7 +108,19 @@ def open_session(settings, console: Console):
         return Session(settings, progress=update).__enter__()
 
 
-def save_result(run_dir: Path, n: int, result: Any) -> Path | None:
+def pipeline_of(session: Session) -> Pipeline:
+    """The pipeline of a session that open_session entered (Session.__enter__ sets it, or raises)."""
+    if session.pipeline is None:
+        raise RuntimeError("the session has no pipeline: it was not entered")
+    return session.pipeline
+
+
+def print_json_line(n: int, out: Path | None, result: PipelineResult) -> None:
+    """`run --json`: question n's result as one JSON line, with where its files were saved (null: not saved)."""
+    print(json.dumps({"n": n, "output": str(out) if out else None, **result.to_dict()}, ensure_ascii=False), flush=True)
+
+
+def save_result(run_dir: Path, n: int, result: PipelineResult) -> Path | None:
     """Write question n's files; when that fails (disk full...), say which file in one line on stderr
     and return None: the caller still prints the answer."""
     from ..pipeline.outputs import OutputError, write_result
@@ -115,7 +136,7 @@ def save_result(run_dir: Path, n: int, result: Any) -> Path | None:
         return None
 
 
-def name_the_crash(result: Any, crash: Exception | None) -> None:
+def name_the_crash(result: PipelineResult, crash: Exception | None) -> None:
     """A question that failed while the embedded server died records the crash as its error (the pipeline
     may have reported a consequence, such as no valid program after the failed plan calls)."""
     if crash is not None and result.error is not None:
@@ -147,6 +168,8 @@ __all__ = [
     "EXIT_USAGE",
     "UsageError",
     "open_session",
+    "pipeline_of",
+    "print_json_line",
     "progress_bar",
     "read_text",
     "render_error",

@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +20,9 @@ from rich.text import Text
 
 from .common import EXIT_OK, settings_from_args
 from .safe_text import plain
+
+if TYPE_CHECKING:
+    from ..config.settings import LlamaSettings, Settings
 
 EXIT_NOT_READY = 1
 OPTIONAL_EXTRAS = ("bm25", "dense", "eval", "rl", "model-1-5b")  # missing: a feature off, not a broken default
@@ -142,7 +145,7 @@ def _cpu() -> Iterator[Check]:
             )
 
 
-def _llama(model: str | None, settings, quick: bool) -> Iterator[Check]:
+def _llama(model: str | None, settings: LlamaSettings, quick: bool) -> Iterator[Check]:
     from ..agents.cpu import REBUILD_LLAMA
 
     try:
@@ -195,7 +198,7 @@ def measure_speed(base_url: str, model: str, decode_tokens: int = 32, nonce: int
     return prompt_tps, decode_tps
 
 
-def completion_check(model: str | None, llama_settings, version: str, rebuild: str) -> Check:
+def completion_check(model: str | None, llama_settings: LlamaSettings, version: str, rebuild: str) -> Check:
     """Start the embedded server and time a prompt and a short generation: prompt and decode tokens/s."""
     import httpx
 
@@ -226,7 +229,7 @@ def completion_check(model: str | None, llama_settings, version: str, rebuild: s
         )
 
 
-def _index(settings) -> Iterator[Check]:
+def _index(settings: Settings) -> Iterator[Check]:
     r = settings.retriever
     if r.url:
         import httpx
@@ -271,7 +274,7 @@ def _index(settings) -> Iterator[Check]:
     )
 
 
-def _configured_llms(settings) -> Iterator[Check]:
+def _configured_llms(settings: Settings) -> Iterator[Check]:
     from ..agents.llm import LLMClient, LLMConfig, LLMError
 
     fields = [settings.llm_fields(), settings.plan_llm_fields()]
@@ -294,7 +297,7 @@ def _configured_llms(settings) -> Iterator[Check]:
             client.close()
 
 
-def run_checks(settings, quick: bool = False) -> list[Check]:
+def run_checks(settings: Settings, quick: bool = False) -> list[Check]:
     from ..agents.models import DEFAULT_MODEL
 
     checks = [*_python_and_pip(), *_extras(), *_cpu()]
@@ -337,7 +340,9 @@ def cmd_doctor(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK if ready else EXIT_NOT_READY
 
 
-def add_doctor_command(sub: argparse._SubParsersAction, add_llm_flags) -> None:
+def add_doctor_command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_llm_flags: Callable[[argparse.ArgumentParser], None]
+) -> None:
     p = sub.add_parser(
         "doctor",
         help="check that this machine can answer: Python, extras, models, llama.cpp, CPU, index, servers",

@@ -5,14 +5,25 @@ from __future__ import annotations
 import argparse
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from .common import EXIT_OK, EXIT_RUNTIME, UsageError, open_session, server_died, settings_from_args, wide
 from .safe_text import markup
 
+if TYPE_CHECKING:
+    from rich.progress import Progress as ProgressBar
 
-def _load_data(args: argparse.Namespace):
+    from ..config.settings import Settings
+    from ..eval.data import QARow, QASet
+    from ..eval.methods import Method
+    from ..eval.runner import Progress
+    from ..pipeline.batch import EndpointLimits
+    from ..pipeline.session import Session
+
+
+def _load_data(args: argparse.Namespace) -> QASet:
     from ..eval.data import DataError, load_questions
 
     try:
@@ -21,7 +32,7 @@ def _load_data(args: argparse.Namespace):
         raise UsageError(str(e)) from None
 
 
-def _out_dir(args: argparse.Namespace, qaset) -> Path:
+def _out_dir(args: argparse.Namespace, qaset: QASet) -> Path:
     if args.out:
         return Path(args.out)
     import time
@@ -30,7 +41,7 @@ def _out_dir(args: argparse.Namespace, qaset) -> Path:
     return Path("eval-runs") / f"{name}-{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _progress(console: Console):
+def _progress(console: Console) -> ProgressBar:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -53,20 +64,9 @@ def _progress(console: Console):
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
-    from ..eval.methods import method_class
-    from ..eval.records import EvalError, RecordWriter
-    from ..eval.runner import Progress, finish, pending, prepare_out_dir, run_config, run_rows
-    from ..pipeline.batch import EndpointLimits
-    from .trace_cmds import export_record
+    from ..eval.runner import pending, run_config
 
-    if not args.data:
-        raise UsageError("eval needs --data FILE|NAME (e.g. --data hotpotqa-dev300), or: eval report DIR...")
-    for flag in ("concurrency", "llm_inflight", "retrieval_inflight", "limit", "sample", "shards"):
-        value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
-    if getattr(args, "shards", None) is not None and args.ray is None:
-        raise UsageError("--shards splits the questions over Ray tasks: it needs --ray")
+    _check_flags(args)
     qaset = _load_data(args)
     out_dir = _out_dir(args, qaset)
     settings = settings_from_args(args)
@@ -87,7 +87,35 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     )
     if args.retry_errors and not args.resume:
         raise UsageError("--retry-errors goes with --resume (it asks again the recorded questions that failed)")
-    try:  # before any server starts: a bad --out or a changed configuration fails at once
+    done_records = _recorded(args, console, out_dir, config)
+    todo = pending(qaset, done_records)
+    if args.resume and not todo:
+        return _summary_only(args, console, out_dir, qaset, config)
+    if args.ray is not None:
+        return _eval_on_ray(args, console, todo, settings, qaset, out_dir, config, len(done_records))
+    return _eval_here(args, console, todo, settings, qaset, out_dir, config, done_records)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not args.data:
+        raise UsageError("eval needs --data FILE|NAME (e.g. --data hotpotqa-dev300), or: eval report DIR...")
+    for flag in ("concurrency", "llm_inflight", "retrieval_inflight", "limit", "sample", "shards"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1")
+    if getattr(args, "shards", None) is not None and args.ray is None:
+        raise UsageError("--shards splits the questions over Ray tasks: it needs --ray")
+
+
+def _recorded(
+    args: argparse.Namespace, console: Console, out_dir: Path, config: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The records already in the output directory (--resume; --retry-errors drops those with an error),
+    checked before any server starts: a bad --out or a changed configuration fails at once."""
+    from ..eval.records import EvalError
+    from ..eval.runner import prepare_out_dir
+
+    try:
         done_records = prepare_out_dir(out_dir, config, args.resume)
     except EvalError as e:
         raise UsageError(str(e)) from None
@@ -100,76 +128,136 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
             highlight=False,
         )
         done_records = read_records(out_dir)
-    todo = pending(qaset, done_records)
-    if args.resume and not todo:
-        return _summary_only(args, console, out_dir, qaset, config)
-    if args.ray is not None:
-        return _eval_on_ray(args, console, todo, settings, qaset, out_dir, config, len(done_records))
+    return done_records
+
+
+def _eval_here(
+    args: argparse.Namespace,
+    console: Console,
+    todo: list[QARow],
+    settings: Settings,
+    qaset: QASet,
+    out_dir: Path,
+    config: dict[str, Any],
+    done_records: list[dict[str, Any]],
+) -> int:
+    """`eval` in this process: the pending questions with --concurrency in flight, then the summary; exit 3
+    when the embedded server died, 130/143 when interrupted (what finished is recorded either way)."""
+    from ..pipeline.batch import EndpointLimits
+
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
     session = open_session(settings, console)
-    interrupted, crash = False, None
     try:
-        method = method_class(args.method).from_session(session, limits=limits)
-        if args.retrieval_inflight:
-            limits.overrides[f"retriever:{method.retriever_endpoint}"] = args.retrieval_inflight
-        config["settings_resolved"] = method.settings()  # e.g. plan_grammar auto -> what this server got
-        if session.server is not None:
-            config["embedded_server"] = {
-                "gguf": str(getattr(session.server, "model_path", "")),
-                "alias": getattr(session.server, "alias", None),
-            }
+        method = _open_method(args, session, limits, config)
         console.print(
             f"eval [bold]{method.name}[/bold] on {markup(qaset.source)}: {len(qaset.rows)} questions"
             + (f", {len(done_records)} already recorded" if done_records else "")
             + f"; writing {out_dir}",
             highlight=False,
         )
-        state = Progress(
-            total=len(qaset.rows),
-            done=len(done_records),
-            em_sum=sum(r["metrics"]["em"] for r in done_records),
-            errors=sum(bool(r.get("error")) for r in done_records),
-        )
-        writer = RecordWriter(out_dir / "records.jsonl")
-        bar = _progress(console)
-        task = bar.add_task(
-            method.name, total=len(qaset.rows), completed=state.done, em=_pct(state.em), errors=state.errors
-        )
-
-        def on_record(record, p) -> None:
-            export_record(out_dir, record)  # with --otlp-endpoint: the question's spans
-            bar.update(task, completed=p.done, em=_pct(p.em), errors=p.errors)
-            if session.server_crash() is not None:  # a dead embedded server: ask no more questions
-                stop.set()
-            if args.verbose:
-                mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
-                bar.console.print(
-                    f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
-                    f"{markup(record['gold'][0])}"
-                    + (f" [red]{markup(record['error']['type'])}[/red]" if record.get("error") else ""),
-                    highlight=False,
-                )
-
-        stop = threading.Event()
-        try:
-            with bar:
-                run_rows(
-                    method,
-                    todo,
-                    out_dir,
-                    writer,
-                    concurrency=args.concurrency,
-                    on_record=on_record,
-                    progress=state,
-                    stop=stop,
-                )
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            writer.close()
+        interrupted = _ask_all(args, console, session, method, todo, qaset, out_dir, done_records)
         crash = session.server_crash()
     finally:
         session.close()
+    return _finish(args, console, qaset, out_dir, config, crash, interrupted)
+
+
+def _open_method(args: argparse.Namespace, session: Session, limits: EndpointLimits, config: dict[str, Any]) -> Method:
+    """The method over the session's clients; the settings it resolved (and the embedded server) go to the
+    run's configuration."""
+    from ..eval.methods import method_class
+
+    method = method_class(args.method).from_session(session, limits=limits)
+    if args.retrieval_inflight:
+        limits.overrides[f"retriever:{method.retriever_endpoint}"] = args.retrieval_inflight
+    config["settings_resolved"] = method.settings()  # e.g. plan_grammar auto -> what this server got
+    if session.server is not None:
+        config["embedded_server"] = {
+            "gguf": str(getattr(session.server, "model_path", "")),
+            "alias": getattr(session.server, "alias", None),
+        }
+    return method
+
+
+def _ask_all(
+    args: argparse.Namespace,
+    console: Console,
+    session: Session,
+    method: Method,
+    todo: list[QARow],
+    qaset: QASet,
+    out_dir: Path,
+    done_records: list[dict[str, Any]],
+) -> bool:
+    """Answer the pending questions, each record written as it finishes, under a progress bar; True when
+    Ctrl-C / SIGTERM stopped it. A dead embedded server stops asking."""
+    from ..eval.records import RecordWriter
+    from ..eval.runner import Progress, run_rows
+    from .trace_cmds import export_record
+
+    state = Progress(
+        total=len(qaset.rows),
+        done=len(done_records),
+        em_sum=sum(r["metrics"]["em"] for r in done_records),
+        errors=sum(bool(r.get("error")) for r in done_records),
+    )
+    writer = RecordWriter(out_dir / "records.jsonl")
+    bar = _progress(console)
+    task = bar.add_task(
+        method.name, total=len(qaset.rows), completed=state.done, em=_pct(state.em), errors=state.errors
+    )
+    stop = threading.Event()
+
+    def on_record(record: dict[str, Any], p: Progress) -> None:
+        export_record(out_dir, record)  # with --otlp-endpoint: the question's spans
+        bar.update(task, completed=p.done, em=_pct(p.em), errors=p.errors)
+        if session.server_crash() is not None:  # a dead embedded server: ask no more questions
+            stop.set()
+        if args.verbose:
+            _print_record(bar.console, record)
+
+    try:
+        with bar:
+            run_rows(
+                method,
+                todo,
+                out_dir,
+                writer,
+                concurrency=args.concurrency,
+                on_record=on_record,
+                progress=state,
+                stop=stop,
+            )
+    except KeyboardInterrupt:
+        return True
+    finally:
+        writer.close()
+    return False
+
+
+def _print_record(console: Console, record: dict[str, Any]) -> None:
+    """`eval --verbose`: one line per finished question, right or wrong, with the gold answer."""
+    mark = "[green]✓[/green]" if record["metrics"]["em"] else "[red]✗[/red]"
+    console.print(
+        f"{mark} {markup(record['id'])}: {markup(record['prediction'])} | gold "
+        f"{markup(record['gold'][0])}"
+        + (f" [red]{markup(record['error']['type'])}[/red]" if record.get("error") else ""),
+        highlight=False,
+    )
+
+
+def _finish(
+    args: argparse.Namespace,
+    console: Console,
+    qaset: QASet,
+    out_dir: Path,
+    config: dict[str, Any],
+    crash: Exception | None,
+    interrupted: bool,
+) -> int:
+    """The summary, then what stopped the run (a dead server, an interrupt) and how to continue; the exit code."""
+    from ..eval.runner import finish
+
     summary = finish(out_dir, qaset, config)
     _print_summary(console, summary, f"{args.method} on {qaset.source}", out_dir)
     if crash is not None:
@@ -188,7 +276,9 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qaset, config: dict) -> int:
+def _summary_only(
+    args: argparse.Namespace, console: Console, out_dir: Path, qaset: QASet, config: dict[str, Any]
+) -> int:
     """--resume with every question recorded: rewrite the summary without starting any server."""
     from ..eval.runner import finish, resolved_settings
 
@@ -203,7 +293,14 @@ def _summary_only(args: argparse.Namespace, console: Console, out_dir: Path, qas
 
 
 def _eval_on_ray(
-    args: argparse.Namespace, console: Console, todo: list, settings, qaset, out_dir: Path, config: dict, recorded: int
+    args: argparse.Namespace,
+    console: Console,
+    todo: list[QARow],
+    settings: Settings,
+    qaset: QASet,
+    out_dir: Path,
+    config: dict[str, Any],
+    recorded: int,
 ) -> int:
     """`eval --ray`: the pending questions sharded over Ray tasks (pyrag_dsl.eval.ray_shards), then the
     summary as for a local run; exit 1 when a task failed or questions are left, 130 when interrupted."""
@@ -233,7 +330,7 @@ def _eval_on_ray(
     return EXIT_OK
 
 
-def _print_summary(console: Console, summary: dict, title: str, out_dir: Path | None = None) -> None:
+def _print_summary(console: Console, summary: dict[str, Any], title: str, out_dir: Path | None = None) -> None:
     """The summary table (" (partial)" while questions are left), then where the records are (`out_dir`)."""
     from ..eval.summary import rich_table
 
@@ -244,7 +341,7 @@ def _print_summary(console: Console, summary: dict, title: str, out_dir: Path | 
         )
 
 
-def _pct(value) -> str:
+def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
@@ -284,7 +381,7 @@ def cmd_eval_report(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def add_eval_commands(sub) -> None:
+def add_eval_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from .flags import add_llm_flags
     from .trace_cmds import add_otel_flags
 

@@ -31,14 +31,14 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     console.print("[bold]Embedded models[/bold] (--model NAME, or --model PATH.gguf)")
-    for r in rows:
+    for spec, r in zip(MODELS.values(), rows):
         state = (
             ("[green]installed[/green]" + (", assembled" if r["cached"] else ""))
             if r["installed"]
             else "[red]not installed[/red]"
         )
         default = " [bold](default)[/bold]" if r["default"] else ""
-        console.print(f"  [bold]{r['name']}[/bold]{default}  {_mb(r['size_bytes'])}  {state}", highlight=False)
+        console.print(f"  [bold]{r['name']}[/bold]{default}  {_mb(spec.size)}  {state}", highlight=False)
         console.print(f"      {r['about']}", highlight=False)
         console.print(f"      install: {r['install']}", highlight=False, markup=False)
     console.print(
@@ -49,7 +49,7 @@ def cmd_models(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def add_models_commands(sub: argparse._SubParsersAction) -> None:
+def add_models_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "models",
         help="list the named embedded models: size, installed or not, how to install",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
@@ -9,8 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..interpreter.trace import AssignEvent, CallEvent, ErrorEvent, TraceEvent
+from ..pipeline.events import AdaptiveRetryEvent, RepairEvent
 from ..pipeline.steps import call_signature
 from .safe_text import markup, plain, text
+
+if TYPE_CHECKING:
+    from ..pipeline.runner import PipelineResult
 
 
 def _short(value: object, n: int = 90) -> Text:
@@ -34,7 +40,7 @@ def step_table(trace: list[TraceEvent], title: str = "Execution") -> Table:
             table.add_row(str(n), str(e.line), text(f"{e.target} = ..."), _short(e.output), "")
         elif isinstance(e, ErrorEvent):
             table.add_row(str(n), "", text(e.error.get("type"), "red"), _short(e.error.get("message"), 120), "")
-        elif e.kind == "adaptive_retry":
+        elif isinstance(e, AdaptiveRetryEvent):
             table.add_row(
                 str(n),
                 "",
@@ -42,7 +48,7 @@ def step_table(trace: list[TraceEvent], title: str = "Execution") -> Table:
                 _short(f"{e.target} was {e.answer!r}; re-running statements {e.rerun}", 200),
                 "",
             )
-        elif e.kind == "repair":
+        elif isinstance(e, RepairEvent):
             table.add_row(str(n), "", f"[yellow]repair {e.round}[/yellow]", f"{len(e.errors)} error(s) sent back", "")
     return table
 
@@ -57,7 +63,7 @@ def show_program(console: Console, source: str, title: str = "Program") -> None:
     )
 
 
-def show_result(console: Console, result) -> None:
+def show_result(console: Console, result: PipelineResult) -> None:
     console.print(f"[bold]Question:[/bold] {markup(result.original_query)}", highlight=False)
     if result.sub_queries:
         console.print("[bold]Sub-queries:[/bold]")

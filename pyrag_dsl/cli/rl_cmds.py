@@ -7,11 +7,15 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from .common import EXIT_INVALID, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from ..rl.launch import TrainPlan
 
 
 def cmd_build_data(args: argparse.Namespace, console: Console) -> int:
@@ -131,7 +135,7 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     return subprocess.call(plan.command(), env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
-def _check_endpoints(plan) -> None:
+def _check_endpoints(plan: TrainPlan) -> None:
     """Fail fast when a frozen agent or the retriever does not answer (a reward would score 0 forever)."""
     import httpx
 
@@ -186,7 +190,7 @@ def cmd_merge(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def add_rl_commands(sub) -> None:
+def add_rl_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "rl",
         help="RL fine-tuning with verl: training data, GRPO + LoRA launch, adapters",

@@ -12,22 +12,35 @@ submitting, saves and prints what finished, and saves each question in flight wi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from . import signals
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError, name_the_crash, open_session, save_result, server_died
+from .common import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    UsageError,
+    name_the_crash,
+    open_session,
+    pipeline_of,
+    print_json_line,
+    save_result,
+    server_died,
+)
+from .exits import EXIT_FAILED
 from .safe_text import error_line, markup
 
 if TYPE_CHECKING:
+    from ..config.settings import Settings
+    from ..pipeline.batch import EndpointLimits
     from ..pipeline.questions import Outcome
-
-EXIT_FAILED = 1
+    from ..pipeline.runner import Pipeline
+    from ..pipeline.session import Session
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -38,114 +51,131 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def cmd_run_concurrent(
-    args: argparse.Namespace, questions: list[str], settings: Any, console: Console, status: Console
+    args: argparse.Namespace, questions: list[str], settings: Settings, console: Console, status: Console
 ) -> int:
     """The body of `run` with --concurrency > 1 (same files, same printed lines, same exit codes)."""
-    from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
+    from ..pipeline.batch import EndpointLimits
     from ..pipeline.outputs import new_run_dir
-    from ..pipeline.questions import run_questions
-    from ..pipeline.runner import Pipeline
 
-    quiet = args.json
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
     session = open_session(settings, status)
     run_dir = None
-    counts = {"failed": 0, "unsaved": 0}
     try:
-        if not quiet:
+        if not args.json:
             # on stderr: a reader of standard output that goes away (`| head`) must not lose the results
             Console(stderr=True).print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
-        base = session.pipeline
         r = session.settings.retriever
         endpoint = str(r.url or r.index or "embedded")
         if args.retrieval_inflight:
             limits.overrides[f"retriever:{endpoint}"] = args.retrieval_inflight
         run_dir = new_run_dir(settings.output_dir)
-        saved: dict[int, Any] = {}
-
-        def make(_n: int) -> Any:
-            llm = MeteredLLM(base.llm, limits)
-            plan = llm if base.plan_llm is base.llm else MeteredLLM(base.plan_llm, limits)
-            return Pipeline(
-                llm,
-                MeteredRetriever(base.retriever, endpoint, limits),
-                plan_llm=plan,
-                config=base.config,
-                extra_tools=base.extra_tools,
-            )
-
-        def on_finished(o: Outcome) -> None:
-            name_the_crash(o.result, session.server_crash())
-            saved[o.n] = save_result(run_dir, o.n, o.result)
-            counts["unsaved"] += saved[o.n] is None
-            counts["failed"] += o.result.error is not None
-            if session.server_crash() is not None:  # a dead embedded server: ask no more questions
-                stop.set()
-
-        def on_ordered(o: Outcome) -> None:
-            res = o.result
-            if quiet:
-                out = saved.get(o.n)
-                print(
-                    json.dumps({"n": o.n, "output": str(out) if out else None, **res.to_dict()}, ensure_ascii=False),
-                    flush=True,
-                )
-            else:
-                console.print(
-                    f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
-                    + (f"  {error_line(res.error)}" if res.error else ""),
-                    highlight=False,
-                )
-
-        partial: dict[int, Any] = {}
-
-        def on_interrupted(o: Outcome) -> None:
-            signals.name_the_signal(o.result)
-            partial[o.n] = save_result(run_dir, o.n, o.result)
-            if quiet:
-                print(
-                    json.dumps(
-                        {"n": o.n, "output": str(partial[o.n]) if partial[o.n] else None, **o.result.to_dict()},
-                        ensure_ascii=False,
-                    ),
-                    flush=True,
-                )
-
-        stop = threading.Event()
-        try:
-            run_questions(
-                make,
-                questions,
-                args.concurrency,
-                on_finished=on_finished,
-                on_ordered=on_ordered,
-                on_interrupted=on_interrupted,
-                stop=stop,
-            )
-            if session.server_crash() is not None:
-                counts["crashed"] = server_died(status, session.server_crash(), len(saved), len(questions))
-        except KeyboardInterrupt:
-            status.print(
-                f"[red]{signals.interrupt_word()}[/red]: {len(saved)} of {len(questions)} questions "
-                f"finished and saved; {len(partial)} in flight saved with what they had computed "
-                f"(question{'s' if len(partial) != 1 else ''} {', '.join(map(str, sorted(partial))) or '-'}); "
-                "the others were not started",
-                highlight=False,
-            )
-            counts["interrupted"] = signals.interrupt_exit_code()
+        batch = _Batch(args, session, limits, endpoint, run_dir, console)
+        stopped = batch.answer_all(questions, status)
     finally:
         session.close()
         if run_dir is not None:
             status.print(f"[dim]outputs: {markup(run_dir)}[/dim]")
             status.print(f"[dim]view: pyrag-dsl view {markup(run_dir)}[/dim]")
-    if "interrupted" in counts:
-        _exit_now_if_requests_in_flight(counts["interrupted"])
-        return counts["interrupted"]
-    if "crashed" in counts:
-        return counts["crashed"]
-    if counts["unsaved"]:
+    if batch.interrupted and stopped is not None:
+        _exit_now_if_requests_in_flight(stopped)
+    if stopped is not None:  # interrupted (130/143) or the embedded server died (3)
+        return stopped
+    if batch.unsaved:
         return EXIT_RUNTIME
-    return EXIT_OK if counts["failed"] == 0 else EXIT_FAILED
+    return EXIT_OK if batch.failed == 0 else EXIT_FAILED
+
+
+class _Batch:
+    """The questions of one `run --concurrency N`: each gets its own pipeline with metered views of the
+    session's LLM clients and retriever; what run_questions hands over is saved and printed here."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        session: Session,
+        limits: EndpointLimits,
+        endpoint: str,
+        run_dir: Path,
+        console: Console,
+    ) -> None:
+        self.args, self.session, self.limits, self.endpoint = args, session, limits, endpoint
+        self.base = pipeline_of(session)
+        self.run_dir, self.console = run_dir, console
+        self.saved: dict[int, Path | None] = {}  # finished questions, and where their files went
+        self.partial: dict[int, Path | None] = {}  # questions in flight at Ctrl-C, saved with what they had
+        self.failed = self.unsaved = 0
+        self.interrupted = False
+        self.stop = threading.Event()
+
+    def answer_all(self, questions: list[str], status: Console) -> int | None:
+        """Run them all; None, or the exit code of a Ctrl-C / SIGTERM or of a dead embedded server."""
+        from ..pipeline.questions import run_questions
+
+        try:
+            run_questions(
+                self.make,
+                questions,
+                self.args.concurrency,
+                on_finished=self.on_finished,
+                on_ordered=self.on_ordered,
+                on_interrupted=self.on_interrupted,
+                stop=self.stop,
+            )
+            crash = self.session.server_crash()
+            if crash is not None:
+                return server_died(status, crash, len(self.saved), len(questions))
+        except KeyboardInterrupt:
+            self.interrupted = True
+            n = len(self.partial)
+            status.print(
+                f"[red]{signals.interrupt_word()}[/red]: {len(self.saved)} of {len(questions)} questions "
+                f"finished and saved; {n} in flight saved with what they had computed "
+                f"(question{'s' if n != 1 else ''} {', '.join(map(str, sorted(self.partial))) or '-'}); "
+                "the others were not started",
+                highlight=False,
+            )
+            return signals.interrupt_exit_code()
+        return None
+
+    def make(self, _n: int) -> Pipeline:
+        from ..pipeline.batch import MeteredLLM, MeteredRetriever
+        from ..pipeline.runner import Pipeline
+
+        base, limits = self.base, self.limits
+        llm = MeteredLLM(base.llm, limits)
+        plan = llm if base.plan_llm is base.llm else MeteredLLM(base.plan_llm, limits)
+        return Pipeline(
+            llm,
+            MeteredRetriever(base.retriever, self.endpoint, limits),
+            plan_llm=plan,
+            config=base.config,
+            extra_tools=base.extra_tools,
+        )
+
+    def on_finished(self, o: Outcome) -> None:
+        name_the_crash(o.result, self.session.server_crash())
+        self.saved[o.n] = save_result(self.run_dir, o.n, o.result)
+        self.unsaved += self.saved[o.n] is None
+        self.failed += o.result.error is not None
+        if self.session.server_crash() is not None:  # a dead embedded server: ask no more questions
+            self.stop.set()
+
+    def on_ordered(self, o: Outcome) -> None:
+        res = o.result
+        if self.args.json:
+            print_json_line(o.n, self.saved.get(o.n), res)
+        else:
+            self.console.print(
+                f"[bold]{o.n}.[/bold] {markup(o.question)}\n   → {markup(res.final_answer)}"
+                + (f"  {error_line(res.error)}" if res.error else ""),
+                highlight=False,
+            )
+
+    def on_interrupted(self, o: Outcome) -> None:
+        signals.name_the_signal(o.result)
+        self.partial[o.n] = save_result(self.run_dir, o.n, o.result)
+        if self.args.json:
+            print_json_line(o.n, self.partial[o.n], o.result)
 
 
 def _exit_now_if_requests_in_flight(code: int) -> None:

@@ -9,6 +9,7 @@ string; `text` is a Text renderable (never parsed as markup), for tables and pan
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
@@ -16,7 +17,7 @@ from rich.text import Text
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _shown(m: re.Match) -> str:
+def _shown(m: re.Match[str]) -> str:
     n = ord(m.group())
     return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
 
@@ -31,7 +32,7 @@ def markup(value: object) -> str:
     return escape(plain(value))
 
 
-def error_line(error: dict, width: int = 160) -> str:
+def error_line(error: dict[str, Any], width: int = 160) -> str:
     """A result's error as one markup line: its type in red, then its message (shortened)."""
     message = plain(str(error.get("message") or "").replace("\n", " "))
     if len(message) > width:

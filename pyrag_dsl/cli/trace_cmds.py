@@ -15,13 +15,16 @@ import functools
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.console import Console
 from rich.text import Text
 
 from .exits import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import markup, text
+
+if TYPE_CHECKING:
+    from ..observe.otel import OtelSink
 
 _ACTIVE: dict[str, Any] = {}  # "sink": the OtelSink of the running command (one command per process)
 _LOCK = threading.Lock()
@@ -72,7 +75,7 @@ def _err() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
-def open_sink(args: argparse.Namespace, *, required: bool = False):
+def open_sink(args: argparse.Namespace, *, required: bool = False) -> OtelSink | None:
     """The OtelSink the flags (or the environment) ask for, or None. UsageError when --otlp-endpoint is given
     (or `required`) and the [otel] extra is missing or no endpoint is known."""
     from ..observe.otel import OtelUnavailable, endpoint_from_env, require_otel, traces_url
@@ -169,6 +172,8 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
         except FileNotFoundError as e:
             raise UsageError(str(e)) from None
     sink = open_sink(args, required=True)
+    if sink is None:  # not reached: with required=True, open_sink raises UsageError where it would give None
+        raise UsageError("no OTLP endpoint to export to")
     unreadable = 0
     try:
         for f in files:  # one at a time: an eval directory may hold thousands
@@ -207,7 +212,7 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Any]]:
         raise UsageError(f"{path}: {e.strerror or e}") from None
 
 
-def add_trace_commands(sub) -> None:
+def add_trace_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "trace",
         help="recorded traces: export them as OpenTelemetry spans",

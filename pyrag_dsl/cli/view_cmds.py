@@ -60,7 +60,7 @@ def cmd_serve_ui(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def add_view_commands(sub: argparse._SubParsersAction) -> None:
+def add_view_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "view",
         help="write one self-contained HTML page of a trace, a question, a run or an eval",
