@@ -200,6 +200,28 @@ def plan_stage(
         o["trainer.default_local_dir"] = str(Path(output_dir) / experiment)
     if adapter:
         o["actor_rollout_ref.model.lora_adapter_path"] = adapter
+    frozen = _frozen_agents(stage, model, adapter, answer_adapter, plan_adapter, answer_url, plan_url, retriever_url, o)
+    for key, value in (reward_kwargs or {}).items():
+        o[f"+{_KWARGS}.{key}"] = value
+    for key, value in (sets or {}).items():  # a key we set keeps its own '+' (new-key) prefix
+        existing = next((k for k in o if k.lstrip("+") == key.lstrip("+")), None)
+        o[existing or key] = value
+    return TrainPlan(stage, o, frozen, retriever_url if stage != "answer" else None)
+
+
+def _frozen_agents(
+    stage: str,
+    model: str,
+    adapter: str | None,
+    answer_adapter: str | None,
+    plan_adapter: str | None,
+    answer_url: str,
+    plan_url: str,
+    retriever_url: str,
+    o: dict[str, str],
+) -> list[Endpoint]:
+    """The frozen agents a stage's reward calls (Answer for plan and decompose, Plan for decompose); their
+    endpoints and the retriever's go into the reward's keyword arguments in `o`."""
     frozen: list[Endpoint] = []
     if stage in ("plan", "decompose"):
         a_adapter = answer_adapter or (adapter if stage == "plan" else None)
@@ -214,12 +236,7 @@ def plan_stage(
         frozen.append(plan)
         o[f"+{_KWARGS}.plan_url"] = plan.url
         o[f"+{_KWARGS}.plan_model"] = plan.model
-    for key, value in (reward_kwargs or {}).items():
-        o[f"+{_KWARGS}.{key}"] = value
-    for key, value in (sets or {}).items():  # a key we set keeps its own '+' (new-key) prefix
-        existing = next((k for k in o if k.lstrip("+") == key.lstrip("+")), None)
-        o[existing or key] = value
-    return TrainPlan(stage, o, frozen, retriever_url if stage != "answer" else None)
+    return frozen
 
 
 def export_command(checkpoint: str, out: str, python: str = sys.executable) -> list[str]:
