@@ -13,6 +13,7 @@ from typing import Any
 from .agents.llm import LLMClient, LLMConfig
 from .config.defaults import TOPK
 from .pipeline.runner import Pipeline, PipelineConfig
+from .retrievers.base import Retriever
 from .retrievers.http_client import HttpRetriever
 
 
@@ -30,7 +31,11 @@ def HttpRetrievalAgent(host: str = "127.0.0.1", port: int = 8008, **kw: Any) -> 
 
 class RAGProgramRunner:
     def __init__(
-        self, llm: LLMClient, retrieval_agent, plan_llm: LLMClient | None = None, config: PipelineConfig | None = None
+        self,
+        llm: LLMClient,
+        retrieval_agent: Retriever,
+        plan_llm: LLMClient | None = None,
+        config: PipelineConfig | None = None,
     ) -> None:
         self.pipeline = Pipeline(llm, retrieval_agent, plan_llm=plan_llm, config=config)
 

@@ -47,7 +47,7 @@ class Docs:
 
     items: tuple[Doc, ...] = ()
     # json form, size and hash, computed once; never an argument (a caller must not supply them)
-    _memo: dict = field(init=False, default_factory=dict, compare=False, hash=False, repr=False)
+    _memo: dict[str, Any] = field(init=False, default_factory=dict, compare=False, hash=False, repr=False)
 
     def json_size(self) -> int:
         """The UTF-8 size of this value's JSON form plus one byte (an upper bound), computed once."""

@@ -18,21 +18,8 @@ class Binding:
     surplus: list[ast.AST] = field(default_factory=list)  # positional arguments past the last parameter
     unknown: list[ast.keyword] = field(default_factory=list)  # keywords the tool does not have
     repeated: list[ast.keyword] = field(default_factory=list)  # keywords for a parameter already given
-    unpacked: list[ast.AST] = field(default_factory=list)  # *x and **x
+    unpacked: list[ast.Starred | ast.keyword] = field(default_factory=list)  # *x and **x
     missing: list[str] = field(default_factory=list)  # required parameters not given
-
-    @property
-    def ok(self) -> bool:
-        return not (self.surplus or self.unknown or self.repeated or self.unpacked or self.missing)
-
-    def all_argument_nodes(self) -> list[ast.AST]:
-        """Every argument expression of the call, bound or not (each is checked for errors)."""
-        return [
-            *self.args.values(),
-            *self.surplus,
-            *(k.value for k in self.unknown + self.repeated),
-            *(u.value for u in self.unpacked),
-        ]
 
 
 def bind(spec: ToolSpec, call: ast.Call) -> Binding:

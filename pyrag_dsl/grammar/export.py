@@ -22,7 +22,7 @@ _ESCAPE = seq(Lit("\\"), Chars(_NEVER, negate=True))
 
 def _string(quote: str, prefix: Node | None) -> Node:
     body = star(alt(Chars(quote + "\\" + _NEVER, negate=True), _ESCAPE))
-    parts = [Lit(quote), body, Lit(quote)]
+    parts: list[Node] = [Lit(quote), body, Lit(quote)]
     return seq(prefix, *parts) if prefix is not None else seq(*parts)
 
 

@@ -42,7 +42,8 @@ class TextConcat:
         return ExprInfo(ValueType.TEXT, total) if checker.check_length(total, node) else ExprInfo(None)
 
     def evaluate(self, node: ast.BinOp, evaluator: Any) -> str:
-        left, right = evaluator.eval(node.left), evaluator.eval(node.right)
+        left: str = evaluator.eval(node.left)  # validated: both operands are text
+        right: str = evaluator.eval(node.right)
         evaluator.check_length(len(left) + len(right), node)
         return left + right
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, TypeAlias, cast
 
 import orjson
 
 from .errors import Span
 from .language import FINAL_ANSWER, Language
 from .limits import Limits
-from .tools import RunDefault, ToolSpec, ValueType
+from .source import SourceMap
+from .tools import Param, RunDefault, ToolSpec, ValueType
+
+
+def tool_name(call: ast.Call) -> str:
+    """The tool a validated call names: validation admits only calls of the form `name(...)`."""
+    return cast(ast.Name, call.func).id
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ class Program:
     statements: tuple[Statement, ...]
     language: Language
     limits: Limits
-    smap: object = field(repr=False, compare=False)  # SourceMap
+    smap: SourceMap = field(repr=False, compare=False)
     tools_used: frozenset[str] = frozenset()
     bound: Mapping[int, Mapping[str, ast.AST]] = field(default_factory=dict, repr=False, compare=False)
     # Every tool call node's CallPlan, built here, once, with the program (read-only); derived from the fields
@@ -70,7 +76,7 @@ class Program:
 
     def __post_init__(self) -> None:
         plans = {
-            node: CallPlan(self.language.tools[node.func.id], self.bound[id(node)], stmt, node)
+            node: CallPlan(self.language.tools[tool_name(node)], self.bound[id(node)], stmt, node)
             for stmt in self.statements
             for node in ast.walk(stmt.node.value)
             if type(node) is ast.Call and id(node) in self.bound
@@ -102,7 +108,7 @@ class Program:
                 todo.extend(self.statements[i].deps)
         return sorted(seen)
 
-    def last_definitions(self, indexes=None) -> dict[str, int]:
+    def last_definitions(self, indexes: Iterable[int] | None = None) -> dict[str, int]:
         """Each name's last defining statement (among `indexes`, default all): what a name means at the end."""
         out: dict[str, int] = {}
         for s in self.statements if indexes is None else (self.statements[i] for i in sorted(indexes)):
@@ -125,19 +131,21 @@ class Program:
     def tool_kind(self, node: ast.AST) -> str | None:
         """The event kind of a tool call node ("retrieve", "answer", "call"), or None for other nodes."""
         if isinstance(node, ast.Call) and id(node) in self.bound:
-            return self.language.tools[node.func.id].event_kind
+            return self.language.tools[tool_name(node)].event_kind
         return None
 
     def calls(self, stmt: Statement, kind: str | None = None) -> list[ast.Call]:
         """The tool calls of a statement (of one event kind when given), in source order."""
         return [
-            n for n in ast.walk(stmt.node.value) if self.tool_kind(n) and (kind is None or self.tool_kind(n) == kind)
+            n
+            for n in ast.walk(stmt.node.value)
+            if isinstance(n, ast.Call) and self.tool_kind(n) and (kind is None or self.tool_kind(n) == kind)
         ]
 
     def answer_call(self, stmt: Statement) -> ast.Call | None:
         """The statement's value when it is an answer-kind call."""
         node = stmt.node.value
-        return node if self.tool_kind(node) == "answer" else None
+        return node if isinstance(node, ast.Call) and self.tool_kind(node) == "answer" else None
 
     def feeding_retrieves(self, stmt: Statement) -> list[tuple[int, ast.Call]]:
         """The retrieve calls whose docs reach this answer statement: those of its docs argument (through
@@ -150,12 +158,15 @@ class Program:
             where = self.statements[where.binds[node.id]]
             node = where.node.value
         if node is not None:
-            return [(where.index, node)] if self.tool_kind(node) == "retrieve" else []
+            return [(where.index, node)] if isinstance(node, ast.Call) and self.tool_kind(node) == "retrieve" else []
         return [(i, n) for i in self.ancestors(stmt.index) for n in self.calls(self.statements[i], "retrieve")]
 
 
 # How a CallPlan parameter gets its value.
 ARG_CONST, ARG_BOUND, ARG_EVAL, ARG_SETTING = range(4)
+
+# One parameter of a CallPlan: (name, how, what, bounded, at); see CallPlan.
+ParamPlan: TypeAlias = tuple[str, int, Any, Param | None, ast.AST]
 
 
 class CallPlan:
@@ -175,7 +186,7 @@ class CallPlan:
     __slots__ = ("spec", "params", "statement", "target", "kind", "where", "source_size")
 
     spec: ToolSpec
-    params: tuple[tuple[str, int, Any, Any, ast.AST], ...]
+    params: tuple[ParamPlan, ...]
     statement: Statement
     target: str | None
     kind: str
@@ -183,7 +194,7 @@ class CallPlan:
     source_size: int
 
     def __init__(self, spec: ToolSpec, given: Mapping[str, ast.AST], stmt: Statement, node: ast.Call) -> None:
-        params = []
+        params: list[ParamPlan] = []
         for p in spec.params:
             bounded = p if (p.min is not None or p.max is not None) else None
             if p.name in given:

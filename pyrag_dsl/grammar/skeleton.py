@@ -30,7 +30,7 @@ def _string(fields: list[str], max_chars: int) -> Node:
     return alt(plain, seq(Lit('f"'), between(chunk, 1, max_chars), Lit('"')))
 
 
-def _step(k: int, max_chars: int) -> Node:
+def _step(k: int) -> Node:
     return seq(
         Lit(f"docs{k} = retrieve("),
         Ref(f"q{k}"),
@@ -48,7 +48,7 @@ def steps_rules(n: int, max_chars: int = 160) -> dict[str, Node]:
     rules: dict[str, Node] = {}
     for k in range(1, n + 1):
         rules[f"q{k}"] = _string([f"ans{i}" for i in range(1, k)], max_chars)
-        rules[f"step{k}"] = _step(k, max_chars)
+        rules[f"step{k}"] = _step(k)
     return {"program": seq(*(Ref(f"step{k}") for k in range(1, n + 1))), **rules}
 
 

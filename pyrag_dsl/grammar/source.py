@@ -6,6 +6,7 @@ import ast
 import re
 import warnings
 from functools import cached_property
+from typing import Any, Protocol, cast, overload
 
 import asttokens
 
@@ -87,6 +88,16 @@ def normalise_newlines(source: str) -> str:
 _IDENT_AT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class Located(Protocol):
+    """An AST node with a position (statements, expressions, keywords...): its 1-based lines and UTF-8 byte
+    columns, as the parser sets them."""
+
+    lineno: int
+    col_offset: int
+    end_lineno: int | None
+    end_col_offset: int | None
+
+
 class SourceMap:
     """Maps AST nodes to exact 1-based character spans and source lines."""
 
@@ -117,9 +128,17 @@ class SourceMap:
             return byte_col
         return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
-    def span(self, node: ast.AST) -> Span | None:
+    @overload
+    def span(self, node: Located) -> Span: ...
+
+    @overload
+    def span(self, node: ast.AST) -> Span | None: ...
+
+    def span(self, node: ast.AST | Located) -> Span | None:
+        """The node's span; None for a node without a position (a node with `lineno` has all four)."""
         if not hasattr(node, "lineno"):
             return None
+        node = cast(Located, node)
         atok = self._atok
         if atok is not None:
             try:
@@ -131,22 +150,23 @@ class SourceMap:
         # Nodes inside f-strings before Python 3.12: asttokens has no tokens, the AST has byte offsets.
         return self.ast_span(node)
 
-    def ast_span(self, node: ast.AST) -> Span:
+    def ast_span(self, node: Located) -> Span:
         """The span from the AST's own (UTF-8 byte) offsets, converted to characters; no tokenizing."""
         l1, l2 = node.lineno, node.end_lineno or node.lineno
         c1 = self._char_col(l1, node.col_offset)
         c2 = self._char_col(l2, node.end_col_offset if node.end_col_offset is not None else node.col_offset)
         return Span(l1, c1 + 1, l2, c2 + 1)
 
-    def segment(self, node: ast.AST) -> str:
+    def segment(self, node: Located) -> str:
         """The exact source text of a (possibly multi-line) node."""
         l1, l2 = node.lineno, node.end_lineno or node.lineno
-        if self.line(l1) is None or self.line(l2) is None:
+        first_line, last_line = self.line(l1), self.line(l2)
+        if first_line is None or last_line is None:
             return ""
         if l1 == l2:
             return self.raw_text(node)
-        first = self.line(l1).encode("utf-8")[node.col_offset :].decode("utf-8", errors="replace")
-        last = self.line(l2).encode("utf-8")[: node.end_col_offset].decode("utf-8", errors="replace")
+        first = first_line.encode("utf-8")[node.col_offset :].decode("utf-8", errors="replace")
+        last = last_line.encode("utf-8")[: node.end_col_offset].decode("utf-8", errors="replace")
         return "\n".join([first, *self.lines[l1 : l2 - 1], last])
 
     def identifier_at(self, lineno: int, byte_col: int, name: str) -> bool:
@@ -173,19 +193,20 @@ class SourceMap:
         tail = "..." if end < len(text) else ""
         return head + text[start:end] + tail, start - len(head)
 
-    def raw_text(self, node: ast.AST) -> str:
+    def raw_text(self, node: Located) -> str:
         """The exact source text of a node, from the AST's own offsets (used to spot normalised identifiers)."""
         l1, l2 = node.lineno, node.end_lineno or node.lineno
-        if l1 != l2 or self.line(l1) is None:
+        text = self.line(l1)
+        if l1 != l2 or text is None:
             return ""
-        raw = self.line(l1).encode("utf-8")
+        raw = text.encode("utf-8")
         return raw[node.col_offset : node.end_col_offset].decode("utf-8", errors="replace")
 
-    def error(self, cls: type[DslError], message: str, node: ast.AST | None = None, **kw) -> DslError:
+    def error(self, cls: type[DslError], message: str, node: ast.AST | None = None, **kw: Any) -> DslError:
         span = self.span(node) if node is not None else None
         return self.error_at(cls, message, span, **kw)
 
-    def error_at(self, cls: type[DslError], message: str, span: Span | None, **kw) -> DslError:
+    def error_at(self, cls: type[DslError], message: str, span: Span | None, **kw: Any) -> DslError:
         """An error at `span` with a bounded window of its source line."""
         line, shift = self.window(span.line, span.col) if span else (None, 0)
         err = cls(message, span, source_line=line, **kw)
@@ -203,6 +224,21 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
     """Check size and characters, then parse. Returns the tree (or None) and every error found."""
     if not isinstance(source, str):
         return None, SourceMap(""), [DslSyntaxError(f"program must be text, got {type(source).__name__}")]
+    source, smap, too_large = _check_size(source, limits)
+    if too_large is not None:
+        return None, smap, [too_large]
+    errors = _forbidden_characters(source, smap)
+    if errors:
+        return None, smap, errors
+    parsed = _parse(source, smap)
+    if isinstance(parsed, DslError):
+        return None, smap, [parsed]
+    smap.tree = parsed
+    return parsed, smap, []
+
+
+def _check_size(source: str, limits: Limits) -> tuple[str, SourceMap, DslError | None]:
+    """The source with its newlines normalised, its SourceMap, and the error when it is over the size limit."""
     at_least = len(source) > 2 * limits.max_source_bytes  # over the limit even with every CRLF made one byte
     if at_least:
         smap = SourceMap("")  # nothing of a huge text is split into lines or copied
@@ -213,16 +249,19 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         size = len(source.encode("utf-8", errors="surrogatepass"))
     if size > limits.max_source_bytes:
         return (
-            None,
+            source,
             smap,
-            [
-                LimitExceeded(
-                    f"program is {'at least ' if at_least else ''}{size} bytes; the limit is {limits.max_source_bytes}",
-                    limit="max_source_bytes",
-                    value=size,
-                )
-            ],
+            LimitExceeded(
+                f"program is {'at least ' if at_least else ''}{size} bytes; the limit is {limits.max_source_bytes}",
+                limit="max_source_bytes",
+                value=size,
+            ),
         )
+    return source, smap, None
+
+
+def _forbidden_characters(source: str, smap: SourceMap) -> list[DslError]:
+    """An error for each character a program may not hold (the first 20)."""
     errors: list[DslError] = []
     for match in _FORBIDDEN_RE.finditer(source):
         ch = match.group()
@@ -236,12 +275,15 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         )
         if len(errors) >= 20:
             break
-    if errors:
-        return None, smap, errors
+    return errors
+
+
+def _parse(source: str, smap: SourceMap) -> ast.Module | DslError:
+    """Python's parse of the checked source, or the error it gives."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences etc. are not our concern here
-            tree = ast.parse(source, mode="exec")
+            return ast.parse(source, mode="exec")
     except SyntaxError as e:
         line = e.lineno or 1
         col = e.offset or 1
@@ -250,23 +292,11 @@ def parse_source(source: str, limits: Limits) -> tuple[ast.Module | None, Source
         msg = e.msg
         span = Span(line, col, end_line, end_col)
         if "too many nested" in msg or "too complex" in msg:
-            return (
-                None,
-                smap,
-                [smap.error_at(LimitExceeded, f"program is nested too deeply ({msg})", span, limit="max_depth")],
-            )
-        return None, smap, [smap.error_at(DslSyntaxError, msg, span)]
+            return smap.error_at(LimitExceeded, f"program is nested too deeply ({msg})", span, limit="max_depth")
+        return smap.error_at(DslSyntaxError, msg, span)
     except (MemoryError, RecursionError) as e:
-        return (
-            None,
-            smap,
-            [
-                LimitExceeded(
-                    f"program is too deeply nested or too large to parse ({type(e).__name__})", limit="max_depth"
-                )
-            ],
+        return LimitExceeded(
+            f"program is too deeply nested or too large to parse ({type(e).__name__})", limit="max_depth"
         )
     except ValueError as e:  # e.g. source code string cannot contain null bytes
-        return None, smap, [DslSyntaxError(str(e))]
-    smap.tree = tree
-    return tree, smap, []
+        return DslSyntaxError(str(e))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from .binding import bind
+from .binding import Binding, bind
 from .errors import (
     ArgumentOutOfRange,
     ArityError,
@@ -73,7 +75,7 @@ class Checker:
         self.tools_used: set[str] = set()
 
     # -- helpers usable by extension node kinds --------------------------------------------
-    def error(self, cls: type[DslError], message: str, node: ast.AST | None, **kw) -> ExprInfo:
+    def error(self, cls: type[DslError], message: str, node: ast.AST | None, **kw: Any) -> ExprInfo:
         if len(self.errors) >= self.limits.max_errors:
             self.omitted += 1  # counted, not built: no span, no source line
         else:
@@ -87,7 +89,7 @@ class Checker:
         else:
             self.errors.append(err)
 
-    def did_you_mean(self, name: str, candidates) -> str | None:
+    def did_you_mean(self, name: str, candidates: Iterable[str]) -> str | None:
         """A fuzzy "did you mean" hint, for the first MAX_HINTS errors only (each costs a fuzzy match)."""
         if self.hints_left <= 0 or len(name) > _HINT_MAX_NAME or len(self.errors) >= self.limits.max_errors:
             return None
@@ -151,7 +153,7 @@ class Checker:
         return self.expr(node, self._depth + 1)
 
     # -- identifiers -------------------------------------------------------------------------
-    def _identifier_ok(self, name: str, node: ast.AST) -> bool:
+    def _identifier_ok(self, name: str, node: ast.Name | ast.keyword) -> bool:
         if not IDENTIFIER.match(name):
             if not name.isascii():
                 self.error(DisallowedCharacter, f"identifier {name!r} must be plain ASCII", node)
@@ -300,54 +302,54 @@ class Checker:
             return UNKNOWN
         spec = self.language.tools.get(func.id) if self._identifier_ok(func.id, func) else None
         if spec is None:
-            if IDENTIFIER.match(func.id) and func.id not in self.language.tools:
-                if func.id in self.types or func.id in self.assigned_later:
-                    self.error(
-                        UnknownTool,
-                        f"'{func.id}' is a variable, not a tool",
-                        func,
-                        name=func.id,
-                        hint=f"Tools: {', '.join(self.language.tools)}.",
-                    )
-                else:
-                    self.error(
-                        UnknownTool,
-                        f"'{func.id}' is not a tool",
-                        func,
-                        name=func.id,
-                        hint=self.did_you_mean(func.id, self.language.tools)
-                        or f"Tools: {', '.join(self.language.tools)}.",
-                    )
+            self._unknown_tool(func)
             self._check_args_only(node, depth)  # every error inside the arguments is reported too
             return UNKNOWN
         self._calls += 1
         self.tools_used.add(spec.name)
         b = bind(spec, node)
+        self._binding_errors(spec, node, b)
+        self.bound[id(node)] = b.args
+        self._check_bound_args(spec, b, depth)
+        for arg in [*b.surplus, *(k.value for k in b.unknown + b.repeated), *(u.value for u in b.unpacked)]:
+            self.expr(arg, depth + 1)
+        return ExprInfo(spec.returns, 0)
+
+    def _unknown_tool(self, func: ast.Name) -> None:
+        """The error for a call of a plain name that is no tool (none when the name itself was reported)."""
+        if IDENTIFIER.match(func.id) and func.id not in self.language.tools:
+            if func.id in self.types or func.id in self.assigned_later:
+                self.error(
+                    UnknownTool,
+                    f"'{func.id}' is a variable, not a tool",
+                    func,
+                    name=func.id,
+                    hint=f"Tools: {', '.join(self.language.tools)}.",
+                )
+            else:
+                self.error(
+                    UnknownTool,
+                    f"'{func.id}' is not a tool",
+                    func,
+                    name=func.id,
+                    hint=self.did_you_mean(func.id, self.language.tools) or f"Tools: {', '.join(self.language.tools)}.",
+                )
+
+    def _binding_errors(self, spec: ToolSpec, node: ast.Call, b: Binding) -> None:
+        """The errors of how a tool call's arguments bind to its parameters, then of its keywords' names."""
         for u in b.unpacked:
             self.disallowed(u, "keyword unpacking (**x)" if isinstance(u, ast.keyword) else None)
         if b.surplus:
-            first, last = b.surplus[0], b.surplus[-1]
-            span = self.smap.span(first)
-            end = self.smap.span(last)
-            if span and end:
-                span = Span(span.line, span.col, end.end_line, end.end_col)
-            self.add(
-                self.smap.error_at(
-                    ArityError,
-                    f"{spec.name}() takes at most {len(spec.params)} argument"
-                    f"{'s' if len(spec.params) != 1 else ''}, got {len(spec.params) + len(b.surplus)}",
-                    span,
-                    hint=f"Signature: {spec.signature()}",
-                )
-            )
+            self._surplus(spec, b.surplus)
         for kw in b.unknown:
-            if self._identifier_ok(kw.arg, kw):
+            name = cast(str, kw.arg)  # bind() puts a keyword without a name (**x) in `unpacked`, never here
+            if self._identifier_ok(name, kw):
                 self.error(
                     UnknownKeyword,
-                    f"{spec.name}() has no parameter '{kw.arg}'",
+                    f"{spec.name}() has no parameter '{name}'",
                     kw,
-                    name=kw.arg,
-                    hint=self.did_you_mean(kw.arg, [p.name for p in spec.params]) or f"Signature: {spec.signature()}",
+                    name=name,
+                    hint=self.did_you_mean(name, [p.name for p in spec.params]) or f"Signature: {spec.signature()}",
                 )
         for kw in b.repeated:
             self.error(ArityError, f"{spec.name}() got two values for '{kw.arg}'", kw)
@@ -362,9 +364,29 @@ class Checker:
         for kw in node.keywords:
             if kw.arg is not None and id(kw) not in unknown:
                 self._identifier_ok(kw.arg, kw)
-        self.bound[id(node)] = b.args
+
+    def _surplus(self, spec: ToolSpec, surplus: list[ast.AST]) -> None:
+        """One error for the positional arguments past the tool's last parameter, spanning all of them."""
+        first, last = surplus[0], surplus[-1]
+        span = self.smap.span(first)
+        end = self.smap.span(last)
+        if span and end:
+            span = Span(span.line, span.col, end.end_line, end.end_col)
+        self.add(
+            self.smap.error_at(
+                ArityError,
+                f"{spec.name}() takes at most {len(spec.params)} argument"
+                f"{'s' if len(spec.params) != 1 else ''}, got {len(spec.params) + len(surplus)}",
+                span,
+                hint=f"Signature: {spec.signature()}",
+            )
+        )
+
+    def _check_bound_args(self, spec: ToolSpec, b: Binding, depth: int) -> None:
+        """Check each bound argument, then that its type is its parameter's and a constant int is in range."""
+        params = {p.name: p for p in spec.params}  # bind() binds only parameter names
         for pname, arg in b.args.items():
-            param = spec.param(pname)
+            param = params[pname]
             info = self.expr(arg, depth + 1)
             if info.type is not None and info.type is not param.type:
                 self.error(
@@ -379,9 +401,6 @@ class Checker:
                 problem = param.out_of_range(arg.value, self.limits)
                 if problem:
                     self.error(ArgumentOutOfRange, f"{spec.name}(): {problem}", arg, tool=spec.name, param=pname)
-        for arg in [*b.surplus, *(k.value for k in b.unknown + b.repeated), *(u.value for u in b.unpacked)]:
-            self.expr(arg, depth + 1)
-        return ExprInfo(spec.returns, 0)
 
     def _check_args_only(self, node: ast.Call, depth: int) -> None:
         for arg in node.args:
@@ -499,7 +518,7 @@ def _type_hint(spec: ToolSpec, expected: ValueType, got: ValueType) -> str | Non
     return f"Signature: {spec.signature()}"
 
 
-_EXPR_HANDLERS = {
+_EXPR_HANDLERS: dict[type[ast.AST], Callable[[Checker, Any, int], ExprInfo]] = {
     ast.Constant: Checker._constant,
     ast.Name: Checker._name,
     ast.JoinedStr: Checker._fstring,

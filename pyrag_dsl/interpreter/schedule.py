@@ -17,12 +17,14 @@ import ast
 import itertools
 import queue
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Protocol, TypeAlias, cast
 
-from ..grammar.program import Statement
+from ..grammar.program import Statement, tool_name
+from ..grammar.tools import ToolSpec
 from .record import StepLog
-from .state import RunState, Stop
+from .state import CacheKey, RunState, Stop
 from .walker import Frame, convert, failure, guarded, run_statement, tool_raised
 
 
@@ -39,95 +41,129 @@ def sequential(run: RunState, indexes: list[int], max_workers: int = 1, batch_wi
 def batchable(run: RunState, stmt: Statement) -> str | None:
     """The tool name when the statement is one call of a tool with `batch` and no nested calls."""
     node = stmt.node.value
-    if run.program.tool_kind(node) is None:
+    if not isinstance(node, ast.Call) or run.program.tool_kind(node) is None:
         return None
     if any(run.program.tool_kind(n) for a in run.program.arguments(node).values() for n in ast.walk(a)):
         return None
-    impl = run.tools.get(node.func.id)
-    return node.func.id if callable(getattr(impl, "batch", None)) else None
+    name = tool_name(node)
+    impl = run.tools.get(name)
+    return name if callable(getattr(impl, "batch", None)) else None
+
+
+class _BatchTool(Protocol):
+    """A tool that also answers several calls at once: `batch` takes their arguments, returns their results."""
+
+    def batch(self, calls: list[dict[str, Any]], /) -> Any: ...
+
+
+class _BatchItem:
+    """One statement of a batched call: its frame, call node, arguments, cache key and start time; `result`
+    is its (value, JSON size) once known (from the cache, or from the call when `miss`)."""
+
+    __slots__ = ("frame", "node", "kwargs", "key", "start", "result", "miss")
+
+    def __init__(self, frame: Frame, node: ast.Call, kwargs: dict[str, Any], key: CacheKey | None) -> None:
+        self.frame = frame
+        self.node = node
+        self.kwargs = kwargs
+        self.key = key
+        self.start = time.time()
+        cache = frame.run.cache
+        self.result: tuple[Any, int] | None = cache.entry(key) if key is not None and cache is not None else None
+        self.miss = False
 
 
 def run_batch(run: RunState, tool: str, stmts: list[Statement]) -> list[StepLog]:
     """One batched call for several single-call statements; each statement still gets its own log."""
     spec = run.language.tools[tool]
     logs = [StepLog(s.index) for s in stmts]
-    items: list[dict[str, Any]] = []
+    items = _batch_items(run, spec, stmts, logs)
+    misses = [it for it in items if it.result is None]
+    if misses and not _call_batch(run, spec, misses):
+        return logs  # the run was abandoned
+    for it in items:
+        frame = it.frame
+        if frame.log.error is not None or it.result is None:
+            continue
+        value, size = it.result
+        if not it.miss:
+            run.count_hit()
+        frame.record_call(frame.plan(it.node), it.kwargs, value, size, not it.miss, it.start)
+        frame.log.ok, frame.log.value = True, value
+        run.values[frame.stmt.index] = value
+    return logs
+
+
+def _batch_items(run: RunState, spec: ToolSpec, stmts: list[Statement], logs: list[StepLog]) -> list[_BatchItem]:
+    """The statements whose arguments could be computed, each with its cached result if any; the others' logs
+    get their error."""
+    items: list[_BatchItem] = []
     for stmt, log in zip(stmts, logs):
         frame = Frame(run, stmt, log)
-        node = stmt.node.value
+        node = cast(ast.Call, stmt.node.value)  # batchable(): the statement's value is one tool call
         try:
             kwargs = frame.arguments(frame.plan(node), node)
         except Stop as s:
             log.error = s.error
             continue
-        key = run.cache_key(spec, kwargs)
-        items.append(
-            {
-                "frame": frame,
-                "node": node,
-                "kwargs": kwargs,
-                "key": key,
-                "start": time.time(),
-                "cached": run.cache.entry(key) if key is not None else None,
-            }
-        )
-    misses = [it for it in items if it["cached"] is None]
-    if misses:
-        first = misses[0]
+        items.append(_BatchItem(frame, node, kwargs, run.cache_key(spec, kwargs)))
+    return items
+
+
+def _call_batch(run: RunState, spec: ToolSpec, misses: list[_BatchItem]) -> bool:
+    """One batched call for the cache misses: each gets its result (cached when it has a key) or its error in
+    its log. False when the run was abandoned."""
+    first = misses[0]
+    try:
+        if not run.spend(len(misses)):
+            first.frame.budget_spent(first.node)
+        impl = cast(_BatchTool, run.tools[spec.name])  # batchable() checked that it has a callable `batch`
+        results, exc = guarded(run, first.frame.stmt, _batched, run, spec, impl, misses)
+    except Stop as s:
+        if s.error is None:
+            return False
+        for m in misses:
+            m.frame.log.error = s.error
+        return True
+    for i, m in enumerate(misses):
+        outcome = exc if exc is not None else results[i]
+        if isinstance(outcome, BaseException):
+            m.frame.log.error = failure(spec, outcome, m.frame, m.node)
+        else:
+            m.result = outcome
+            if m.key is not None and run.cache is not None:
+                run.cache.put(m.key, *outcome)
+            m.miss = True
+    return True
+
+
+def _batched(run: RunState, spec: ToolSpec, impl: _BatchTool, misses: list[_BatchItem]) -> list[Any]:
+    """The batched call itself, inside the time limit: (value, JSON size) or the exception, per item."""
+    try:
+        got = impl.batch([m.kwargs for m in misses])
+        if not isinstance(got, list):
+            raise ValueError(f"batch returned no list for {len(misses)} calls")
+        # a plain copy of at most one item too many: a list subclass's len() and iteration may
+        # disagree, or its iteration raise
+        raws = list(itertools.islice(iter(got), len(misses) + 1))
+    except KeyboardInterrupt:
+        raise  # guarded() decides, as for a single call
+    except BaseException as e:  # noqa: BLE001 - described here, inside the time limit
+        raise tool_raised(e) from None
+    if len(raws) != len(misses):
+        raise ValueError(f"batch returned {len(raws)} results for {len(misses)} calls")
+    out: list[tuple[Any, int] | Exception] = []
+    for raw in raws:  # each result converted inside the time limit
         try:
-            if not run.spend(len(misses)):
-                first["frame"].budget_spent(first["node"])
-            impl = run.tools[tool]
+            out.append(convert(spec, raw, run))
+        except Exception as e:  # noqa: BLE001 - kept per item, typed below
+            out.append(e)
+    return out
 
-            def call() -> list[Any]:
-                try:
-                    got = impl.batch([m["kwargs"] for m in misses])
-                    if not isinstance(got, list):
-                        raise ValueError(f"batch returned no list for {len(misses)} calls")
-                    # a plain copy of at most one item too many: a list subclass's len() and iteration may
-                    # disagree, or its iteration raise
-                    raws = list(itertools.islice(iter(got), len(misses) + 1))
-                except KeyboardInterrupt:
-                    raise  # guarded() decides, as for a single call
-                except BaseException as e:  # noqa: BLE001 - described here, inside the time limit
-                    raise tool_raised(e) from None
-                if len(raws) != len(misses):
-                    raise ValueError(f"batch returned {len(raws)} results for {len(misses)} calls")
-                out = []
-                for raw in raws:  # each result converted inside the time limit
-                    try:
-                        out.append(convert(spec, raw, run))
-                    except Exception as e:  # noqa: BLE001 - kept per item, typed below
-                        out.append(e)
-                return out
 
-            results, exc = guarded(run, first["frame"].stmt, call)
-        except Stop as s:
-            if s.error is None:
-                return logs
-            for m in misses:
-                m["frame"].log.error = s.error
-            misses, results, exc = [], [], None
-        for i, m in enumerate(misses):
-            outcome = exc if exc is not None else results[i]
-            if isinstance(outcome, BaseException):
-                m["frame"].log.error = failure(spec, outcome, m["frame"], m["node"])
-            else:
-                m["cached"] = outcome
-                if m["key"] is not None:
-                    run.cache.put(m["key"], *outcome)
-                m["miss"] = True
-    for it in items:
-        frame = it["frame"]
-        if frame.log.error is not None or it["cached"] is None:
-            continue
-        value, size = it["cached"]
-        if not it.get("miss"):
-            run.count_hit()
-        frame.record_call(frame.plan(it["node"]), it["kwargs"], value, size, not it.get("miss"), it["start"])
-        frame.log.ok, frame.log.value = True, value
-        run.values[frame.stmt.index] = value
-    return logs
+# Work ready to start on the ready queue: (fn, args, single): fn(*args) returns one StepLog when `single`,
+# else a list of them.
+_Work: TypeAlias = tuple[Callable[..., Any], tuple[Any, ...], bool]
 
 
 class _ReadyQueue:
@@ -150,8 +186,8 @@ class _ReadyQueue:
         self.in_flight = 0
         self.batches: dict[str, list[int]] = {}
         self.batch_deadline = 0.0
-        self.pending: list[tuple[Callable, tuple, bool]] = []  # work ready to start: (fn, args, single)
-        self.done: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: list[_Work] = []  # work ready to start
+        self.done: queue.SimpleQueue[list[StepLog] | BaseException] = queue.SimpleQueue()
 
     def _allowed(self, i: int) -> bool:
         return not self.stopped and (self.fail_at is None or i < self.fail_at)
@@ -190,7 +226,7 @@ class _ReadyQueue:
             self.in_flight += 1
             pool.submit(self._work, fn, args, single)
 
-    def _work(self, fn: Callable, args: tuple, single: bool) -> None:
+    def _work(self, fn: Callable[..., Any], args: tuple[Any, ...], single: bool) -> None:
         try:
             out = fn(*args)
             self.done.put([out] if single else out)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ast
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 from ..grammar.errors import DslError, LimitExceeded
 from ..grammar.limits import Limits
@@ -21,7 +21,8 @@ from .record import EventSink, Recorder, StepLog
 from .trace import TraceEvent
 from .values import value_size
 
-Tool = Callable[..., Any]
+Tool: TypeAlias = Callable[..., Any]
+CacheKey: TypeAlias = tuple[Any, ...]  # (tool name, its arguments as (name, value) pairs): see RunState.cache_key
 UNSET: Any = object()
 
 
@@ -38,17 +39,13 @@ class CallCache:
     lock: entries are only added, each with one dict store, and read with one dict lookup (both atomic)."""
 
     def __init__(self) -> None:
-        self._store: dict[tuple, tuple[Any, int]] = {}
+        self._store: dict[CacheKey, tuple[Any, int]] = {}
 
-    def get(self, key: tuple) -> tuple[bool, Any]:
-        entry = self._store.get(key)
-        return (False, None) if entry is None else (True, entry[0])
-
-    def entry(self, key: tuple) -> tuple[Any, int] | None:
+    def entry(self, key: CacheKey) -> tuple[Any, int] | None:
         """(value, JSON size) of a cached result, or None."""
         return self._store.get(key)
 
-    def put(self, key: tuple, value: Any, size: int | None = None) -> None:
+    def put(self, key: CacheKey, value: Any, size: int | None = None) -> None:
         entry = (value, value_size(value) if size is None else size)
         self._store[key] = entry
 
@@ -63,7 +60,7 @@ class Abandoned:
         self._lock = threading.Lock()
         self._tokens: set[int] = set()
 
-    def add(self, tokens) -> None:
+    def add(self, tokens: Iterable[int]) -> None:
         with self._lock:
             self._tokens.update(tokens)
 
@@ -140,8 +137,6 @@ class RunState:
         defs = self.program.last_definitions(i for i, c in enumerate(self.committed) if c)
         return {name: self.values[i] for name, i in defs.items()}
 
-    env = variables  # the name earlier versions used
-
     @property
     def error(self) -> DslError | None:
         return self.recorder.error
@@ -185,7 +180,7 @@ class RunState:
         return min(calls, key=lambda c: c[0]) if calls else None
 
     # -- calls ------------------------------------------------------------------------------------
-    def cache_key(self, spec: ToolSpec, kwargs: dict[str, Any]) -> tuple | None:
+    def cache_key(self, spec: ToolSpec, kwargs: dict[str, Any]) -> CacheKey | None:
         return (spec.name, tuple(kwargs.items())) if (self.cache is not None and spec.memoize) else None
 
     def spend(self, n: int) -> bool:

@@ -39,7 +39,7 @@ class _Workers:
     max_idle = 8
 
     def __init__(self) -> None:
-        self._idle: list[queue.SimpleQueue] = []
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[[], None]) -> None:
@@ -50,7 +50,7 @@ class _Workers:
             threading.Thread(target=self._loop, args=(inbox,), name="pyrag-dsl-run", daemon=True).start()
         inbox.put(fn)
 
-    def _loop(self, inbox: queue.SimpleQueue) -> None:
+    def _loop(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
         while True:
             inbox.get()()  # the callable catches everything itself
             with self._lock:

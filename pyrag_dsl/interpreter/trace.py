@@ -202,10 +202,10 @@ def loads_jsonl(text: str) -> tuple[dict[str, Any], list[TraceEvent]]:
         try:
             events.append(event_from_dict(jsonl.loads(row)))
         except ValidationError as e:  # one line: the first problem and how many more
-            first = e.errors(include_url=False)[0]
-            field = ".".join(map(str, first["loc"])) or "event"
+            problem = e.errors(include_url=False)[0]
+            field = ".".join(map(str, problem["loc"])) or "event"
             more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-            raise ValueError(f"line {n}: {field}: {first['msg']}{more}") from None
+            raise ValueError(f"line {n}: {field}: {problem['msg']}{more}") from None
         except ValueError as e:  # JsonError, or a kind that is not a name
             raise ValueError(f"line {n}: {e}") from None
     return header, events

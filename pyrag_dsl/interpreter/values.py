@@ -76,10 +76,15 @@ def _score(v: Any) -> float | None:
     return f
 
 
+# Doc's slot descriptors (what `Doc.id` etc. are at run time): a field read through them is the value stored,
+# whatever a subclass of Doc defines.
+_DOC_ID, _DOC_TITLE, _DOC_TEXT, _DOC_SCORE = (vars(Doc)[name] for name in ("id", "title", "text", "score"))
+
+
 def _fields(item: Any) -> tuple[Any, Any, Any, Any, Any]:
     """(id, title, text, contents, score) read from a Doc or a mapping, one level deep."""
     if isinstance(item, Doc):
-        return Doc.id.__get__(item), Doc.title.__get__(item), Doc.text.__get__(item), None, Doc.score.__get__(item)
+        return _DOC_ID.__get__(item), _DOC_TITLE.__get__(item), _DOC_TEXT.__get__(item), None, _DOC_SCORE.__get__(item)
     if not isinstance(item, Mapping):
         raise BadToolResult(f"a document is {type(item).__name__}, expected a Doc or a mapping")
     data = {k: item[k] for k in ("id", "title", "text", "contents", "score", "document") if k in item}

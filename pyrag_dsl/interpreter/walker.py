@@ -14,7 +14,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ..grammar.errors import ArgumentOutOfRange, DslError, LimitExceeded, ToolError
 from ..grammar.program import ARG_BOUND, ARG_CONST, ARG_EVAL, CallPlan, Statement
@@ -108,9 +108,9 @@ class Frame:
         limit = self.run.limits.max_string_length
         for part in node.values:
             if isinstance(part, ast.Constant):
-                s = part.value
+                s = cast(str, part.value)  # validated: an f-string's constant parts are text
             else:
-                v = self.eval(part.value)
+                v = self.eval(cast(ast.FormattedValue, part).value)  # validated: the other parts are fields
                 s = v if type(v) is str else str(int(v))
             total += len(s)
             if total > limit:
@@ -222,9 +222,10 @@ def invoke(frame: Frame, plan: CallPlan, kwargs: dict[str, Any], node: ast.Call)
     """Call a tool (or answer from the cache) and record the call event."""
     run = frame.run
     spec = plan.spec
-    key = run.cache_key(spec, kwargs)
+    cache = run.cache
+    key = run.cache_key(spec, kwargs)  # None when there is no cache
     start = time.time()
-    cached = run.cache.entry(key) if key is not None else None
+    cached = cache.entry(key) if key is not None and cache is not None else None
     if cached is None:
         if not run.spend(1):
             frame.budget_spent(node)
@@ -232,8 +233,8 @@ def invoke(frame: Frame, plan: CallPlan, kwargs: dict[str, Any], node: ast.Call)
         if exc is not None:
             raise Stop(failure(spec, exc, frame, node))
         value, size = result
-        if key is not None:
-            run.cache.put(key, value, size)
+        if key is not None and cache is not None:
+            cache.put(key, value, size)
     else:
         value, size = cached
         run.count_hit()
@@ -246,17 +247,17 @@ def run_statement(run: RunState, stmt: Statement) -> StepLog:
     log = StepLog(stmt.index)
     frame = Frame(run, stmt, log)
     node = stmt.node.value
-    is_call = type(node) is ast.Call  # a call statement's event is its call's (times taken there)
-    start = 0.0 if is_call else time.time()
+    call = node if type(node) is ast.Call else None  # a call statement's event is its call's (times taken there)
+    start = 0.0 if call is not None else time.time()
     try:
-        value = frame._call(node) if is_call else frame.eval(node)
+        value = frame._call(call) if call is not None else frame.eval(node)
     except Stop as s:
         log.error = s.error
         return log
     except RecursionError:
         log.error = run.program.smap.error(LimitExceeded, "expression nested too deeply", stmt.node, limit="max_depth")
         return log
-    if not is_call:
+    if call is None:
         values = _event_values(AssignEvent, stmt, start, {"output": value_to_json(value), "target": stmt.target})
         log.events.append(
             (AssignEvent, values, _ASSIGN_FIELDS, EVENT_OVERHEAD + value_size(stmt.source) + value_size(value))
