@@ -8,7 +8,7 @@ import string
 from ..documents import Docs
 from . import small_model
 from .formats import answer_rules, grammars
-from .llm import LLMClient
+from .llm import ChatLLM
 from .prompts import default_sentinels, load_prompt, render
 
 _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S | re.I)
@@ -60,7 +60,7 @@ class AnswerAgent:
     """`small`: the small-model prompts; a synthesis built by small_model.synthesis_line answers date and
     number comparisons deterministically (counted in `.computed`) and yes/no questions under a yes/no grammar."""
 
-    def __init__(self, llm: LLMClient, max_tokens: int = 64, use_grammar: bool = True, small: bool = False) -> None:
+    def __init__(self, llm: ChatLLM, max_tokens: int = 64, use_grammar: bool = True, small: bool = False) -> None:
         self.llm = llm
         self.max_tokens = max_tokens
         self.use_grammar = use_grammar

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from . import small_model
 from .formats import decompose_rules, grammars
-from .llm import LLMClient
+from .llm import ChatLLM
 from .prompts import load_prompt, render
 
 _FENCE = re.compile(r"```(?:json|python)?\s*(.*?)```", re.S | re.I)
@@ -40,7 +40,7 @@ class Decomposition:
 
 
 class DecomposeAgent:
-    def __init__(self, llm: LLMClient, attempts: int = 2, use_grammar: bool = True, small: bool = False) -> None:
+    def __init__(self, llm: ChatLLM, attempts: int = 2, use_grammar: bool = True, small: bool = False) -> None:
         """`small`: invented few-shot examples as chat turns, and leaks / repeats of the question dropped."""
         self.llm = llm
         self.attempts = attempts

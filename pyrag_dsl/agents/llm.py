@@ -33,6 +33,23 @@ class ChatObserver(Protocol):
     ) -> str: ...
 
 
+class ChatLLM(Protocol):
+    """What the agents ask of an LLM client: LLMClient, or a view of one (pipeline.batch.MeteredLLM)."""
+
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int | None = None,
+        extra_body: dict[str, Any] | None = None,
+        stop: list[str] | None = None,
+        on_usage: UsageListener | None = None,
+        on_text: TextListener | None = None,
+    ) -> str: ...
+
+    def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]: ...
+
+
 CHAT_OBSERVER: contextvars.ContextVar[ChatObserver | None] = contextvars.ContextVar(
     "pyrag_dsl_chat_observer", default=None
 )

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ..grammar import DEFAULT_LANGUAGE, DslError, Language
 from ..grammar.skeleton import steps_gbnf, steps_lark
 from . import small_model
-from .llm import LLMClient, strip_thinking
+from .llm import ChatLLM, strip_thinking
 from .prompts import load_prompt, render
 
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)(?:```|\Z)", re.S)
@@ -89,7 +89,7 @@ class PlanAgent:
     small_model.py; every program valid by construction); 'off' to nothing."""
 
     def __init__(
-        self, llm: LLMClient, language: Language = DEFAULT_LANGUAGE, grammar: str = "language", max_tokens: int = 600
+        self, llm: ChatLLM, language: Language = DEFAULT_LANGUAGE, grammar: str = "language", max_tokens: int = 600
     ) -> None:
         if grammar not in PLAN_GRAMMARS:
             raise ValueError(f"plan grammar must be one of {PLAN_GRAMMARS}, got {grammar!r}")

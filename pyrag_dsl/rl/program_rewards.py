@@ -13,7 +13,7 @@ fed by a `retrieve(...)` (`grounding`); a program that writes the answer itself 
 from __future__ import annotations
 
 import ast
-from typing import Any
+from typing import Any, Callable
 
 from ..agents.decompose import Decomposition, parse_sub_queries
 from ..agents.plan import PlanAgent, extract_program
@@ -43,8 +43,8 @@ class _GivenProgram:
     def __init__(self, program: str) -> None:
         self.program = program
 
-    def write(self, question: str, sub_queries: list[str]) -> str:
-        return self.program
+    def write(self, question: str, sub_queries: list[str], on_text: Callable[[str], None] | None = None) -> str:
+        return self.program  # never streamed (can_stream is False): on_text is not called
 
     def repair(self, *args: Any) -> str:  # never called with max_repairs=0
         return self.program
@@ -59,6 +59,10 @@ class _PlanUnder:
 
     def __getattr__(self, name: str) -> Any:  # the rest of the agent's interface, unchanged
         return getattr(self.agent, name)
+
+    @property
+    def can_stream(self) -> bool:
+        return self.agent.can_stream
 
     def write(self, *args: Any, **kw: Any) -> str:
         with active(self.deadline):
