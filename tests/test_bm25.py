@@ -2,6 +2,8 @@ import pytest
 
 from pyrag_dsl.retrievers import RetrievalError, open_index, read_meta
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.mark.parametrize(
     "query, top_title",

@@ -12,6 +12,8 @@ from test_pipeline import QUESTION, adaptive_handler, default_handler
 
 from pyrag_dsl.pipeline.session import ConfigError, Settings
 
+pytestmark = pytest.mark.slow(seconds=240)
+
 
 def cli(*args, stdin=None, env=None, cwd=None):
     import os

@@ -5,8 +5,11 @@ import sys
 import time
 
 import httpx
+import pytest
 from conftest import SMALL_CORPUS
 from test_http_retrieval import _free_port
+
+pytestmark = pytest.mark.slow(seconds=90)
 
 
 def cli(*args, env=None):

@@ -3,6 +3,8 @@ from conftest import SMALL_CORPUS
 
 from pyrag_dsl.retrievers.corpus import CorpusError, iter_corpus, load_corpus, parse_line
 
+pytestmark = pytest.mark.network_free
+
 
 def test_small_corpus_loads():
     passages = load_corpus(SMALL_CORPUS)

@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 from conftest import RecordingTools
 from corpus import JED_HOYER
 from hypothesis import given, settings
@@ -10,6 +11,8 @@ from test_properties import well_typed_programs
 from pyrag_dsl import CallCache, Limits, execute, parse_program
 from pyrag_dsl.grammar import LimitExceeded, ToolError
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
+
+pytestmark = pytest.mark.network_free
 
 
 class BatchingTools(RecordingTools):

@@ -4,6 +4,8 @@ from conftest import SMALL_CORPUS
 
 from pyrag_dsl.retrievers import RetrievalError, dense, open_index, read_meta
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.fixture(scope="module")
 def dense_index(tmp_path_factory):

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 STANDIN = Path(__file__).parent / "llama_standin"
 
 
@@ -53,6 +55,7 @@ def test_quick_report_has_every_kind_of_check():
     assert all(c["fix"] for c in blocking)  # every blocking failure says how to fix it
 
 
+@pytest.mark.model
 def test_a_server_that_crashes_at_its_first_completion_fails_the_llama_row(tmp_path):
     model, env = _standin_env(tmp_path, crash_at=1)
     code, report = doctor("--model", str(model), env=env)
@@ -62,6 +65,7 @@ def test_a_server_that_crashes_at_its_first_completion_fails_the_llama_row(tmp_p
     assert row["fix"]
 
 
+@pytest.mark.model
 def test_a_working_server_reports_prompt_and_decode_speed(tmp_path):
     model, env = _standin_env(tmp_path, crash_at=0)
     _, report = doctor("--model", str(model), env=env)

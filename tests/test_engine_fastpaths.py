@@ -17,6 +17,8 @@ from pyrag_dsl.interpreter.trace import build_event, event_defaults, event_json
 from pyrag_dsl.interpreter.values import BadToolResult, TooLarge, _clean_docs, _doc, _items, to_value, value_size
 from pyrag_dsl.interpreter.walker import convert
 
+pytestmark = pytest.mark.network_free
+
 
 class Text(str):
     pass

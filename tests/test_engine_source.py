@@ -9,6 +9,8 @@ from pyrag_dsl.grammar import DisallowedCharacter, LimitExceeded
 from pyrag_dsl.grammar.fstrings import check_fstring_source
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
 
+pytestmark = pytest.mark.network_free
+
 # -- line table -----------------------------------------------------------------------------------
 
 

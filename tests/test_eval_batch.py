@@ -7,6 +7,8 @@ import pytest
 
 from pyrag_dsl.pipeline.batch import EndpointLimits, MeteredLLM, concurrent_map, ordered_map
 
+pytestmark = pytest.mark.network_free
+
 
 def test_ordered_map_keeps_input_order_and_runs_concurrently():
     active, peak, lock = [0], [0], threading.Lock()

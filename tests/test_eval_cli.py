@@ -16,6 +16,8 @@ from scripted_llm import ScriptedLLM, question_in
 
 from pyrag_dsl.eval.summary import FIELDS
 
+pytestmark = pytest.mark.slow(seconds=120)
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -197,6 +199,7 @@ def test_eval_report_table_and_png(tmp_path, tantivy_index):
     assert missing.returncode == 2 and "summary.json" in missing.stderr
 
 
+@pytest.mark.model
 def test_embedded_defaults_small_eval_summary_has_every_field(tmp_path):
     out = tmp_path / "e2e"
     r = subprocess.run(

@@ -15,6 +15,8 @@ from pyrag_dsl.eval.metrics import (
     sub_exact_match,
 )
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.mark.parametrize(
     "raw, norm",

@@ -11,6 +11,8 @@ from scripted_llm import ScriptedLLM, question_in
 
 from pyrag_dsl.cli import main
 
+pytestmark = pytest.mark.slow(seconds=22)
+
 
 @pytest.fixture(scope="module")
 def local_ray():

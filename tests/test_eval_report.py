@@ -7,6 +7,8 @@ import pytest
 from pyrag_dsl.cli import main
 from pyrag_dsl.eval.report import load_runs, paired, sign_test
 
+pytestmark = pytest.mark.network_free
+
 
 def run_dir(tmp_path, name, method, ems, sha="a" * 64, model="m"):
     d = tmp_path / name

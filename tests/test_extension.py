@@ -1,9 +1,12 @@
 """The extension API: one registration drives validator, interpreter, grammars and the Plan LLM's tool list."""
 
 import lark
+import pytest
 
 from pyrag_dsl import DEFAULT_LANGUAGE, Param, ToolSpec, ValueType, execute, parse_program, validate
 from pyrag_dsl.grammar.extensions import TEXT_CONCAT
+
+pytestmark = pytest.mark.network_free
 
 YEAR_OF = ToolSpec(
     name="year_of",

@@ -8,6 +8,8 @@ from pyrag_dsl import DEFAULT_LANGUAGE, validate
 from pyrag_dsl.grammar import ir
 from pyrag_dsl.grammar.extensions import TEXT_CONCAT
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.fixture(scope="module")
 def parser():

@@ -7,6 +7,8 @@ from corpus import HOSTILE
 from pyrag_dsl import execute, validate
 from pyrag_dsl.grammar import DslError
 
+pytestmark = pytest.mark.network_free
+
 
 def test_suite_is_broad():
     assert len(HOSTILE) >= 50

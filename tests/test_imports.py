@@ -5,7 +5,10 @@ those under `if TYPE_CHECKING:` (they never run): test_layers.import_graph reads
 
 from __future__ import annotations
 
+import pytest
 from test_layers import cycles, import_graph
+
+pytestmark = pytest.mark.network_free
 
 INTERPRETER = "pyrag_dsl.interpreter"
 

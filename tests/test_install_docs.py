@@ -12,6 +12,8 @@ import pytest
 from pyrag_dsl.agents.cpu import NO_AMX_CFLAGS, REBUILD_LLAMA
 from pyrag_dsl.agents.models import MODELS
 
+pytestmark = pytest.mark.network_free
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

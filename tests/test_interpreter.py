@@ -9,6 +9,8 @@ from pyrag_dsl import CallCache, Doc, Docs, Limits, execute, parse_program
 from pyrag_dsl.grammar import LimitExceeded, ToolError
 from pyrag_dsl.interpreter import AnswerEvent, AssignEvent, ErrorEvent, RetrieveEvent, Run
 
+pytestmark = pytest.mark.network_free
+
 
 def test_reference_example_trace():
     tools = RecordingTools(

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from pyrag_dsl.config import jsonl
 
+pytestmark = pytest.mark.network_free
+
 # Every character str.splitlines() breaks on; JSON allows the last three raw inside strings.
 BREAKERS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 any_text = st.text(alphabet=st.characters(exclude_categories=()) | st.sampled_from(BREAKERS + "\ufeff"), max_size=60)

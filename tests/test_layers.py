@@ -10,6 +10,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.network_free
+
 PACKAGE = Path(__file__).resolve().parent.parent / "pyrag_dsl"
 
 

@@ -20,6 +20,8 @@ from pyrag_dsl.agents.models import (
     resolve_model,
 )
 
+pytestmark = pytest.mark.network_free
+
 PARTS = [b"GGUF" + bytes(range(256)) * 40, b"second chunk " * 500, b"tail"]
 
 

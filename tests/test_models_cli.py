@@ -9,6 +9,8 @@ from pyrag_dsl.agents.local_server import LlamaSettings, LocalLLMServer
 from pyrag_dsl.cli import main
 from pyrag_dsl.pipeline.session import ConfigError, Settings
 
+pytestmark = pytest.mark.network_free
+
 
 def test_models_json_lists_each_model(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("PYRAG_DSL_CACHE", str(tmp_path))

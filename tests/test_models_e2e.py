@@ -8,6 +8,8 @@ import pytest
 from pyrag_dsl.agents import models, small_model
 from pyrag_dsl.pipeline.session import Session, Settings
 
+pytestmark = [pytest.mark.model, pytest.mark.slow(seconds=240)]
+
 UNRELATED = [
     "Who is older, Annie Morton or Terry Richardson?",  # comparison (HotpotQA dev)
     "What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?",  # bridge

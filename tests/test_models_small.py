@@ -7,6 +7,8 @@ from pyrag_dsl import validate
 from pyrag_dsl.agents import small_model as sm
 from pyrag_dsl.grammar.skeleton import steps_gbnf, steps_lark, steps_rules
 
+pytestmark = pytest.mark.network_free
+
 
 def test_examples_cover_the_question_kinds_and_name_only_invented_entities():
     ex = sm.examples()["examples"]

@@ -1,6 +1,10 @@
 import ast
 
+import pytest
+
 from pyrag_dsl.grammar import nodes, validate
+
+pytestmark = pytest.mark.network_free
 
 
 def test_every_ast_node_class_of_this_python_is_classified():

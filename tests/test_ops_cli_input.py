@@ -13,6 +13,8 @@ from test_pipeline import QUESTION, default_handler
 
 from pyrag_dsl.cli.pipeline_cmds import MAX_QUESTION_CHARS, MAX_QUESTIONS_BYTES
 
+pytestmark = pytest.mark.slow(seconds=27)
+
 
 def test_a_question_over_the_cap_names_its_line(tmp_path):
     q = tmp_path / "q.txt"

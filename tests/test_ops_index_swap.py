@@ -4,8 +4,11 @@ interrupted leaves the old index opening and searching as before, and no tempora
 import json
 import signal
 
+import pytest
 from conftest import SMALL_CORPUS
 from ops_helpers import cli, popen, wait_for
+
+pytestmark = pytest.mark.slow(seconds=28)
 
 
 def _siblings(index):

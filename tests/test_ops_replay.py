@@ -11,6 +11,8 @@ from ops_helpers import cli, tantivy_index  # noqa: F401
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler, fenced
 
+pytestmark = pytest.mark.slow(seconds=32)
+
 
 @pytest.fixture(scope="module")
 def recorded(tantivy_index, tmp_path_factory):

@@ -5,11 +5,14 @@ import json
 import signal
 import time
 
+import pytest
 from ops_helpers import alive, children, cmdline, pgrp, popen, tantivy_index, wait_for  # noqa: F401
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler
 
 from pyrag_dsl.agents.models import TEST_MODEL
+
+pytestmark = pytest.mark.slow(seconds=25)
 
 SECOND = "Who is older, Jed Hoyer or John W. Henry?"
 
@@ -85,6 +88,7 @@ def _llama_child(parent: int) -> int | None:
     return None
 
 
+@pytest.mark.model
 def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")
@@ -111,6 +115,7 @@ def test_embedded_server_dies_with_a_killed_parent(tantivy_index, tmp_path):
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.model
 def test_sigterm_stops_the_embedded_server(tantivy_index, tmp_path):
     questions = tmp_path / "q.txt"
     questions.write_text(QUESTION + "\n")

@@ -456,6 +456,7 @@ def cli(*args, env=None, timeout=300):
     )
 
 
+@pytest.mark.slow(seconds=34)
 def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_path, otel_sdk):
     questions = tmp_path / "q.txt"
     questions.write_text(f"{QUESTION}\n{QUESTION}\n")
@@ -495,6 +496,7 @@ def test_run_exports_live_and_trace_export_sends_the_same_spans(bm25_index, tmp_
     assert tokens == [2] * 10
 
 
+@pytest.mark.slow(seconds=72)
 def test_exec_and_eval_export(bm25_index, tmp_path, otel_sdk):
     program = tmp_path / "p.py"
     program.write_text(JED_HOYER)

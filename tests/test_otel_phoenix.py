@@ -27,6 +27,8 @@ import pytest
 from scripted_llm import ScriptedLLM
 from test_otel import QUESTION, handler
 
+pytestmark = pytest.mark.slow(seconds=48)
+
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [QUESTION, "Which of Jed Hoyer and John William Henry II was born first?"]
 STARTUP_S = 300  # Phoenix runs its database migrations first: about a minute on a busy 2-core machine

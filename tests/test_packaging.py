@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow(seconds=10)
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ("__pycache__", ".pyc", ".pyo", ".egg-info")
 

@@ -9,6 +9,8 @@ from pyrag_dsl.agents.llm import strip_thinking
 from pyrag_dsl.agents.plan import extract_program, settled_program
 from pyrag_dsl.grammar import DEFAULT_LANGUAGE, validate
 
+pytestmark = pytest.mark.network_free
+
 FENCED = "```python\n" + JED_HOYER + "```\n"
 DRAFTS = 'd1 = retrieve("Who owns the Red Sox?")\na1 = answer("Who owns the Red Sox?", d1)\nd2 = retrieve("x")\n'
 

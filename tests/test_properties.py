@@ -2,6 +2,7 @@
 
 import ast
 
+import pytest
 from conftest import RecordingTools
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -9,6 +10,8 @@ from hypothesis import strategies as st
 from pyrag_dsl import Limits, execute, validate
 from pyrag_dsl.grammar import DslError
 from pyrag_dsl.interpreter import dumps_jsonl, loads_jsonl
+
+pytestmark = pytest.mark.network_free
 
 FAST = Limits(tool_timeout_s=None, run_timeout_s=None)
 

@@ -21,6 +21,8 @@ from pyrag_dsl.pipeline.recorded_config import RecordedConfigError, bounded_limi
 from pyrag_dsl.pipeline.replay import replay
 from pyrag_dsl.pipeline.runner import Executor, PipelineConfig
 
+pytestmark = pytest.mark.slow(seconds=25)
+
 PROGRAM = 'docs = retrieve("who wrote it")\nfinal_answer = answer("Who wrote it?", docs)\n'
 BREAKERS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
 

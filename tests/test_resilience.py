@@ -254,6 +254,7 @@ def test_run_checks_the_retriever_at_start(tmp_path):
     assert asked == [] and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow(seconds=22)
 def test_run_checks_the_llm_at_start(tmp_path, bm25_index):
     with HangServer() as server:
         r = cli(
@@ -273,6 +274,7 @@ def test_run_checks_the_llm_at_start(tmp_path, bm25_index):
     assert len(r.stderr.strip().splitlines()) == 1 and "timed out after 2 s" in r.stderr
 
 
+@pytest.mark.slow(seconds=23)
 def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
     from scripted_llm import ScriptedLLM
     from test_pipeline import QUESTION, default_handler
@@ -306,6 +308,7 @@ def test_a_hung_retriever_fails_the_rest_of_the_batch_at_once(tmp_path):
     assert len(posts) == 7  # the first question's 6 attempts, one of the second's, none of the third's
 
 
+@pytest.mark.slow(seconds=60)
 def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_index):
     from scripted_llm import ScriptedLLM
     from test_pipeline import QUESTION, default_handler
@@ -340,6 +343,7 @@ def test_deadline_ends_a_slow_question_and_keeps_what_it_had(tmp_path, bm25_inde
 
 
 # -- a server that answers, slowly: each wait short, the whole reply long ---------------------------------------
+@pytest.mark.slow(seconds=10)
 def test_a_slow_drip_is_cut_at_the_timeout_on_the_wall_clock():
     """100 pieces, one per 0.1 s (10 s in all) under a 0.5 s timeout: httpx alone waited all 10 s (each wait
     is short); every client now ends the request early: the server could send only a few pieces."""

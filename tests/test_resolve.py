@@ -3,6 +3,7 @@ reassigned names give the same results in sequential mode, dataflow mode, replay
 
 import threading
 
+import pytest
 from conftest import RecordingTools
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,8 @@ from test_dataflow import BatchingTools
 from pyrag_dsl import CallCache, Limits, execute, parse_program
 from pyrag_dsl.grammar import FINAL_ANSWER, TypeMismatch
 from pyrag_dsl.interpreter import CallEvent, Run, supervise
+
+pytestmark = pytest.mark.network_free
 
 FAST = Limits(tool_timeout_s=None, run_timeout_s=None)
 

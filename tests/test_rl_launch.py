@@ -11,6 +11,8 @@ import pytest
 from pyrag_dsl.cli import main
 from pyrag_dsl.rl.launch import LaunchError, export_command, plan_stage
 
+pytestmark = pytest.mark.network_free
+
 needs_verl = pytest.mark.skipif(
     importlib.util.find_spec("verl") is None and not os.environ.get("PYRAG_REQUIRE_VERL"),
     reason="verl's config files are not installed: pip install --no-deps verl==0.9.1 hydra-core "

@@ -9,6 +9,8 @@ from pyrag_dsl.rl.endpoints import shared_cache
 from pyrag_dsl.rl.rewards import answer_score, compute_score
 from pyrag_dsl.rl.settings import RewardSettings
 
+pytestmark = pytest.mark.model
+
 QUESTION = "Who is older, Jed Hoyer or John William Henry II?"
 GOLD = ["John William Henry II"]
 

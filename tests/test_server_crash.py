@@ -30,6 +30,7 @@ def standin(monkeypatch, tmp_path):
     return model
 
 
+@pytest.mark.model
 def test_crash_at_the_warm_up_is_named_with_signal_log_and_fix(standin, monkeypatch):
     monkeypatch.setenv("STANDIN_CRASH_AT", "1")
     server = LocalLLMServer(standin, startup_timeout_s=60)
@@ -46,6 +47,7 @@ def test_crash_at_the_warm_up_is_named_with_signal_log_and_fix(standin, monkeypa
     err.log_path.unlink()
 
 
+@pytest.mark.model
 def test_crash_mid_run_is_raised_by_the_client_instead_of_cannot_connect(standin, monkeypatch):
     monkeypatch.setenv("STANDIN_CRASH_AT", "3")  # warm-up, one good answer, then the crash
     with LocalLLMServer(standin, startup_timeout_s=60) as server:
@@ -62,6 +64,7 @@ def test_crash_mid_run_is_raised_by_the_client_instead_of_cannot_connect(standin
     path.unlink()
 
 
+@pytest.mark.model
 def test_a_stopped_server_is_not_a_crash(standin, monkeypatch):
     monkeypatch.delenv("STANDIN_CRASH_AT", raising=False)
     server = LocalLLMServer(standin, startup_timeout_s=60).start()
@@ -110,6 +113,7 @@ def test_amx_probe_reports_xcr0_and_survives_a_faulting_child(monkeypatch):
     assert faulted.os_enabled is True and faulted.usable is False
 
 
+@pytest.mark.model
 def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, monkeypatch, tmp_path, tantivy_index):
     monkeypatch.setenv("STANDIN_CRASH_AT", "3")  # warm-up, decompose of question 1, then the plan call dies
     questions = tmp_path / "q.txt"
@@ -147,6 +151,7 @@ def test_run_stops_at_a_dead_server_with_one_line_and_keeps_the_rest(standin, mo
     assert not (run_dir / "2").exists()
 
 
+@pytest.mark.model
 def test_eval_stops_at_a_dead_server_and_keeps_its_records(standin, monkeypatch, tmp_path, tantivy_index):
     monkeypatch.setenv("STANDIN_CRASH_AT", "4")  # warm-up, question 1's direct answer, 2's, then the crash
     qa = tmp_path / "qa.jsonl"
@@ -191,6 +196,7 @@ def test_eval_stops_at_a_dead_server_and_keeps_its_records(standin, monkeypatch,
     assert (out / "summary.json").is_file()
 
 
+@pytest.mark.model
 def test_a_foreign_server_on_the_chosen_port_is_not_taken_for_ours(standin, monkeypatch):
     """The launcher picks a free port and releases it; if another process binds it first, that process's
     answers must not pass for the embedded server's: the launcher checks the listening socket is its child's,

@@ -4,6 +4,8 @@ from conftest import SMALL_CORPUS
 from pyrag_dsl.retrievers import RetrievalError, open_index, read_meta
 from pyrag_dsl.retrievers.tantivy_bm25 import build_tantivy_index
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.fixture(scope="module")
 def tantivy_index(tmp_path_factory):

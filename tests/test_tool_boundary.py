@@ -12,6 +12,8 @@ import pyrag_dsl.interpreter.supervisor as sv
 from pyrag_dsl import Doc, Docs, Limits, ToolSpec, ValueType, execute, parse_program
 from pyrag_dsl.grammar import DEFAULT_LANGUAGE, ArgumentOutOfRange, LimitExceeded, Param, ToolError, validate
 
+pytestmark = pytest.mark.network_free
+
 PROG = 'd = retrieve("q")\nfinal_answer = answer("a", d)\n'
 
 

@@ -4,6 +4,8 @@ from corpus import VALID_PROGRAMS, chain_program
 from pyrag_dsl import Limits, ValidationFailed, parse_program, validate
 from pyrag_dsl.grammar import ValueType
 
+pytestmark = pytest.mark.network_free
+
 
 @pytest.mark.parametrize("name", sorted(VALID_PROGRAMS))
 def test_valid_programs_validate(name):

@@ -706,6 +706,7 @@ def _report(tmp_path: Path, name: str, timings: list[dict[str, float]]) -> float
     return statistics.median(fcp)
 
 
+@pytest.mark.browser
 def test_hostile_question_renders_as_text_with_no_console_error(browser, tmp_path):
     trace = write_trace(tmp_path / "q" / "trace.jsonl", "Q", hostile=True)
     page, _ = write_view(trace.parent)
@@ -740,6 +741,7 @@ def test_hostile_question_renders_as_text_with_no_console_error(browser, tmp_pat
     assert (tmp_path / "question.png").stat().st_size > 10_000
 
 
+@pytest.mark.browser
 def test_the_harness_sees_a_refused_script(browser, tmp_path):
     """Control: the same page with its script changed by one byte is refused by the CSP, and the refusal is
     a console error the tests see (so "no console error" above means something)."""
@@ -755,6 +757,7 @@ def test_the_harness_sees_a_refused_script(browser, tmp_path):
     assert browser.js("document.querySelectorAll('#app h1').length") == 0
 
 
+@pytest.mark.browser
 def test_eval_view_of_100_questions_paints_in_under_a_second(browser, tmp_path):
     base = write_eval_dir(tmp_path / "eval", n=100)
     page, payload = write_view(base)
@@ -796,6 +799,7 @@ def test_eval_view_of_100_questions_paints_in_under_a_second(browser, tmp_path):
     assert browser.console_errors() == []
 
 
+@pytest.mark.browser
 def test_a_1000_step_trace_paints_in_under_a_second(browser, tmp_path):
     trace = write_trace(tmp_path / "big" / "trace.jsonl", "Big", calls=500)
     page, payload = write_view(trace)
@@ -860,6 +864,8 @@ def run_for_view(bm25_index: Path, out: Path, *extra: str) -> tuple[subprocess.C
     return r, printed[0] if printed else []
 
 
+@pytest.mark.browser
+@pytest.mark.slow(seconds=25)
 def test_a_real_run_prints_its_view_command_and_the_view_opens(bm25_index, browser, tmp_path):
     r, command = run_for_view(bm25_index, tmp_path / "outputs")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -883,6 +889,7 @@ def test_a_real_run_prints_its_view_command_and_the_view_opens(bm25_index, brows
     assert browser.console_errors() == []
 
 
+@pytest.mark.browser
 def test_serve_ui_serves_views_read_only_and_nothing_outside_its_directory(browser, tmp_path):
     import http.client
 
