@@ -24,11 +24,17 @@ class ExprInfo:
 
 
 class NodeKind(Protocol):
-    """An extra expression form. `check` returns None when the node is not of this form."""
+    """An extra expression form. `check` returns None when the node is not of this form. Its `name`,
+    `ast_type` and `description` are only read (a frozen dataclass has them)."""
 
-    name: str
-    ast_type: type[ast.AST]
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ast_type(self) -> type[ast.AST]: ...
+
+    @property
+    def description(self) -> str: ...
 
     def check(self, node: Any, checker: Any) -> ExprInfo | None: ...
 
