@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from typing import Any, Callable
 
@@ -53,9 +54,13 @@ class ScriptedLLM:
         owned_by: str = "scripted",
         delay: float = 0.0,
         line_delay: float = 0.0,
+        hold: threading.Event | None = None,
     ):
-        """`delay`: seconds before each reply; `line_delay`: seconds before each line of a streamed reply."""
+        """`delay`: seconds before each reply; `line_delay`: seconds before each line of a streamed reply;
+        `hold`: each reply waits until this event is set (by the test; at most a minute)."""
         self.handler = handler
+        self.hold = hold
+        self.answered = 0  # replies sent (or begun, when streamed)
         self.requests: list[dict[str, Any]] = []
         self.delay = delay
         self.line_delay = line_delay
@@ -73,6 +78,9 @@ class ScriptedLLM:
             self.requests.append({"role": role, **body})
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if self.hold is not None:
+                await asyncio.to_thread(self.hold.wait, 60)
+            self.answered += 1
             try:
                 text = self.handler(role, last_user(body["messages"]), body)
             except Exception as e:  # noqa: BLE001
