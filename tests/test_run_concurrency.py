@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -166,78 +167,86 @@ def test_run_questions_orders_results_and_survives_an_exception():
     assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
 
 
-def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
-    """Question 1 is slow; SIGTERM once the other five are saved: exit 143 without waiting for question 1,
-    those five printed (in order) and saved, and question 1 saved with what it had computed."""
+def _is_question_1_answer(role, prompt):
+    return ("Alpha1 " in prompt or "Alpha1?" in prompt) and role.startswith("answer")
+
+
+def _start_run(server, index, out_dir, concurrency):
+    """`pyrag-dsl run -` on QUESTIONS (stdin already closed) against `server`, saving under `out_dir`."""
     import os
-    import signal
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LLM_BASE_URL", "LLM_MODEL", "OUTPUT_DIR")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyrag_dsl.cli", "run", "-", "--json", "--llm-url", server.url]
+        + ["--llm-model", "latency", "--index", str(index), "--output-dir", str(out_dir)]
+        + ["--no-grammar", "--concurrency", str(concurrency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    proc.stdin.write("\n".join(QUESTIONS) + "\n")
+    proc.stdin.close()
+    proc.stdin = None
+    return proc
+
+
+def _wait_for_saved_results(out_dir, n, proc, cap_s=240):
+    """Polls until `n` questions have their result.json under `out_dir` (a hang guard bounds it)."""
     import time
 
-    def slow_first(role, prompt):
-        return 60.0 if ("Alpha1 " in prompt or "Alpha1?" in prompt) and role.startswith("answer") else 0.01
+    end = time.monotonic() + cap_s
+    while len(list(out_dir.glob("*/*/result.json"))) < n:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < end, "timed out waiting for the finished questions to be saved"
+        time.sleep(0.1)
 
-    with LatencyServer(Scripted(answers={"Alpha": "1960", "Beta": "1950"}), delay_for=slow_first) as server:
-        env = {k: v for k, v in os.environ.items() if k not in ("LLM_BASE_URL", "LLM_MODEL", "OUTPUT_DIR")}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pyrag_dsl.cli",
-                "run",
-                "-",
-                "--json",
-                "--llm-url",
-                server.url,
-                "--llm-model",
-                "latency",
-                "--index",
-                str(index),
-                "--output-dir",
-                str(tmp_path),
-                "--no-grammar",
-                "--concurrency",
-                "3",
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
-            proc.stdin.write("\n".join(QUESTIONS) + "\n")
-            proc.stdin.close()
-            proc.stdin = None
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                dirs = [p for d in tmp_path.iterdir() for p in d.iterdir()] if tmp_path.exists() else []
-                if len(dirs) >= N - 1:
-                    break
-                time.sleep(0.2)
-            time.sleep(0.3)
-            proc.send_signal(signal.SIGTERM)
-            t0 = time.monotonic()
-            out, err = proc.communicate(timeout=60)
-            waited = time.monotonic() - t0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert proc.returncode == 143, err
-    assert waited < 30, waited  # does not wait for question 1's 60-second answer
-    rows = [json.loads(line) for line in out.splitlines()]
-    assert [row["n"] for row in rows] == [2, 3, 4, 5, 6, 1]  # the finished in order, then the partial one
-    assert "terminated (SIGTERM)" in err and "5 of 6 questions finished" in err
-    assert "1 in flight saved with what they had computed (question 1)" in " ".join(err.split())
-    (run_dir,) = list(tmp_path.iterdir())
+
+def _check_the_partial_save(out_dir, rows):
+    (run_dir,) = list(out_dir.iterdir())
     assert sorted(int(p.name) for p in run_dir.iterdir()) == [1, 2, 3, 4, 5, 6]
     partial = json.loads((run_dir / "1" / "result.json").read_text())
     assert partial["error"]["type"] == "Interrupted" and rows[-1]["error"]["type"] == "Interrupted"
     assert partial["error"]["message"] == "terminated (SIGTERM)"
     assert partial["sub_queries"] and partial["generated_code"]  # decomposed and planned before the signal
-    assert any(
-        e["kind"] == "retrieve" for e in map(json.loads, (run_dir / "1" / "trace.jsonl").read_text().splitlines()[1:])
-    )
+    trace = (run_dir / "1" / "trace.jsonl").read_text().splitlines()[1:]
+    assert any(e["kind"] == "retrieve" for e in map(json.loads, trace))
+
+
+def test_sigterm_saves_and_prints_what_finished(index, tmp_path):
+    """Question 1's answer is held by the server; SIGTERM once the other five are saved: exit 143 while that
+    answer is still held (the run did not wait for it), those five printed (in order) and saved, and question 1
+    saved with what it had computed."""
+    import signal
+
+    release = threading.Event()
+
+    def hold_question_1(role, prompt):
+        if _is_question_1_answer(role, prompt):
+            release.wait(120)
+        return 0.01
+
+    out_dir = tmp_path / "out"
+    with LatencyServer(Scripted(answers={"Alpha": "1960", "Beta": "1950"}), delay_for=hold_question_1) as server:
+        proc = _start_run(server, index, out_dir, concurrency=3)
+        try:
+            _wait_for_saved_results(out_dir, N - 1, proc)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)  # a hang guard: the run must not wait for question 1
+            still_held = not release.is_set() and server.in_flight >= 1
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 143, err
+    assert still_held  # the run ended while question 1's answer was still held by the server
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["n"] for row in rows] == [2, 3, 4, 5, 6, 1]  # the finished in order, then the partial one
+    assert "terminated (SIGTERM)" in err and "5 of 6 questions finished" in err
+    assert "1 in flight saved with what they had computed (question 1)" in " ".join(err.split())
+    _check_the_partial_save(out_dir, rows)
 
 
 def test_ctrl_c_keeps_answered_questions_as_finished_and_saves_the_ones_in_flight():
