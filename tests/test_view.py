@@ -47,6 +47,130 @@ def _doc(i: int, query: str, hostile: bool) -> dict[str, Any]:
     }
 
 
+class _TraceBuilder:
+    """Appends trace events one after another in time: each starts where the one before ended."""
+
+    def __init__(self, t0: float) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.t = t0
+
+    def add(self, kind: str, dur: float, **kw: Any) -> dict[str, Any]:
+        e = {"kind": kind, "step": len(self.events) + 1, "start": self.t, "end": self.t + dur, **kw}
+        self.events.append(e)
+        self.t += dur
+        return e
+
+    def llm(self, dur: float, agent: str, model: str, messages: list, reply: str, tokens: tuple[int, int]) -> None:
+        prompt_tokens, completion_tokens = tokens
+        self.add(
+            "llm",
+            dur,
+            agent=agent,
+            model=model,
+            messages=messages,
+            reply=reply,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
+
+    def call(self, kind: str, dur: float, statement: int, source: str, target: str, end_col: int, **kw: Any):
+        """A retrieve or answer step of statement `statement` (on line statement + 1)."""
+        line = statement + 1
+        return self.add(
+            kind,
+            dur,
+            statement=statement,
+            line=line,
+            col=1,
+            end_line=line,
+            end_col=end_col,
+            source=source,
+            target=target,
+            tool=kind,
+            **kw,
+        )
+
+
+def _program_lines(subs: list[str], calls: int, hostile: bool) -> list[str]:
+    lines = []
+    for i in range(calls):
+        lines.append(f'docs{i} = retrieve("{subs[i % len(subs)] if not hostile else "q"}")')
+        lines.append(f'ans{i} = answer("what about {i}?", docs{i})')
+    lines.append('final_answer = answer(f"Given: {ans0}. Answer the question: the question")')
+    return lines
+
+
+def _add_plan_and_repair(b: _TraceBuilder, lines: list[str], good: str, llm: bool) -> None:
+    """A first plan with an undefined name, the repair request, and the repaired plan."""
+    bad = good.replace("{ans0}", "{ans_0}")
+    line = len(lines)
+    col = bad.splitlines()[-1].index("ans_0") + 1
+    err = {
+        "type": "UndefinedName",
+        "message": "name 'ans_0' is not defined",
+        "line": line,
+        "col": col,
+        "end_line": line,
+        "end_col": col + 5,
+        "hint": "Did you mean 'ans0'?",
+    }
+    b.add("plan", 0.9, round=0, program=bad, errors=[err])
+    if llm:
+        messages = [{"role": "user", "content": "fix " + bad}]
+        b.llm(0.5, "repair", "Qwen2.5-Coder-7B", messages, good, (800, 120))
+    feedback = "UndefinedName: name 'ans_0' is not defined\n" + bad.splitlines()[-1]
+    b.add("repair", 0.01, round=1, errors=[err], feedback=feedback, program=good)
+    b.add("plan", 0.0, round=1, program=good, errors=[])
+
+
+def _add_calls(b: _TraceBuilder, lines: list[str], subs: list[str], calls: int, hostile: bool, llm: bool) -> None:
+    """`calls` retrieve/answer pairs; odd retrievals are batched with the one before (same start and end)."""
+    for i in range(calls):
+        src_r, src_a = lines[2 * i], lines[2 * i + 1]
+        query = subs[i % len(subs)]
+        docs = [_doc(k, query, hostile) for k in range(5)]
+        e = b.call(
+            "retrieve",
+            0.05,
+            2 * i,
+            src_r,
+            f"docs{i}",
+            len(src_r) + 1,
+            inputs={"query": query, "topk": 5},
+            output=docs,
+            cached=False,
+        )
+        if i % 2 == 1:
+            before = [x for x in b.events[:-1] if x["kind"] == "retrieve"][-1]
+            e["start"], e["end"] = before["start"], before["end"]
+        answer = HOSTILE if hostile and i == 0 else ("unknown" if i == 1 else f"answer {i}")
+        if llm:
+            messages = [{"role": "user", "content": f"Answer the question using the documents: {query}"}]
+            b.llm(0.2, "answer", "Qwen2.5-7B-Instruct", messages, f"<answer>{answer}</answer>", (900, 12))
+        inputs = {"query": f"what about {i}?", "docs": "docs"}
+        b.call("answer", 0.2, 2 * i + 1, src_a, f"ans{i}", len(src_a) + 1, inputs=inputs, output=answer, cached=False)
+
+
+def _add_adaptive_retry(b: _TraceBuilder, lines: list[str], subs: list[str], calls: int) -> None:
+    """Answer 1 was 'unknown': its retrieval again with top-k 10, and the answer again."""
+    b.add(
+        "adaptive_retry",
+        0.0,
+        statement=3,
+        target="ans1",
+        answer="unknown",
+        retrieve_statements=[2],
+        topk=10,
+        rerun=[2, 3, 2 * calls],
+        policy="incremental",
+    )
+    boosted = [_doc(k, "boosted", False) for k in range(10)]
+    inputs = {"query": subs[1 % len(subs)], "topk": 10}
+    b.call("retrieve", 0.06, 2, lines[2], "docs1", 10, inputs=inputs, output=boosted, cached=False)
+    inputs = {"query": "what about 1?", "docs": "docs"}
+    b.call("answer", 0.2, 3, lines[3], "ans1", 10, inputs=inputs, output="answer 1", cached=False)
+
+
 def trace_events(
     question: str,
     calls: int = 6,
@@ -58,191 +182,31 @@ def trace_events(
     """A trace as `pyrag-dsl run` writes it (decompose, plan with a repair, execute, calls, adaptive retry,
     final), plus the `llm` events of newer traces; `calls` retrieve/answer pairs (so 2*calls call steps)."""
     q = HOSTILE if hostile else question
-    ev: list[dict[str, Any]] = []
-    t = t0
-
-    def add(kind: str, dur: float, **kw: Any) -> dict[str, Any]:
-        nonlocal t
-        e = {"kind": kind, "step": len(ev) + 1, "start": t, "end": t + dur, **kw}
-        ev.append(e)
-        t += dur
-        return e
-
+    b = _TraceBuilder(t0)
     subs = [f"sub-question {i} of {q}" for i in range(min(calls, 4))]
     if llm:
-        add(
-            "llm",
-            0.4,
-            agent="decompose",
-            model="Qwen2.5-7B-Instruct",
-            messages=[{"role": "system", "content": "You split a multi-hop question"}, {"role": "user", "content": q}],
-            reply=json.dumps(subs),
-            prompt_tokens=210,
-            completion_tokens=40,
-        )
-    add("decompose", 0.01, question=q, sub_queries=subs, fallback=False, attempts=1, raw=[json.dumps(subs)])
-    lines = []
-    for i in range(calls):
-        lines.append(f'docs{i} = retrieve("{subs[i % len(subs)] if not hostile else "q"}")')
-        lines.append(f'ans{i} = answer("what about {i}?", docs{i})')
-    lines.append('final_answer = answer(f"Given: {ans0}. Answer the question: the question")')
+        messages = [{"role": "system", "content": "You split a multi-hop question"}, {"role": "user", "content": q}]
+        b.llm(0.4, "decompose", "Qwen2.5-7B-Instruct", messages, json.dumps(subs), (210, 40))
+    b.add("decompose", 0.01, question=q, sub_queries=subs, fallback=False, attempts=1, raw=[json.dumps(subs)])
+    lines = _program_lines(subs, calls, hostile)
     good = "\n".join(lines) + "\n"
     # streamed plan execution: the first statement was dispatched 0.3 s into the plan, done at 0.5 s
-    add(
-        "plan_stream",
-        0.9,
-        dispatched=[{"statement": 0, "source": lines[0], "at_s": 0.3, "done_s": 0.5, "ok": True}],
-        plan_done_s=0.8,
-    )
-    t -= 0.9  # the plan event below spans the same time
+    dispatched = [{"statement": 0, "source": lines[0], "at_s": 0.3, "done_s": 0.5, "ok": True}]
+    b.add("plan_stream", 0.9, dispatched=dispatched, plan_done_s=0.8)
+    b.t -= 0.9  # the plan event below spans the same time
     if repair:
-        bad = good.replace("{ans0}", "{ans_0}")
-        line = len(lines)
-        col = bad.splitlines()[-1].index("ans_0") + 1
-        err = {
-            "type": "UndefinedName",
-            "message": "name 'ans_0' is not defined",
-            "line": line,
-            "col": col,
-            "end_line": line,
-            "end_col": col + 5,
-            "hint": "Did you mean 'ans0'?",
-        }
-        add("plan", 0.9, round=0, program=bad, errors=[err])
-        if llm:
-            add(
-                "llm",
-                0.5,
-                agent="repair",
-                model="Qwen2.5-Coder-7B",
-                messages=[{"role": "user", "content": "fix " + bad}],
-                reply=good,
-                prompt_tokens=800,
-                completion_tokens=120,
-            )
-        add(
-            "repair",
-            0.01,
-            round=1,
-            errors=[err],
-            feedback="UndefinedName: name 'ans_0' is not defined\n" + bad.splitlines()[-1],
-            program=good,
-        )
-        add("plan", 0.0, round=1, program=good, errors=[])
+        _add_plan_and_repair(b, lines, good, llm)
     else:
-        add("plan", 0.9, round=0, program=good, errors=[])
-    add("execute", 0.0, attempt=1, program=good, settings={"topk": 5})
-    for i in range(calls):
-        src_r, src_a = lines[2 * i], lines[2 * i + 1]
-        query = subs[i % len(subs)]
-        docs = [_doc(k, query, hostile) for k in range(5)]
-        s = t
-        e = add(
-            "retrieve",
-            0.05,
-            statement=2 * i,
-            line=2 * i + 1,
-            col=1,
-            end_line=2 * i + 1,
-            end_col=len(src_r) + 1,
-            source=src_r,
-            target=f"docs{i}",
-            tool="retrieve",
-            inputs={"query": query, "topk": 5},
-            output=docs,
-            cached=False,
-        )
-        if i % 2 == 1:  # batched with the one before: same start and end
-            before = [x for x in ev[:-1] if x["kind"] == "retrieve"][-1]
-            e["start"], e["end"] = before["start"], before["end"]
-        answer = HOSTILE if hostile and i == 0 else ("unknown" if i == 1 else f"answer {i}")
-        if llm:
-            add(
-                "llm",
-                0.2,
-                agent="answer",
-                model="Qwen2.5-7B-Instruct",
-                messages=[{"role": "user", "content": f"Answer the question using the documents: {query}"}],
-                reply=f"<answer>{answer}</answer>",
-                prompt_tokens=900,
-                completion_tokens=12,
-            )
-        add(
-            "answer",
-            0.2,
-            statement=2 * i + 1,
-            line=2 * i + 2,
-            col=1,
-            end_line=2 * i + 2,
-            end_col=len(src_a) + 1,
-            source=src_a,
-            target=f"ans{i}",
-            tool="answer",
-            inputs={"query": f"what about {i}?", "docs": "docs"},
-            output=answer,
-            cached=False,
-        )
-        del s
+        b.add("plan", 0.9, round=0, program=good, errors=[])
+    b.add("execute", 0.0, attempt=1, program=good, settings={"topk": 5})
+    _add_calls(b, lines, subs, calls, hostile, llm)
     if calls > 1:
-        add(
-            "adaptive_retry",
-            0.0,
-            statement=3,
-            target="ans1",
-            answer="unknown",
-            retrieve_statements=[2],
-            topk=10,
-            rerun=[2, 3, 2 * calls],
-            policy="incremental",
-        )
-        add(
-            "retrieve",
-            0.06,
-            statement=2,
-            line=3,
-            col=1,
-            end_line=3,
-            end_col=10,
-            source=lines[2],
-            target="docs1",
-            tool="retrieve",
-            inputs={"query": subs[1 % len(subs)], "topk": 10},
-            output=[_doc(k, "boosted", False) for k in range(10)],
-            cached=False,
-        )
-        add(
-            "answer",
-            0.2,
-            statement=3,
-            line=4,
-            col=1,
-            end_line=4,
-            end_col=10,
-            source=lines[3],
-            target="ans1",
-            tool="answer",
-            inputs={"query": "what about 1?", "docs": "docs"},
-            output="answer 1",
-            cached=False,
-        )
+        _add_adaptive_retry(b, lines, subs, calls)
     final = HOSTILE if hostile else "the final answer"
-    add(
-        "answer",
-        0.3,
-        statement=2 * calls,
-        line=2 * calls + 1,
-        col=1,
-        end_line=2 * calls + 1,
-        end_col=20,
-        source=lines[-1],
-        target="final_answer",
-        tool="answer",
-        inputs={"query": "Given: ...", "docs": None},
-        output=final,
-        cached=False,
-    )
-    add("final", 0.0, final_answer=final, program=good, error=None)
-    return ev
+    inputs = {"query": "Given: ...", "docs": None}
+    b.call("answer", 0.3, 2 * calls, lines[-1], "final_answer", 20, inputs=inputs, output=final, cached=False)
+    b.add("final", 0.0, final_answer=final, program=good, error=None)
+    return b.events
 
 
 def write_trace(path: Path, question: str, **kw: Any) -> Path:
