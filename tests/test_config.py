@@ -326,9 +326,25 @@ def test_flag_help_states_the_settings_defaults():
     from pyrag_dsl.cli.flags import add_llm_flags
     from pyrag_dsl.config import defaults as D
 
-    parser = argparse.ArgumentParser()
+    class Recording(argparse.ArgumentParser):
+        """Keeps the Action that each add_argument returns, its groups' included (argparse's public API)."""
+
+        added: list[argparse.Action] = []
+
+        def add_argument(self, *args, **kwargs):
+            action = super().add_argument(*args, **kwargs)
+            self.added.append(action)
+            return action
+
+        def add_argument_group(self, *args, **kwargs):
+            group = super().add_argument_group(*args, **kwargs)
+            add = group.add_argument
+            group.add_argument = lambda *a, **k: self.added.append(add(*a, **k)) or self.added[-1]
+            return group
+
+    parser = Recording()
     add_llm_flags(parser)
-    actions = {a.dest: a for a in parser._actions}
+    actions = {a.dest: a for a in parser.added}
     stated = {}
     for dest, (flag, paths) in FLAGS.items():
         action = actions.get(dest)
