@@ -4,7 +4,7 @@ from conftest import SMALL_CORPUS
 
 from pyrag_dsl.retrievers import RetrievalError, dense, open_index, read_meta
 
-pytestmark = pytest.mark.network_free
+pytestmark = [pytest.mark.network_free, pytest.mark.slow(seconds=15)]
 
 
 @pytest.fixture(scope="module")

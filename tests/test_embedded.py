@@ -6,6 +6,8 @@ import pytest
 
 from pyrag_dsl.retrievers import embedded, read_meta
 
+pytestmark = pytest.mark.slow(seconds=10)
+
 
 @pytest.mark.parametrize("kind", ["tantivy", "bm25"])
 def test_embedded_index_builds_once_and_answers(tmp_path, monkeypatch, kind):

@@ -164,6 +164,7 @@ def _stmts():
     return st.one_of(assign, assign, assign, other)
 
 
+@pytest.mark.slow(seconds=10)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_stmts(), min_size=0, max_size=8))
 def test_random_asts(body):
