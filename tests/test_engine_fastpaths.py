@@ -151,14 +151,13 @@ def test_events_equal_the_ones_build_event_makes():
         assert cls.model_validate(json.loads(event_json(e))) == e
 
 
-def _reference_arguments(frame, node):
-    """The argument values computed from the tool's signature and the call's argument nodes on every call (the
-    engine's way before call plans): the oracle for Frame.arguments."""
+def _reference_arguments(run, stmt, node):
+    """The argument values computed from the tool's signature and the call's argument nodes (the engine's way
+    before call plans), from the values of the statements it reads: the oracle for what a tool receives."""
     import ast
 
     from pyrag_dsl.grammar.tools import RunDefault
 
-    run = frame.run
     spec = run.language.tools[node.func.id]
     given = run.program.arguments(node)
     forced = run.forced.get(id(node))
@@ -171,10 +170,10 @@ def _reference_arguments(frame, node):
             if type(a) is ast.Constant:
                 v = a.value
             elif type(a) is ast.Name:
-                v = run.values[frame.stmt.binds[a.id]]
+                v = run.values[stmt.binds[a.id]]
             elif type(a) is ast.JoinedStr:  # of constants and names here
                 v = "".join(
-                    part.value if type(part) is ast.Constant else run.values[frame.stmt.binds[part.value.id]]
+                    part.value if type(part) is ast.Constant else run.values[stmt.binds[part.value.id]]
                     for part in a.values
                 )
             else:
@@ -212,44 +211,74 @@ PLAN_PROGRAMS = {
 }
 
 
+def _calls_in_evaluation_order(node):
+    """The call nodes under `node`, each after the calls in its arguments (the order the engine makes them)."""
+    import ast
+
+    calls = [c for child in ast.iter_child_nodes(node) for c in _calls_in_evaluation_order(child)]
+    return calls + [node] if isinstance(node, ast.Call) else calls
+
+
+def _expected_calls(program, run):
+    """Per call of the statements whose inputs were computed, in order: (tool, reference arguments)."""
+    from pyrag_dsl.interpreter.state import UNSET
+
+    expected = []
+    for stmt in program.statements:
+        if any(run.values[i] is UNSET for i in stmt.binds.values()):
+            break  # an input was never computed: nothing from here on ran
+        for node in _calls_in_evaluation_order(stmt.node.value):
+            expected.append((node.func.id, _reference_arguments(run, stmt, node)))
+    return expected
+
+
+def _same_call(call, want):
+    (tool, got), (want_tool, want_args) = call, want
+    return (
+        tool == want_tool
+        and got.keys() == want_args.keys()
+        and all(got[k] == v and type(got[k]) is type(v) for k, v in want_args.items() if v is not NESTED_CALL)
+    )
+
+
+def _assert_received_as_expected(received, expected, finished):
+    """Every call a tool received is the next expected one, in order; an expected call equal to one made before
+    is a cache hit (no tool call); a finished run made every expected call."""
+    made = []
+    for want in expected:
+        if NESTED_CALL not in want[1].values() and any(_same_call(call, want) for call in made):
+            continue  # answered from the call cache
+        if len(made) == len(received):
+            assert not finished, f"expected, never made: {want}"
+            break
+        assert _same_call(received[len(made)], want), (received[len(made)], want)
+        made.append(received[len(made)])
+    assert made == received
+
+
 @pytest.mark.parametrize("name", list(PLAN_PROGRAMS))
 @pytest.mark.parametrize("result", ["clean Docs", "dicts", "bad", "non-ascii text"])
-def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch):
-    """A call's arguments come from its CallPlan, built once per node with the program: on every call they equal what walking
-    the tool's signature and the call's argument nodes gives (constants, bound names, f-strings, a nested call,
-    run settings, forced overrides, out-of-range values), and the run's events equal build_event's."""
+def test_call_plan_arguments_equal_the_signature_walk(name, result):
+    """A call's arguments come from its CallPlan, built once per node with the program: every call a tool
+    receives equals what walking the tool's signature and the call's argument nodes gives (constants, bound
+    names, f-strings, a nested call, run settings, forced overrides, out-of-range values), and the run's events
+    equal build_event's."""
     from pyrag_dsl.grammar.errors import ArgumentOutOfRange
     from pyrag_dsl.interpreter import CallCache
     from pyrag_dsl.interpreter.run import Run
-    from pyrag_dsl.interpreter.walker import Frame
 
-    checked = []
-    original = Frame.arguments
-
-    def arguments(self, plan, node):
-        want = _reference_arguments(self, node)
-        try:
-            got = original(self, plan, node)
-        except Exception as e:  # a Stop with its typed error
-            assert isinstance(getattr(e, "error", None), ArgumentOutOfRange) and isinstance(want, tuple), want
-            assert e.error.details["param"] == want[1]
-            checked.append((node, "out of range"))
-            raise
-        assert got.keys() == want.keys()
-        assert all(got[k] == want[k] and type(got[k]) is type(want[k]) for k in want if want[k] is not NESTED_CALL)
-        checked.append((node, got))
-        return got
-
-    monkeypatch.setattr(Frame, "arguments", arguments)
     src, settings, force = PLAN_PROGRAMS[name]
     docs = Docs((_doc1(), _doc1(id="2", text="caf\u00e9")))
+    received = []
 
     def retrieve(query, topk=5):
+        received.append(("retrieve", {"query": query, "topk": topk}))
         if result == "dicts":
             return [{"id": 1, "title": "T", "text": f"{query} {topk}"}]
         return 42 if result == "bad" else docs
 
     def answer(query, docs=None):
+        received.append(("answer", {"query": query, "docs": docs}))
         return f"r\u00e9ponse {len(query)}" if result == "non-ascii text" else f"ans {len(query)}"
 
     program = parse_program(src, limits=Limits(tool_timeout_s=None, run_timeout_s=None))
@@ -257,11 +286,15 @@ def test_call_plan_arguments_equal_the_signature_walk(name, result, monkeypatch)
     if force:
         run.force_argument(program.statements[0].node.value, "topk", 7)
     run.run_all()
-    assert checked and {id(node) for node, _ in checked} <= {id(node) for node in program.plans}
-    if force:
-        assert checked[0][1] == {"query": "q", "topk": 7}
+    expected = _expected_calls(program, run)
     if "out of range" in name:
-        assert [got for _, got in checked] == ["out of range"] and run.error.kind == "ArgumentOutOfRange"
+        assert expected[0][1] == ("out of range", "topk") and received == []
+        assert isinstance(run.error, ArgumentOutOfRange) and run.error.details["param"] == "topk"
+    else:
+        assert received and all(type(args) is dict for _, args in expected)
+        _assert_received_as_expected(received, expected, finished=run.error is None)
+    if force:
+        assert received[0] == ("retrieve", {"query": "q", "topk": 7})
     for e in run.events:
         if e.kind != "error":
             explicit = {k: e.__dict__[k] for k in e.__dict__ if k in e.model_fields_set}
