@@ -140,18 +140,24 @@ def test_bad_concurrency_is_a_usage_error(tmp_path):
 
 
 def test_run_questions_orders_results_and_survives_an_exception():
-    import threading
-    import time
+    """Question n returns only after question n+1 has (so the four must run at once, and 4 returns first):
+    on_finished hears of 4 first, on_ordered still in input order, and question 2's exception is its own error."""
+    done = {n: threading.Event() for n in range(1, 6)}
+    done[5].set()
 
     class Pipe:
         def __init__(self, n):
             self.n = n
 
         def run(self, question):
-            time.sleep(0.05 * (5 - self.n))  # the first finishes last
-            if self.n == 2:
-                raise RuntimeError("boom")
-            return type("R", (), {"error": None, "final_answer": question.upper()})()
+            try:
+                if not done[self.n + 1].wait(30):
+                    raise TimeoutError(f"question {self.n + 1} did not finish while {self.n} ran")
+                if self.n == 2:
+                    raise RuntimeError("boom")
+                return type("R", (), {"error": None, "final_answer": question.upper()})()
+            finally:
+                done[self.n].set()
 
     finished, ordered = [], []
     outs = run_questions(
@@ -162,7 +168,7 @@ def test_run_questions_orders_results_and_survives_an_exception():
         on_ordered=lambda o: ordered.append(o.n),
         stop=threading.Event(),
     )
-    assert ordered == [1, 2, 3, 4] and finished != ordered
+    assert ordered == [1, 2, 3, 4] and finished[0] == 4 and sorted(finished) == [1, 2, 3, 4]  # 4 returned first
     assert outs[1].result.error["type"] == "RuntimeError" and outs[1].result.error["message"] == "boom"
     assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
 
