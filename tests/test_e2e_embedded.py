@@ -15,7 +15,7 @@ from pyrag_dsl import validate
 from pyrag_dsl.agents import LLMError
 from pyrag_dsl.agents.local_server import LocalLLMServer, smollm2_path
 
-pytestmark = [pytest.mark.model, pytest.mark.slow(seconds=120)]
+pytestmark = [pytest.mark.model, pytest.mark.slow(seconds=40)]
 
 ROOT = Path(__file__).parent.parent
 

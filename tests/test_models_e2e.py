@@ -8,7 +8,7 @@ import pytest
 from pyrag_dsl.agents import models, small_model
 from pyrag_dsl.pipeline.session import Session, Settings
 
-pytestmark = [pytest.mark.model, pytest.mark.slow(seconds=240)]
+pytestmark = [pytest.mark.model, pytest.mark.slow(seconds=110)]
 
 UNRELATED = [
     "Who is older, Annie Morton or Terry Richardson?",  # comparison (HotpotQA dev)
