@@ -7,7 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 CHECKOUT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.network_free
+
 TREES = ("pyrag_dsl", "benchmarks", "tests")
 MAX_LINES = 60
 TABLE_SHARE = 0.7  # at least this share of an argparse table's statements declare parsers or flags

@@ -36,7 +36,7 @@ def exec_trace(path, program=PROGRAM, tools=None, cfg=None):
     executor = Executor(cfg, tools or RecordingTools().as_dict(), Sentinels(cfg.sentinels), trace)
     run = executor.execute(checked.program, CallCache(), 1)
     executor.adaptive(1)
-    final = run.env.get("final_answer")
+    final = run.variables.get("final_answer")
     trace.append(
         FinalEvent(
             step=len(trace) + 1,

@@ -50,6 +50,14 @@ class ChatLLM(Protocol):
     def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]: ...
 
 
+class PipelineLLM(ChatLLM, Protocol):
+    """What the pipeline asks of an LLM client besides chat: its request count and the kind of server."""
+
+    calls: int
+
+    def server_kind(self) -> str: ...
+
+
 CHAT_OBSERVER: contextvars.ContextVar[ChatObserver | None] = contextvars.ContextVar(
     "pyrag_dsl_chat_observer", default=None
 )

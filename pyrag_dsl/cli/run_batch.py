@@ -142,8 +142,9 @@ class _Batch:
         from ..pipeline.runner import Pipeline
 
         base, limits = self.base, self.limits
-        llm = MeteredLLM(base.llm, limits)
-        plan = llm if base.plan_llm is base.llm else MeteredLLM(base.plan_llm, limits)
+        first, last = self.session.clients[0], self.session.clients[-1]  # the answer LLM, the plan LLM
+        llm = MeteredLLM(first, limits)
+        plan = llm if last is first else MeteredLLM(last, limits)
         return Pipeline(
             llm,
             MeteredRetriever(base.retriever, self.endpoint, limits),

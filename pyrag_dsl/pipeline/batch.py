@@ -79,8 +79,14 @@ class MeteredLLM:
         self.completion_tokens = 0
         self.usage_reported = False
 
-    def __getattr__(self, name: str) -> Any:  # config, where, grammar_body, server_kind, check, ...
+    def __getattr__(self, name: str) -> Any:  # config, where, check, ...
         return getattr(self._client, name)
+
+    def grammar_body(self, lark: str, gbnf: str) -> dict[str, Any]:
+        return self._client.grammar_body(lark, gbnf)
+
+    def server_kind(self) -> str:
+        return self._client.server_kind()
 
     def _usage(self, usage: Any) -> None:
         with self._lock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..agents.llm import LLMClient
+    from ..agents.llm import PipelineLLM
 
 
 def plan_grammar_for(server_kind: str) -> str:
@@ -17,7 +17,7 @@ def plan_grammar_for(server_kind: str) -> str:
     return "skeleton" if server_kind == "llama.cpp" else "language"
 
 
-def resolve_plan_grammar(grammar: str, plan_llm: "LLMClient") -> str:
+def resolve_plan_grammar(grammar: str, plan_llm: "PipelineLLM") -> str:
     """`grammar`, or for `auto` the choice of plan_grammar_for for the Plan LLM's server (asked once)."""
     if grammar != "auto":
         return grammar

@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from ..agents.answer import AnswerAgent, Sentinels
 from ..agents.decompose import DecomposeAgent
-from ..agents.llm import LLMClient, LLMError
+from ..agents.llm import LLMError, PipelineLLM
 from ..agents.plan import PlanAgent, render_errors
+from ..agents.roles import Answerer, Decomposer, Planner
 from ..config import deadline
 from ..grammar import FINAL_ANSWER, Program, Statement, validate
 from ..grammar.errors import DslError
@@ -116,10 +117,10 @@ class Pipeline:
 
     def __init__(
         self,
-        llm: LLMClient,
+        llm: PipelineLLM,
         retriever: Retriever,
         *,
-        plan_llm: LLMClient | None = None,
+        plan_llm: PipelineLLM | None = None,
         config: PipelineConfig | None = None,
         extra_tools: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
@@ -130,9 +131,11 @@ class Pipeline:
             self.config = dataclasses.replace(self.config, plan_grammar=resolve_plan_grammar("auto", self.plan_llm))
         g = self.config.use_grammar
         small = g and self.config.plan_grammar == "skeleton"  # small-model prompts (agents/small_model.py)
-        self.decomposer = DecomposeAgent(llm, use_grammar=g, small=small)
-        self.planner = PlanAgent(self.plan_llm, self.config.language, grammar=self.config.plan_grammar if g else "off")
-        self.answerer = AnswerAgent(llm, use_grammar=g, small=small)
+        self.decomposer: Decomposer = DecomposeAgent(llm, use_grammar=g, small=small)
+        self.planner: Planner = PlanAgent(
+            self.plan_llm, self.config.language, grammar=self.config.plan_grammar if g else "off"
+        )
+        self.answerer: Answerer = AnswerAgent(llm, use_grammar=g, small=small)
         self.retriever = retriever
         self.is_sentinel = Sentinels(self.config.sentinels)
         self.extra_tools = dict(extra_tools or {})

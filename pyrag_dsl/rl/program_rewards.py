@@ -16,7 +16,8 @@ import ast
 from typing import Any, Callable
 
 from ..agents.decompose import Decomposition, parse_sub_queries
-from ..agents.plan import PlanAgent, extract_program
+from ..agents.plan import extract_program
+from ..agents.roles import Planner
 from ..config.deadline import Deadline, active
 from ..grammar import Limits, Program, validate
 from ..pipeline import Pipeline, PipelineConfig, PipelineResult
@@ -53,7 +54,7 @@ class _GivenProgram:
 class _PlanUnder:
     """The frozen Plan agent with its requests under the rollout's deadline (they run in the pipeline's thread)."""
 
-    def __init__(self, agent: PlanAgent, deadline: Deadline | None) -> None:
+    def __init__(self, agent: Planner, deadline: Deadline | None) -> None:
         self.agent = agent
         self.deadline = deadline
 
