@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..pipeline.session import Session
     from ..retrievers.base import Progress as ProgressCallback
 
-# the settings flags (config.settings.FLAGS) that are not passed on as they are: --no-prompt-cache,
+# the settings flags (config.sources.FLAGS) that are not passed on as they are: --no-prompt-cache,
 # --parallel and --no-grammar are store_true flags, given to the settings only when set (see below)
 _SWITCHES = ("prompt_cache", "parallel", "no_grammar")
 
@@ -83,7 +83,7 @@ def progress_bar(console: Console) -> tuple[ProgressCallback, Progress]:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The resolved Settings of a pipeline command: its flags > --config file > the environment."""
-    from ..config.settings import FLAGS
+    from ..config.sources import FLAGS
     from ..pipeline.session import Settings
 
     flags = {k: getattr(args, k, None) for k in FLAGS if k not in _SWITCHES}

@@ -1,7 +1,7 @@
 """The flags every pipeline command takes (run, exec, replay, eval, doctor): LLM, retrieval and pipeline
 settings. Each defaults to None so that a config file and the environment still apply; the defaults they
 name are config.defaults (tests/test_config.py checks them against the settings model), and the settings
-they set are config.settings.FLAGS."""
+they set are config.sources.FLAGS."""
 
 from __future__ import annotations
 

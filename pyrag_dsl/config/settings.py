@@ -4,14 +4,14 @@ and where it came from: `--topk: ...`, `config [pipeline] topk: ...`, `ENABLE_TH
 
 Sections: [llm], [plan_llm], [retriever], [pipeline], [llama] (the embedded llama.cpp server) and
 [breaker] (fail fast on an endpoint that keeps failing); top-level `output_dir` and `model`.
-To add a setting: a field in its section, a line in FLAGS if a flag sets it, a row in docs/configuration.md.
+To add a setting: a field in its section, a line in sources.FLAGS if a flag sets it, a row in docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
-from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin
+from typing import Any, Literal, Mapping, Optional
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -22,12 +22,11 @@ from . import defaults as D
 from .errors import ConfigError
 from .files import load_config_file
 from .limits import MAX_TOPK
+from .messages import error_message, expected, unwrap
+from .sources import ENV_VARS, FLAGS, Layers, Tree, flags_to_tree, reference_env
 
 DEFAULT_LLM_URL = "http://127.0.0.1:8337/v1"  # the reference's Decompose/Answer port
 DEFAULT_LLM_MODEL = "local"
-
-Tree = dict[str, Any]  # a settings tree: sections (nested trees) and values by key
-Loc = tuple[Union[str, int], ...]  # a path in a tree, or where pydantic found an error (indexes too)
 
 
 def _http_url(value: Optional[str]) -> Optional[str]:
@@ -55,8 +54,8 @@ class _Section(BaseModel):
     def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         """true/false where a number is expected is refused (pydantic would take it as 1/0), as the flags do."""
         field = cls.model_fields.get(info.field_name or "")
-        if isinstance(value, bool) and field is not None and _unwrap(field.annotation) in (int, float):
-            raise ValueError(f"must be {_expected(field)}")
+        if isinstance(value, bool) and field is not None and unwrap(field.annotation) in (int, float):
+            raise ValueError(f"must be {expected(field)}")
         return value
 
 
@@ -265,280 +264,15 @@ class Settings(BaseSettings):
         env = reference_env(os.environ if environ is None else environ)
         file_data = load_config_file(config_file) if config_file else {}
         init, flag_names = flags_to_tree(flags or {})
-        layers = _Layers(init, flag_names, file_data, env)
+        layers = Layers(init, flag_names, file_data, env)
         layers.prune_alternatives()
         token = _LAYERS.set((file_data, env))
         try:
             return cls(**init)
         except ValidationError as e:
-            raise ConfigError(layers.message(e)) from None
+            raise ConfigError(error_message(e, layers.origin, cls)) from None
         finally:
             _LAYERS.reset(token)
-
-
-# -- the reference's environment variables ------------------------------------------------------------
-ENV_VARS: dict[str, tuple[str, ...]] = {
-    "LLM_BASE_URL": ("llm", "base_url"),
-    "LLM_MODEL": ("llm", "model"),
-    "LLM_API_KEY": ("llm", "api_key"),
-    "PLAN_LLM_BASE_URL": ("plan_llm", "base_url"),
-    "PLAN_LLM_MODEL": ("plan_llm", "model"),
-    "PLAN_LLM_API_KEY": ("plan_llm", "api_key"),
-    "ENABLE_THINKING": ("llm", "enable_thinking"),
-    "OUTPUT_DIR": ("output_dir",),
-}
-
-
-def reference_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The settings tree the reference's variables give (empty values are unset; PLAN_LLM_* make a Plan
-    server only with a model or URL)."""
-    tree: dict[str, Any] = {}
-    for var, path in ENV_VARS.items():
-        value = environ.get(var)
-        if value is not None and value.strip() != "":
-            _put(tree, path, value.strip())
-    plan = tree.get("plan_llm")
-    if plan is not None and "base_url" not in plan and "model" not in plan:
-        del tree["plan_llm"]
-    return tree
-
-
-# -- command-line flags ---------------------------------------------------------------------------------
-# argparse dest -> (the flag as typed, the settings it sets). store_true flags count only when True.
-FLAGS: dict[str, tuple[str, tuple[tuple[str, ...], ...]]] = {
-    "llm_url": ("--llm-url", (("llm", "base_url"),)),
-    "llm_model": ("--llm-model", (("llm", "model"),)),
-    "plan_llm_url": ("--plan-llm-url", (("plan_llm", "base_url"),)),
-    "plan_llm_model": ("--plan-llm-model", (("plan_llm", "model"),)),
-    "model": ("--model", (("model",),)),
-    "timeout": ("--timeout", (("llm", "timeout_s"), ("llama", "timeout_s"))),
-    "threads": ("--threads", (("llama", "threads"),)),
-    "n_ctx": ("--n-ctx", (("llama", "n_ctx"),)),
-    "omp_wait_policy": ("--omp-wait-policy", (("llama", "omp_wait_policy"),)),
-    "prompt_cache": ("--no-prompt-cache", (("llama", "prompt_cache"),)),  # only ever given as False
-    "retriever_url": ("--retriever-url", (("retriever", "url"),)),
-    "index": ("--index", (("retriever", "index"),)),
-    "retriever_timeout": ("--retriever-timeout", (("retriever", "timeout_s"),)),
-    "retriever_retries": ("--retriever-retries", (("retriever", "retries"),)),
-    "output_dir": ("--output-dir", (("output_dir",),)),
-    "topk": ("--topk", (("pipeline", "topk"),)),
-    "boosted_topk": ("--boosted-topk", (("pipeline", "boosted_topk"),)),
-    "max_repairs": ("--max-repairs", (("pipeline", "max_repairs"),)),
-    "policy": ("--policy", (("pipeline", "policy"),)),
-    "plan_grammar": ("--plan-grammar", (("pipeline", "plan_grammar"),)),
-    "parallel": ("--parallel", (("pipeline", "parallel"),)),
-    "max_workers": ("--max-workers", (("pipeline", "max_workers"),)),
-    "stream_plan": ("--stream-plan/--no-stream-plan", (("pipeline", "stream_plan"),)),
-    "no_grammar": ("--no-grammar", (("pipeline", "use_grammar"),)),  # True sets use_grammar = False
-    "deadline": ("--deadline", (("pipeline", "deadline_s"),)),
-    "breaker_failures": ("--fail-after", (("breaker", "failures"),)),
-}
-_STORE_TRUE = {"parallel", "no_grammar"}
-
-
-def flags_to_tree(flags: Mapping[str, Any]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """Given flags as a settings tree, and which flag set each path."""
-    tree: dict[str, Any] = {}
-    names: dict[tuple[str, ...], str] = {}
-    for dest, value in flags.items():
-        if dest not in FLAGS:
-            raise KeyError(f"unknown flag {dest!r}: add it to pyrag_dsl.config.settings.FLAGS")
-        if value is None or (dest in _STORE_TRUE and value is False):
-            continue
-        flag, paths = FLAGS[dest]
-        if dest == "no_grammar":
-            value = False
-        for path in paths:
-            _put(tree, path, value)
-            names[path] = flag
-    return tree, names
-
-
-# -- layers, alternatives and error messages --------------------------------------------------------------
-# Settings that replace each other: the highest layer that sets one of them drops the other from lower layers.
-_ALTERNATIVES = (
-    ((("retriever", "url"),), (("retriever", "index"),)),
-    ((("model",),), (("llm", "base_url"), ("llm", "model"), ("plan_llm", "base_url"), ("plan_llm", "model"))),
-)
-
-
-class _Layers:
-    def __init__(self, flags: Tree, flag_names: dict[tuple[str, ...], str], file: Tree, env: Tree) -> None:
-        self.flags, self.flag_names, self.file, self.env = flags, flag_names, file, env
-        self.env_names = {path: var for var, path in ENV_VARS.items()}
-
-    def ordered(self) -> list[tuple[str, Tree]]:
-        return [("flags", self.flags), ("file", self.file), ("env", self.env)]
-
-    def name(self, layer: str, path: Loc) -> str:
-        key = _names_only(path)  # flags and variables set named paths only
-        if layer == "flags":
-            named = self.flag_names.get(key) if key is not None else None
-            return named if named is not None else "--" + str(path[-1]).replace("_", "-")
-        if layer == "env":
-            named = self.env_names.get(key) if key is not None else None
-            return named if named is not None else ".".join(map(str, path))
-        return "config " + _key(path)
-
-    def prune_alternatives(self) -> None:
-        layers = self.ordered()
-        for group_a, group_b in _ALTERNATIVES:
-            for i, (layer, data) in enumerate(layers):
-                a = [p for p in group_a if _has(data, p)]
-                b = [p for p in group_b if _has(data, p)]
-                if a and b:
-                    raise ConfigError(
-                        f"{self.name(layer, a[0])} and {self.name(layer, b[0])} were both given; pick one"
-                    )
-                if a or b:
-                    for _, lower in layers[i + 1 :]:
-                        for path in group_b if a else group_a:
-                            _delete(lower, path)
-                    break
-
-    def origin(self, loc: Loc) -> str:
-        candidates = [loc]
-        if loc and loc[0] == "plan_llm":  # plan_llm inherits unset fields from llm
-            candidates.append(("llm", *loc[1:]))
-        for path in candidates:
-            for layer, data in self.ordered():
-                if _has(data, path):
-                    return self.name(layer, path)
-        return "setting " + _key(loc)
-
-    def message(self, error: ValidationError) -> str:
-        errors = error.errors(include_url=False)
-        first = errors[0]
-        loc = tuple(first["loc"])
-        where = self.origin(loc) if loc else ""
-        others = {self.origin(tuple(e["loc"])) for e in errors[1:] if e["loc"]} - {where}  # one flag, two keys
-        n = len(others) + sum(1 for e in errors[1:] if not e["loc"])
-        named = sorted(others)[:3]
-        more = (
-            (
-                f" (and {n} more problem{'s' if n > 1 else ''}"
-                + (f": {', '.join(named)}" if named else "")
-                + ("..." if len(others) > 3 else "")
-                + ")"
-            )
-            if n
-            else ""
-        )
-        if not loc:  # a check across settings
-            ctx = first.get("ctx") or {}
-            return f"settings: {ctx.get('error', first['msg'])}{more}"
-        if first["type"] == "extra_forbidden":
-            parent = _model_at(Settings, loc[:-1])
-            known = ", ".join(sorted(parent.model_fields)) if parent else ""
-            what = "section" if len(loc) == 1 and isinstance(first["input"], dict) else "setting"
-            return f"{where}: unknown {what}; known: {known}{more}"
-        if first["type"] == "value_error":
-            expected = str((first.get("ctx") or {}).get("error", first["msg"]))
-            expected = expected[len("must be ") :] if expected.startswith("must be ") else expected
-        else:
-            expected = _expected(_field_at(Settings, loc))
-        return f"{where}: must be {expected}, got {_show(first['input'])}{more}"
-
-
-def _names_only(path: Loc) -> Optional[tuple[str, ...]]:
-    """The path when it holds names only (no list index), else None."""
-    names = tuple(p for p in path if isinstance(p, str))
-    return names if len(names) == len(path) else None
-
-
-def _key(path: Loc) -> str:
-    parts = tuple(str(p) if len(str(p)) <= 40 else str(p)[:37] + "..." for p in path)
-    return f"[{parts[0]}] {'.'.join(parts[1:])}" if len(parts) > 1 else parts[0]
-
-
-def _put(tree: Tree, path: tuple[str, ...], value: Any) -> None:
-    for part in path[:-1]:
-        tree = tree.setdefault(part, {})
-    tree[path[-1]] = value
-
-
-def _has(tree: Any, path: Loc) -> bool:
-    for part in path:
-        if not isinstance(tree, dict) or part not in tree:
-            return False
-        tree = tree[part]
-    return True
-
-
-def _delete(tree: Tree, path: tuple[str, ...]) -> None:
-    if not _has(tree, path):
-        return
-    parents = [tree]
-    for part in path[:-1]:
-        parents.append(parents[-1][part])
-    del parents[-1][path[-1]]
-    for parent, part in zip(reversed(parents[:-1]), reversed(path[:-1])):  # drop sections left empty
-        if parent[part] == {}:
-            del parent[part]
-
-
-def _unwrap(annotation: Any) -> Any:
-    if get_origin(annotation) is Union:
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    return annotation
-
-
-def _model_at(model: Any, path: Loc) -> Optional[type[BaseModel]]:
-    for part in path:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        model = _unwrap(field.annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _field_at(model: Any, loc: Loc) -> Optional[FieldInfo]:
-    parent = _model_at(model, tuple(p for p in loc[:-1] if isinstance(p, str)))
-    if parent is None or not isinstance(loc[-1], str):
-        parent = _model_at(model, tuple(p for p in loc if isinstance(p, str))[:-1])
-        name = [p for p in loc if isinstance(p, str)][-1]
-    else:
-        name = loc[-1]
-    return parent.model_fields.get(name) if parent is not None else None
-
-
-def _expected(field: Optional[FieldInfo]) -> str:
-    if field is None:
-        return "a valid value"
-    if isinstance(field.json_schema_extra, dict) and "expected" in field.json_schema_extra:
-        return str(field.json_schema_extra["expected"])
-    ann = _unwrap(field.annotation)
-    origin = get_origin(ann)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(ann))
-    if ann is bool:
-        return "true or false"
-    if isinstance(ann, type) and issubclass(ann, BaseModel) or origin is dict:
-        return "a table"
-    if origin is list:
-        return "a list of strings"
-    base = {int: "an integer", float: "a number", str: "a string"}.get(ann, "a valid value")
-    bounds = {
-        type(m).__name__.lower(): getattr(m, type(m).__name__.lower())
-        for m in field.metadata
-        if type(m).__name__ in ("Ge", "Gt", "Le", "Lt")
-    }
-    if "ge" in bounds and "le" in bounds:
-        return f"{base} from {_show(bounds['ge'])} to {_show(bounds['le'])}"
-    parts = [
-        f"{op} {_show(bounds[k])}" for k, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if k in bounds
-    ]
-    return f"{base} {' and '.join(parts)}" if parts else base
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    if isinstance(value, str):
-        return repr(value if len(value) <= 80 else value[:77] + "...")
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 __all__ = [
