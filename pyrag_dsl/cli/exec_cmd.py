@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from ..grammar import Program
     from ..interpreter import Run
     from ..interpreter.trace import TraceEvent
+    from ..pipeline.adaptive import Executor
     from ..pipeline.config import PipelineConfig
-    from ..pipeline.runner import Executor
 
 
 def cmd_exec(args: argparse.Namespace, console: Console) -> int:
@@ -55,7 +55,7 @@ def _execute(
     steps that finished are shown, and saved with --trace, before the interrupt goes on."""
     from ..agents.answer import Sentinels
     from ..interpreter import CallCache
-    from ..pipeline.runner import Executor
+    from ..pipeline.adaptive import Executor
     from .trace_cmds import export_trace
 
     session = open_session(settings, console)
@@ -142,12 +142,11 @@ def _write_exec_trace(
 ) -> None:
     """exec --trace: the events, a final event, and a header with the settings, limits and language.
     Raises OutputError (naming the file) when it cannot be written."""
-    from ..pipeline.events import FinalEvent
+    from ..pipeline.events import FinalEvent, append_event
     from ..pipeline.outputs import write_trace
-    from ..pipeline.runner import _emit
 
     final = run.variables.get("final_answer")
-    _emit(trace, FinalEvent, final_answer=None if final is None else str(final), program=source, error=error)
+    append_event(trace, FinalEvent, final_answer=None if final is None else str(final), program=source, error=error)
     write_trace(args.trace, trace, {"program": args.program, "settings": cfg.settings()})
 
 

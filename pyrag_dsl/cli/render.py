@@ -16,7 +16,7 @@ from ..pipeline.steps import call_signature
 from .safe_text import markup, plain, text
 
 if TYPE_CHECKING:
-    from ..pipeline.runner import PipelineResult
+    from ..pipeline.result import PipelineResult
 
 
 def _short(value: object, n: int = 90) -> Text:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from ..config.settings import Settings
-    from ..pipeline.runner import PipelineResult
+    from ..pipeline.result import PipelineResult
     from ..pipeline.session import Session
 
 
@@ -86,7 +86,7 @@ def _answer_each(
     so does a dead embedded server. The exit code: 0, 1 when a question failed, 3 when a file was not saved."""
     from rich.progress import Progress
 
-    from ..pipeline.runner import Interrupted
+    from ..pipeline.result import Interrupted
 
     pipeline = pipeline_of(session)
     progress = Progress(console=status, transient=True) if len(questions) > 1 else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Callable, Literal, ParamSpec, TypeVar
 
 from ..interpreter.trace import TraceEvent
@@ -94,6 +95,12 @@ class LLMEvent(TraceEvent):
     completion_tokens: int | None = None
     error: str | None = None
     content_dropped: bool = False
+
+
+def append_event(trace: list[TraceEvent], event_cls: type[TraceEvent], **kw: Any) -> None:
+    """Append an event of `event_cls` to `trace`, numbered next, ending now (starting at `start`, default now)."""
+    now = time.time()
+    trace.append(event_cls(step=len(trace) + 1, start=kw.pop("start", now), end=now, **kw))
 
 
 def _usage_tokens(usage: Any, name: str) -> int | None:
@@ -206,7 +213,6 @@ class _Observer:
         on_usage: UsageListener | None,
         chat: Callable[[UsageListener | None], str],
     ) -> str:
-        import time
 
         from ..agents.llm import CHAT_OBSERVER
 

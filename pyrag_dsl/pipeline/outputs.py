@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import jsonl
 from ..interpreter.trace import TraceEvent, dumps_jsonl
-from .runner import PipelineResult
+from .result import PipelineResult
 
 
 def new_run_dir(output_dir: str | Path) -> Path:

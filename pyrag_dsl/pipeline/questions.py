@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 from .batch import concurrent_map
 
 if TYPE_CHECKING:
-    from .runner import PipelineResult
+    from .result import PipelineResult
 
 
 class QuestionPipeline(Protocol):
@@ -31,7 +31,7 @@ class Outcome:
 
 def failed_result(question: str, e: BaseException) -> PipelineResult:
     """The result of a question whose run raised `e`."""
-    from .runner import PipelineResult
+    from .result import PipelineResult
 
     return PipelineResult(original_query=question, error={"type": type(e).__name__, "message": str(e)[:2000]})
 

@@ -12,8 +12,8 @@ from ..grammar import FINAL_ANSWER, Language, Limits, validate
 from ..interpreter import CallCache, Run
 from ..interpreter.trace import CallEvent, TraceEvent, value_from_json, value_to_json
 from . import events as pev
+from .adaptive import Executor
 from .recorded_config import RecordedConfigError, config_from_header
-from .runner import Executor
 
 # Kinds compared step by step, and the fields that must match.
 _COMPARED = {

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..agents.answer import AnswerAgent, Sentinels
@@ -14,82 +12,27 @@ from ..agents.llm import LLMError, PipelineLLM
 from ..agents.plan import PlanAgent, render_errors
 from ..agents.roles import Answerer, Decomposer, Planner
 from ..config import deadline
-from ..grammar import FINAL_ANSWER, Program, Statement, validate
+from ..grammar import FINAL_ANSWER, validate
 from ..grammar.errors import DslError
-from ..interpreter import CallCache, Run, supervise
+from ..interpreter import CallCache, Run
 from ..interpreter.trace import TraceEvent, value_to_json
 from ..retrievers.base import Retriever, RetrieveTool
+from .adaptive import Executor
 from .config import PipelineConfig
 from .defaults import resolve_plan_grammar
 from .events import (
-    AdaptiveRetryEvent,
     DecomposeEvent,
-    ExecuteEvent,
     FinalEvent,
     LLMCalls,
     PlanEvent,
     PlanStreamEvent,
     RepairEvent,
+    append_event,
 )
 from .prefetch import Prefetcher
+from .result import Interrupted, PipelineResult
 from .retrieved import first_program_valid, retrieved_documents
 from .steps import execution_log
-
-
-@dataclass
-class PipelineResult:
-    original_query: str
-    sub_queries: list[str] = field(default_factory=list)
-    generated_code: str | None = None
-    execution_log: list[str] = field(default_factory=list)
-    variables: dict[str, Any] = field(default_factory=dict)
-    final_answer: str | None = None
-    retried_with_topk10: bool = False
-    trace: list[TraceEvent] = field(default_factory=list)
-    repair_rounds: int = 0
-    programs: list[str] = field(default_factory=list)
-    llm_calls: dict[str, int] = field(default_factory=dict)
-    retrieval_calls: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    retrieved_docs: list[dict[str, str]] = field(default_factory=list)  # union: {id, title}, first-seen order
-    retrievals: list[dict[str, Any]] = field(default_factory=list)  # per retrieve call: statement, query, docs
-    first_program_valid: bool | None = None  # None: no program was written
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The reference's keys plus ours; the typed trace goes to trace.jsonl, not here."""
-        return {
-            "original_query": self.original_query,
-            "sub_queries": self.sub_queries,
-            "generated_code": self.generated_code,
-            "execution_log": self.execution_log,
-            "variables": self.variables,
-            "final_answer": self.final_answer,
-            "retried_with_topk10": self.retried_with_topk10,
-            "repair_rounds": self.repair_rounds,
-            "programs": self.programs,
-            "llm_calls": self.llm_calls,
-            "retrieval_calls": self.retrieval_calls,
-            "timings": self.timings,
-            "error": self.error,
-            "settings": self.settings,
-            "first_program_valid": self.first_program_valid,
-            "retrieved_docs": self.retrieved_docs,
-            "retrievals": self.retrievals,
-        }
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a question; `.result` holds what was computed before it."""
-
-    def __init__(self, result: "PipelineResult") -> None:
-        super().__init__("interrupted")
-        self.result = result
 
 
 class _Counting:
@@ -208,7 +151,7 @@ class _RunState:
         self.done = False  # run() has finished with this question
 
     def emit(self, event_cls: type[TraceEvent], **kw: Any) -> None:
-        _emit(self.result.trace, event_cls, **kw)
+        append_event(self.result.trace, event_cls, **kw)
 
     def _stream_plan(self) -> bool:
         """Streamed plan execution: as configured; by default only with a server that serves requests
@@ -365,116 +308,6 @@ class _RunState:
         self.emit(FinalEvent, final_answer=res.final_answer, program=res.generated_code, error=res.error)
 
 
-def _emit(trace: list[TraceEvent], event_cls: type[TraceEvent], **kw: Any) -> None:
-    now = time.time()
-    trace.append(event_cls(step=len(trace) + 1, start=kw.pop("start", now), end=now, **kw))
-
-
-class Executor:
-    """Runs a validated program and applies the adaptive-retrieval policy; appends to `trace`.
-    Shared by the pipeline and by replay."""
-
-    def __init__(
-        self,
-        cfg: PipelineConfig,
-        tools: dict[str, Callable[..., Any]],
-        is_sentinel: Callable[[str], bool],
-        trace: list[TraceEvent],
-        flags: Any = None,
-    ) -> None:
-        self.cfg = cfg
-        self.tools = tools
-        self.is_sentinel = is_sentinel
-        self.trace = trace
-        self.flags = flags  # gets .retried_with_topk10 = True when a retry happens
-        self.run: Run | None = None
-        self.program: Program | None = None
-
-    def _on_event(self, event: TraceEvent) -> None:
-        # interpreter events are renumbered into the pipeline's trace
-        self.trace.append(event.model_copy(update={"step": len(self.trace) + 1}))
-
-    def execute(self, program: Program, cache: CallCache, attempt: int, topk: int | None = None) -> Run:
-        settings = {"topk": topk or self.cfg.topk}
-        _emit(self.trace, ExecuteEvent, attempt=attempt, program=program.source, settings=settings)
-        run = Run(
-            program,
-            self.tools,
-            settings=settings,
-            cache=cache,
-            on_event=self._on_event,
-            mode="dataflow" if self.cfg.parallel else "sequential",
-            max_workers=self.cfg.max_workers,
-            batch_window_s=self.cfg.batch_window_s,
-        )
-        self.run, self.program, self.cache = run, program, cache  # before running: kept on Ctrl-C too
-        supervise(run, run.run_all)
-        return run
-
-    def _retried(self) -> None:
-        if self.flags is not None:
-            self.flags.retried_with_topk10 = True
-
-    def _sentinel(self, run: Run, s: Statement) -> bool:
-        value = run.value(s.index)
-        return isinstance(value, str) and self.is_sentinel(value)
-
-    def adaptive(self, attempt: int) -> None:
-        """Re-retrieve with the boosted top-k for every answer that came back as a sentinel: only the
-        retrieve statements feeding it and the statements that depend on them run again (the resolved
-        program's bindings say which; a name reassigned later never changes what they read)."""
-        run, program, cfg = self.run, self.program, self.cfg
-        if run is None or program is None or run.error is not None:
-            return
-        if cfg.policy == "reference":
-            flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(run, s)]
-            if flagged:
-                s = flagged[0]
-                _emit(
-                    self.trace,
-                    AdaptiveRetryEvent,
-                    statement=s.index,
-                    target=s.target,
-                    answer=str(run.value(s.index)),
-                    retrieve_statements=[x.index for x in program.statements if program.calls(x, "retrieve")],
-                    topk=cfg.boosted_topk,
-                    rerun=list(range(len(program.statements))),
-                    policy="reference",
-                )
-                self._retried()
-                self.execute(program, CallCache(), attempt + 1, cfg.boosted_topk)
-            return
-        boosted: set[int] = set()  # id() of the retrieve call nodes already boosted
-        for s in program.statements:
-            if run.error is not None:
-                return
-            if not program.answer_call(s) or not self._sentinel(run, s):
-                continue
-            changed = []
-            for i, node in program.feeding_retrieves(s):
-                if id(node) in boosted:
-                    continue
-                boosted.add(id(node))
-                if _current_topk(node, program.statements[i], run, cfg.topk) < cfg.boosted_topk:
-                    run.force_argument(node, "topk", cfg.boosted_topk)
-                    changed.append(i)
-            if not changed:
-                continue
-            rerun = sorted(set(changed) | {x for i in changed for x in program.dependents(i)})
-            _emit(
-                self.trace,
-                AdaptiveRetryEvent,
-                statement=s.index,
-                target=s.target,
-                answer=str(run.value(s.index)),
-                retrieve_statements=sorted(set(changed)),
-                topk=cfg.boosted_topk,
-                rerun=rerun,
-            )
-            self._retried()
-            supervise(run, lambda: run.run_statements(rerun))
-
-
 def _repairable(err: DslError) -> bool:
     """Runtime errors a new program can fix. Not: retriever or LLM failures, timeouts, interrupts, a tool's
     result over a limit (an over-long document from the retriever is not the program's fault)."""
@@ -490,22 +323,6 @@ def _repairable(err: DslError) -> bool:
         "interrupted",
         "max_trace_bytes",
     )
-
-
-def _current_topk(node: ast.Call, stmt: Statement, run: Run, default: int) -> int:
-    """The top-k a retrieve call ran with: forced, a constant, a variable (through the statement's
-    bindings), or the run default."""
-    forced = run.forced_argument(node, "topk")
-    if isinstance(forced, int):  # only adaptive retrieval forces it, with the boosted top-k
-        return forced
-    arg = run.program.argument(node, "topk")
-    if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
-        return arg.value
-    if isinstance(arg, ast.Name):
-        value = run.value(stmt.binds[arg.id])
-        if isinstance(value, int):
-            return value
-    return default
 
 
 __all__ = ["Executor", "Interrupted", "Pipeline", "PipelineConfig", "PipelineResult"]
