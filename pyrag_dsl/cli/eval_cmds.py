@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,21 @@ def _progress(console: Console) -> ProgressBar:
     )
 
 
+@dataclass
+class _Job:
+    """One `eval` command: its flags, where it prints, the data, where records go, the run's configuration,
+    the settings, the records already there and the questions still to ask."""
+
+    args: argparse.Namespace
+    console: Console
+    qaset: QASet
+    out_dir: Path
+    config: dict[str, Any]
+    settings: Settings
+    done_records: list[dict[str, Any]]
+    todo: list[QARow]
+
+
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     from ..eval.runner import pending, run_config
 
@@ -88,12 +104,12 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if args.retry_errors and not args.resume:
         raise UsageError("--retry-errors goes with --resume (it asks again the recorded questions that failed)")
     done_records = _recorded(args, console, out_dir, config)
-    todo = pending(qaset, done_records)
-    if args.resume and not todo:
-        return _summary_only(args, console, out_dir, qaset, config)
+    job = _Job(args, console, qaset, out_dir, config, settings, done_records, pending(qaset, done_records))
+    if args.resume and not job.todo:
+        return _summary_only(job)
     if args.ray is not None:
-        return _eval_on_ray(args, console, todo, settings, qaset, out_dir, config, len(done_records))
-    return _eval_here(args, console, todo, settings, qaset, out_dir, config, done_records)
+        return _eval_on_ray(job)
+    return _eval_here(job)
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -131,35 +147,27 @@ def _recorded(
     return done_records
 
 
-def _eval_here(
-    args: argparse.Namespace,
-    console: Console,
-    todo: list[QARow],
-    settings: Settings,
-    qaset: QASet,
-    out_dir: Path,
-    config: dict[str, Any],
-    done_records: list[dict[str, Any]],
-) -> int:
+def _eval_here(job: _Job) -> int:
     """`eval` in this process: the pending questions with --concurrency in flight, then the summary; exit 3
     when the embedded server died, 130/143 when interrupted (what finished is recorded either way)."""
     from ..pipeline.batch import EndpointLimits
 
+    args, done = job.args, job.done_records
     limits = EndpointLimits(args.llm_inflight or args.concurrency)
-    session = open_session(settings, console)
+    session = open_session(job.settings, job.console)
     try:
-        method = _open_method(args, session, limits, config)
-        console.print(
-            f"eval [bold]{method.name}[/bold] on {markup(qaset.source)}: {len(qaset.rows)} questions"
-            + (f", {len(done_records)} already recorded" if done_records else "")
-            + f"; writing {out_dir}",
+        method = _open_method(args, session, limits, job.config)
+        job.console.print(
+            f"eval [bold]{method.name}[/bold] on {markup(job.qaset.source)}: {len(job.qaset.rows)} questions"
+            + (f", {len(done)} already recorded" if done else "")
+            + f"; writing {job.out_dir}",
             highlight=False,
         )
-        interrupted = _ask_all(args, console, session, method, todo, qaset, out_dir, done_records)
+        interrupted = _ask_all(job, session, method)
         crash = session.server_crash()
     finally:
         session.close()
-    return _finish(args, console, qaset, out_dir, config, crash, interrupted)
+    return _finish(job, crash, interrupted)
 
 
 def _open_method(args: argparse.Namespace, session: Session, limits: EndpointLimits, config: dict[str, Any]) -> Method:
@@ -179,22 +187,14 @@ def _open_method(args: argparse.Namespace, session: Session, limits: EndpointLim
     return method
 
 
-def _ask_all(
-    args: argparse.Namespace,
-    console: Console,
-    session: Session,
-    method: Method,
-    todo: list[QARow],
-    qaset: QASet,
-    out_dir: Path,
-    done_records: list[dict[str, Any]],
-) -> bool:
+def _ask_all(job: _Job, session: Session, method: Method) -> bool:
     """Answer the pending questions, each record written as it finishes, under a progress bar; True when
     Ctrl-C / SIGTERM stopped it. A dead embedded server stops asking."""
     from ..eval.records import RecordWriter
     from ..eval.runner import Progress, run_rows
     from .trace_cmds import export_record
 
+    args, out_dir, qaset, done_records = job.args, job.out_dir, job.qaset, job.done_records
     state = Progress(
         total=len(qaset.rows),
         done=len(done_records),
@@ -202,7 +202,7 @@ def _ask_all(
         errors=sum(bool(r.get("error")) for r in done_records),
     )
     writer = RecordWriter(out_dir / "records.jsonl")
-    bar = _progress(console)
+    bar = _progress(job.console)
     task = bar.add_task(
         method.name, total=len(qaset.rows), completed=state.done, em=_pct(state.em), errors=state.errors
     )
@@ -220,7 +220,7 @@ def _ask_all(
         with bar:
             run_rows(
                 method,
-                todo,
+                job.todo,
                 out_dir,
                 writer,
                 concurrency=args.concurrency,
@@ -246,20 +246,13 @@ def _print_record(console: Console, record: dict[str, Any]) -> None:
     )
 
 
-def _finish(
-    args: argparse.Namespace,
-    console: Console,
-    qaset: QASet,
-    out_dir: Path,
-    config: dict[str, Any],
-    crash: Exception | None,
-    interrupted: bool,
-) -> int:
+def _finish(job: _Job, crash: Exception | None, interrupted: bool) -> int:
     """The summary, then what stopped the run (a dead server, an interrupt) and how to continue; the exit code."""
     from ..eval.runner import finish
 
-    summary = finish(out_dir, qaset, config)
-    _print_summary(console, summary, f"{args.method} on {qaset.source}", out_dir)
+    console, qaset = job.console, job.qaset
+    summary = finish(job.out_dir, qaset, job.config)
+    _print_summary(console, summary, f"{job.args.method} on {qaset.source}", job.out_dir)
     if crash is not None:
         server_died(console, crash, summary["overall"]["n"], len(qaset.rows))
         console.print("continue with the same command plus --resume --retry-errors once it is fixed", highlight=False)
@@ -276,12 +269,11 @@ def _finish(
     return EXIT_OK
 
 
-def _summary_only(
-    args: argparse.Namespace, console: Console, out_dir: Path, qaset: QASet, config: dict[str, Any]
-) -> int:
+def _summary_only(job: _Job) -> int:
     """--resume with every question recorded: rewrite the summary without starting any server."""
     from ..eval.runner import finish, resolved_settings
 
+    args, console, out_dir, qaset, config = job.args, job.console, job.out_dir, job.qaset, job.config
     config.update(resolved_settings(out_dir))
     console.print(
         f"eval {args.method} on {markup(qaset.source)}: all {len(qaset.rows)} questions already recorded; "
@@ -292,27 +284,19 @@ def _summary_only(
     return EXIT_OK
 
 
-def _eval_on_ray(
-    args: argparse.Namespace,
-    console: Console,
-    todo: list[QARow],
-    settings: Settings,
-    qaset: QASet,
-    out_dir: Path,
-    config: dict[str, Any],
-    recorded: int,
-) -> int:
+def _eval_on_ray(job: _Job) -> int:
     """`eval --ray`: the pending questions sharded over Ray tasks (pyrag_dsl.eval.ray_shards), then the
     summary as for a local run; exit 1 when a task failed or questions are left, 130 when interrupted."""
     from ..eval.ray_shards import run_on_ray
 
+    args, console, qaset = job.args, job.console, job.qaset
     run = run_on_ray(
-        todo,
-        settings,
+        job.todo,
+        job.settings,
         qaset,
-        out_dir,
-        config,
-        recorded,
+        job.out_dir,
+        job.config,
+        len(job.done_records),
         console,
         method=args.method,
         address=args.ray,

@@ -11,10 +11,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .common import EXIT_OK, EXIT_RUNTIME, UsageError, open_session, pipeline_of, settings_from_args
+from .common import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    UsageError,
+    open_session,
+    pipeline_of,
+    settings_from_args,
+)
 from .exits import EXIT_FAILED
 from .render import show_program, step_table
 from .safe_text import markup, text
+from .trace_cmds import read_trace_file
 
 if TYPE_CHECKING:
     from ..interpreter.trace import TraceEvent
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
-    header, events = _read_trace(args)
+    header, events = read_trace_file(Path(args.trace))
     if args.step is not None:
         return _show_step(args, console, events)
     report = _replay(args, console, header, events)
@@ -35,21 +43,6 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_OK
     return _show_differences(args, console, report)
-
-
-def _read_trace(args: argparse.Namespace) -> tuple[dict[str, Any], list[TraceEvent]]:
-    """The trace file's header and events; a usage error when it is missing or not a trace."""
-    from ..interpreter.trace import read_jsonl
-
-    path = Path(args.trace)
-    if not path.is_file():
-        raise UsageError(f"{'not a file' if path.exists() else 'no such trace file'}: {args.trace}")
-    try:
-        return read_jsonl(path)
-    except UnicodeDecodeError:
-        raise UsageError(f"{args.trace}: not a trace (not UTF-8 text)") from None
-    except ValueError as e:
-        raise UsageError(f"{args.trace}: {e}") from None
 
 
 def _show_step(args: argparse.Namespace, console: Console, events: list[TraceEvent]) -> int:

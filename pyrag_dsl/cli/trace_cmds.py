@@ -24,6 +24,7 @@ from .exits import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, UsageError
 from .safe_text import markup, text
 
 if TYPE_CHECKING:
+    from ..interpreter.trace import TraceEvent
     from ..observe.otel import OtelSink
 
 _ACTIVE: dict[str, Any] = {}  # "sink": the OtelSink of the running command (one command per process)
@@ -178,7 +179,7 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
     try:
         for f in files:  # one at a time: an eval directory may hold thousands
             try:
-                header, events = _read(f)
+                header, events = read_trace_file(f)
             except UsageError as e:  # not a trace: said, and the others still go
                 _err().print(Text("error: ", style="red") + text(str(e)))
                 unreadable += 1
@@ -199,11 +200,16 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
     return EXIT_USAGE if unreadable else EXIT_OK
 
 
-def _read(path: Path) -> tuple[dict[str, Any], list[Any]]:
-    from ..observe.otel import read_trace
+def read_trace_file(path: Path) -> tuple[dict[str, Any], list[TraceEvent]]:
+    """A trace file's header and typed events (the pipeline's kinds too); a UsageError naming the file when it
+    is missing, unreadable or not a trace."""
+    from ..interpreter.trace import read_jsonl
+    from ..pipeline import events as _pipeline_events  # noqa: F401 - registers the pipeline's event kinds
 
+    if not path.is_file():
+        raise UsageError(f"{'not a file' if path.exists() else 'no such trace file'}: {path}")
     try:
-        return read_trace(path)
+        return read_jsonl(path)
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a trace (not UTF-8 text)") from None
     except ValueError as e:

@@ -55,7 +55,19 @@ class Executor:
         supervise(run, run.run_all)
         return run
 
-    def _retried(self) -> None:
+    def _retry(self, run: Run, s: Statement, retrieves: list[int], rerun: list[int], **policy: str) -> None:
+        """Record an adaptive retry of the sentinel answer of `s` (an event; the result's flag)."""
+        append_event(
+            self.trace,
+            AdaptiveRetryEvent,
+            statement=s.index,
+            target=s.target,
+            answer=str(run.value(s.index)),
+            retrieve_statements=retrieves,
+            topk=self.cfg.boosted_topk,
+            rerun=rerun,
+            **policy,
+        )
         if self.flags is not None:
             self.flags.retried_with_topk10 = True
 
@@ -73,19 +85,8 @@ class Executor:
         if cfg.policy == "reference":
             flagged = [s for s in program.statements if program.answer_call(s) and self._sentinel(run, s)]
             if flagged:
-                s = flagged[0]
-                append_event(
-                    self.trace,
-                    AdaptiveRetryEvent,
-                    statement=s.index,
-                    target=s.target,
-                    answer=str(run.value(s.index)),
-                    retrieve_statements=[x.index for x in program.statements if program.calls(x, "retrieve")],
-                    topk=cfg.boosted_topk,
-                    rerun=list(range(len(program.statements))),
-                    policy="reference",
-                )
-                self._retried()
+                retrieves = [x.index for x in program.statements if program.calls(x, "retrieve")]
+                self._retry(run, flagged[0], retrieves, list(range(len(program.statements))), policy="reference")
                 self.execute(program, CallCache(), attempt + 1, cfg.boosted_topk)
             return
         boosted: set[int] = set()  # id() of the retrieve call nodes already boosted
@@ -105,17 +106,7 @@ class Executor:
             if not changed:
                 continue
             rerun = sorted(set(changed) | {x for i in changed for x in program.dependents(i)})
-            append_event(
-                self.trace,
-                AdaptiveRetryEvent,
-                statement=s.index,
-                target=s.target,
-                answer=str(run.value(s.index)),
-                retrieve_statements=sorted(set(changed)),
-                topk=cfg.boosted_topk,
-                rerun=rerun,
-            )
-            self._retried()
+            self._retry(run, s, sorted(set(changed)), rerun)
             supervise(run, lambda: run.run_statements(rerun))
 
 
