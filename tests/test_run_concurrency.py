@@ -140,8 +140,9 @@ def test_bad_concurrency_is_a_usage_error(tmp_path):
 
 
 def test_run_questions_orders_results_and_survives_an_exception():
-    """Question n returns only after question n+1 has (so the four must run at once, and 4 returns first):
-    on_finished hears of 4 first, on_ordered still in input order, and question 2's exception is its own error."""
+    """Question n returns only after on_finished has heard of question n+1 (so the four must run at once, and
+    4 finishes first): on_finished hears 4, 3, 2, 1, on_ordered still in input order, and question 2's exception
+    is its own error. (Set when run() returns, the event would let question 3 be collected before 4.)"""
     done = {n: threading.Event() for n in range(1, 6)}
     done[5].set()
 
@@ -150,25 +151,27 @@ def test_run_questions_orders_results_and_survives_an_exception():
             self.n = n
 
         def run(self, question):
-            try:
-                if not done[self.n + 1].wait(30):
-                    raise TimeoutError(f"question {self.n + 1} did not finish while {self.n} ran")
-                if self.n == 2:
-                    raise RuntimeError("boom")
-                return type("R", (), {"error": None, "final_answer": question.upper()})()
-            finally:
-                done[self.n].set()
+            if not done[self.n + 1].wait(30):
+                raise TimeoutError(f"question {self.n + 1} did not finish while {self.n} ran")
+            if self.n == 2:
+                raise RuntimeError("boom")
+            return type("R", (), {"error": None, "final_answer": question.upper()})()
 
     finished, ordered = [], []
+
+    def on_finished(o):
+        finished.append(o.n)
+        done[o.n].set()
+
     outs = run_questions(
         Pipe,
         ["a", "b", "c", "d"],
         4,
-        on_finished=lambda o: finished.append(o.n),
+        on_finished=on_finished,
         on_ordered=lambda o: ordered.append(o.n),
         stop=threading.Event(),
     )
-    assert ordered == [1, 2, 3, 4] and finished[0] == 4 and sorted(finished) == [1, 2, 3, 4]  # 4 returned first
+    assert ordered == [1, 2, 3, 4] and finished == [4, 3, 2, 1]
     assert outs[1].result.error["type"] == "RuntimeError" and outs[1].result.error["message"] == "boom"
     assert [o.result.final_answer for o in outs if o.n != 2] == ["A", "C", "D"]
 
