@@ -177,7 +177,7 @@ def _open_method(args: argparse.Namespace, session: Session, limits: EndpointLim
 
     method = method_class(args.method).from_session(session, limits=limits)
     if args.retrieval_inflight:
-        limits.overrides[f"retriever:{method.retriever_endpoint}"] = args.retrieval_inflight
+        limits.cap_retriever(method.retriever_endpoint, args.retrieval_inflight)
     config["settings_resolved"] = method.settings()  # e.g. plan_grammar auto -> what this server got
     if session.server is not None:
         config["embedded_server"] = {

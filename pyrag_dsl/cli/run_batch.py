@@ -64,10 +64,9 @@ def cmd_run_concurrent(
         if not args.json:
             # on stderr: a reader of standard output that goes away (`| head`) must not lose the results
             Console(stderr=True).print(f"[dim]LLM: {markup(session.describe_llm())}[/dim]", highlight=False)
-        r = session.settings.retriever
-        endpoint = str(r.url or r.index or "embedded")
+        endpoint = session.retriever_endpoint()
         if args.retrieval_inflight:
-            limits.overrides[f"retriever:{endpoint}"] = args.retrieval_inflight
+            limits.cap_retriever(endpoint, args.retrieval_inflight)
         run_dir = new_run_dir(settings.output_dir)
         batch = _Batch(args, session, limits, endpoint, run_dir, console)
         stopped = batch.answer_all(questions, status)
@@ -138,13 +137,11 @@ class _Batch:
         return None
 
     def make(self, _n: int) -> Pipeline:
-        from ..pipeline.batch import MeteredLLM, MeteredRetriever
+        from ..pipeline.batch import MeteredRetriever, metered_llms
         from ..pipeline.runner import Pipeline
 
         base, limits = self.base, self.limits
-        first, last = self.session.clients[0], self.session.clients[-1]  # the answer LLM, the plan LLM
-        llm = MeteredLLM(first, limits)
-        plan = llm if last is first else MeteredLLM(last, limits)
+        llm, plan = metered_llms(*self.session.entered_llms(), limits)
         return Pipeline(
             llm,
             MeteredRetriever(base.retriever, self.endpoint, limits),

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..agents.answer import extract_answer
 from ..agents.formats import answer_rules, grammars
 from ..agents.llm import LLMError
 from ..agents.prompts import load_prompt, render
-from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever
+from ..pipeline.batch import EndpointLimits, MeteredLLM, MeteredRetriever, metered_llms
 from ..pipeline.runner import Interrupted, Pipeline
 from ..retrievers.base import RetrievalError, RetrieveTool
+
+if TYPE_CHECKING:
+    from ..pipeline.session import Session
 
 METHODS = ("pyrag", "vanilla", "direct")
 
@@ -87,17 +90,21 @@ class Method:
         self.limits = limits or EndpointLimits()
 
     @classmethod
-    def from_session(cls, session: Any, limits: EndpointLimits | None = None) -> "Method":
-        r = session.settings.retriever
-        endpoint = r.url or r.index or "embedded"
-        p = session.pipeline
+    def from_session(cls, session: Session, limits: EndpointLimits | None = None) -> "Method":
+        if session.pipeline is None:
+            raise RuntimeError("the session has no pipeline: it was not entered")
+        llm, plan_llm = session.entered_llms()
         return cls(
-            p.llm, p.retriever, plan_llm=p.plan_llm, config=p.config, retriever_endpoint=str(endpoint), limits=limits
+            llm,
+            session.retriever,
+            plan_llm=plan_llm,
+            config=session.pipeline.config,  # plan_grammar auto decided for this server
+            retriever_endpoint=session.retriever_endpoint(),
+            limits=limits,
         )
 
     def _views(self) -> tuple[MeteredLLM, MeteredLLM, MeteredRetriever]:
-        llm = MeteredLLM(self.llm, self.limits)
-        plan = llm if self.plan_llm is self.llm else MeteredLLM(self.plan_llm, self.limits)
+        llm, plan = metered_llms(self.llm, self.plan_llm, self.limits)
         return llm, plan, MeteredRetriever(self.retriever, self.retriever_endpoint, self.limits)
 
     def answer(self, question: str) -> Outcome:

@@ -62,7 +62,7 @@ def run_shard(
         with Session(settings) as session:
             method = method_class(method_name).from_session(session, limits=limits)
             if retrieval_inflight:
-                limits.overrides[f"retriever:{method.retriever_endpoint}"] = retrieval_inflight
+                limits.cap_retriever(method.retriever_endpoint, retrieval_inflight)
             progress = run_rows(method, qrows, out, writer, concurrency=concurrency)
     finally:
         writer.close()

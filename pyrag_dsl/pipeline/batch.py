@@ -26,6 +26,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def _retriever_slot(endpoint: str) -> str:
+    return f"retriever:{endpoint}"
+
+
 class EndpointLimits:
     """At most `per_endpoint` (or `overrides[endpoint]`) requests in flight to each endpoint; None: no cap."""
 
@@ -38,6 +42,10 @@ class EndpointLimits:
         self._lock = threading.Lock()
         self.in_flight: dict[str, int] = {}
         self.peak: dict[str, int] = {}
+
+    def cap_retriever(self, endpoint: str, n: int) -> None:
+        """At most `n` searches in flight to the retriever named `endpoint` (as MeteredRetriever names it)."""
+        self.overrides[_retriever_slot(endpoint)] = n
 
     def _sem(self, endpoint: str) -> threading.BoundedSemaphore | None:
         cap = self.overrides.get(endpoint, self.per_endpoint)
@@ -104,13 +112,19 @@ class MeteredLLM:
         pass
 
 
+def metered_llms(llm: LLMClient, plan_llm: LLMClient, limits: EndpointLimits) -> tuple[MeteredLLM, MeteredLLM]:
+    """One question's views of the shared Answer and Plan clients (one view when they are one client)."""
+    view = MeteredLLM(llm, limits)
+    return view, view if plan_llm is llm else MeteredLLM(plan_llm, limits)
+
+
 class MeteredRetriever:
     """A per-question view of a retriever: the endpoint's slot around each search; counts searches."""
 
     def __init__(self, retriever: Retriever, endpoint: str, limits: EndpointLimits | None = None) -> None:
         self._retriever = retriever
         self._limits = limits or EndpointLimits()
-        self._endpoint = f"retriever:{endpoint}"
+        self._endpoint = _retriever_slot(endpoint)
         self._lock = threading.Lock()
         self.requests = 0
         self.queries = 0

@@ -27,7 +27,8 @@ class Session:
         self.settings = settings if settings is not None else Settings()
         self.progress = progress
         self.server: LocalLLMServer | None = None
-        self.clients: list[LLMClient] = []
+        self.llm: LLMClient | None = None  # Decompose and Answer
+        self.plan_llm: LLMClient | None = None  # Plan: the same client when one server serves all three
         self.retriever: Retriever | None = None
         self.pipeline: Pipeline | None = None
 
@@ -46,6 +47,23 @@ class Session:
                 retriever.close()
                 raise
         return retriever
+
+    @property
+    def clients(self) -> list[LLMClient]:
+        """The LLM clients this session opened, each once."""
+        return [c for c in dict.fromkeys((self.llm, self.plan_llm)) if c is not None]
+
+    def entered_llms(self) -> tuple[LLMClient, LLMClient]:
+        """The Decompose/Answer and the Plan client of an entered session (the same one when one server
+        serves all three)."""
+        if self.llm is None or self.plan_llm is None:
+            raise RuntimeError("the session has no LLM clients: it was not entered")
+        return self.llm, self.plan_llm
+
+    def retriever_endpoint(self) -> str:
+        """The retriever's name in per-endpoint caps (pipeline.batch): its URL, its index, or "embedded"."""
+        r = self.settings.retriever
+        return str(r.url or r.index or "embedded")
 
     def open_llms(self) -> tuple[LLMClient, LLMClient]:
         s = self.settings
@@ -67,14 +85,14 @@ class Session:
             )
             llm = LLMClient(config)
             llm.health = server.check_alive  # a failed request names a dead server, not "cannot connect"
-            self.clients = [llm]
+            self.llm = self.plan_llm = llm
             return llm, llm
         llm_fields, plan_fields = s.llm_fields(), s.plan_llm_fields()
         if llm_fields is None:  # Settings: no fields only when the embedded server answers (handled above)
             raise ConfigError("no LLM server is configured")
         llm = LLMClient(LLMConfig(**llm_fields))
         plan = LLMClient(LLMConfig(**plan_fields)) if plan_fields is not None and plan_fields != llm_fields else llm
-        self.clients = [llm] if plan is llm else [llm, plan]
+        self.llm, self.plan_llm = llm, plan
         for client in self.clients:
             client.check()
         return llm, plan
