@@ -203,13 +203,12 @@ def cmd_trace_export(args: argparse.Namespace, console: Console) -> int:
 def read_trace_file(path: Path) -> tuple[dict[str, Any], list[TraceEvent]]:
     """A trace file's header and typed events (the pipeline's kinds too); a UsageError naming the file when it
     is missing, unreadable or not a trace."""
-    from ..interpreter.trace import read_jsonl
-    from ..pipeline import events as _pipeline_events  # noqa: F401 - registers the pipeline's event kinds
+    from ..observe.otel import read_trace
 
     if not path.is_file():
         raise UsageError(f"{'not a file' if path.exists() else 'no such trace file'}: {path}")
     try:
-        return read_jsonl(path)
+        return read_trace(path)
     except UnicodeDecodeError:
         raise UsageError(f"{path}: not a trace (not UTF-8 text)") from None
     except ValueError as e:

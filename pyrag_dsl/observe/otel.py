@@ -26,7 +26,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from ..interpreter.trace import TraceEvent
 
 INSTALL_HINT = "pip install 'pyrag-dsl[otel]'"
 TRACES_PATH = "/v1/traces"
@@ -446,7 +449,7 @@ def build_spans(header: Mapping[str, Any] | None, events: Iterable[Any], *, cont
     return _Builder(header or {}, list(events), content).root()
 
 
-def read_trace(path: str | Path) -> tuple[dict[str, Any], list[Any]]:
+def read_trace(path: str | Path) -> tuple[dict[str, Any], list[TraceEvent]]:
     """A trace file's header and typed events (pipeline kinds included)."""
     from ..interpreter.trace import read_jsonl
     from ..pipeline import events as _pipeline_events  # noqa: F401 - registers the pipeline's event kinds
