@@ -1,11 +1,11 @@
 """Streamed plan execution: statements run while the Plan reply is still streaming; the finished program
 then answers those calls from the call cache, with the same result as a non-streamed run."""
 
-import threading
 import time
 
 import pytest
 from corpus import JED_HOYER
+from gate import Gate
 from scripted_llm import ScriptedLLM
 from test_pipeline import QUESTION, default_handler, make_pipeline
 
@@ -121,22 +121,13 @@ def test_streaming_client_returns_the_whole_reply(bm25):
     assert seen == ["line one\n", "line one\nline two\n"]
 
 
-class HeldRetrieve:
-    """A retrieve tool held until `release()` (or for `seconds`, when given): `entered` once a call started,
+class HeldRetrieve(Gate):
+    """A retrieve tool held at its gate until `release()` (or for `seconds`): `entered` once a call started,
     `left` once it returned."""
 
-    def __init__(self, seconds=None):
-        self.seconds = seconds
-        self.entered, self.released, self.left = threading.Event(), threading.Event(), threading.Event()
-
     def __call__(self, query, topk):
-        self.entered.set()
-        self.released.wait(self.seconds if self.seconds is not None else 30)
-        self.left.set()
+        self.hold()
         return [{"id": query, "title": query, "text": query}]
-
-    def release(self):
-        self.released.set()
 
     def tools(self):
         return {"retrieve": self, "answer": lambda query, docs=None: "A"}

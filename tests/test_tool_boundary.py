@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping
 
 import pytest
+from gate import Gate
 
 import pyrag_dsl.interpreter.supervisor as sv
 from pyrag_dsl import Doc, Docs, Limits, ToolSpec, ValueType, execute, parse_program
@@ -121,21 +122,6 @@ def test_int_results_out_of_range_or_of_the_wrong_type(value):
 def test_an_int_in_range_is_a_value():
     prog = parse_program('n = count("q")\nfinal_answer = f"{n}"\n', _int_tool_language())
     assert execute(prog, {"count": lambda query: 42}).final_answer == "42"
-
-
-class Gate:
-    """Holds whoever calls `hold()` until the test calls `release()`; says whether a holder came and left."""
-
-    def __init__(self):
-        self.entered, self.released, self.left = threading.Event(), threading.Event(), threading.Event()
-
-    def hold(self):
-        self.entered.set()
-        self.released.wait(30)
-        self.left.set()
-
-    def release(self):
-        self.released.set()
 
 
 def test_result_conversion_runs_inside_the_tool_time_limit():
