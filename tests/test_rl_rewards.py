@@ -69,6 +69,13 @@ def kwargs(llm, retrieval_server, **extra):
     return out
 
 
+def warm_client(llm, kw):
+    """Make the reward's LLM client (and learn its server's kind) before the reward's clock runs: the first one
+    in a process can take a second on a loaded machine, which a test with a sub-second run_timeout_s cannot
+    spend inside the rollout's guard (2 x run_timeout_s)."""
+    llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={})).server_kind()
+
+
 def plan(solution, **kw):
     return compute_score("pyrag_plan", solution, GOLD, {"question": QUESTION, "topk": 5}, **kw)
 
@@ -250,7 +257,9 @@ def test_plan_reward_program_that_times_out_returns_in_time(retrieval_server):
 
 def test_plan_reward_run_timeout(retrieval_server):
     with ScriptedLLM(frozen_agents(), delay=0.4) as llm:
-        out = plan(JED_HOYER, **kwargs(llm, retrieval_server, tool_timeout_s=5, run_timeout_s=0.6, cache_size=12))
+        kw = kwargs(llm, retrieval_server, tool_timeout_s=5, run_timeout_s=0.6, cache_size=12)
+        warm_client(llm, kw)
+        out = plan(JED_HOYER, **kw)
     assert out["score"] == 0.0 and out["error_kind"] == "LimitExceeded:run_timeout_s"
 
 
@@ -427,7 +436,7 @@ def test_no_request_after_the_plan_reward_returned(retrieval_server):
     )  # the first call is the slow one
     with ScriptedLLM(frozen_agents(), delay=2.0) as llm:
         kw = kwargs(llm, retrieval_server, tool_timeout_s=0.5, run_timeout_s=5, llm_retries=1, cache_size=21)
-        llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={}))  # made before: it can take 1 s
+        warm_client(llm, kw)
         out = plan(program, **kw)
         assert wait_until(lambda: ABANDONED.count == 0)  # the abandoned call has ended
         assert len(llm.requests) <= 1  # at most the call in flight when the reward returned; never its retry
@@ -439,7 +448,7 @@ def test_no_request_after_a_rollout_timeout(retrieval_server):
     behind the returned reward (retrieval, then the Answer agent)."""
     with ScriptedLLM(frozen_agents(), delay=4.0) as llm:  # the guard gives up at 2 x run_timeout_s = 3 s
         kw = kwargs(llm, retrieval_server, run_timeout_s=1.5, tool_timeout_s=5, cache_size=22)
-        llm_client(llm.url, "scripted", RewardSettings.resolve(kw, environ={}))  # made before: it can take 1 s
+        warm_client(llm, kw)
         out = compute_score("pyrag_decompose", '["When was Jed Hoyer born?"]', GOLD, {"question": QUESTION}, **kw)
         assert out["error_kind"] == "RolloutTimeout"
         assert wait_until(lambda: not any(t.name == "pyrag-reward" for t in threading.enumerate()))
